@@ -1,0 +1,6 @@
+//! One module per command: arguments, one library call, rendering.
+
+pub mod demo;
+pub mod list;
+pub mod show_config;
+pub mod snapshot;

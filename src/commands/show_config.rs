@@ -1,0 +1,77 @@
+//! `backup config`: the config as the tool understood it, every path resolved.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use backup_agent::config::{Config, RemoteConfig};
+use backup_agent::error::Error;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print as JSON instead of TOML
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The file's own shape (so the output can be pasted back), with every default filled in.
+#[derive(Serialize)]
+struct Shown<'a> {
+    database: Vec<ShownDatabase<'a>>,
+    include: Vec<ShownInclude<'a>>,
+    local: ShownLocal<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<&'a RemoteConfig>,
+}
+
+#[derive(Serialize)]
+struct ShownDatabase<'a> {
+    name: &'a str,
+    path: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migrations: Option<&'a PathBuf>,
+}
+
+#[derive(Serialize)]
+struct ShownInclude<'a> {
+    path: &'a Path,
+}
+
+#[derive(Serialize)]
+struct ShownLocal<'a> {
+    dir: &'a Path,
+}
+
+pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
+    let config: Config = crate::load_config(config_path)?;
+    let shown = Shown {
+        database: config
+            .databases
+            .iter()
+            .map(|d| ShownDatabase {
+                name: &d.name,
+                path: &d.path,
+                migrations: d.migrations.as_ref(),
+            })
+            .collect(),
+        include: config
+            .includes
+            .iter()
+            .map(|p| ShownInclude { path: p })
+            .collect(),
+        local: ShownLocal {
+            dir: &config.local_dir,
+        },
+        remote: config.remote.as_ref(),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&shown).expect("serializes")
+        );
+    } else {
+        println!("# resolved from {}", config.file.display());
+        print!("{}", toml::to_string(&shown).expect("serializes"));
+    }
+    crate::ok()
+}

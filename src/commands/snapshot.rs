@@ -1,0 +1,109 @@
+//! `backup now` and `backup run`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use backup_agent::config::Config;
+use backup_agent::error::{Error, exit};
+use backup_agent::fsutil::human_bytes;
+use backup_agent::job::{self, JobReport};
+use backup_agent::progress::Progress;
+use backup_agent::tag::{Kind, Tag};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the outcome as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    ok: bool,
+    tag: &'a Tag,
+    kind: Kind,
+    archive: &'a Path,
+    size: u64,
+    sha256: &'a str,
+    source_bytes: u64,
+    databases: usize,
+    files: usize,
+    remote: Option<&'a str>,
+    pushed: &'a [Tag],
+    pending: &'a [Tag],
+    push_error: Option<String>,
+}
+
+pub fn run(
+    config: Option<&Path>,
+    args: &Args,
+    manual: bool,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let config = crate::load_config(config)?;
+    let kind = if manual {
+        Kind::Manual
+    } else {
+        Kind::Scheduled
+    };
+    let report = job::snapshot_and_push(&config, kind, progress)?;
+    render(&config, &report, args.json);
+    match &report.push_error {
+        None => Ok(exit::OK),
+        Some(e) => {
+            eprintln!(
+                "backup: error: snapshot {} is safe locally, but the push failed: {e}; {} snapshot(s) wait locally and go up with the next `backup run` or `backup now`",
+                report.snapshot.tag,
+                report.pending.len()
+            );
+            Ok(exit::REMOTE)
+        }
+    }
+}
+
+fn render(config: &Config, report: &JobReport, json: bool) {
+    let snapshot = &report.snapshot;
+    let manifest = &snapshot.manifest;
+    if json {
+        let out = JsonReport {
+            ok: report.push_error.is_none(),
+            tag: &snapshot.tag,
+            kind: snapshot.tag.kind(),
+            archive: &snapshot.archive,
+            size: snapshot.size,
+            sha256: &snapshot.sha256,
+            source_bytes: manifest.payload_bytes(),
+            databases: manifest.databases.len(),
+            files: manifest.files.len(),
+            remote: report.remote.as_deref(),
+            pushed: &report.pushed,
+            pending: &report.pending,
+            push_error: report.push_error.as_ref().map(ToString::to_string),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("serializes")
+        );
+        return;
+    }
+    println!(
+        "snapshot {}: {} database(s), {} file(s), {} -> {} in {:.1}s",
+        snapshot.tag,
+        manifest.databases.len(),
+        manifest.files.len(),
+        human_bytes(manifest.payload_bytes()),
+        human_bytes(snapshot.size),
+        (snapshot.copy_time + snapshot.pack_time).as_secs_f64()
+    );
+    println!("  saved as {}", config.display_path(&snapshot.archive));
+    match &report.remote {
+        None => println!(
+            "  no [remote] configured: this snapshot is on this machine only; add one to keep a copy elsewhere"
+        ),
+        Some(remote) if !report.pushed.is_empty() => {
+            println!("  pushed {} snapshot(s) to {remote}", report.pushed.len())
+        }
+        Some(_) => {}
+    }
+}

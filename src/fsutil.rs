@@ -1,0 +1,257 @@
+//! Small file-system helpers: durable writes, hashing, free space, lexical path clean-up.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Prefix of every temporary file or folder this tool creates; a run that holds the lock removes
+/// leftovers with this prefix (from a killed run) before it starts.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Formats a byte count for people: `1.5 GiB`, `312 KiB`, `17 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Removes `.` and `..` components without touching the disk (the path may not exist yet).
+pub fn clean_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The canonical form of `path` if it exists, else its cleaned absolute form: good enough to
+/// compare two configured folders for equality.
+pub fn comparable_path(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| clean_path(path))
+}
+
+/// Creates a new file only this user can read (mode 0600), failing if it exists.
+pub fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .at("cannot create", path)
+}
+
+/// Makes a completed rename durable by syncing the folder that holds it.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("cannot sync folder", dir)
+}
+
+/// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let temp = TempPath::new(dir.join(format!(
+        "{TEMP_PREFIX}{}",
+        name.unwrap_or_else(|| "file".into())
+    )));
+    let mut file = create_private(temp.path())?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .at("cannot write", temp.path())?;
+    temp.persist(path)?;
+    sync_dir(dir)
+}
+
+/// A temporary path that is removed on drop unless [`TempPath::persist`] renamed it into place.
+/// This is how a failed run leaves no temp files behind.
+#[derive(Debug)]
+pub struct TempPath {
+    path: Option<PathBuf>,
+}
+
+impl TempPath {
+    /// Takes charge of `path` (a file or a folder) from now on.
+    pub fn new(path: PathBuf) -> TempPath {
+        TempPath { path: Some(path) }
+    }
+
+    /// The path being guarded.
+    pub fn path(&self) -> &Path {
+        self.path.as_deref().expect("path present until persisted")
+    }
+
+    /// Renames the temporary path to `target`, ending the guard.
+    pub fn persist(mut self, target: &Path) -> Result<()> {
+        let path = self.path.take().expect("path present until persisted");
+        if let Err(e) = fs::rename(&path, target) {
+            self.path = Some(path);
+            return Err(Error::io("cannot rename into", target, e));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            if path.is_dir() {
+                let _ = fs::remove_dir_all(&path);
+            } else {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// Removes temp files and folders left by a killed run. Call only while holding the run lock.
+pub fn remove_stale_temps(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot read folder", dir, e)),
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.at("cannot remove leftover temporary", &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// A writer that counts and hashes what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// Returns the inner writer, the byte count and the lowercase hex sha256.
+    pub fn finish(self) -> (W, u64, String) {
+        (self.inner, self.written, hex(&self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Size and sha256 of a file, read once.
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut file = File::open(path).at("cannot open", path)?;
+    let mut sink = HashingWriter::new(io::sink());
+    copy_large(&mut file, &mut sink).at("cannot read", path)?;
+    let (_, size, sha) = sink.finish();
+    Ok((size, sha))
+}
+
+/// `io::copy` with a 1 MiB buffer: fewer syscalls and hash calls on big files.
+pub fn copy_large(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// Bytes available to this user on the file system that holds `dir`.
+pub fn available_space(dir: &Path) -> Result<u64> {
+    let stat = rustix::fs::statvfs(dir)
+        .map_err(io::Error::from)
+        .at("cannot read free space of", dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Refuses with the numbers when `dir` has less than `needed` bytes free.
+pub fn ensure_space(dir: &Path, needed: u64, what: &str) -> Result<()> {
+    let available = available_space(dir)?;
+    if available < needed {
+        return Err(Error::NoSpace {
+            dir: dir.to_path_buf(),
+            what: what.to_string(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_path_removes_dots_lexically() {
+        assert_eq!(clean_path(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(clean_path(Path::new("a/../../b")), PathBuf::from("../b"));
+    }
+
+    #[test]
+    fn human_bytes_reads_well() {
+        assert_eq!(human_bytes(17), "17 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}

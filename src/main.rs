@@ -1,0 +1,85 @@
+//! `backup`: parse the command line, resolve the config, call the library, render the result,
+//! and map errors to exit codes (see README "Exit codes").
+
+mod commands;
+mod term;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use backup_agent::error::{Error, exit};
+
+/// Keeps the SQLite state of local-first apps safe off the machine.
+#[derive(Debug, Parser)]
+#[command(name = "backup", version, about, propagate_version = true)]
+struct Cli {
+    /// Config file [default: $BACKUP_CONFIG, else ./backup.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Never draw progress, even on a terminal
+    #[arg(long, global = true)]
+    no_progress: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Take a manual snapshot now (before a risky change) and push it
+    Now(commands::snapshot::Args),
+    /// Take a scheduled snapshot and push every snapshot the remote lacks (for cron)
+    Run(commands::snapshot::Args),
+    /// List snapshots, local and remote, newest first
+    List(commands::list::Args),
+    /// Print the resolved config
+    Config(commands::show_config::Args),
+    /// Try it out: snapshot a sample app database to a local folder remote
+    Demo(commands::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let progress = term::progress(cli.no_progress);
+    let config_path = cli.config.as_deref();
+    let result = match cli.command {
+        Command::Now(args) => commands::snapshot::run(config_path, &args, true, &*progress),
+        Command::Run(args) => commands::snapshot::run(config_path, &args, false, &*progress),
+        Command::List(args) => commands::list::run(config_path, &args),
+        Command::Config(args) => commands::show_config::run(config_path, &args),
+        Command::Demo(args) => commands::demo::run(&args, &*progress),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            term::clear_progress_line();
+            eprintln!("backup: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Loads the config a command runs against.
+fn load_config(path: Option<&std::path::Path>) -> Result<backup_agent::config::Config, Error> {
+    let path = backup_agent::config::Config::locate(path)?;
+    backup_agent::config::Config::load(&path)
+}
+
+/// The exit code for a command that finished its own work.
+fn ok() -> Result<u8, Error> {
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,21 @@
+//! Progress reporting: the library says what it is doing; the CLI decides whether and how to show
+//! it (a bar on a terminal, nothing under cron).
+
+/// Receives progress from long operations. Implementations must be cheap: `advance` is called
+/// for every megabyte moved.
+pub trait Progress: Sync {
+    /// A new phase starts; `total` bytes are expected (0 when unknown).
+    fn phase(&self, name: &str, total: u64);
+    /// `bytes` more of the current phase are done.
+    fn advance(&self, bytes: u64);
+    /// The current phase is over.
+    fn done(&self) {}
+}
+
+/// Reports nothing: for cron, tests and library users who do not care.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn phase(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+}

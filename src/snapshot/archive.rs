@@ -1,0 +1,113 @@
+//! Writing `<tag>.tar.gz`: the manifest first, then every staged file, streamed through the
+//! parallel gzip encoder into a 0600 temp file that is fsynced before the caller renames it.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+
+use super::manifest::{MANIFEST_NAME, Manifest};
+use super::pgzip::ParallelGzEncoder;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, HashingWriter};
+use crate::progress::Progress;
+
+/// gzip level 6, the same as `gzip` and `tar -z`, so sizes compare one to one.
+const LEVEL: u32 = 6;
+
+/// A staged file and where it goes in the archive.
+pub(crate) struct Member {
+    pub archive_path: String,
+    pub source: PathBuf,
+    pub size: u64,
+    pub mode: u32,
+}
+
+/// Writes the archive to `path` (created new, mode 0600) and returns its size and sha256.
+pub(crate) fn write(
+    path: &Path,
+    manifest: &Manifest,
+    members: &[Member],
+    progress: &dyn Progress,
+) -> Result<(u64, String)> {
+    let file = fsutil::create_private(path)?;
+    let fail = |e: io::Error| Error::io("cannot write archive", path, e);
+    let encoder = ParallelGzEncoder::new(
+        HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+        Compression::new(LEVEL),
+        0,
+    )
+    .map_err(fail)?;
+    let mut tar = tar::Builder::new(encoder);
+    let mtime = manifest.created_at.timestamp().max(0) as u64;
+
+    let json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+    append(
+        &mut tar,
+        MANIFEST_NAME,
+        json.len() as u64,
+        0o600,
+        mtime,
+        &json[..],
+    )
+    .map_err(fail)?;
+
+    let total: u64 = members.iter().map(|m| m.size).sum();
+    progress.phase("compressing", total);
+    for member in members {
+        let source = File::open(&member.source).at("cannot read staged copy", &member.source)?;
+        let reader = Counting {
+            inner: source,
+            progress,
+        };
+        append(
+            &mut tar,
+            &member.archive_path,
+            member.size,
+            member.mode,
+            mtime,
+            reader,
+        )
+        .map_err(fail)?;
+    }
+    let encoder = tar.into_inner().map_err(fail)?;
+    let hashing = encoder.finish().map_err(fail)?;
+    let (buffered, size, sha256) = hashing.finish();
+    let file = buffered.into_inner().map_err(|e| fail(e.into_error()))?;
+    file.sync_all().map_err(fail)?;
+    progress.done();
+    Ok((size, sha256))
+}
+
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    archive_path: &str,
+    size: u64,
+    mode: u32,
+    mtime: u64,
+    data: impl Read,
+) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_mtime(mtime);
+    // A file that changed size after it was hashed would make tar pad or fail; the staged copies
+    // are ours alone, so the size is exact.
+    tar.append_data(&mut header, archive_path, data.take(size))
+}
+
+/// Reports bytes as they are read.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,83 @@
+//! `MANIFEST.json`: the first entry of every archive, describing the snapshot well enough that a
+//! restore on a fresh machine can check every byte and every row count.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::tag::{Kind, Tag};
+
+/// The manifest format this build writes; restore refuses versions it does not know.
+pub const MANIFEST_VERSION: u32 = 1;
+/// Name of the manifest inside the archive (always the first entry).
+pub const MANIFEST_NAME: &str = "MANIFEST.json";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    pub tag: Tag,
+    /// UTC, to the second (the time in the tag).
+    pub created_at: DateTime<Utc>,
+    pub kind: Kind,
+    pub tool: ToolInfo,
+    /// Host name as the OS reports it (the tag carries a slug of it).
+    pub host: String,
+    pub databases: Vec<DatabaseEntry>,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl ToolInfo {
+    /// This build.
+    pub fn current() -> ToolInfo {
+        ToolInfo {
+            name: env!("CARGO_PKG_NAME").to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// One database copy, described from the copy itself (not the live file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseEntry {
+    /// Logical name from the config.
+    pub name: String,
+    /// Path as configured: relative to the config file's folder when inside it.
+    pub path: String,
+    /// Path inside the archive.
+    pub archive_path: String,
+    pub user_version: i64,
+    pub page_size: u64,
+    /// Journal mode of the live database (`wal`, `delete`, …).
+    pub journal_mode: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Row count of every table, by name.
+    pub tables: BTreeMap<String, u64>,
+}
+
+/// One included plain file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path as configured: relative to the config file's folder when inside it.
+    pub path: String,
+    pub archive_path: String,
+    pub size: u64,
+    /// Unix permission bits.
+    pub mode: u32,
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Total bytes of the files the archive carries.
+    pub fn payload_bytes(&self) -> u64 {
+        self.databases.iter().map(|d| d.size).sum::<u64>()
+            + self.files.iter().map(|f| f.size).sum::<u64>()
+    }
+}

@@ -1,0 +1,259 @@
+//! Taking a snapshot: consistent copies of every database and included file into a staging
+//! folder, checks on the copies, `MANIFEST.json` computed from the copies, and one
+//! `<tag>.tar.gz` written durably into the local snapshot folder.
+
+mod archive;
+mod hot_copy;
+pub mod manifest;
+pub mod pgzip;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{SubsecRound, Utc};
+
+use crate::config::Config;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, TEMP_PREFIX, TempPath};
+use crate::progress::Progress;
+use crate::tag::{self, Kind, Tag};
+pub use manifest::{DatabaseEntry, FileEntry, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
+
+/// Room kept free on top of the computed need, for the manifest, tar headers and the file system.
+const SPACE_MARGIN: u64 = 16 << 20;
+
+/// A snapshot written to the local folder.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub tag: Tag,
+    pub archive: PathBuf,
+    /// Archive size in bytes.
+    pub size: u64,
+    /// sha256 of the archive, hex.
+    pub sha256: String,
+    pub manifest: Manifest,
+    /// Time spent copying and checking the sources.
+    pub copy_time: Duration,
+    /// Time spent packing and compressing.
+    pub pack_time: Duration,
+}
+
+/// A plain file found under an `[[include]]`, before copying.
+struct IncludedFile {
+    source: PathBuf,
+    /// As shown to the user and recorded in the manifest.
+    display: String,
+    archive_path: String,
+    size: u64,
+}
+
+/// Takes a snapshot of everything `config` names into `config.local_dir`.
+///
+/// The caller holds the run lock. Nothing is left behind on failure: the staging folder and the
+/// temporary archive are removed.
+///
+/// # Errors
+/// A missing or unreadable database or include, a copy that fails `quick_check`, too little free
+/// space (with the numbers), or an I/O failure writing the archive.
+pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snapshot> {
+    let started = Instant::now();
+    let host = tag::hostname();
+    let created_at = Utc::now().trunc_subsecs(0);
+    let tag = Tag::new(created_at, kind, &host);
+    let local = &config.local_dir;
+
+    let mut source_bytes = 0u64;
+    for db in &config.databases {
+        source_bytes += database_bytes(db)?;
+    }
+    let files = collect_includes(config)?;
+    source_bytes += files.iter().map(|f| f.size).sum::<u64>();
+    // The copies, then an archive at most about as large as the copies.
+    fsutil::ensure_space(
+        local,
+        2 * source_bytes + SPACE_MARGIN,
+        "the snapshot (copies of the sources, then the archive)",
+    )?;
+
+    let staging = TempPath::new(local.join(format!("{TEMP_PREFIX}staging-{tag}")));
+    fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
+    let db_dir = staging.path().join("databases");
+    fs::create_dir(&db_dir).at("cannot create staging folder", &db_dir)?;
+
+    let mut databases = Vec::new();
+    let mut staged = Vec::new();
+    progress.phase("copying databases", 0);
+    for db in &config.databases {
+        let archive_path = format!("databases/{}.db", db.name);
+        let copy_path = staging.path().join(&archive_path);
+        let journal_mode = hot_copy::copy_database(db, &copy_path)?;
+        // The check and the hash each read the whole copy: run them side by side.
+        let (facts, hashed) = std::thread::scope(|s| {
+            let hashing = s.spawn(|| fsutil::hash_file(&copy_path));
+            let facts = hot_copy::inspect_copy(db, &copy_path);
+            (facts, hashing.join().expect("hash thread panicked"))
+        });
+        let facts = facts?;
+        let (size, sha256) = hashed?;
+        databases.push(DatabaseEntry {
+            name: db.name.clone(),
+            path: config.display_path(&db.path),
+            archive_path: archive_path.clone(),
+            user_version: facts.user_version,
+            page_size: facts.page_size,
+            journal_mode,
+            size,
+            sha256,
+            tables: facts.tables,
+        });
+        staged.push(archive::Member {
+            archive_path,
+            source: copy_path,
+            size,
+            mode: 0o600,
+        });
+    }
+    progress.done();
+
+    let mut file_entries = Vec::new();
+    for file in &files {
+        let copy_path = staging.path().join(&file.archive_path);
+        let (size, sha256, mode) = copy_file_hashed(&file.source, &copy_path)?;
+        file_entries.push(FileEntry {
+            path: file.display.clone(),
+            archive_path: file.archive_path.clone(),
+            size,
+            mode,
+            sha256,
+        });
+        staged.push(archive::Member {
+            archive_path: file.archive_path.clone(),
+            source: copy_path,
+            size,
+            mode,
+        });
+    }
+    let copy_time = started.elapsed();
+
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        tag: tag.clone(),
+        created_at,
+        kind,
+        tool: manifest::ToolInfo::current(),
+        host,
+        databases,
+        files: file_entries,
+    };
+    let pack_started = Instant::now();
+    let archive_path = local.join(tag.archive_name());
+    let temp = TempPath::new(local.join(format!("{TEMP_PREFIX}{}", tag.archive_name())));
+    let (size, sha256) = archive::write(temp.path(), &manifest, &staged, progress)?;
+    temp.persist(&archive_path)?;
+    fsutil::sync_dir(local)?;
+    drop(staging);
+    Ok(Snapshot {
+        tag,
+        archive: archive_path,
+        size,
+        sha256,
+        manifest,
+        copy_time,
+        pack_time: pack_started.elapsed(),
+    })
+}
+
+/// Size of a database with its WAL: the most its copy can take.
+fn database_bytes(db: &crate::config::DatabaseConfig) -> Result<u64> {
+    let main = fs::metadata(&db.path).map_err(|e| Error::Database {
+        name: db.name.clone(),
+        path: db.path.clone(),
+        reason: format!("cannot read it ({e}); check `path` in the config, or remove the entry"),
+    })?;
+    let mut wal = db.path.clone().into_os_string();
+    wal.push("-wal");
+    let wal = fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+    Ok(main.len() + wal)
+}
+
+/// Every regular file under the configured includes, in a stable order.
+fn collect_includes(config: &Config) -> Result<Vec<IncludedFile>> {
+    let mut files = Vec::new();
+    for root in &config.includes {
+        let meta = fs::symlink_metadata(root).map_err(|e| {
+            Error::Other(format!(
+                "include {}: cannot read it ({e}); create it or remove the [[include]] entry",
+                root.display()
+            ))
+        })?;
+        if meta.is_dir() {
+            walk(config, root, &mut files)?;
+        } else if meta.is_file() {
+            files.push(included(config, root.clone(), meta.len()));
+        } else {
+            return Err(Error::Other(format!(
+                "include {} is neither a file nor a folder; list plain files or folders only",
+                root.display()
+            )));
+        }
+    }
+    Ok(files)
+}
+
+fn walk(config: &Config, dir: &Path, files: &mut Vec<IncludedFile>) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .at("cannot read include folder", dir)?
+        .collect::<std::io::Result<_>>()
+        .at("cannot read include folder", dir)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).at("cannot read", &path)?;
+        if meta.is_dir() {
+            walk(config, &path, files)?;
+        } else if meta.is_file() {
+            files.push(included(config, path, meta.len()));
+        }
+        // Links, sockets and devices are not data a restore can put back safely: skipped.
+    }
+    Ok(())
+}
+
+fn included(config: &Config, source: PathBuf, size: u64) -> IncludedFile {
+    // Inside the config folder: the relative path; elsewhere: the absolute path under `_root/`.
+    // Both are cleaned, so no `..` reaches the archive.
+    let archive_path = match source.strip_prefix(&config.base_dir) {
+        Ok(rel) => format!("files/{}", rel.display()),
+        Err(_) => format!(
+            "files/_root/{}",
+            source.strip_prefix("/").unwrap_or(&source).display()
+        ),
+    };
+    IncludedFile {
+        display: config.display_path(&source),
+        source,
+        archive_path,
+        size,
+    }
+}
+
+/// Copies an included file into staging, hashing it on the way; returns size, sha256 and mode.
+fn copy_file_hashed(source: &Path, dest: &Path) -> Result<(u64, String, u32)> {
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).at("cannot create staging folder", parent)?;
+    }
+    let mut input = fs::File::open(source).at("cannot read include", source)?;
+    let mode = input
+        .metadata()
+        .at("cannot read include", source)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let output = fsutil::create_private(dest)?;
+    let mut writer = fsutil::HashingWriter::new(output);
+    fsutil::copy_large(&mut input, &mut writer).at("cannot copy include", source)?;
+    let (_, size, sha256) = writer.finish();
+    Ok((size, sha256, mode))
+}

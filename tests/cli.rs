@@ -1,0 +1,20 @@
+//! Integration tests: the real `backup` binary on real SQLite databases and real folders.
+//! One test binary (see Cargo.toml `autotests = false`); one module per area.
+
+/// Temp app folders, the binary, archive readers.
+mod support;
+
+/// `backup now` / `run`: consistency under a writer, manifest, archive contents, failures.
+mod snapshot;
+
+/// The run lock: concurrent runs refused, killed runs leave nothing stale.
+mod lock;
+
+/// The directory remote: push, pending pushes, repair of a truncated remote copy.
+mod remote_dir;
+
+/// Config lookup, unknown keys, `backup config`, every example config parses.
+mod config;
+
+/// `backup list` output, and the embedded demo.
+mod list;

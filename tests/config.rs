@@ -1,0 +1,96 @@
+use std::fs;
+use std::path::Path;
+
+use backup_agent::config::Config;
+
+use crate::support::{App, stderr, stdout};
+
+#[test]
+fn unknown_key_is_refused_naming_key_and_line() {
+    let app = App::new(1);
+    app.write_config("[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\nretention = 3\n");
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("line 4") && err.contains("retention"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn missing_config_says_where_it_looked_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backup"))
+        .arg("now")
+        .current_dir(dir.path())
+        .env_remove("BACKUP_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("backup.toml") && err.contains("--config"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_is_found_through_the_environment_and_printed_resolved() {
+    let app = App::new(1);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backup"))
+        .args(["config", "--json"])
+        .env("BACKUP_CONFIG", app.path("backup.toml"))
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = fs::canonicalize(app.dir.path()).unwrap();
+    let db = Path::new(shown["database"][0]["path"].as_str().unwrap());
+    assert_eq!(fs::canonicalize(db).unwrap(), root.join("data/tasks.db"));
+    assert_eq!(shown["remote"]["type"], "dir");
+
+    let toml_out = app.run(&["config"]);
+    assert!(stdout(&toml_out).contains("[[database]]"));
+}
+
+#[test]
+fn snapshot_folder_inside_a_database_folder_is_refused() {
+    let app = App::new(1);
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"data\"\n",
+    );
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("folder of database `tasks`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Every TOML example in the README and in fixtures/ parses (docs cannot drift from the code).
+#[test]
+fn every_example_config_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let mut examples: Vec<(String, String)> = Vec::new();
+    let mut rest = readme.as_str();
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + 8..];
+        let end = body.find("```").unwrap();
+        examples.push(("README.md".into(), body[..end].to_string()));
+        rest = &body[end..];
+    }
+    for entry in fs::read_dir(root.join("fixtures/configs")).unwrap() {
+        let path = entry.unwrap().path();
+        examples.push((
+            path.display().to_string(),
+            fs::read_to_string(&path).unwrap(),
+        ));
+    }
+    assert!(examples.len() >= 2);
+    for (source, text) in examples {
+        Config::parse(&text, Path::new("/srv/app/backup.toml"))
+            .unwrap_or_else(|e| panic!("{source}: {e}\n{text}"));
+    }
+}

@@ -1,0 +1,75 @@
+use std::fs;
+
+use serde_json::Value;
+
+use crate::support::{App, stderr, stdout};
+
+#[test]
+fn list_json_has_a_stable_shape_newest_first() {
+    let app = App::new(10);
+    assert!(app.list_json().is_empty());
+    assert_eq!(app.run(&["run"]).status.code(), Some(0));
+    // Tags carry time to the second; within one second the order is not defined.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let listed = app.list_json();
+    assert_eq!(listed.len(), 2);
+    for entry in &listed {
+        let mut keys: Vec<&str> = entry
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["host", "kind", "size", "tag", "time", "where"]);
+        assert!(entry["size"].as_u64().unwrap() > 0);
+        let tag = entry["tag"].as_str().unwrap();
+        let time = entry["time"].as_str().unwrap();
+        // The tag carries the UTC time to the second.
+        assert_eq!(&tag[3..11], time[..10].replace('-', ""));
+    }
+    assert!(listed[0]["tag"].as_str() >= listed[1]["tag"].as_str());
+    assert_eq!(listed[0]["kind"], "manual");
+
+    let human = stdout(&app.run(&["list"]));
+    assert!(human.starts_with("TAG"), "{human}");
+    assert_eq!(human.lines().count(), 3);
+}
+
+#[test]
+fn list_shows_local_snapshots_when_the_remote_is_unreachable() {
+    let app = App::new(10);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    fs::remove_dir_all(app.path("remote")).unwrap();
+    let out = app.run(&["list", "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("cannot list the remote"));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["where"], "local");
+}
+
+#[test]
+fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_backup"))
+            .args(["demo", "--dir", "sample"])
+            .current_dir(dir.path())
+            .env_remove("BACKUP_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("pushed 1 snapshot(s)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(run().status.code(), Some(0));
+    let remote: Vec<_> = fs::read_dir(dir.path().join("sample/remote"))
+        .unwrap()
+        .collect();
+    assert_eq!(remote.len(), 2);
+}

@@ -1,0 +1,67 @@
+use std::fs::{self, File, OpenOptions};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{App, stderr};
+
+#[test]
+fn a_held_lock_refuses_a_second_run_with_its_own_exit_code() {
+    let app = App::new(10);
+    fs::create_dir_all(app.path("backups")).unwrap();
+    let held = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(app.path("backups/.lock"))
+        .unwrap();
+    held.try_lock().unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    assert!(app.archives("backups").is_empty());
+    drop(held);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+}
+
+/// Waits until a run has started work (its staging folder exists).
+fn wait_for_staging(app: &App) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(dir) = fs::read_dir(app.path("backups"))
+            && dir
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-staging"))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn two_concurrent_runs_one_is_refused_and_a_killed_run_blocks_nothing() {
+    let app = App::new(400_000);
+    let mut first = app
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for_staging(&app), "first run never started");
+    let second = app.run(&["now"]);
+    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+
+    // kill -9 mid-run: the OS drops its lock; the next run clears its leftovers.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        app.temp_leftovers().is_empty(),
+        "{:?}",
+        app.temp_leftovers()
+    );
+    assert_eq!(app.archives("backups").len(), 1);
+    let _ = File::open(app.path("backups/.lock")).unwrap();
+}

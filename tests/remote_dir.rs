@@ -1,0 +1,99 @@
+use std::fs;
+
+use serde_json::Value;
+
+use crate::support::{App, stderr};
+
+#[test]
+fn now_pushes_to_the_remote_and_the_copy_is_identical() {
+    let app = App::new(50);
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let local = app.archives("backups");
+    assert_eq!(local, app.archives("remote"));
+    assert_eq!(
+        fs::read(app.path("backups").join(&local[0])).unwrap(),
+        fs::read(app.path("remote").join(&local[0])).unwrap()
+    );
+    let listed = app.list_json();
+    assert_eq!(listed[0]["where"], "both");
+    assert!(app.temp_leftovers().is_empty());
+}
+
+#[test]
+fn snapshots_that_could_not_be_pushed_wait_locally_and_go_up_with_the_next_run() {
+    let app = App::new(50);
+    // The remote drive is "unmounted": its folder is gone.
+    fs::remove_dir(app.path("remote")).unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "push failure has its own exit code"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("safe locally"), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(
+        !app.path("remote").exists(),
+        "a missing remote folder is never created"
+    );
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(app.archives("backups").len(), 2);
+    let last: Value =
+        serde_json::from_slice(&fs::read(app.path("backups/last_run.json")).unwrap()).unwrap();
+    assert_eq!(last["snapshot_ok"], true);
+    assert_eq!(last["push_ok"], false);
+    assert_eq!(last["pending"].as_array().unwrap().len(), 2);
+
+    // The remote comes back: the next run pushes everything that waited.
+    fs::create_dir(app.path("remote")).unwrap();
+    let out = app.run(&["run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["pushed"].as_array().unwrap().len(), 3);
+    assert_eq!(app.archives("remote"), app.archives("backups"));
+    assert!(app.list_json().iter().all(|e| e["where"] == "both"));
+}
+
+#[test]
+fn a_remote_that_is_a_file_is_reported_and_the_snapshot_is_kept() {
+    let app = App::new(10);
+    fs::remove_dir(app.path("remote")).unwrap();
+    fs::write(app.path("remote"), b"not a folder").unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("not a folder"), "{}", stderr(&out));
+    assert_eq!(app.archives("backups").len(), 1);
+    assert!(app.temp_leftovers().is_empty());
+}
+
+#[test]
+fn a_truncated_remote_copy_is_replaced_by_the_next_run() {
+    let app = App::new(50);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let name = app.archives("remote")[0].clone();
+    let remote_copy = app.path("remote").join(&name);
+    let good = fs::read(&remote_copy).unwrap();
+    fs::write(&remote_copy, &good[..good.len() / 2]).unwrap();
+    assert_eq!(app.run(&["run"]).status.code(), Some(0));
+    assert_eq!(fs::read(&remote_copy).unwrap(), good);
+}
+
+#[test]
+fn remote_listing_shows_snapshots_from_other_machines() {
+    let app = App::new(10);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let mine = app.archives("backups")[0].clone();
+    // Another machine sharing the remote, same second, other host: no collision.
+    let same_second = &mine[..mine.find("-manual-").unwrap()];
+    let theirs = format!("{same_second}-scheduled-other-box-abc123.tar.gz");
+    fs::write(app.path("remote").join(&theirs), b"x").unwrap();
+    fs::write(app.path("remote").join("notes.txt"), b"not a snapshot").unwrap();
+    let listed = app.list_json();
+    assert_eq!(listed.len(), 2);
+    let other = listed.iter().find(|e| e["host"] == "other-box").unwrap();
+    assert_eq!(other["where"], "remote");
+    assert_eq!(other["kind"], "scheduled");
+}

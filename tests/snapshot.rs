@@ -1,0 +1,256 @@
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::support::{App, read_archive, row_counts, sha256_hex, stderr, stdout};
+
+/// Takes `backup now`, returns the archive entries of the single local snapshot.
+fn only_archive(app: &App) -> Vec<(String, Vec<u8>, u32)> {
+    let names = app.archives("backups");
+    assert_eq!(names.len(), 1, "{names:?}");
+    read_archive(&app.path("backups").join(&names[0]))
+}
+
+#[test]
+fn copy_under_a_busy_writer_is_consistent_and_matches_its_manifest() {
+    let app = App::new(20_000);
+    let db = app.path("data/tasks.db");
+    let stop = Arc::new(AtomicBool::new(false));
+    let inserted = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, inserted, db) = (stop.clone(), inserted.clone(), db.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::open(&db).unwrap();
+            conn.busy_timeout(Duration::from_secs(10)).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                // Two tables per transaction: a torn copy would show mismatched counts.
+                let tx = conn.unchecked_transaction().unwrap();
+                tx.execute("INSERT INTO tasks (title) VALUES ('during backup')", [])
+                    .unwrap();
+                tx.execute("INSERT INTO notes (text) VALUES ('during backup')", [])
+                    .unwrap();
+                tx.commit().unwrap();
+                inserted.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    while inserted.load(Ordering::Relaxed) < 50 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = app.run(&["now"]);
+    let during = inserted.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        inserted.load(Ordering::Relaxed) > during || during > 50,
+        "writer kept going"
+    );
+
+    let entries = only_archive(&app);
+    assert_eq!(entries[0].0, "MANIFEST.json", "manifest comes first");
+    let manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    let db_entry = &manifest["databases"][0];
+    let (_, copy, mode) = entries
+        .iter()
+        .find(|(n, _, _)| n == db_entry["archive_path"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(*mode, 0o600);
+    assert_eq!(db_entry["size"], copy.len() as u64);
+    assert_eq!(db_entry["sha256"], sha256_hex(copy));
+
+    let restored = app.path("restored.db");
+    fs::write(&restored, copy).unwrap();
+    let conn = Connection::open(&restored).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    let counts = row_counts(&restored);
+    let expected: std::collections::BTreeMap<String, u64> =
+        serde_json::from_value(db_entry["tables"].clone()).unwrap();
+    assert_eq!(counts, expected);
+    // One point in time: every writer transaction is either wholly in or wholly out.
+    assert_eq!(counts["tasks"] - 20_000, counts["notes"]);
+    assert!(counts["notes"] >= 50);
+}
+
+#[test]
+fn manifest_records_what_a_restore_needs() {
+    let app = App::new(100);
+    fs::create_dir_all(app.path("data/queue/nested")).unwrap();
+    fs::write(app.path("data/queue/a.json"), b"{\"job\":1}").unwrap();
+    fs::write(app.path("data/queue/nested/b.txt"), b"second").unwrap();
+    fs::set_permissions(
+        app.path("data/queue/a.json"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", app.path("data/queue/link")).unwrap();
+    app.write_config(
+        r#"
+[[database]]
+name = "tasks"
+path = "data/tasks.db"
+[[include]]
+path = "data/queue"
+[local]
+dir = "backups"
+"#,
+    );
+    let out = app.run(&["now", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kind"], "manual");
+    assert_eq!(report["remote"], Value::Null);
+
+    let entries = only_archive(&app);
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MANIFEST.json",
+            "databases/tasks.db",
+            "files/data/queue/a.json",
+            "files/data/queue/nested/b.txt"
+        ],
+        "links are not archived"
+    );
+    let m: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    assert_eq!(m["manifest_version"], 1);
+    assert_eq!(m["tag"], report["tag"]);
+    assert_eq!(m["kind"], "manual");
+    assert_eq!(m["tool"]["name"], "backup-agent");
+    assert!(m["host"].as_str().is_some_and(|h| !h.is_empty()));
+    let created = m["created_at"].as_str().unwrap();
+    assert!(created.ends_with('Z') && created.len() == 20, "{created}");
+    let db = &m["databases"][0];
+    assert_eq!(db["name"], "tasks");
+    assert_eq!(db["path"], "data/tasks.db");
+    assert_eq!(db["user_version"], 3);
+    assert_eq!(db["page_size"], 4096);
+    assert_eq!(db["journal_mode"], "wal");
+    assert_eq!(db["tables"]["tasks"], 100);
+    assert_eq!(db["tables"]["notes"], 0);
+    let file = &m["files"][0];
+    assert_eq!(file["path"], "data/queue/a.json");
+    assert_eq!(file["archive_path"], "files/data/queue/a.json");
+    assert_eq!(file["size"], 9);
+    assert_eq!(file["mode"], 0o640);
+    assert_eq!(file["sha256"], sha256_hex(b"{\"job\":1}"));
+    assert_eq!(entries[2].2, 0o640, "mode kept in the archive");
+
+    let archive = app.path("backups").join(app.archives("backups")[0].clone());
+    assert_eq!(
+        fs::metadata(&archive).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(app.temp_leftovers().is_empty());
+}
+
+#[test]
+fn now_and_run_mark_their_kind_in_the_tag() {
+    let app = App::new(10);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    assert_eq!(app.run(&["run"]).status.code(), Some(0));
+    let kinds: Vec<String> = app
+        .list_json()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["scheduled", "manual"], "newest first");
+    let names = app.archives("backups");
+    assert!(names[0].contains("-manual-") || names[1].contains("-manual-"));
+    assert!(names.iter().any(|n| n.contains("-scheduled-")));
+}
+
+#[test]
+fn missing_database_fails_clearly_and_leaves_nothing() {
+    let app = App::new(10);
+    fs::remove_file(app.path("data/tasks.db")).unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("backup: error: database `tasks`"), "{err}");
+    assert!(
+        err.contains("tasks.db") && err.contains("check `path`"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(app.archives("backups").is_empty());
+    assert!(app.archives("remote").is_empty());
+    assert!(app.temp_leftovers().is_empty());
+    let last: Value =
+        serde_json::from_slice(&fs::read(app.path("backups/last_run.json")).unwrap()).unwrap();
+    assert_eq!(last["ok"], false);
+    assert!(last["error"].as_str().unwrap().contains("tasks"));
+}
+
+#[test]
+fn unreadable_database_fails_clearly_and_leaves_nothing() {
+    let app = App::new(10);
+    let db = app.path("data/tasks.db");
+    fs::remove_file(app.path("data/tasks.db-wal")).ok();
+    fs::remove_file(app.path("data/tasks.db-shm")).ok();
+    fs::write(&db, vec![0x5a; 64 * 1024]).unwrap();
+    let before = fs::read(&db).unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("database `tasks`"), "{err}");
+    assert!(err.contains("not a database"), "{err}");
+    assert!(app.archives("backups").is_empty());
+    assert!(app.temp_leftovers().is_empty());
+    assert_eq!(
+        fs::read(&db).unwrap(),
+        before,
+        "the source is never written"
+    );
+}
+
+#[test]
+fn folder_where_the_database_should_be_is_refused() {
+    let app = App::new(10);
+    fs::remove_file(app.path("data/tasks.db")).unwrap();
+    fs::create_dir(app.path("data/tasks.db")).unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a file"), "{}", stderr(&out));
+    assert!(app.temp_leftovers().is_empty());
+}
+
+#[test]
+fn missing_include_is_an_error_not_an_empty_archive() {
+    let app = App::new(10);
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n",
+    );
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("data/queue"), "{}", stderr(&out));
+    assert!(app.archives("backups").is_empty());
+}
+
+#[test]
+fn several_databases_go_into_one_archive() {
+    let app = App::new(10);
+    crate::support::make_db(&app.path("data/kb.db"), 3);
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[database]]\nname = \"kb\"\npath = \"data/kb.db\"\n[local]\ndir = \"backups\"\n",
+    );
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 database(s)"));
+    let entries = only_archive(&app);
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["MANIFEST.json", "databases/tasks.db", "databases/kb.db"]
+    );
+}

@@ -1,0 +1,178 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rusqlite::Connection;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A temporary app: a folder with a config, databases and a remote folder.
+pub struct App {
+    pub dir: tempfile::TempDir,
+}
+
+impl App {
+    /// An app with one WAL database `tasks` holding `rows` rows, a local folder and a dir remote.
+    pub fn new(rows: usize) -> App {
+        let app = App {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        fs::create_dir_all(app.path("data")).unwrap();
+        fs::create_dir_all(app.path("remote")).unwrap();
+        make_db(&app.path("data/tasks.db"), rows);
+        app.write_config(
+            r#"
+[[database]]
+name = "tasks"
+path = "data/tasks.db"
+[local]
+dir = "backups"
+[remote]
+type = "dir"
+path = "remote"
+"#,
+        );
+        app
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write_config(&self, text: &str) {
+        fs::write(self.path("backup.toml"), text).unwrap();
+    }
+
+    /// Runs `backup --config <app>/backup.toml ARGS`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup"));
+        cmd.arg("--config")
+            .arg(self.path("backup.toml"))
+            .args(args)
+            .env_remove("BACKUP_CONFIG")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Archive file names in a folder of this app.
+    pub fn archives(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path(rel))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".tar.gz"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Names starting with `.tmp-` anywhere under the app: there must never be any after a run.
+    pub fn temp_leftovers(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        walk(self.dir.path(), &mut found);
+        found
+    }
+
+    pub fn list_json(&self) -> Vec<Value> {
+        let out = self.run(&["list", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            found.push(entry.path());
+        }
+        if entry.file_type().unwrap().is_dir() {
+            walk(&entry.path(), found);
+        }
+    }
+}
+
+/// A WAL-mode database with a `tasks` table of `rows` rows and an empty `notes` table.
+pub fn make_db(path: &Path, rows: usize) {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT);
+         CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT);
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
+    for i in 0..rows {
+        tx.execute(
+            "INSERT INTO tasks (title, body) VALUES (?1, ?2)",
+            (format!("task {i}"), "lorem ipsum dolor sit amet ".repeat(8)),
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every entry of a `.tar.gz`, in order, with its bytes and mode.
+pub fn read_archive(path: &Path) -> Vec<(String, Vec<u8>, u32)> {
+    let file = fs::File::open(path).unwrap();
+    // A single-member decoder: the archive must be one plain gzip stream.
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut entries = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mode = entry.header().mode().unwrap();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        entries.push((name, bytes, mode));
+    }
+    entries
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Row counts of every table of a database file.
+pub fn row_counts(path: &Path) -> BTreeMap<String, u64> {
+    let conn = Connection::open(path).unwrap();
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names
+        .into_iter()
+        .map(|n| {
+            let count: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM \"{n}\""), [], |r| r.get(0))
+                .unwrap();
+            (n, count as u64)
+        })
+        .collect()
+}
