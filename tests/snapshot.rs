@@ -254,3 +254,32 @@ fn several_databases_go_into_one_archive() {
         ["MANIFEST.json", "databases/tasks.db", "databases/kb.db"]
     );
 }
+
+/// A real small file system: a 1 MiB tmpfs in a private mount namespace (no root needed).
+#[test]
+fn too_little_free_space_is_refused_up_front_with_the_numbers() {
+    let probe = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: this machine does not allow unprivileged mount namespaces");
+        return;
+    }
+    let app = App::new(8_000);
+    fs::create_dir_all(app.path("backups")).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{}' && exec '{}' --config '{}' now",
+        app.path("backups").display(),
+        env!("CARGO_BIN_EXE_backup"),
+        app.path("backup.toml").display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("not enough free space"), "{err}");
+    assert!(err.contains("needs") && err.contains("MiB"), "{err}");
+    assert!(app.archives("remote").is_empty());
+}

@@ -74,7 +74,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     fsutil::ensure_space(
         local,
         2 * source_bytes + SPACE_MARGIN,
-        "the snapshot (copies of the sources, then the archive)",
+        "the snapshot in [local] dir (copies of the sources, then the archive)",
     )?;
 
     let staging = TempPath::new(local.join(format!("{TEMP_PREFIX}staging-{tag}")));

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark: `backup now` against what users do today, in the same run, on the same databases.
+#
+# Usage: benches/snapshot.sh [SIZE_MIB ...]        (default: 100 1024)
+#   RUNS=N        timed runs per mode and size, after one warm-up each (default 3)
+#   BENCH_DIR=D   scratch folder (default target/bench); generated databases are kept there
+#   SHARED=D      folder with make-db.py and baselines.sh (default ../shared/bench)
+#
+# For every size it makes a WAL database with make-db.py, then times, interleaved:
+#   backup   `backup now` (release build, no remote: the snapshot alone, like the baselines)
+#   shell    baselines.sh shell: sqlite3 .backup + tar czf
+#   gzip6    baselines.sh gzip6: gzip -6 of the database file (the size yardstick)
+# and prints medians (min-max) of wall time and peak RSS, output sizes, and the targets:
+#   wall(backup) <= 0.3 x wall(shell); size(backup) <= 1.05 x size(gzip6); peak RSS <= 64 MiB.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
+RUNS=${RUNS:-3}
+SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100 1024)
+[ -x "$SHARED/make-db.py" ] || { echo "make-db.py not found in $SHARED (set SHARED=)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 2; }
+command -v sqlite3 >/dev/null || { echo "sqlite3 is needed by the shell baseline (apt-get install sqlite3)" >&2; exit 2; }
+
+cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
+BIN=$ROOT/target/release/backup
+mkdir -p "$BENCH_DIR"
+
+# Runs a command; appends "wall_s max_rss_kib" to a file (GNU time: %M is the largest single
+# process of the tree, as in BASELINES.md).
+measure() {
+    local out=$1; shift
+    /usr/bin/time -f "%e %M" -a -o "$out" "$@" > /dev/null
+}
+
+report=$BENCH_DIR/report.md
+{
+  echo "| size | mode | wall s median (min-max) | peak RSS MiB median | output MiB |"
+  echo "|---|---|---|---|---|"
+} > "$report"
+verdicts=()
+
+for size in "${SIZES[@]}"; do
+    work=$BENCH_DIR/$size
+    db=$work/db.db
+    mkdir -p "$work"
+    if [ ! -f "$db" ] || [ ! -f "$work/db.json" ]; then
+        echo "making a ${size} MiB database..." >&2
+        python3 "$SHARED/make-db.py" "$db" "$size" > "$work/db.json"
+    fi
+    cat > "$work/backup.toml" <<TOML
+[[database]]
+name = "app"
+path = "db.db"
+[local]
+dir = "snapshots"
+TOML
+    rm -f "$work"/times.*
+    for i in $(seq 0 "$RUNS"); do
+        for mode in backup shell gzip6; do
+            target=$work/times.$mode; [ "$i" -eq 0 ] && target=$work/warmup.$mode
+            case $mode in
+                backup) rm -rf "$work/snapshots"
+                        measure "$target" "$BIN" --config "$work/backup.toml" --no-progress now ;;
+                *)      measure "$target" bash "$SHARED/baselines.sh" "$mode" "$db" "$work/scratch" ;;
+            esac
+        done
+        echo "size $size: run $i of $RUNS done" >&2
+    done
+    out_backup=$(stat -c %s "$work"/snapshots/*.tar.gz)
+    out_shell=$(stat -c %s "$work/scratch/shell.tar.gz")
+    out_gzip6=$(stat -c %s "$work/scratch/gzip6.gz")
+    python3 - "$work" "$size" "$out_backup" "$out_shell" "$out_gzip6" >> "$report" <<'PY'
+import statistics, sys
+work, size = sys.argv[1], sys.argv[2]
+outs = dict(zip(("backup", "shell", "gzip6"), map(int, sys.argv[3:6])))
+med = {}
+for mode in ("backup", "shell", "gzip6"):
+    rows = [tuple(map(float, l.split())) for l in open(f"{work}/times.{mode}")]
+    walls = [r[0] for r in rows]; rss = [r[1] / 1024 for r in rows]
+    med[mode] = (statistics.median(walls), statistics.median(rss))
+    print(f"| {size} MiB | {mode} | {med[mode][0]:.2f} ({min(walls):.2f}-{max(walls):.2f}) "
+          f"| {med[mode][1]:.0f} | {outs[mode] / 2**20:.1f} |")
+with open(f"{work}/verdict", "w") as f:
+    wr = med["backup"][0] / med["shell"][0]
+    sr = outs["backup"] / outs["gzip6"]
+    rss = med["backup"][1]
+    f.write(f"{size} MiB: wall {wr:.3f}x shell (target <= 0.3) {'PASS' if wr <= 0.3 else 'FAIL'}; "
+            f"size {sr:.4f}x gzip -6 (target <= 1.05) {'PASS' if sr <= 1.05 else 'FAIL'}; "
+            f"peak RSS {rss:.0f} MiB (target <= 64) {'PASS' if rss <= 64 else 'FAIL'}\n")
+PY
+    verdicts+=("$(cat "$work/verdict")")
+done
+
+echo
+cat "$report"
+echo
+printf '%s\n' "${verdicts[@]}"
+echo "(medians of $RUNS runs after one warm-up each; machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB)"
