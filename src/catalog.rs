@@ -20,35 +20,37 @@ pub struct LocalSnapshot {
     pub size: u64,
 }
 
+/// Archives (`<tag>.tar.gz` with a tag this tool makes) in a folder, oldest first, as (tag, path,
+/// size). Shared by the local folder and the directory remote.
+pub(crate) fn scan_archives(dir: &Path) -> io::Result<Vec<(Tag, PathBuf, u64)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(tag) = entry.file_name().to_str().and_then(Tag::from_archive_name) else {
+            continue;
+        };
+        let meta = entry.metadata()?;
+        if meta.is_file() {
+            found.push((tag, entry.path(), meta.len()));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
 /// Snapshots in the local folder, oldest first. A missing folder holds none.
 ///
 /// # Errors
 /// When the folder exists but cannot be read.
 pub fn local_snapshots(dir: &Path) -> Result<Vec<LocalSnapshot>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("cannot read snapshot folder", dir, e)),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot read snapshot folder", dir, e))?;
-        let Some(tag) = entry.file_name().to_str().and_then(Tag::from_archive_name) else {
-            continue;
-        };
-        let meta = entry
-            .metadata()
-            .map_err(|e| Error::io("cannot read", &entry.path(), e))?;
-        if meta.is_file() {
-            found.push(LocalSnapshot {
-                tag,
-                path: entry.path(),
-                size: meta.len(),
-            });
-        }
+    match scan_archives(dir) {
+        Ok(found) => Ok(found
+            .into_iter()
+            .map(|(tag, path, size)| LocalSnapshot { tag, path, size })
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io("cannot read snapshot folder", dir, e)),
     }
-    found.sort_by(|a, b| a.tag.cmp(&b.tag));
-    Ok(found)
 }
 
 /// Where a snapshot is kept.
@@ -98,8 +100,14 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
         match remote.list() {
             Ok(found) => {
                 for snapshot in found {
+                    // A remote copy of another size (a truncated push) is no copy: it stays
+                    // `local` until `backup run` pushes it again.
                     rows.entry(snapshot.tag)
-                        .and_modify(|(_, location)| *location = Location::Both)
+                        .and_modify(|(size, location)| {
+                            if *size == snapshot.size {
+                                *location = Location::Both;
+                            }
+                        })
                         .or_insert((snapshot.size, Location::Remote));
                 }
             }

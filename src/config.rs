@@ -258,6 +258,21 @@ impl Config {
                 }
             }
         }
+        for include in &self.includes {
+            let include = comparable_path(include);
+            for (label, dir) in [
+                ("[local] dir", Some(&local)),
+                ("[remote] path", remote.as_ref()),
+            ] {
+                if dir.is_some_and(|dir| include.starts_with(dir)) {
+                    return Err(Error::Config(format!(
+                        "{}: include {} is inside {label}; snapshots cannot include themselves, list the app's own folders",
+                        self.file.display(),
+                        include.display()
+                    )));
+                }
+            }
+        }
         if remote.as_ref() == Some(&local) {
             return Err(Error::Config(format!(
                 "{}: [remote] path is the same folder as [local] dir ({}); the remote must be another place, ideally another disk",
@@ -351,6 +366,10 @@ path = "/mnt/nas/app-backups"
                 "same folder",
             ),
             ("", "no [[database]]"),
+            (
+                "[[database]]\nname = \"a\"\npath = \"db/a.db\"\n[local]\ndir = \"b\"\n[[include]]\npath = \"b/old\"\n",
+                "cannot include themselves",
+            ),
             (
                 "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"s3\"\n",
                 "unknown",

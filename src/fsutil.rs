@@ -8,10 +8,16 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::tag::Tag;
 
-/// Prefix of every temporary file or folder this tool creates; a run that holds the lock removes
-/// leftovers with this prefix (from a killed run) before it starts.
-pub const TEMP_PREFIX: &str = ".tmp-";
+/// Prefix of every temporary file or folder this tool creates. A run that holds the lock removes
+/// leftovers of a killed run, but only names this tool makes (see [`is_our_temp`]): the snapshot
+/// folder may be shared with other files.
+pub const TEMP_PREFIX: &str = ".backup-tmp-";
+/// Prefix of a staging folder, after [`TEMP_PREFIX`].
+pub const STAGING_PREFIX: &str = "staging-";
+/// Suffix of the checksum file written beside every archive: `<sha256>  <name>`, as `sha256sum`.
+pub const CHECKSUM_SUFFIX: &str = ".sha256";
 
 /// Formats a byte count for people: `1.5 GiB`, `312 KiB`, `17 B`.
 pub fn human_bytes(n: u64) -> String {
@@ -134,7 +140,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<()> {
         Err(e) => return Err(Error::io("cannot read folder", dir, e)),
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+        if entry.file_name().to_str().is_some_and(is_our_temp) {
             let path = entry.path();
             let removed = if path.is_dir() {
                 fs::remove_dir_all(&path)
@@ -145,6 +151,45 @@ pub fn remove_stale_temps(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `name` is a temporary this tool creates: a staging folder, an archive or checksum on
+/// its way into place, or `last_run.json` being replaced.
+pub fn is_our_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    if let Some(tag) = rest.strip_prefix(STAGING_PREFIX) {
+        return Tag::parse(tag).is_some();
+    }
+    let rest = rest.strip_suffix(CHECKSUM_SUFFIX).unwrap_or(rest);
+    rest == crate::last_run::LAST_RUN_FILE || Tag::from_archive_name(rest).is_some()
+}
+
+/// The checksum file of an archive.
+pub fn checksum_path(archive: &Path) -> PathBuf {
+    let mut name = archive.as_os_str().to_owned();
+    name.push(CHECKSUM_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Records the sha256 of `archive` beside it, atomically.
+pub fn write_checksum(archive: &Path, sha256: &str) -> Result<()> {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    write_atomic(
+        &checksum_path(archive),
+        format!("{sha256}  {name}\n").as_bytes(),
+    )
+}
+
+/// The sha256 recorded beside `archive`, if there is a readable record.
+pub fn read_checksum(archive: &Path) -> Option<String> {
+    let text = fs::read_to_string(checksum_path(archive)).ok()?;
+    let sha = text.split_whitespace().next()?;
+    (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_lowercase())
 }
 
 /// A writer that counts and hashes what passes through it.
@@ -246,6 +291,27 @@ mod tests {
     fn clean_path_removes_dots_lexically() {
         assert_eq!(clean_path(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert_eq!(clean_path(Path::new("a/../../b")), PathBuf::from("../b"));
+    }
+
+    #[test]
+    fn only_our_own_temporaries_count_as_leftovers() {
+        let tag = "bk-20261122T014207Z-manual-laptop-3f9a1c";
+        for ours in [
+            format!("{TEMP_PREFIX}{STAGING_PREFIX}{tag}"),
+            format!("{TEMP_PREFIX}{tag}.tar.gz"),
+            format!("{TEMP_PREFIX}{tag}.tar.gz.sha256"),
+            format!("{TEMP_PREFIX}last_run.json"),
+        ] {
+            assert!(is_our_temp(&ours), "{ours}");
+        }
+        for theirs in [
+            ".tmp-notes",
+            ".backup-tmp-",
+            ".backup-tmp-my-work",
+            "last_run.json",
+        ] {
+            assert!(!is_our_temp(theirs), "{theirs}");
+        }
     }
 
     #[test]

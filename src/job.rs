@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use crate::catalog;
+use crate::catalog::{self, LocalSnapshot};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
@@ -26,10 +26,13 @@ pub struct JobReport {
     pub pushed: Vec<Tag>,
     /// Local snapshots the remote still lacks.
     pub pending: Vec<Tag>,
-    /// Why pushing stopped, if it did. The snapshot is safe locally either way.
+    /// Why pushing stopped or skipped a snapshot, if it did. The new snapshot is safe locally
+    /// either way.
     pub push_error: Option<Error>,
     /// The remote, described; `None` when none is configured.
     pub remote: Option<String>,
+    /// Things that went wrong after the snapshot was safely stored.
+    pub warnings: Vec<String>,
 }
 
 /// Takes a snapshot of `kind` and pushes every local snapshot the remote does not have yet.
@@ -66,9 +69,6 @@ pub fn snapshot_and_push(
                     total: started.elapsed().as_millis() as u64,
                     ..Durations::default()
                 },
-                pending: catalog::local_snapshots(local)
-                    .map(|s| s.into_iter().map(|s| s.tag).collect())
-                    .unwrap_or_default(),
                 ..LastRun::default()
             };
             // The snapshot error is what the user must see; a failure to record it comes second.
@@ -79,9 +79,9 @@ pub fn snapshot_and_push(
 
     let push_started = Instant::now();
     let remote = config.remote.as_ref().map(Remote::from_config);
-    let (pushed, pending, push_error) = match &remote {
+    let push = match &remote {
         Some(remote) => push_pending(config, remote, &snapshot, progress),
-        None => (Vec::new(), Vec::new(), None),
+        None => PushOutcome::default(),
     };
     let push_ms = push_started.elapsed().as_millis() as u64;
 
@@ -89,10 +89,10 @@ pub fn snapshot_and_push(
         command: command.into(),
         started_at,
         finished_at: Utc::now(),
-        ok: push_error.is_none(),
+        ok: push.error.is_none(),
         snapshot_ok: true,
-        push_ok: remote.as_ref().map(|_| push_error.is_none()),
-        error: push_error.as_ref().map(|e| e.to_string()),
+        push_ok: remote.as_ref().map(|_| push.error.is_none()),
+        error: push.error.as_ref().map(|e| e.to_string()),
         tag: Some(snapshot.tag.clone()),
         source_bytes: snapshot.manifest.payload_bytes(),
         archive_bytes: snapshot.size,
@@ -102,71 +102,103 @@ pub fn snapshot_and_push(
             push: push_ms,
             total: started.elapsed().as_millis() as u64,
         },
-        pushed: pushed.clone(),
-        pending: pending.clone(),
+        pushed: push.pushed.clone(),
+        pending: Some(push.pending.clone()),
     };
-    record.write(local)?;
+    let mut warnings = Vec::new();
+    if let Err(e) = record.write(local) {
+        warnings.push(format!("the snapshot is stored, but {e}"));
+    }
     Ok(JobReport {
         snapshot,
-        pushed,
-        pending,
-        push_error,
+        pushed: push.pushed,
+        pending: push.pending,
+        push_error: push.error,
         remote: remote.map(|r| r.describe()),
+        warnings,
     })
 }
 
-/// Pushes, oldest first, every local snapshot the remote lacks; stops at the first failure so a
-/// dead remote costs one error, not one per snapshot.
+#[derive(Default)]
+struct PushOutcome {
+    pushed: Vec<Tag>,
+    pending: Vec<Tag>,
+    error: Option<Error>,
+}
+
+/// Pushes, oldest first, every local snapshot the remote lacks (or holds with another size).
+///
+/// A local archive that no longer matches the checksum recorded when it was made is skipped, so
+/// a damaged file never replaces a good remote copy. The first remote failure stops the pushes:
+/// a dead remote costs one error, not one per snapshot.
 fn push_pending(
     config: &Config,
     remote: &Remote,
     fresh: &Snapshot,
     progress: &dyn Progress,
-) -> (Vec<Tag>, Vec<Tag>, Option<Error>) {
+) -> PushOutcome {
+    let mut outcome = PushOutcome::default();
     let local = match catalog::local_snapshots(&config.local_dir) {
         Ok(local) => local,
-        Err(e) => return (Vec::new(), vec![fresh.tag.clone()], Some(e)),
+        Err(e) => {
+            outcome.pending.push(fresh.tag.clone());
+            outcome.error = Some(e);
+            return outcome;
+        }
     };
     let on_remote: HashMap<Tag, u64> = match remote.list() {
         Ok(found) => found.into_iter().map(|s| (s.tag, s.size)).collect(),
         Err(e) => {
-            return (
-                Vec::new(),
-                local.into_iter().map(|s| s.tag).collect(),
-                Some(e),
-            );
+            outcome.pending = local.into_iter().map(|s| s.tag).collect();
+            outcome.error = Some(e);
+            return outcome;
         }
     };
-    // Missing, or there with another size (a truncated copy): push (again).
-    let mut waiting: Vec<_> = local
+    let waiting: Vec<LocalSnapshot> = local
         .into_iter()
         .filter(|s| on_remote.get(&s.tag) != Some(&s.size))
         .collect();
-    let mut pushed = Vec::new();
-    let total = waiting.iter().map(|s| s.size).sum();
-    progress.phase("pushing", total);
-    while !waiting.is_empty() {
-        let snapshot = waiting.remove(0);
-        let sha256 = if snapshot.tag == fresh.tag {
+    progress.phase("pushing", waiting.iter().map(|s| s.size).sum());
+    let mut waiting = waiting.into_iter();
+    while let Some(snapshot) = waiting.next() {
+        let checked = if snapshot.tag == fresh.tag {
             Ok(fresh.sha256.clone())
         } else {
-            fsutil::hash_file(&snapshot.path).map(|(_, sha)| sha)
+            verified_sha256(&snapshot)
         };
-        let result =
-            sha256.and_then(|sha| remote.put(&snapshot.tag, &snapshot.path, snapshot.size, &sha));
-        match result {
+        let sha256 = match checked {
+            Ok(sha256) => sha256,
+            Err(e) => {
+                outcome.pending.push(snapshot.tag);
+                outcome.error.get_or_insert(e);
+                continue;
+            }
+        };
+        match remote.put(&snapshot.tag, &snapshot.path, snapshot.size, &sha256) {
             Ok(()) => {
                 progress.advance(snapshot.size);
-                pushed.push(snapshot.tag);
+                outcome.pushed.push(snapshot.tag);
             }
             Err(e) => {
-                let mut pending = vec![snapshot.tag];
-                pending.extend(waiting.into_iter().map(|s| s.tag));
-                progress.done();
-                return (pushed, pending, Some(e));
+                outcome.pending.push(snapshot.tag);
+                outcome.pending.extend(waiting.map(|s| s.tag));
+                outcome.error.get_or_insert(e);
+                break;
             }
         }
     }
     progress.done();
-    (pushed, Vec::new(), None)
+    outcome
+}
+
+/// The archive's sha256, checked against the record written when it was made (if any).
+fn verified_sha256(snapshot: &LocalSnapshot) -> Result<String> {
+    let (_, sha256) = fsutil::hash_file(&snapshot.path)?;
+    match fsutil::read_checksum(&snapshot.path) {
+        Some(recorded) if recorded != sha256 => Err(Error::Other(format!(
+            "local archive {} no longer matches the sha256 recorded when it was made; it is damaged and was not pushed (the disk may be failing); take a new snapshot with `backup now`",
+            snapshot.path.display()
+        ))),
+        _ => Ok(sha256),
+    }
 }

@@ -33,8 +33,9 @@ pub struct LastRun {
     pub durations_ms: Durations,
     /// Snapshots pushed by this run, the new one and older ones that were waiting.
     pub pushed: Vec<Tag>,
-    /// Local snapshots the remote still lacks after this run.
-    pub pending: Vec<Tag>,
+    /// Local snapshots the remote still lacks after this run; `None` when the run failed before
+    /// it could tell.
+    pub pending: Option<Vec<Tag>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -54,7 +54,17 @@ fn config_is_found_through_the_environment_and_printed_resolved() {
 }
 
 #[test]
-fn snapshot_folder_inside_a_database_folder_is_refused() {
+fn a_remote_in_the_database_folder_is_refused() {
+    let app = App::new(1);
+    app.write_config("[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[remote]\ntype = \"dir\"\npath = \"data/\"\n");
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("[remote] path"), "{}", stderr(&out));
+    assert!(!app.path("backups").exists(), "nothing was started");
+}
+
+#[test]
+fn snapshot_folder_that_is_a_database_folder_is_refused() {
     let app = App::new(1);
     app.write_config(
         "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"data\"\n",

@@ -70,6 +70,13 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
     assert_eq!(run().status.code(), Some(0));
     let remote: Vec<_> = fs::read_dir(dir.path().join("sample/remote"))
         .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .ends_with(".tar.gz")
+        })
         .collect();
     assert_eq!(remote.len(), 2);
 }

@@ -28,9 +28,11 @@ fn wait_for_staging(app: &App) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(dir) = fs::read_dir(app.path("backups"))
-            && dir
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-staging"))
+            && dir.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".backup-tmp-staging")
+            })
         {
             return true;
         }

@@ -70,15 +70,62 @@ fn a_remote_that_is_a_file_is_reported_and_the_snapshot_is_kept() {
 }
 
 #[test]
-fn a_truncated_remote_copy_is_replaced_by_the_next_run() {
+fn a_truncated_remote_copy_is_listed_as_local_and_replaced_by_the_next_run() {
     let app = App::new(50);
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
     let name = app.archives("remote")[0].clone();
     let remote_copy = app.path("remote").join(&name);
     let good = fs::read(&remote_copy).unwrap();
     fs::write(&remote_copy, &good[..good.len() / 2]).unwrap();
+    assert_eq!(
+        app.list_json()[0]["where"],
+        "local",
+        "a truncated copy is no copy"
+    );
     assert_eq!(app.run(&["run"]).status.code(), Some(0));
     assert_eq!(fs::read(&remote_copy).unwrap(), good);
+    assert!(app.list_json().iter().all(|e| e["where"] == "both"));
+}
+
+#[test]
+fn both_sides_record_the_archive_checksum() {
+    let app = App::new(5);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let name = app.archives("backups")[0].clone();
+    let sha = crate::support::sha256_hex(&fs::read(app.path("backups").join(&name)).unwrap());
+    for side in ["backups", "remote"] {
+        let record = fs::read_to_string(app.path(side).join(format!("{name}.sha256"))).unwrap();
+        assert_eq!(record, format!("{sha}  {name}\n"), "{side}");
+    }
+}
+
+/// A local archive damaged after it was made is never pushed (it could replace a good copy);
+/// the others still go up, and the exit code says something is wrong.
+#[test]
+fn a_damaged_local_archive_is_not_pushed() {
+    let app = App::new(50);
+    fs::remove_dir(app.path("remote")).unwrap();
+    assert_eq!(app.run(&["now"]).status.code(), Some(4));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(app.run(&["now"]).status.code(), Some(4));
+    let names = app.archives("backups");
+    let damaged = app.path("backups").join(&names[0]);
+    let mut bytes = fs::read(&damaged).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&damaged, bytes).unwrap();
+
+    fs::create_dir(app.path("remote")).unwrap();
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
+    let remote = app.archives("remote");
+    assert!(
+        !remote.contains(&names[0]),
+        "the damaged archive stayed local"
+    );
+    assert!(remote.contains(&names[1]));
+    assert_eq!(remote.len(), 2, "the good older one and the new one");
 }
 
 #[test]

@@ -283,3 +283,144 @@ fn too_little_free_space_is_refused_up_front_with_the_numbers() {
     assert!(err.contains("needs") && err.contains("MiB"), "{err}");
     assert!(app.archives("remote").is_empty());
 }
+
+/// A writer holding an exclusive lock (rollback journal: readers are blocked) is waited for; the
+/// copy then holds the writer's committed rows.
+#[test]
+fn a_database_locked_by_a_writer_is_waited_for_not_failed() {
+    let app = App::new(10);
+    let db = app.path("data/tasks.db");
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "delete").unwrap();
+    }
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE; INSERT INTO notes (text) VALUES ('late');")
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let out = app.run(&["now"]);
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let entries = only_archive(&app);
+    let manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    assert_eq!(manifest["databases"][0]["journal_mode"], "delete");
+    assert_eq!(manifest["databases"][0]["tables"]["notes"], 1);
+}
+
+/// The live database is only read: no checkpoint on close, so the main file and its WAL are
+/// byte-identical after a snapshot even when ours was the last connection.
+#[test]
+fn the_live_database_and_its_wal_are_never_written() {
+    let app = App::new(0);
+    let db = app.path("data/tasks.db");
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+        for i in 0..200 {
+            conn.execute("INSERT INTO notes (text) VALUES (?1)", [format!("n{i}")])
+                .unwrap();
+        }
+    }
+    let wal = app.path("data/tasks.db-wal");
+    assert!(
+        fs::metadata(&wal).unwrap().len() > 0,
+        "rows wait in the WAL"
+    );
+    let before = (fs::read(&db).unwrap(), fs::read(&wal).unwrap());
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(&db).unwrap(), before.0, "main file unchanged");
+    assert_eq!(fs::read(&wal).unwrap(), before.1, "WAL unchanged");
+    let entries = only_archive(&app);
+    let manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    assert_eq!(
+        manifest["databases"][0]["tables"]["notes"], 200,
+        "WAL rows are in the copy"
+    );
+}
+
+/// Including the whole app folder picks up neither the snapshot folders (archives would nest and
+/// double every run) nor the databases' raw files.
+#[test]
+fn an_include_of_the_whole_app_skips_snapshots_and_live_database_files() {
+    let app = App::new(10);
+    fs::write(app.path("notes.md"), b"keep me").unwrap();
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \".\"\n[[include]]\npath = \"notes.md\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"dir\"\npath = \"remote\"\n",
+    );
+    for _ in 0..2 {
+        let out = app.run(&["now"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    for name in app.archives("backups") {
+        let entries = read_archive(&app.path("backups").join(name));
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "MANIFEST.json",
+                "databases/tasks.db",
+                "files/backup.toml",
+                "files/notes.md"
+            ],
+            "overlapping includes are stored once"
+        );
+    }
+}
+
+#[test]
+fn a_table_name_with_quotes_and_an_empty_database_are_handled() {
+    let app = App::new(1);
+    {
+        let conn = Connection::open(app.path("data/tasks.db")).unwrap();
+        conn.execute_batch("CREATE TABLE \"we\"\"ird\" (x); INSERT INTO \"we\"\"ird\" VALUES (1);")
+            .unwrap();
+    }
+    fs::write(app.path("data/empty.db"), b"").unwrap();
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[database]]\nname = \"empty\"\npath = \"data/empty.db\"\n[local]\ndir = \"backups\"\n",
+    );
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let entries = only_archive(&app);
+    let manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    assert_eq!(manifest["databases"][0]["tables"]["we\"ird"], 1);
+    assert_eq!(manifest["databases"][1]["tables"], serde_json::json!({}));
+}
+
+#[test]
+fn run_is_silent_on_success_and_records_the_outcome() {
+    let app = App::new(10);
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "cron mails any output"
+    );
+    let last: Value =
+        serde_json::from_slice(&fs::read(app.path("backups/last_run.json")).unwrap()).unwrap();
+    assert_eq!(last["command"], "run");
+    assert_eq!(last["ok"], true);
+    assert_eq!(last["snapshot_ok"], true);
+    assert_eq!(last["push_ok"], true);
+    assert_eq!(last["error"], Value::Null);
+    let tag = last["tag"].as_str().unwrap();
+    assert_eq!(app.archives("backups"), [format!("{tag}.tar.gz")]);
+    assert_eq!(last["pushed"], serde_json::json!([tag]));
+    assert_eq!(last["pending"], serde_json::json!([]));
+    assert!(last["source_bytes"].as_u64().unwrap() > 0);
+    assert!(last["archive_bytes"].as_u64().unwrap() > 0);
+    assert!(last["durations_ms"]["total"].as_u64().is_some());
+    assert!(last["started_at"].as_str() <= last["finished_at"].as_str());
+}

@@ -73,7 +73,7 @@ path = "remote"
         names
     }
 
-    /// Names starting with `.tmp-` anywhere under the app: there must never be any after a run.
+    /// Names starting with `.backup-tmp-` anywhere under the app: never any after a run.
     pub fn temp_leftovers(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         walk(self.dir.path(), &mut found);
@@ -94,7 +94,11 @@ path = "remote"
 fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".backup-tmp-")
+        {
             found.push(entry.path());
         }
         if entry.file_type().unwrap().is_dir() {

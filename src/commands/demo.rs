@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use backup_agent::error::Error;
 use backup_agent::progress::Progress;
+use backup_agent::tag::Kind;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,12 +17,7 @@ pub struct Args {
 pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
     let config = backup_agent::demo::prepare(&args.dir)?;
     println!("sample app ready: {}", config.display());
-    let code = super::snapshot::run(
-        Some(&config),
-        &super::snapshot::Args { json: false },
-        false,
-        progress,
-    )?;
+    let code = super::snapshot::execute(Some(&config), false, Kind::Scheduled, true, progress)?;
     println!();
     super::list::run(Some(&config), &super::list::Args { json: false })?;
     println!(

@@ -1,5 +1,6 @@
 //! `backup now` and `backup run`.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use serde::Serialize;
@@ -41,19 +42,42 @@ pub fn run(
     manual: bool,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
-    let config = crate::load_config(config)?;
     let kind = if manual {
         Kind::Manual
     } else {
         Kind::Scheduled
     };
+    // `run` is for cron: silent on success unless someone watches (or asks for JSON).
+    let show = manual || std::io::stdout().is_terminal();
+    execute(config, args.json, kind, show, progress)
+}
+
+/// Runs the job and renders it; `show` prints the human summary (JSON is always printed).
+pub fn execute(
+    config: Option<&Path>,
+    json: bool,
+    kind: Kind,
+    show: bool,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let config = crate::load_config(config)?;
     let report = job::snapshot_and_push(&config, kind, progress)?;
-    render(&config, &report, args.json);
+    if json || show {
+        render(&config, &report, json);
+    }
+    for warning in &report.warnings {
+        eprintln!("backup: warning: {warning}");
+    }
     match &report.push_error {
         None => Ok(exit::OK),
         Some(e) => {
+            let reason = match e {
+                Error::Remote(message) => message.clone(),
+                other => other.to_string(),
+            };
             eprintln!(
-                "backup: error: snapshot {} is safe locally, but the push failed: {e}; {} snapshot(s) wait locally and go up with the next `backup run` or `backup now`",
+                "backup: error: push to {} failed: {reason}; snapshot {} is safe locally, and the {} snapshot(s) waiting are pushed by the next `backup run`",
+                report.remote.as_deref().unwrap_or("the remote"),
                 report.snapshot.tag,
                 report.pending.len()
             );

@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::RemoteSnapshot;
+use crate::catalog::scan_archives;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, TEMP_PREFIX, TempPath};
 use crate::tag::Tag;
@@ -14,8 +15,12 @@ pub struct DirRemote {
     root: PathBuf,
 }
 
-fn remote_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Remote(format!("{what} {}: {e}", path.display()))
+/// Any failure while talking to the remote is a remote failure (exit code 4), whatever its cause.
+fn remote<T>(result: Result<T>) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Remote(_) => e,
+        other => Error::Remote(other.to_string()),
+    })
 }
 
 impl DirRemote {
@@ -37,86 +42,75 @@ impl DirRemote {
                 self.root.display()
             ))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::Remote(format!(
-                "folder {} does not exist; mount the drive or create the folder (mkdir -p), then run `backup run` to push what is waiting",
+                "folder {} does not exist; mount the drive or create the folder",
                 self.root.display()
             ))),
-            Err(e) => Err(remote_error("cannot read", &self.root, e)),
+            Err(e) => Err(Error::Remote(format!(
+                "cannot read {}: {e}",
+                self.root.display()
+            ))),
         }
     }
 
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
         self.check_root()?;
-        let entries =
-            fs::read_dir(&self.root).map_err(|e| remote_error("cannot list", &self.root, e))?;
-        let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| remote_error("cannot list", &self.root, e))?;
-            let name = entry.file_name();
-            let Some(tag) = name.to_str().and_then(Tag::from_archive_name) else {
-                continue;
-            };
-            let meta = entry
-                .metadata()
-                .map_err(|e| remote_error("cannot read", &entry.path(), e))?;
-            if meta.is_file() {
-                found.push(RemoteSnapshot {
-                    tag,
-                    size: meta.len(),
-                });
-            }
-        }
-        found.sort_by(|a, b| a.tag.cmp(&b.tag));
-        Ok(found)
+        let found = scan_archives(&self.root)
+            .map_err(|e| Error::Remote(format!("cannot list {}: {e}", self.root.display())))?;
+        Ok(found
+            .into_iter()
+            .map(|(tag, path, size)| RemoteSnapshot {
+                tag,
+                size,
+                sha256: fsutil::read_checksum(&path),
+            })
+            .collect())
     }
 
     pub fn put(&self, tag: &Tag, archive: &Path, size: u64, sha256: &str) -> Result<()> {
         self.check_root()?;
+        remote(self.store(tag, archive, size, sha256))
+    }
+
+    fn store(&self, tag: &Tag, archive: &Path, size: u64, sha256: &str) -> Result<()> {
         let target = self.root.join(tag.archive_name());
         if let Ok((have_size, have_sha)) = fsutil::hash_file(&target)
             && have_size == size
             && have_sha == sha256
         {
-            return Ok(()); // An earlier attempt got it there whole.
+            // An earlier attempt got it there whole; make sure its record is there too.
+            return fsutil::write_checksum(&target, sha256);
         }
-        fsutil::ensure_space(&self.root, size, "the archive")
-            .map_err(|e| Error::Remote(e.to_string()))?;
+        fsutil::ensure_space(&self.root, size, "the archive")?;
         let temp = TempPath::new(
             self.root
                 .join(format!("{TEMP_PREFIX}{}", tag.archive_name())),
         );
         let _ = fs::remove_file(temp.path()); // A leftover of a killed push.
-        let copy = || -> Result<(u64, String)> {
-            let mut input = fs::File::open(archive)
-                .map_err(|e| Error::io("cannot read local archive", archive, e))?;
-            let output = fsutil::create_private(temp.path())?;
-            let mut writer = fsutil::HashingWriter::new(output);
-            fsutil::copy_large(&mut input, &mut writer)
-                .map_err(|e| Error::io("cannot copy to remote", temp.path(), e))?;
-            let (file, written, sha) = writer.finish();
-            file.sync_all()
-                .map_err(|e| Error::io("cannot sync", temp.path(), e))?;
-            Ok((written, sha))
-        };
-        let (written, written_sha) = copy().map_err(|e| Error::Remote(e.to_string()))?;
+        let mut input = fs::File::open(archive)
+            .map_err(|e| Error::io("cannot read local archive", archive, e))?;
+        let mut writer = fsutil::HashingWriter::new(fsutil::create_private(temp.path())?);
+        fsutil::copy_large(&mut input, &mut writer)
+            .map_err(|e| Error::io("cannot copy to", temp.path(), e))?;
+        let (file, written, written_sha) = writer.finish();
+        file.sync_all()
+            .map_err(|e| Error::io("cannot sync", temp.path(), e))?;
         if written != size || written_sha != sha256 {
-            return Err(Error::Remote(format!(
-                "local archive {} changed while it was being pushed (expected {size} bytes, sha256 {sha256}); run `backup run` again",
+            return Err(Error::Other(format!(
+                "local archive {} changed while it was being pushed (expected {size} bytes, sha256 {sha256})",
                 archive.display()
             )));
         }
-        temp.persist(&target)
-            .map_err(|e| Error::Remote(e.to_string()))?;
-        fsutil::sync_dir(&self.root).map_err(|e| Error::Remote(e.to_string()))?;
+        temp.persist(&target)?;
+        fsutil::sync_dir(&self.root)?;
         // Read back what the remote now holds: a flaky share can store something else.
-        let (have_size, have_sha) =
-            fsutil::hash_file(&target).map_err(|e| Error::Remote(e.to_string()))?;
+        let (have_size, have_sha) = fsutil::hash_file(&target)?;
         if have_size != size || have_sha != sha256 {
             let _ = fs::remove_file(&target);
-            return Err(Error::Remote(format!(
+            return Err(Error::Other(format!(
                 "{} reads back as {have_size} bytes with sha256 {have_sha}, expected {size} bytes with sha256 {sha256}; the remote drive may be failing",
                 target.display()
             )));
         }
-        Ok(())
+        fsutil::write_checksum(&target, sha256)
     }
 }

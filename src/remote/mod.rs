@@ -21,6 +21,8 @@ use crate::tag::Tag;
 pub struct RemoteSnapshot {
     pub tag: Tag,
     pub size: u64,
+    /// The sha256 the remote recorded when the snapshot was pushed, if it keeps one.
+    pub sha256: Option<String>,
 }
 
 /// The configured remote.

@@ -2,11 +2,14 @@
 //! manifest records about that copy.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
@@ -15,6 +18,8 @@ use crate::error::{Error, Result};
 const BUSY_BUDGET: Duration = Duration::from_secs(120);
 const FIRST_BUSY_DELAY: Duration = Duration::from_millis(25);
 const MAX_BUSY_DELAY: Duration = Duration::from_secs(2);
+/// SQLite's own wait per attempt; longer waits are ours, with backoff, inside [`BUSY_BUDGET`].
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Facts about a copy, read from the copy.
 pub(crate) struct CopyFacts {
@@ -23,11 +28,59 @@ pub(crate) struct CopyFacts {
     pub tables: BTreeMap<String, u64>,
 }
 
-fn db_error(db: &DatabaseConfig, reason: impl Into<String>) -> Error {
+pub(crate) fn db_error(db: &DatabaseConfig, reason: impl Into<String>) -> Error {
     Error::Database {
         name: db.name.clone(),
         path: db.path.clone(),
         reason: reason.into(),
+    }
+}
+
+/// The error for a database file that cannot be found or read.
+pub(crate) fn unreadable(db: &DatabaseConfig, e: &std::io::Error) -> Error {
+    db_error(
+        db,
+        format!("cannot read it ({e}); check `path` in the config, or remove the entry"),
+    )
+}
+
+/// Why a busy retry loop ended without a result.
+enum Stalled {
+    Failed(rusqlite::Error),
+    OutOfTime,
+}
+
+/// Runs `attempt` until it returns `Some`, retrying with exponential backoff while SQLite says
+/// BUSY/LOCKED (an error with that code, or `None`), for at most [`BUSY_BUDGET`].
+fn retry_busy<T>(mut attempt: impl FnMut() -> rusqlite::Result<Option<T>>) -> Result<T, Stalled> {
+    let started = Instant::now();
+    let mut delay = FIRST_BUSY_DELAY;
+    loop {
+        match attempt() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {}
+            Err(e) => return Err(Stalled::Failed(e)),
+        }
+        if started.elapsed() >= BUSY_BUDGET {
+            return Err(Stalled::OutOfTime);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(MAX_BUSY_DELAY);
+    }
+}
+
+fn stalled(db: &DatabaseConfig, doing: &str, stalled: Stalled) -> Error {
+    match stalled {
+        Stalled::Failed(e) => db_error(db, format!("{doing}: {e}")),
+        Stalled::OutOfTime => db_error(
+            db,
+            format!(
+                "{doing}: it stayed locked by another process for {}s; retry when the app is idle",
+                BUSY_BUDGET.as_secs()
+            ),
+        ),
     }
 }
 
@@ -36,107 +89,57 @@ fn db_error(db: &DatabaseConfig, reason: impl Into<String>) -> Error {
 /// One `step(-1)` copies every page inside a single read transaction: WAL writers carry on, and
 /// the copy is one point in time. (Small steps restart whenever a writer commits, which under a
 /// busy writer never ends.) BUSY/LOCKED are retried with backoff.
+///
+/// The live file is only read: the connection opens without CREATE and never checkpoints on
+/// close (SQLite's default would fold the WAL into the database when ours is the last
+/// connection).
 pub(crate) fn copy_database(db: &DatabaseConfig, dest: &Path) -> Result<String> {
-    let meta = std::fs::metadata(&db.path).map_err(|e| {
-        db_error(
-            db,
-            format!("cannot read it ({e}); check `path` in the config, or remove the entry"),
-        )
-    })?;
+    let meta = std::fs::metadata(&db.path).map_err(|e| unreadable(db, &e))?;
     if !meta.is_file() {
         return Err(db_error(db, "is not a file; check `path` in the config"));
     }
-    // Read-write without CREATE: a missing file is never created, and a WAL database can be read
-    // even when its -shm file does not exist yet. Nothing is written.
-    let source = Connection::open_with_flags(
-        &db.path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .or_else(|_| {
-        Connection::open_with_flags(
-            &db.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+    // Read-write (without CREATE) lets a WAL database be read even when its -shm file does not
+    // exist yet; read-only is the fallback for files we may not write.
+    let source = [
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ]
+    .into_iter()
+    .find_map(|mode| {
+        Connection::open_with_flags(&db.path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).ok()
     })
-    .map_err(|e| db_error(db, format!("cannot open it: {e}")))?;
+    .ok_or_else(|| db_error(db, "cannot open it with SQLite; check its permissions"))?;
     source
-        .busy_timeout(Duration::from_secs(5))
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .and_then(|_| source.busy_timeout(SQLITE_BUSY_TIMEOUT))
         .map_err(|e| db_error(db, e.to_string()))?;
-    let journal_mode: String =
-        with_busy_retry(|| source.query_row("PRAGMA journal_mode", [], |row| row.get(0)))
-            .map_err(|e| db_error(db, format!("cannot read it as a SQLite database: {e}")))?;
+    let journal_mode: String = retry_busy(|| {
+        source
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .map(Some)
+    })
+    .map_err(|e| stalled(db, "cannot read it as a SQLite database", e))?;
 
     let mut copy =
         Connection::open(dest).map_err(|e| db_error(db, format!("cannot create the copy: {e}")))?;
     // The copy only lives until it is packed, and the archive is fsynced: no need to sync it.
     copy.pragma_update(None, "synchronous", "OFF")
         .map_err(|e| db_error(db, e.to_string()))?;
-    let started = Instant::now();
-    let mut delay = FIRST_BUSY_DELAY;
-    loop {
-        let backup = Backup::new(&source, &mut copy)
-            .map_err(|e| db_error(db, format!("cannot start the online backup: {e}")))?;
-        let step = backup.step(-1);
-        drop(backup);
-        match step {
-            Ok(StepResult::Done) => break,
-            Ok(StepResult::Busy | StepResult::Locked) if started.elapsed() < BUSY_BUDGET => {
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(MAX_BUSY_DELAY);
-            }
-            Ok(StepResult::Busy | StepResult::Locked) => {
-                return Err(db_error(
-                    db,
-                    format!(
-                        "stayed locked by another process for {}s; retry when the app is idle",
-                        BUSY_BUDGET.as_secs()
-                    ),
-                ));
-            }
-            Ok(other) => {
-                return Err(db_error(
-                    db,
-                    format!("online backup stopped early ({other:?})"),
-                ));
-            }
-            Err(e) => {
-                return Err(db_error(db, format!("online backup failed: {e}")));
-            }
-        }
-    }
+    retry_busy(|| {
+        let backup = Backup::new(&source, &mut copy)?;
+        // Busy/Locked, or `More` (not expected with -1): start over within the budget.
+        Ok(matches!(backup.step(-1)?, StepResult::Done).then_some(()))
+    })
+    .map_err(|e| stalled(db, "online backup failed", e))?;
     Ok(journal_mode)
-}
-
-/// Runs a statement, retrying while SQLite answers BUSY/LOCKED, within the busy budget.
-fn with_busy_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-    let started = Instant::now();
-    let mut delay = FIRST_BUSY_DELAY;
-    loop {
-        match f() {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) && started.elapsed() < BUSY_BUDGET =>
-            {
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(MAX_BUSY_DELAY);
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Checks a copy with `PRAGMA quick_check` and reads the facts the manifest records.
 ///
 /// The copy is opened immutable and read-only, so the check leaves no -wal/-shm files.
 pub(crate) fn inspect_copy(db: &DatabaseConfig, copy_path: &Path) -> Result<CopyFacts> {
-    let uri = format!(
-        "file:{}?immutable=1",
-        uri_escape(&copy_path.to_string_lossy())
-    );
     let conn = Connection::open_with_flags(
-        uri,
+        immutable_uri(copy_path),
         OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -144,43 +147,33 @@ pub(crate) fn inspect_copy(db: &DatabaseConfig, copy_path: &Path) -> Result<Copy
     .map_err(|e| db_error(db, format!("cannot open the copy: {e}")))?;
     let fail = |e: rusqlite::Error| db_error(db, format!("checking the copy: {e}"));
 
-    let mut findings = Vec::new();
-    {
-        let mut stmt = conn.prepare("PRAGMA quick_check").map_err(fail)?;
-        let mut rows = stmt.query([]).map_err(fail)?;
-        while let Some(row) = rows.next().map_err(fail)? {
-            findings.push(row.get::<_, String>(0).map_err(fail)?);
-        }
-    }
+    let findings: Vec<String> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .map_err(fail)?;
     if findings != ["ok"] {
         return Err(db_error(
             db,
             format!(
-                "the copy fails PRAGMA quick_check ({}); the live database may be damaged, run `sqlite3 {} 'PRAGMA integrity_check'`",
+                "the copy fails PRAGMA quick_check ({}); the live database may be damaged: run `sqlite3 {} 'PRAGMA integrity_check'`",
                 findings.join("; "),
                 db.path.display()
             ),
         ));
     }
-    let user_version = conn
+    let user_version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(fail)?;
     let page_size: i64 = conn
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .map_err(fail)?;
-    let page_size = page_size as u64;
-    let names: Vec<String> = {
-        let mut stmt = conn
-            .prepare(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' \
-                 AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
-            )
-            .map_err(fail)?;
-        stmt.query_map([], |r| r.get(0))
-            .map_err(fail)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(fail)?
-    };
+    let names: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+        )
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .map_err(fail)?;
     let mut tables = BTreeMap::new();
     for name in names {
         let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
@@ -189,14 +182,22 @@ pub(crate) fn inspect_copy(db: &DatabaseConfig, copy_path: &Path) -> Result<Copy
     }
     Ok(CopyFacts {
         user_version,
-        page_size,
+        page_size: page_size as u64,
         tables,
     })
 }
 
-/// Escapes the characters that end or alter a path inside a SQLite URI.
-fn uri_escape(path: &str) -> String {
-    path.replace('%', "%25")
-        .replace('?', "%3f")
-        .replace('#', "%23")
+/// `file:<path>?immutable=1`, every byte outside a safe set percent-encoded, so any path (also
+/// one that is not UTF-8) reaches SQLite unchanged.
+fn immutable_uri(path: &Path) -> OsString {
+    let mut uri = b"file:".to_vec();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            uri.push(b);
+        } else {
+            uri.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    uri.extend_from_slice(b"?immutable=1");
+    OsString::from_vec(uri)
 }

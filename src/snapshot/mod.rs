@@ -7,6 +7,7 @@ mod hot_copy;
 pub mod manifest;
 pub mod pgzip;
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
 
-use crate::config::Config;
+use crate::config::{Config, DatabaseConfig};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, TEMP_PREFIX, TempPath};
+use crate::fsutil::{self, STAGING_PREFIX, TEMP_PREFIX, TempPath};
 use crate::progress::Progress;
 use crate::tag::{self, Kind, Tag};
 pub use manifest::{DatabaseEntry, FileEntry, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
@@ -77,7 +78,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
         "the snapshot in [local] dir (copies of the sources, then the archive)",
     )?;
 
-    let staging = TempPath::new(local.join(format!("{TEMP_PREFIX}staging-{tag}")));
+    let staging = TempPath::new(local.join(format!("{TEMP_PREFIX}{STAGING_PREFIX}{tag}")));
     fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
     let db_dir = staging.path().join("databases");
     fs::create_dir(&db_dir).at("cannot create staging folder", &db_dir)?;
@@ -151,6 +152,8 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     let archive_path = local.join(tag.archive_name());
     let temp = TempPath::new(local.join(format!("{TEMP_PREFIX}{}", tag.archive_name())));
     let (size, sha256) = archive::write(temp.path(), &manifest, &staged, progress)?;
+    // The record first: an archive never exists without it (a record alone is harmless).
+    fsutil::write_checksum(&archive_path, &sha256)?;
     temp.persist(&archive_path)?;
     fsutil::sync_dir(local)?;
     drop(staging);
@@ -166,32 +169,60 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
 }
 
 /// Size of a database with its WAL: the most its copy can take.
-fn database_bytes(db: &crate::config::DatabaseConfig) -> Result<u64> {
-    let main = fs::metadata(&db.path).map_err(|e| Error::Database {
-        name: db.name.clone(),
-        path: db.path.clone(),
-        reason: format!("cannot read it ({e}); check `path` in the config, or remove the entry"),
-    })?;
-    let mut wal = db.path.clone().into_os_string();
-    wal.push("-wal");
-    let wal = fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+fn database_bytes(db: &DatabaseConfig) -> Result<u64> {
+    let main = fs::metadata(&db.path).map_err(|e| hot_copy::unreadable(db, &e))?;
+    let wal = fs::metadata(sibling(&db.path, "-wal")).map_or(0, |m| m.len());
     Ok(main.len() + wal)
 }
 
-/// Every regular file under the configured includes, in a stable order.
+/// `path` with `suffix` appended to its file name (`tasks.db` → `tasks.db-wal`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// What a walk of the includes must not pick up: the snapshot folders (each archive would hold
+/// all earlier ones) and the databases' own files (copied consistently through SQLite, never raw).
+struct Exclusions {
+    folders: Vec<PathBuf>,
+    files: HashSet<PathBuf>,
+}
+
+impl Exclusions {
+    fn new(config: &Config) -> Exclusions {
+        let mut folders = vec![fsutil::comparable_path(&config.local_dir)];
+        if let Some(folder) = config.remote.as_ref().and_then(|r| r.folder()) {
+            folders.push(fsutil::comparable_path(folder));
+        }
+        let files = config
+            .databases
+            .iter()
+            .flat_map(|db| {
+                ["", "-wal", "-shm", "-journal"]
+                    .map(|suffix| fsutil::comparable_path(&sibling(&db.path, suffix)))
+            })
+            .collect();
+        Exclusions { folders, files }
+    }
+}
+
+/// Every regular file under the configured includes, once each, in a stable order.
 fn collect_includes(config: &Config) -> Result<Vec<IncludedFile>> {
-    let mut files = Vec::new();
+    let exclusions = Exclusions::new(config);
+    let mut files = BTreeMap::new();
     for root in &config.includes {
-        let meta = fs::symlink_metadata(root).map_err(|e| {
+        // The root itself may be a link (a queue folder kept elsewhere); links inside are not.
+        let meta = fs::metadata(root).map_err(|e| {
             Error::Other(format!(
                 "include {}: cannot read it ({e}); create it or remove the [[include]] entry",
                 root.display()
             ))
         })?;
         if meta.is_dir() {
-            walk(config, root, &mut files)?;
+            walk(config, &exclusions, root, &mut files)?;
         } else if meta.is_file() {
-            files.push(included(config, root.clone(), meta.len()));
+            add_file(config, &exclusions, root, meta.len(), &mut files)?;
         } else {
             return Err(Error::Other(format!(
                 "include {} is neither a file nor a folder; list plain files or folders only",
@@ -199,46 +230,69 @@ fn collect_includes(config: &Config) -> Result<Vec<IncludedFile>> {
             )));
         }
     }
-    Ok(files)
+    Ok(files.into_values().collect())
 }
 
-fn walk(config: &Config, dir: &Path, files: &mut Vec<IncludedFile>) -> Result<()> {
+fn walk(
+    config: &Config,
+    exclusions: &Exclusions,
+    dir: &Path,
+    files: &mut BTreeMap<PathBuf, IncludedFile>,
+) -> Result<()> {
+    if exclusions.folders.contains(&fsutil::comparable_path(dir)) {
+        return Ok(());
+    }
     let mut entries: Vec<_> = fs::read_dir(dir)
-        .at("cannot read include folder", dir)?
-        .collect::<std::io::Result<_>>()
+        .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
         .at("cannot read include folder", dir)?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
         let meta = fs::symlink_metadata(&path).at("cannot read", &path)?;
         if meta.is_dir() {
-            walk(config, &path, files)?;
+            walk(config, exclusions, &path, files)?;
         } else if meta.is_file() {
-            files.push(included(config, path, meta.len()));
+            add_file(config, exclusions, &path, meta.len(), files)?;
         }
         // Links, sockets and devices are not data a restore can put back safely: skipped.
     }
     Ok(())
 }
 
-fn included(config: &Config, source: PathBuf, size: u64) -> IncludedFile {
+fn add_file(
+    config: &Config,
+    exclusions: &Exclusions,
+    source: &Path,
+    size: u64,
+    files: &mut BTreeMap<PathBuf, IncludedFile>,
+) -> Result<()> {
+    let key = fsutil::comparable_path(source);
+    if exclusions.files.contains(&key) || files.contains_key(&key) {
+        return Ok(());
+    }
     // Inside the config folder: the relative path; elsewhere: the absolute path under `_root/`.
     // Both are cleaned, so no `..` reaches the archive.
-    let archive_path = match source.strip_prefix(&config.base_dir) {
-        Ok(rel) => format!("files/{}", rel.display()),
-        Err(_) => format!(
-            "files/_root/{}",
-            source.strip_prefix("/").unwrap_or(&source).display()
-        ),
+    let relative = match source.strip_prefix(&config.base_dir) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => Path::new("_root").join(source.strip_prefix("/").unwrap_or(source)),
     };
-    IncludedFile {
-        display: config.display_path(&source),
-        source,
-        archive_path,
-        size,
-    }
+    let Some(relative) = relative.to_str() else {
+        return Err(Error::Other(format!(
+            "include: the name of {} is not valid UTF-8 and could not be restored as is; rename it, or move it out of the included folder",
+            source.display()
+        )));
+    };
+    files.insert(
+        key,
+        IncludedFile {
+            display: config.display_path(source),
+            source: source.to_path_buf(),
+            archive_path: format!("files/{relative}"),
+            size,
+        },
+    );
+    Ok(())
 }
-
 /// Copies an included file into staging, hashing it on the way; returns size, sha256 and mode.
 fn copy_file_hashed(source: &Path, dest: &Path) -> Result<(u64, String, u32)> {
     if let Some(parent) = dest.parent() {

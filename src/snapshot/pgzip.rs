@@ -16,6 +16,8 @@ use std::thread::JoinHandle;
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 const BLOCK_SIZE: usize = 1 << 20;
+/// More workers than this gain little and would cost memory (each holds about 2 MiB).
+const MAX_THREADS: usize = 8;
 const WINDOW: usize = 32 * 1024;
 /// gzip header: magic, deflate, no flags, no mtime, no extra flags, OS = Unix.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
@@ -51,13 +53,14 @@ pub struct ParallelGzEncoder<W: Write> {
 }
 
 impl<W: Write> ParallelGzEncoder<W> {
-    /// Starts an encoder; `threads` of 0 means one per available core.
+    /// Starts an encoder; `threads` of 0 means one per available core (at most 8).
     pub fn new(mut inner: W, level: Compression, threads: usize) -> io::Result<Self> {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             threads
-        };
+        }
+        .min(MAX_THREADS);
         inner.write_all(&HEADER)?;
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -79,7 +82,8 @@ impl<W: Write> ParallelGzEncoder<W> {
             jobs: Some(job_tx),
             results,
             workers,
-            max_in_flight: 2 * threads as u64,
+            // Enough to keep every worker busy while finished blocks wait for their turn.
+            max_in_flight: threads as u64 + 2,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
         })
@@ -159,8 +163,9 @@ impl<W: Write> Write for ParallelGzEncoder<W> {
         Ok(n)
     }
 
+    /// Flushes what was already compressed; a partial block waits for more input or `finish`.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.inner.as_mut().map_or(Ok(()), Write::flush)
     }
 }
 
@@ -179,7 +184,9 @@ fn worker(jobs: &Mutex<Receiver<Job>>, results: &mpsc::Sender<BlockResult>, leve
             },
             Err(_) => return,
         };
-        let block = compress_block(&job, level);
+        // A panic must reach the writer as an error: it would otherwise wait for this block forever.
+        let block = std::panic::catch_unwind(|| compress_block(&job, level))
+            .unwrap_or_else(|_| Err(io::Error::other("compression worker panicked")));
         if results.send((job.index, block)).is_err() {
             return;
         }
