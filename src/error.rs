@@ -48,7 +48,7 @@ pub enum Error {
     Remote(String),
 
     /// A file-system operation failed; `context` names the operation and the path.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", io_hint(.source))]
     Io {
         context: String,
         #[source]
@@ -58,6 +58,17 @@ pub enum Error {
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Other(String),
+}
+
+/// What to do next, for the I/O failures users can fix themselves.
+fn io_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => "; check the owner and permissions of that path",
+        io::ErrorKind::StorageFull => "; free some space on that disk",
+        io::ErrorKind::ReadOnlyFilesystem => "; that disk is mounted read-only",
+        io::ErrorKind::NotFound => "; check that the path exists",
+        _ => "",
+    }
 }
 
 /// Exit codes, documented in the README.

@@ -80,3 +80,17 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
         .collect();
     assert_eq!(remote.len(), 2);
 }
+
+#[test]
+fn demo_json_is_one_document_with_the_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backup"))
+        .args(["demo", "--dir", "d", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["snapshots"][0]["tag"], doc["tag"]);
+    assert_eq!(doc["snapshots"][0]["where"], "both");
+}

@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
-use backup_agent::error::Error;
+use backup_agent::catalog;
+use backup_agent::error::{Error, exit};
+use backup_agent::job;
 use backup_agent::progress::Progress;
+use backup_agent::remote::Remote;
 use backup_agent::tag::Kind;
 
 #[derive(Debug, clap::Args)]
@@ -12,17 +15,44 @@ pub struct Args {
     /// Folder for the sample app, its snapshots and its remote
     #[arg(long, default_value = ".demo", value_name = "DIR")]
     pub dir: PathBuf,
+
+    /// Print the outcome and the listing as one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
-    let config = backup_agent::demo::prepare(&args.dir)?;
-    println!("sample app ready: {}", config.display());
-    let code = super::snapshot::execute(Some(&config), false, Kind::Scheduled, true, progress)?;
-    println!();
-    super::list::run(Some(&config), &super::list::Args { json: false })?;
+    let config_path = backup_agent::demo::prepare(&args.dir)?;
+    if !args.json {
+        println!("sample app ready: {}", config_path.display());
+        let code =
+            super::snapshot::execute(Some(&config_path), false, Kind::Scheduled, true, progress)?;
+        println!();
+        super::list::run(Some(&config_path), &super::list::Args { json: false })?;
+        println!(
+            "\nnext: `backup --config {} list --json`, or run `backup demo` again for another snapshot",
+            config_path.display()
+        );
+        return Ok(code);
+    }
+    let config = crate::load_config(Some(&config_path))?;
+    let report = job::snapshot_and_push(&config, Kind::Scheduled, progress)?;
+    let remote = config.remote.as_ref().map(Remote::from_config);
+    let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;
+    let out = serde_json::json!({
+        "config": config_path,
+        "tag": report.snapshot.tag,
+        "pushed": report.pushed,
+        "push_error": report.push_error.as_ref().map(ToString::to_string),
+        "snapshots": snapshots,
+    });
     println!(
-        "\nnext: `backup --config {} list --json`, or run `backup demo` again for another snapshot",
-        config.display()
+        "{}",
+        serde_json::to_string_pretty(&out).expect("serializes")
     );
-    Ok(code)
+    Ok(if report.push_error.is_some() {
+        exit::REMOTE
+    } else {
+        exit::OK
+    })
 }
