@@ -60,6 +60,9 @@ pub enum Location {
     Local,
     Remote,
     Both,
+    /// On both sides, with different sizes: one copy is damaged (`backup run` repairs a damaged
+    /// remote copy from a good local one, and says so when the local one is the damaged one).
+    Differ,
 }
 
 impl Location {
@@ -68,6 +71,7 @@ impl Location {
             Location::Local => "local",
             Location::Remote => "remote",
             Location::Both => "both",
+            Location::Differ => "differ",
         }
     }
 }
@@ -100,13 +104,13 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
         match remote.list() {
             Ok(found) => {
                 for snapshot in found {
-                    // A remote copy of another size (a truncated push) is no copy: it stays
-                    // `local` until `backup run` pushes it again.
                     rows.entry(snapshot.tag)
                         .and_modify(|(size, location)| {
-                            if *size == snapshot.size {
-                                *location = Location::Both;
-                            }
+                            *location = if *size == snapshot.size {
+                                Location::Both
+                            } else {
+                                Location::Differ
+                            };
                         })
                         .or_insert((snapshot.size, Location::Remote));
                 }

@@ -142,13 +142,19 @@ impl Config {
     /// As [`Config::load`].
     pub fn parse(text: &str, file: &Path) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| 1 + text[..span.start.min(text.len())].matches('\n').count());
             let message = e.message().trim_end();
-            match line {
-                Some(line) => Error::Config(format!("{} line {line}: {message}", file.display())),
-                None => Error::Config(format!("{}: {message}", file.display())),
+            let hint = "see README \"Configuration\" for the keys";
+            match e.span() {
+                Some(span) => {
+                    let start = span.start.min(text.len());
+                    let line = 1 + text[..start].matches('\n').count();
+                    let source = text.lines().nth(line - 1).unwrap_or("").trim();
+                    Error::Config(format!(
+                        "{} line {line} (`{source}`): {message}; {hint}",
+                        file.display()
+                    ))
+                }
+                None => Error::Config(format!("{}: {message}; {hint}", file.display())),
             }
         })?;
         let base_dir = clean_path(file.parent().unwrap_or(Path::new("/")));

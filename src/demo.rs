@@ -27,6 +27,10 @@ type = "dir"
 path = "../remote"
 "#;
 
+/// Marks a folder as the demo's own: `backup demo` writes only into an empty folder or one that
+/// has this file, never over a user's files.
+const MARKER: &str = ".backup-demo";
+
 const STATUSES: [&str; 6] = ["todo", "doing", "blocked", "review", "done", "cancelled"];
 const WORDS: [&str; 24] = [
     "fix",
@@ -63,6 +67,23 @@ const WORDS: [&str; 24] = [
 /// # Errors
 /// When the folder or the database cannot be written.
 pub fn prepare(dir: &Path) -> Result<PathBuf> {
+    let marker = dir.join(MARKER);
+    let foreign = dir
+        .read_dir()
+        .is_ok_and(|mut entries| entries.next().is_some())
+        && !marker.exists();
+    if foreign {
+        return Err(Error::Other(format!(
+            "{} exists and was not made by `backup demo`; nothing was changed: pass --dir with a new folder",
+            dir.display()
+        )));
+    }
+    fs::create_dir_all(dir).at("cannot create demo folder", dir)?;
+    fs::write(
+        &marker,
+        "made by `backup demo`; safe to delete with this folder\n",
+    )
+    .at("cannot write", &marker)?;
     let app = dir.join("app");
     let db_dir = app.join(".data/db");
     let queue = app.join(".data/queue");

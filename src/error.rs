@@ -67,6 +67,7 @@ fn io_hint(e: &io::Error) -> &'static str {
         io::ErrorKind::StorageFull => "; free some space on that disk",
         io::ErrorKind::ReadOnlyFilesystem => "; that disk is mounted read-only",
         io::ErrorKind::NotFound => "; check that the path exists",
+        io::ErrorKind::NotADirectory => "; a part of that path is a file, not a folder",
         _ => "",
     }
 }

@@ -150,6 +150,26 @@ pub fn remove_stale_temps(dir: &Path) -> Result<()> {
             removed.at("cannot remove leftover temporary", &path)?;
         }
     }
+    remove_orphan_checksums(dir)
+}
+
+/// Removes `<tag>.tar.gz.sha256` records whose archive does not exist: the record is written
+/// just before the archive is renamed into place, so a run killed in between leaves one.
+fn remove_orphan_checksums(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).at("cannot read folder", dir)?.flatten() {
+        let name = entry.file_name();
+        let Some(archive) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(CHECKSUM_SUFFIX))
+            .filter(|a| Tag::from_archive_name(a).is_some())
+        else {
+            continue;
+        };
+        if !dir.join(archive).exists() {
+            let path = entry.path();
+            fs::remove_file(&path).at("cannot remove orphan checksum record", &path)?;
+        }
+    }
     Ok(())
 }
 
@@ -261,17 +281,21 @@ pub fn copy_large(reader: &mut impl Read, writer: &mut impl Write) -> io::Result
     }
 }
 
-/// Bytes available to this user on the file system that holds `dir`.
-pub fn available_space(dir: &Path) -> Result<u64> {
+/// Bytes available to this user on the file system that holds `dir`; `None` when the file system
+/// reports no size at all (procfs, some FUSE and cloud-sync mounts), so nothing can be told.
+pub fn available_space(dir: &Path) -> Result<Option<u64>> {
     let stat = rustix::fs::statvfs(dir)
         .map_err(io::Error::from)
         .at("cannot read free space of", dir)?;
-    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    Ok((stat.f_blocks > 0).then(|| stat.f_bavail.saturating_mul(stat.f_frsize)))
 }
 
-/// Refuses with the numbers when `dir` has less than `needed` bytes free.
+/// Refuses with the numbers when `dir` has less than `needed` bytes free. A file system that
+/// reports no size is let through: the write itself will say if it is full.
 pub fn ensure_space(dir: &Path, needed: u64, what: &str) -> Result<()> {
-    let available = available_space(dir)?;
+    let Some(available) = available_space(dir)? else {
+        return Ok(());
+    };
     if available < needed {
         return Err(Error::NoSpace {
             dir: dir.to_path_buf(),

@@ -14,7 +14,7 @@ use crate::fsutil;
 use crate::last_run::{Durations, LastRun};
 use crate::lock::RunLock;
 use crate::progress::Progress;
-use crate::remote::Remote;
+use crate::remote::{Remote, RemoteSnapshot, Upload};
 use crate::snapshot::{self, Snapshot};
 use crate::tag::{Kind, Tag};
 
@@ -26,9 +26,11 @@ pub struct JobReport {
     pub pushed: Vec<Tag>,
     /// Local snapshots the remote still lacks.
     pub pending: Vec<Tag>,
-    /// Why pushing stopped or skipped a snapshot, if it did. The new snapshot is safe locally
-    /// either way.
+    /// Why pushing stopped, if it did. The new snapshot is safe locally either way.
     pub push_error: Option<Error>,
+    /// Local archives that no longer match the sha256 recorded when they were made: never
+    /// pushed, with what to do about each.
+    pub damaged: Vec<String>,
     /// The remote, described; `None` when none is configured.
     pub remote: Option<String>,
     /// Things that went wrong after the snapshot was safely stored.
@@ -89,10 +91,14 @@ pub fn snapshot_and_push(
         command: command.into(),
         started_at,
         finished_at: Utc::now(),
-        ok: push.error.is_none(),
+        ok: push.error.is_none() && push.damaged.is_empty(),
         snapshot_ok: true,
         push_ok: remote.as_ref().map(|_| push.error.is_none()),
-        error: push.error.as_ref().map(|e| e.to_string()),
+        error: push
+            .error
+            .as_ref()
+            .map(|e| e.to_string())
+            .or_else(|| push.damaged.first().cloned()),
         tag: Some(snapshot.tag.clone()),
         source_bytes: snapshot.manifest.payload_bytes(),
         archive_bytes: snapshot.size,
@@ -114,6 +120,7 @@ pub fn snapshot_and_push(
         pushed: push.pushed,
         pending: push.pending,
         push_error: push.error,
+        damaged: push.damaged,
         remote: remote.map(|r| r.describe()),
         warnings,
     })
@@ -124,6 +131,7 @@ struct PushOutcome {
     pushed: Vec<Tag>,
     pending: Vec<Tag>,
     error: Option<Error>,
+    damaged: Vec<String>,
 }
 
 /// Pushes, oldest first, every local snapshot the remote lacks (or holds with another size).
@@ -146,35 +154,64 @@ fn push_pending(
             return outcome;
         }
     };
-    let on_remote: HashMap<Tag, u64> = match remote.list() {
-        Ok(found) => found.into_iter().map(|s| (s.tag, s.size)).collect(),
+    let on_remote: HashMap<Tag, RemoteSnapshot> = match remote.list() {
+        Ok(found) => found.into_iter().map(|s| (s.tag.clone(), s)).collect(),
         Err(e) => {
             outcome.pending = local.into_iter().map(|s| s.tag).collect();
             outcome.error = Some(e);
             return outcome;
         }
     };
+    // Missing, there with another size (truncated), or there without its record (a push killed
+    // before the record was written): push again; `put` converges on what is already right.
     let waiting: Vec<LocalSnapshot> = local
         .into_iter()
-        .filter(|s| on_remote.get(&s.tag) != Some(&s.size))
+        .filter(|s| {
+            on_remote
+                .get(&s.tag)
+                .is_none_or(|r| r.size != s.size || r.sha256.is_none())
+        })
         .collect();
     progress.phase("pushing", waiting.iter().map(|s| s.size).sum());
     let mut waiting = waiting.into_iter();
     while let Some(snapshot) = waiting.next() {
         let checked = if snapshot.tag == fresh.tag {
-            Ok(fresh.sha256.clone())
+            Ok(Checked::Verified(fresh.sha256.clone()))
         } else {
-            verified_sha256(&snapshot)
+            check_local(&snapshot)
         };
-        let sha256 = match checked {
-            Ok(sha256) => sha256,
+        let (sha256, verified) = match checked {
+            Ok(Checked::Verified(sha)) => (sha, true),
+            Ok(Checked::Unrecorded(sha)) => (sha, false),
+            Ok(Checked::Damaged) => {
+                let good_copy = on_remote
+                    .get(&snapshot.tag)
+                    .is_some_and(|r| r.sha256.is_some());
+                outcome.damaged.push(format!(
+                    "local archive {} no longer matches the sha256 recorded when it was made (the disk may be failing); it was not pushed. {}",
+                    snapshot.path.display(),
+                    if good_copy {
+                        "The remote holds a checked copy: delete the local file and its .sha256."
+                    } else {
+                        "No other copy exists: keep it for a partial restore, and take a new snapshot with `backup now`."
+                    }
+                ));
+                continue;
+            }
             Err(e) => {
                 outcome.pending.push(snapshot.tag);
                 outcome.error.get_or_insert(e);
                 continue;
             }
         };
-        match remote.put(&snapshot.tag, &snapshot.path, snapshot.size, &sha256) {
+        let upload = Upload {
+            tag: &snapshot.tag,
+            path: &snapshot.path,
+            size: snapshot.size,
+            sha256: &sha256,
+            verified,
+        };
+        match remote.put(&upload) {
             Ok(()) => {
                 progress.advance(snapshot.size);
                 outcome.pushed.push(snapshot.tag);
@@ -191,14 +228,19 @@ fn push_pending(
     outcome
 }
 
-/// The archive's sha256, checked against the record written when it was made (if any).
-fn verified_sha256(snapshot: &LocalSnapshot) -> Result<String> {
+/// What a local archive's bytes say against the record written when it was made.
+enum Checked {
+    Verified(String),
+    /// No record (the user removed it, or copied the archive in by hand).
+    Unrecorded(String),
+    Damaged,
+}
+
+fn check_local(snapshot: &LocalSnapshot) -> Result<Checked> {
     let (_, sha256) = fsutil::hash_file(&snapshot.path)?;
-    match fsutil::read_checksum(&snapshot.path) {
-        Some(recorded) if recorded != sha256 => Err(Error::Other(format!(
-            "local archive {} no longer matches the sha256 recorded when it was made; it is damaged and was not pushed (the disk may be failing); take a new snapshot with `backup now`",
-            snapshot.path.display()
-        ))),
-        _ => Ok(sha256),
-    }
+    Ok(match fsutil::read_checksum(&snapshot.path) {
+        Some(recorded) if recorded == sha256 => Checked::Verified(sha256),
+        Some(_) => Checked::Damaged,
+        None => Checked::Unrecorded(sha256),
+    })
 }

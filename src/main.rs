@@ -13,7 +13,14 @@ use backup_agent::error::{Error, exit};
 
 /// Keeps the SQLite state of local-first apps safe off the machine.
 #[derive(Debug, Parser)]
-#[command(name = "backup", version, about, propagate_version = true)]
+#[command(
+    name = "backup",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit codes: 0 done; 1 failed (nothing new stored); 2 bad command line or config; \
+4 snapshot safe locally but the remote failed; 5 another run holds the lock."
+)]
 struct Cli {
     /// Config file [default: $BACKUP_CONFIG, else ./backup.toml]
     #[arg(long, global = true, value_name = "FILE")]
@@ -42,7 +49,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let progress = term::progress(cli.no_progress);
     let config_path = cli.config.as_deref();
     let result = match cli.command {
@@ -60,6 +70,33 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Help and version print as clap renders them; a usage mistake becomes one line, like every
+/// other error, so scripts and cron mail stay readable.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        });
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("bad command line");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("backup: error: {message}; run `backup --help` for the commands and options");
+    ExitCode::from(exit::USAGE)
 }
 
 /// Loads the config a command runs against.

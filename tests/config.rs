@@ -104,3 +104,27 @@ fn every_example_config_parses() {
             .unwrap_or_else(|e| panic!("{source}: {e}\n{text}"));
     }
 }
+
+#[test]
+fn command_line_and_syntax_mistakes_are_one_line_with_the_next_step() {
+    let app = App::new(1);
+    for args in [&["nowx"][..], &["now", "--bogus"][..]] {
+        let out = app.run(args);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("backup: error: ") && err.contains("--help"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    app.write_config("[[database]]\nname = 3\npath = \"data/tasks.db\"\n");
+    let err = stderr(&app.run(&["list"]));
+    assert!(
+        err.contains("line 2 (`name = 3`)") && err.contains("README"),
+        "{err}"
+    );
+    let help = app.run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("Exit codes"));
+}

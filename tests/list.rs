@@ -94,3 +94,25 @@ fn demo_json_is_one_document_with_the_listing() {
     assert_eq!(doc["snapshots"][0]["tag"], doc["tag"]);
     assert_eq!(doc["snapshots"][0]["where"], "both");
 }
+
+#[test]
+fn demo_refuses_a_folder_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("mine/app")).unwrap();
+    fs::write(dir.path().join("mine/app/backup.toml"), b"# my own config").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backup"))
+        .args(["demo", "--dir", "mine"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not made by `backup demo`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        fs::read(dir.path().join("mine/app/backup.toml")).unwrap(),
+        b"# my own config"
+    );
+}

@@ -70,7 +70,7 @@ fn a_remote_that_is_a_file_is_reported_and_the_snapshot_is_kept() {
 }
 
 #[test]
-fn a_truncated_remote_copy_is_listed_as_local_and_replaced_by_the_next_run() {
+fn a_truncated_remote_copy_is_listed_as_differ_and_replaced_by_the_next_run() {
     let app = App::new(50);
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
     let name = app.archives("remote")[0].clone();
@@ -79,7 +79,7 @@ fn a_truncated_remote_copy_is_listed_as_local_and_replaced_by_the_next_run() {
     fs::write(&remote_copy, &good[..good.len() / 2]).unwrap();
     assert_eq!(
         app.list_json()[0]["where"],
-        "local",
+        "differ",
         "a truncated copy is no copy"
     );
     assert_eq!(app.run(&["run"]).status.code(), Some(0));
@@ -109,16 +109,16 @@ fn a_damaged_local_archive_is_not_pushed() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(app.run(&["now"]).status.code(), Some(4));
     let names = app.archives("backups");
-    let damaged = app.path("backups").join(&names[0]);
-    let mut bytes = fs::read(&damaged).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    fs::write(&damaged, bytes).unwrap();
+    flip_a_byte(&app.path("backups").join(&names[0]));
 
     fs::create_dir(app.path("remote")).unwrap();
     let out = app.run(&["run"]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no longer matches") && err.contains("No other copy"),
+        "{err}"
+    );
     let remote = app.archives("remote");
     assert!(
         !remote.contains(&names[0]),
@@ -128,19 +128,46 @@ fn a_damaged_local_archive_is_not_pushed() {
     assert_eq!(remote.len(), 2, "the good older one and the new one");
 }
 
+fn flip_a_byte(path: &std::path::Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(path, bytes).unwrap();
+}
+
+/// A local archive without its record cannot prove it is the good copy: an intact remote copy is
+/// never replaced by it, even when the local file is truncated.
 #[test]
-fn remote_listing_shows_snapshots_from_other_machines() {
-    let app = App::new(10);
+fn an_unrecorded_local_archive_never_replaces_a_remote_copy() {
+    let app = App::new(50);
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
-    let mine = app.archives("backups")[0].clone();
-    // Another machine sharing the remote, same second, other host: no collision.
-    let same_second = &mine[..mine.find("-manual-").unwrap()];
-    let theirs = format!("{same_second}-scheduled-other-box-abc123.tar.gz");
-    fs::write(app.path("remote").join(&theirs), b"x").unwrap();
-    fs::write(app.path("remote").join("notes.txt"), b"not a snapshot").unwrap();
-    let listed = app.list_json();
-    assert_eq!(listed.len(), 2);
-    let other = listed.iter().find(|e| e["host"] == "other-box").unwrap();
-    assert_eq!(other["where"], "remote");
-    assert_eq!(other["kind"], "scheduled");
+    let name = app.archives("backups")[0].clone();
+    let local = app.path("backups").join(&name);
+    let good = fs::read(&local).unwrap();
+    fs::write(&local, &good[..1000]).unwrap();
+    fs::remove_file(app.path("backups").join(format!("{name}.sha256"))).unwrap();
+    // Even with the remote's record gone too, nothing proves the local copy is the good one.
+    fs::remove_file(app.path("remote").join(format!("{name}.sha256"))).unwrap();
+
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was replaced"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(app.path("remote").join(&name)).unwrap(), good);
+}
+
+/// A push killed after the rename but before the record: the next run adds the record.
+#[test]
+fn a_remote_archive_missing_its_record_gets_it_on_the_next_run() {
+    let app = App::new(20);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let name = app.archives("remote")[0].clone();
+    let record = app.path("remote").join(format!("{name}.sha256"));
+    let expected = fs::read_to_string(&record).unwrap();
+    fs::remove_file(&record).unwrap();
+    assert_eq!(app.run(&["run"]).status.code(), Some(0));
+    assert_eq!(fs::read_to_string(&record).unwrap(), expected);
 }

@@ -44,6 +44,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         "tag": report.snapshot.tag,
         "pushed": report.pushed,
         "push_error": report.push_error.as_ref().map(ToString::to_string),
+        "damaged": report.damaged,
         "snapshots": snapshots,
     });
     println!(

@@ -34,6 +34,7 @@ struct JsonReport<'a> {
     pushed: &'a [Tag],
     pending: &'a [Tag],
     push_error: Option<String>,
+    damaged: &'a [String],
 }
 
 pub fn run(
@@ -68,8 +69,10 @@ pub fn execute(
     for warning in &report.warnings {
         eprintln!("backup: warning: {warning}");
     }
+    for damaged in &report.damaged {
+        eprintln!("backup: error: {damaged}");
+    }
     match &report.push_error {
-        None => Ok(exit::OK),
         Some(e) => {
             let reason = match e {
                 Error::Remote(message) => message.clone(),
@@ -83,6 +86,8 @@ pub fn execute(
             );
             Ok(exit::REMOTE)
         }
+        None if !report.damaged.is_empty() => Ok(exit::FAILED),
+        None => Ok(exit::OK),
     }
 }
 
@@ -91,7 +96,7 @@ fn render(config: &Config, report: &JobReport, json: bool) {
     let manifest = &snapshot.manifest;
     if json {
         let out = JsonReport {
-            ok: report.push_error.is_none(),
+            ok: report.push_error.is_none() && report.damaged.is_empty(),
             tag: &snapshot.tag,
             kind: snapshot.tag.kind(),
             archive: &snapshot.archive,
@@ -104,6 +109,7 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             pushed: &report.pushed,
             pending: &report.pending,
             push_error: report.push_error.as_ref().map(ToString::to_string),
+            damaged: &report.damaged,
         };
         println!(
             "{}",

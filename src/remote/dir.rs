@@ -4,11 +4,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::RemoteSnapshot;
+use super::{RemoteSnapshot, Upload};
 use crate::catalog::scan_archives;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, TEMP_PREFIX, TempPath};
-use crate::tag::Tag;
 
 #[derive(Debug)]
 pub struct DirRemote {
@@ -66,26 +65,35 @@ impl DirRemote {
             .collect())
     }
 
-    pub fn put(&self, tag: &Tag, archive: &Path, size: u64, sha256: &str) -> Result<()> {
+    pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         self.check_root()?;
-        remote(self.store(tag, archive, size, sha256))
+        remote(self.store(upload))
     }
 
-    fn store(&self, tag: &Tag, archive: &Path, size: u64, sha256: &str) -> Result<()> {
+    fn store(&self, upload: &Upload<'_>) -> Result<()> {
+        let Upload {
+            tag,
+            path: archive,
+            size,
+            sha256,
+            verified,
+        } = *upload;
         let target = self.root.join(tag.archive_name());
-        if let Ok((have_size, have_sha)) = fsutil::hash_file(&target)
-            && have_size == size
-            && have_sha == sha256
-        {
-            // An earlier attempt got it there whole; make sure its record is there too.
-            return fsutil::write_checksum(&target, sha256);
+        match fsutil::hash_file(&target) {
+            Ok((have_size, have_sha)) if have_size == size && have_sha == sha256 => {
+                // An earlier attempt got it there whole; make sure its record is there too.
+                return fsutil::write_checksum(&target, sha256);
+            }
+            Ok((_, have_sha)) => self.check_replaceable(&target, &have_sha, verified)?,
+            Err(_) if !target.exists() => {}
+            Err(e) => return Err(e),
         }
-        fsutil::ensure_space(&self.root, size, "the archive")?;
         let temp = TempPath::new(
             self.root
                 .join(format!("{TEMP_PREFIX}{}", tag.archive_name())),
         );
-        let _ = fs::remove_file(temp.path()); // A leftover of a killed push.
+        let _ = fs::remove_file(temp.path()); // A leftover of a killed push: its room counts too.
+        fsutil::ensure_space(&self.root, size, "the archive")?;
         let mut input = fs::File::open(archive)
             .map_err(|e| Error::io("cannot read local archive", archive, e))?;
         let mut writer = fsutil::HashingWriter::new(fsutil::create_private(temp.path())?);
@@ -112,5 +120,23 @@ impl DirRemote {
             )));
         }
         fsutil::write_checksum(&target, sha256)
+    }
+
+    /// A different archive already holds this tag's name: it may be replaced only when it is
+    /// damaged and ours is proven good.
+    fn check_replaceable(&self, target: &Path, have_sha: &str, verified: bool) -> Result<()> {
+        if fsutil::read_checksum(target).as_deref() == Some(have_sha) {
+            return Err(Error::Other(format!(
+                "{} is intact (it matches its own .sha256 record) but differs from the local archive; nothing was replaced: check the local archive (`sha256sum -c`) and delete whichever copy is damaged",
+                target.display()
+            )));
+        }
+        if !verified {
+            return Err(Error::Other(format!(
+                "{} differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced",
+                target.display()
+            )));
+        }
+        Ok(())
     }
 }

@@ -25,6 +25,18 @@ pub struct RemoteSnapshot {
     pub sha256: Option<String>,
 }
 
+/// A local archive on its way to the remote.
+#[derive(Clone, Debug)]
+pub struct Upload<'a> {
+    pub tag: &'a Tag,
+    pub path: &'a Path,
+    pub size: u64,
+    pub sha256: &'a str,
+    /// The sha256 was checked against the record written when the archive was made (or the
+    /// archive was made by this run).
+    pub verified: bool,
+}
+
 /// The configured remote.
 #[derive(Debug)]
 pub enum Remote {
@@ -55,15 +67,19 @@ impl Remote {
         }
     }
 
-    /// Stores the archive at `archive` (of `size` bytes and hex `sha256`) as snapshot `tag`, and
-    /// checks what the remote holds afterwards against both.
+    /// Stores `upload` and checks what the remote holds afterwards.
+    ///
+    /// An archive the remote already holds under that tag is replaced only when it is damaged
+    /// (it does not match the remote's own record) and the local archive is proven good
+    /// ([`Upload::verified`]): remote content is never replaced by something that cannot be shown
+    /// to be better.
     ///
     /// # Errors
-    /// [`crate::Error::Remote`] when the remote is unreachable, full, or holds something else
-    /// after the write.
-    pub fn put(&self, tag: &Tag, archive: &Path, size: u64, sha256: &str) -> Result<()> {
+    /// [`crate::Error::Remote`] when the remote is unreachable, full, refuses the replacement, or
+    /// holds something else after the write.
+    pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         match self {
-            Remote::Dir(d) => d.put(tag, archive, size, sha256),
+            Remote::Dir(d) => d.put(upload),
         }
     }
 }

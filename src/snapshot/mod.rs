@@ -121,7 +121,10 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     let mut file_entries = Vec::new();
     for file in &files {
         let copy_path = staging.path().join(&file.archive_path);
-        let (size, sha256, mode) = copy_file_hashed(&file.source, &copy_path)?;
+        // A queue job consumed since the walk is simply no longer part of the state.
+        let Some((size, sha256, mode)) = copy_file_hashed(&file.source, &copy_path)? else {
+            continue;
+        };
         file_entries.push(FileEntry {
             path: file.display.clone(),
             archive_path: file.archive_path.clone(),
@@ -154,7 +157,10 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     let (size, sha256) = archive::write(temp.path(), &manifest, &staged, progress)?;
     // The record first: an archive never exists without it (a record alone is harmless).
     fsutil::write_checksum(&archive_path, &sha256)?;
-    temp.persist(&archive_path)?;
+    if let Err(e) = temp.persist(&archive_path) {
+        let _ = fs::remove_file(fsutil::checksum_path(&archive_path));
+        return Err(e);
+    }
     fsutil::sync_dir(local)?;
     drop(staging);
     Ok(Snapshot {
@@ -242,13 +248,21 @@ fn walk(
     if exclusions.folders.contains(&fsutil::comparable_path(dir)) {
         return Ok(());
     }
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
-        .at("cannot read include folder", dir)?;
+    let entries =
+        fs::read_dir(dir).and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>());
+    let mut entries = match entries {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()), // removed meanwhile
+        Err(e) => return Err(Error::io("cannot read include folder", dir, e)),
+    };
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let meta = fs::symlink_metadata(&path).at("cannot read", &path)?;
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
         if meta.is_dir() {
             walk(config, exclusions, &path, files)?;
         } else if meta.is_file() {
@@ -293,12 +307,17 @@ fn add_file(
     );
     Ok(())
 }
-/// Copies an included file into staging, hashing it on the way; returns size, sha256 and mode.
-fn copy_file_hashed(source: &Path, dest: &Path) -> Result<(u64, String, u32)> {
+/// Copies an included file into staging, hashing it on the way; returns size, sha256 and mode,
+/// or `None` when the file no longer exists.
+fn copy_file_hashed(source: &Path, dest: &Path) -> Result<Option<(u64, String, u32)>> {
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent).at("cannot create staging folder", parent)?;
     }
-    let mut input = fs::File::open(source).at("cannot read include", source)?;
+    let mut input = match fs::File::open(source) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read include", source, e)),
+    };
     let mode = input
         .metadata()
         .at("cannot read include", source)?
@@ -309,5 +328,5 @@ fn copy_file_hashed(source: &Path, dest: &Path) -> Result<(u64, String, u32)> {
     let mut writer = fsutil::HashingWriter::new(output);
     fsutil::copy_large(&mut input, &mut writer).at("cannot copy include", source)?;
     let (_, size, sha256) = writer.finish();
-    Ok((size, sha256, mode))
+    Ok(Some((size, sha256, mode)))
 }
