@@ -67,3 +67,65 @@ fn two_concurrent_runs_one_is_refused_and_a_killed_run_blocks_nothing() {
     assert_eq!(app.archives("backups").len(), 1);
     let _ = File::open(app.path("backups/.lock")).unwrap();
 }
+
+/// Every archive under its final name, locally and on the remote, is complete: it decodes to the
+/// end and matches its record when it has one.
+fn assert_no_partial_archives(app: &App) {
+    for side in ["backups", "remote"] {
+        for name in app.archives(side) {
+            let path = app.path(side).join(&name);
+            let entries = crate::support::read_archive(&path);
+            assert_eq!(entries[0].0, "MANIFEST.json", "{side}/{name}");
+            let record = app.path(side).join(format!("{name}.sha256"));
+            if let Ok(text) = fs::read_to_string(&record) {
+                let sha = crate::support::sha256_hex(&fs::read(&path).unwrap());
+                assert!(
+                    text.starts_with(&sha),
+                    "{side}/{name} does not match its record"
+                );
+            }
+        }
+    }
+}
+
+/// kill -9 at moments spread over a whole run (copy, compression, rename, push): never a partial
+/// archive under a final name, and the next run cleans up and succeeds.
+#[test]
+fn a_kill_at_any_moment_leaves_no_partial_archive_and_the_next_run_recovers() {
+    let app = App::new(1_000);
+    {
+        // Incompressible rows: the run then spends real time compressing and pushing.
+        let conn = rusqlite::Connection::open(app.path("data/tasks.db")).unwrap();
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) \
+             INSERT INTO notes (text) SELECT hex(randomblob(4000)) FROM n",
+            [],
+        )
+        .unwrap();
+    }
+    let started = Instant::now();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let full_run = started.elapsed();
+    for step in 1..=8u32 {
+        let mut child = app
+            .command(&["now"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full_run * step / 8);
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_no_partial_archives(&app);
+    }
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        app.temp_leftovers().is_empty(),
+        "{:?}",
+        app.temp_leftovers()
+    );
+    assert_no_partial_archives(&app);
+    assert_eq!(app.archives("backups"), app.archives("remote"));
+}

@@ -65,7 +65,7 @@ path = "remote"
         let mut names: Vec<String> = fs::read_dir(self.path(rel))
             .map(|d| {
                 d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".tar.gz"))
+                    .filter(|n| n.ends_with(".tar.gz") && !n.starts_with('.'))
                     .collect()
             })
             .unwrap_or_default();
