@@ -176,6 +176,9 @@ impl<W: Write> Drop for ParallelGzEncoder<W> {
 }
 
 fn worker(jobs: &Mutex<Receiver<Job>>, results: &mpsc::Sender<BlockResult>, level: Compression) {
+    // One deflate state per worker, reset for each block: building a fresh one allocates and
+    // faults in its tables (hundreds of KiB) a thousand times per GiB.
+    let mut deflate = Compress::new(level, false);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -185,18 +188,20 @@ fn worker(jobs: &Mutex<Receiver<Job>>, results: &mpsc::Sender<BlockResult>, leve
             Err(_) => return,
         };
         // A panic must reach the writer as an error: it would otherwise wait for this block forever.
-        let block = std::panic::catch_unwind(|| compress_block(&job, level))
-            .unwrap_or_else(|_| Err(io::Error::other("compression worker panicked")));
+        let block = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            compress_block(&mut deflate, &job)
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("compression worker panicked")));
         if results.send((job.index, block)).is_err() {
             return;
         }
     }
 }
 
-fn compress_block(job: &Job, level: Compression) -> io::Result<Block> {
+fn compress_block(deflate: &mut Compress, job: &Job) -> io::Result<Block> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&job.data);
-    let mut deflate = Compress::new(level, false);
+    deflate.reset();
     if !job.dictionary.is_empty() {
         deflate
             .set_dictionary(&job.dictionary)
