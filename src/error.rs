@@ -80,6 +80,9 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// Bad command line or config file.
     pub const USAGE: u8 = 2;
+    /// A restore would set aside live data the snapshot lacks, and nobody confirmed it
+    /// (no terminal to ask, and no `--yes`).
+    pub const UNCONFIRMED: u8 = 3;
     /// The snapshot is safe locally but the remote could not be reached or refused it.
     pub const REMOTE: u8 = 4;
     /// Another run holds the lock.

@@ -179,8 +179,10 @@ pub fn is_our_temp(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
         return false;
     };
-    if let Some(tag) = rest.strip_prefix(STAGING_PREFIX) {
-        return Tag::parse(tag).is_some();
+    for staging in [STAGING_PREFIX, "restore-", "verify-"] {
+        if let Some(tag) = rest.strip_prefix(staging) {
+            return Tag::parse(tag).is_some();
+        }
     }
     let rest = rest.strip_suffix(CHECKSUM_SUFFIX).unwrap_or(rest);
     rest == crate::last_run::LAST_RUN_FILE || Tag::from_archive_name(rest).is_some()
@@ -322,6 +324,8 @@ mod tests {
         let tag = "bk-20261122T014207Z-manual-laptop-3f9a1c";
         for ours in [
             format!("{TEMP_PREFIX}{STAGING_PREFIX}{tag}"),
+            format!("{TEMP_PREFIX}restore-{tag}"),
+            format!("{TEMP_PREFIX}verify-{tag}"),
             format!("{TEMP_PREFIX}{tag}.tar.gz"),
             format!("{TEMP_PREFIX}{tag}.tar.gz.sha256"),
             format!("{TEMP_PREFIX}last_run.json"),

@@ -8,6 +8,7 @@
 //! - [`remote`]: where snapshots go off the machine (a folder, for now);
 //! - [`job`]: the `now`/`run` job: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
+//! - [`restore`]: restore, verify and rollback, checked before live data is touched;
 //! - [`tag`]: snapshot names that sort by time and never collide;
 //! - [`migrate`]: migration ladders; [`demo`]: the embedded sample app.
 //!
@@ -27,6 +28,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod failpoint;
 pub mod fsutil;
 pub mod job;
 pub mod last_run;
@@ -34,6 +36,7 @@ pub mod lock;
 pub mod migrate;
 pub mod progress;
 pub mod remote;
+pub mod restore;
 pub mod snapshot;
 pub mod tag;
 

@@ -18,8 +18,9 @@ use backup_agent::error::{Error, exit};
     version,
     about,
     propagate_version = true,
-    after_help = "Exit codes: 0 done; 1 failed (nothing new stored); 2 bad command line or config; \
-4 snapshot safe locally but the remote failed; 5 another run holds the lock."
+    after_help = "Exit codes: 0 done; 1 failed (nothing new stored, live data untouched); 2 bad command \
+line or config; 3 restore not confirmed (use --yes); 4 snapshot safe locally but the remote failed; \
+5 another run holds the lock."
 )]
 struct Cli {
     /// Config file [default: $BACKUP_CONFIG, else ./backup.toml]
@@ -44,6 +45,12 @@ enum Command {
     List(commands::list::Args),
     /// Print the resolved config
     Config(commands::show_config::Args),
+    /// Restore a snapshot: checked in staging first, live data set aside, never deleted
+    Restore(commands::restore::RestoreArgs),
+    /// Restore drill: every restore check in a temporary folder; live data untouched
+    Verify(commands::restore::VerifyArgs),
+    /// Undo the last restore: put the newest pre_restore_<time> folder back
+    Rollback(commands::restore::RollbackArgs),
     /// Try it out: snapshot a sample app database to a local folder remote
     Demo(commands::demo::Args),
 }
@@ -60,6 +67,9 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::snapshot::run(config_path, &args, false, &*progress),
         Command::List(args) => commands::list::run(config_path, &args),
         Command::Config(args) => commands::show_config::run(config_path, &args),
+        Command::Restore(args) => commands::restore::restore(config_path, &args, &*progress),
+        Command::Verify(args) => commands::restore::verify(config_path, &args, &*progress),
+        Command::Rollback(args) => commands::restore::rollback(config_path, &args),
         Command::Demo(args) => commands::demo::run(&args, &*progress),
     };
     match result {
@@ -99,10 +109,23 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ExitCode::from(exit::USAGE)
 }
 
-/// Loads the config a command runs against.
+/// Loads the config a command runs against, and first finishes or undoes a restore that was
+/// interrupted (a crash mid-swap), so every command sees whole data.
 fn load_config(path: Option<&std::path::Path>) -> Result<backup_agent::config::Config, Error> {
     let path = backup_agent::config::Config::locate(path)?;
-    backup_agent::config::Config::load(&path)
+    let config = backup_agent::config::Config::load(&path)?;
+    if let Some(done) = backup_agent::restore::recover_interrupted(&config)? {
+        eprintln!(
+            "backup: note: an interrupted {} was {}",
+            done.operation,
+            if done.undone {
+                "undone: the live data is as it was before it"
+            } else {
+                "completed"
+            }
+        );
+    }
+    Ok(config)
 }
 
 /// The exit code for a command that finished its own work.

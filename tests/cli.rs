@@ -18,3 +18,9 @@ mod config;
 
 /// `backup list` output, and the embedded demo.
 mod list;
+
+/// Fixture archives for restore, and the generator that made them.
+mod fixtures_gen;
+
+/// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
+mod restore;

@@ -2,5 +2,6 @@
 
 pub mod demo;
 pub mod list;
+pub mod restore;
 pub mod show_config;
 pub mod snapshot;

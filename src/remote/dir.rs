@@ -1,13 +1,15 @@
 //! The directory remote: a folder on a NAS, an external disk or a cloud-synced drive.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{RemoteSnapshot, Upload};
 use crate::catalog::scan_archives;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, TEMP_PREFIX, TempPath};
+use crate::progress::Progress;
+use crate::tag::Tag;
 
 #[derive(Debug)]
 pub struct DirRemote {
@@ -120,6 +122,39 @@ impl DirRemote {
             )));
         }
         fsutil::write_checksum(&target, sha256)
+    }
+
+    pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
+        self.check_root()?;
+        let source = self.root.join(tag.archive_name());
+        let mut input = fs::File::open(&source)
+            .map_err(|e| Error::Remote(format!("cannot read {}: {e}", source.display())))?;
+        let total = input.metadata().map(|m| m.len()).unwrap_or(0);
+        progress.phase("downloading", total);
+        let mut writer = fsutil::HashingWriter::new(fsutil::create_private(dest)?);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::Remote(format!(
+                        "cannot read {}: {e}",
+                        source.display()
+                    )));
+                }
+            };
+            writer
+                .write_all(&buf[..n])
+                .map_err(|e| Error::io("cannot write", dest, e))?;
+            progress.advance(n as u64);
+        }
+        let (file, size, sha256) = writer.finish();
+        file.sync_all()
+            .map_err(|e| Error::io("cannot sync", dest, e))?;
+        progress.done();
+        Ok((size, sha256))
     }
 
     /// A different archive already holds this tag's name: it may be replaced only when it is

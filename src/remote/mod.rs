@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::config::RemoteConfig;
 use crate::error::Result;
+use crate::progress::Progress;
 use crate::tag::Tag;
 
 /// A snapshot held by a remote.
@@ -80,6 +81,17 @@ impl Remote {
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         match self {
             Remote::Dir(d) => d.put(upload),
+        }
+    }
+
+    /// Downloads the archive of `tag` into the new file `dest`, streaming; returns its size and
+    /// sha256 (the caller compares them with [`RemoteSnapshot::sha256`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Remote`] when the remote is unreachable or lacks the snapshot.
+    pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
+        match self {
+            Remote::Dir(d) => d.fetch(tag, dest, progress),
         }
     }
 }

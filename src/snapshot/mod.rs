@@ -213,11 +213,27 @@ impl Exclusions {
     }
 }
 
+/// The included files as they are now, for a restore to set aside: like a snapshot's walk, but a
+/// missing include (a fresh machine) holds nothing.
+pub(crate) fn live_included_files(config: &Config) -> Result<Vec<PathBuf>> {
+    Ok(walk_includes(config, true)?
+        .into_iter()
+        .map(|f| f.source)
+        .collect())
+}
+
 /// Every regular file under the configured includes, once each, in a stable order.
 fn collect_includes(config: &Config) -> Result<Vec<IncludedFile>> {
+    walk_includes(config, false)
+}
+
+fn walk_includes(config: &Config, missing_ok: bool) -> Result<Vec<IncludedFile>> {
     let exclusions = Exclusions::new(config);
     let mut files = BTreeMap::new();
     for root in &config.includes {
+        if missing_ok && fs::symlink_metadata(root).is_err() {
+            continue;
+        }
         // The root itself may be a link (a queue folder kept elsewhere); links inside are not.
         let meta = fs::metadata(root).map_err(|e| {
             Error::Other(format!(
@@ -258,6 +274,14 @@ fn walk(
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
+        // Our own staging and the live sets earlier restores set aside are not app data.
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if fsutil::is_our_temp(&name)
+            || (dir == config.base_dir && name.starts_with(crate::restore::ASIDE_PREFIX))
+        {
+            continue;
+        }
         let meta = match fs::symlink_metadata(&path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

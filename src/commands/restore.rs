@@ -1,0 +1,322 @@
+//! `backup restore`, `backup verify` and `backup rollback`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+use backup_agent::error::{Error, exit};
+use backup_agent::fsutil::human_bytes;
+use backup_agent::progress::Progress;
+use backup_agent::restore::{self, DatabaseReport, Prepared, Source, SwapReport, Which};
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// Snapshot tag, or `latest`
+    #[arg(value_name = "TAG|latest")]
+    pub which: String,
+    /// Set aside live data the snapshot lacks without asking (for scripts)
+    #[arg(long)]
+    pub yes: bool,
+    /// Check everything and show what would happen, then stop
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Restore a schema newer than the known migrations unmigrated, and swap even while another
+    /// process has a live database open
+    #[arg(long)]
+    pub force: bool,
+    /// Print the outcome as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Snapshot tag, or `latest`
+    #[arg(value_name = "TAG|latest")]
+    pub which: String,
+    /// Print the outcome as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// Swap even while another process has a live database open
+    #[arg(long)]
+    pub force: bool,
+    /// Print the outcome as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Checked<'a> {
+    tag: String,
+    source: Source,
+    created_at: String,
+    host: &'a str,
+    archive_size: u64,
+    archive_sha256: &'a str,
+    archive_sha256_recorded: bool,
+    databases: &'a [DatabaseReport],
+    files: usize,
+    seconds: f64,
+}
+
+impl<'a> Checked<'a> {
+    fn of(p: &'a Prepared) -> Checked<'a> {
+        Checked {
+            tag: p.tag.to_string(),
+            source: p.source,
+            created_at: p.manifest.created_at.to_rfc3339(),
+            host: &p.manifest.host,
+            archive_size: p.archive_size,
+            archive_sha256: &p.archive_sha256,
+            archive_sha256_recorded: p.archive_sha256_recorded,
+            databases: &p.databases,
+            files: p.files.len(),
+            seconds: p.elapsed.as_secs_f64(),
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializes")
+    );
+}
+
+/// What the checks found, for people.
+fn describe(p: &Prepared) {
+    println!(
+        "snapshot {} (taken {} on {}, {} from the {} copy)",
+        p.tag,
+        p.manifest.created_at.format("%Y-%m-%d %H:%M:%SZ"),
+        p.manifest.host,
+        human_bytes(p.archive_size),
+        match p.source {
+            Source::Local => "local",
+            Source::Remote => "remote",
+        }
+    );
+    println!(
+        "  archive sha256 {}; {} file(s) and {} database(s) match the manifest",
+        if p.archive_sha256_recorded {
+            "matches its record"
+        } else {
+            "not recorded (each file is still checked)"
+        },
+        p.files.len(),
+        p.databases.len()
+    );
+    for db in &p.databases {
+        let schema = if db.migrations_applied.is_empty() {
+            format!("schema {}", db.restored_version)
+        } else {
+            format!(
+                "schema {} -> {} (migrations {})",
+                db.snapshot_version,
+                db.restored_version,
+                db.migrations_applied
+                    .iter()
+                    .map(|v| format!("{v:04}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let rows: u64 = db.tables.values().sum();
+        println!(
+            "  {}: {schema}, integrity ok, foreign keys ok, {} tables, {rows} rows as recorded{}",
+            db.name,
+            db.tables.len(),
+            if db.forced_newer_schema {
+                " (newer than the known migrations: restored unmigrated, --force)"
+            } else {
+                ""
+            }
+        );
+        for change in &db.changed_by_migrations {
+            println!(
+                "    table {}: {} -> {} rows (changed by a migration)",
+                change.table,
+                change.before.map_or("none".into(), |n| n.to_string()),
+                change.after.map_or("none".into(), |n| n.to_string())
+            );
+        }
+    }
+}
+
+pub fn verify(
+    config: Option<&Path>,
+    args: &VerifyArgs,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let config = crate::load_config(config)?;
+    let which = Which::parse(&args.which)?;
+    let prepared = restore::verify(&config, &which, progress)?;
+    if args.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            #[serde(flatten)]
+            checked: Checked<'a>,
+        }
+        print_json(&Out {
+            ok: true,
+            checked: Checked::of(&prepared),
+        });
+    } else {
+        describe(&prepared);
+        println!("verify passed: this snapshot restores");
+    }
+    crate::ok()
+}
+
+#[derive(Serialize)]
+struct RestoreOut<'a> {
+    ok: bool,
+    dry_run: bool,
+    #[serde(flatten)]
+    checked: Checked<'a>,
+    concerns: &'a [String],
+    in_use: &'a [std::path::PathBuf],
+    swap: Option<&'a SwapReport>,
+}
+
+pub fn restore(
+    config: Option<&Path>,
+    args: &RestoreArgs,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let config = crate::load_config(config)?;
+    let which = Which::parse(&args.which)?;
+    let plan = restore::plan_restore(&config, &which, args.force, progress)?;
+    if !args.json {
+        describe(&plan.prepared);
+        let live_dbs = plan.live.databases.iter().filter(|d| d.exists).count();
+        if plan.set_aside_count() == 0 {
+            println!("  no live data to set aside: the restored files go into empty places");
+        } else {
+            println!(
+                "  sets aside {} live database(s) and {} file(s) into {}",
+                live_dbs,
+                plan.live.files,
+                config.display_path(&plan.aside_dir)
+            );
+        }
+        for concern in &plan.concerns {
+            println!("  note: {concern}");
+        }
+        for path in &plan.in_use {
+            println!(
+                "  note: {} is open in another process (--force)",
+                path.display()
+            );
+        }
+    }
+    if args.dry_run {
+        if args.json {
+            print_json(&RestoreOut {
+                ok: true,
+                dry_run: true,
+                checked: Checked::of(&plan.prepared),
+                concerns: &plan.concerns,
+                in_use: &plan.in_use,
+                swap: None,
+            });
+        } else {
+            println!("dry run: every check passed; nothing was changed");
+        }
+        return crate::ok();
+    }
+    if !plan.concerns.is_empty() && !args.yes && !confirm(&plan.concerns, args.json)? {
+        return Ok(exit::UNCONFIRMED);
+    }
+    let prepared_summary = (plan.concerns.clone(), plan.in_use.clone());
+    let checked_json = args
+        .json
+        .then(|| serde_json::to_value(Checked::of(&plan.prepared)).expect("serializes"));
+    let report = plan.commit()?;
+    if let Some(checked) = checked_json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            dry_run: bool,
+            #[serde(flatten)]
+            checked: serde_json::Value,
+            concerns: &'a [String],
+            in_use: &'a [std::path::PathBuf],
+            swap: &'a SwapReport,
+        }
+        print_json(&Out {
+            ok: true,
+            dry_run: false,
+            checked,
+            concerns: &prepared_summary.0,
+            in_use: &prepared_summary.1,
+            swap: &report,
+        });
+    } else {
+        println!(
+            "restored {}; the previous live data is in {} (`backup rollback` puts it back)",
+            report.tag.as_deref().unwrap_or("the snapshot"),
+            config.display_path(&report.aside_dir)
+        );
+    }
+    crate::ok()
+}
+
+/// Asks on the terminal; without one, refuses with what to do.
+fn confirm(concerns: &[String], json: bool) -> Result<bool, Error> {
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive {
+        eprintln!(
+            "backup: error: the restore would set aside live data the snapshot lacks ({}); nothing was changed: run it again with --yes to go ahead, or --dry-run to look first",
+            concerns.join("; ")
+        );
+        return Ok(false);
+    }
+    if json {
+        for concern in concerns {
+            eprintln!("note: {concern}");
+        }
+    }
+    eprint!("Set the live data aside and restore? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Other(format!("cannot read the answer: {e}")))?;
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
+    if !yes {
+        eprintln!("backup: nothing was changed");
+    }
+    Ok(yes)
+}
+
+pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error> {
+    let config = crate::load_config(config)?;
+    let report = restore::rollback(&config, args.force)?;
+    if args.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            #[serde(flatten)]
+            report: &'a SwapReport,
+        }
+        print_json(&Out {
+            ok: true,
+            report: &report,
+        });
+    } else {
+        println!(
+            "rolled back: {} file(s) put back; the state before the rollback is in {} (`backup rollback` again swaps back)",
+            report.placed,
+            config.display_path(&report.aside_dir)
+        );
+    }
+    crate::ok()
+}

@@ -1,0 +1,443 @@
+//! Reading a snapshot archive without trusting it: the manifest first, then only the regular files
+//! it lists, each under a plain relative path, each checked for size and sha256 as it is written.
+//!
+//! The tar crate's own `unpack` skips `../` entries and still returns Ok, so entries are walked
+//! here one by one and anything unexpected refuses the whole archive.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, HashingWriter};
+use crate::progress::Progress;
+use crate::snapshot::{MANIFEST_NAME, MANIFEST_VERSION, Manifest};
+
+/// Largest manifest accepted: a manifest lists files and tables, never data.
+const MANIFEST_MAX: u64 = 64 << 20;
+
+/// Why an archive was refused. Always phrased as "the archive …" by the caller.
+fn bad(archive: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Other(format!(
+        "snapshot archive {} refused: {reason}; nothing was restored",
+        archive.display()
+    ))
+}
+
+/// What extraction produced.
+#[derive(Debug)]
+pub struct Extracted {
+    pub manifest: Manifest,
+    /// Bytes of the compressed archive read.
+    pub archive_size: u64,
+    /// sha256 of the compressed archive.
+    pub archive_sha256: String,
+}
+
+/// A plain relative path: `/`-separated, non-empty components, none of them `.` or `..`.
+pub fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\0'))
+}
+
+/// Checks a manifest on its own: known version, unique plain archive paths, sane names.
+pub fn validate_manifest(manifest: &Manifest) -> std::result::Result<(), String> {
+    if manifest.manifest_version != MANIFEST_VERSION {
+        return Err(format!(
+            "its manifest_version is {}, this build knows {MANIFEST_VERSION}; restore it with the backup-agent version that wrote it ({}) or newer",
+            manifest.manifest_version, manifest.tool.version
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let paths = manifest
+        .databases
+        .iter()
+        .map(|d| &d.archive_path)
+        .chain(manifest.files.iter().map(|f| &f.archive_path));
+    for path in paths {
+        if !is_plain_relative(path) || path == MANIFEST_NAME {
+            return Err(format!("the manifest lists an unsafe path `{path}`"));
+        }
+        if !seen.insert(path.as_str()) {
+            return Err(format!("the manifest lists `{path}` twice"));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for db in &manifest.databases {
+        if !names.insert(db.name.as_str()) {
+            return Err(format!("the manifest lists database `{}` twice", db.name));
+        }
+        if !db.archive_path.starts_with("databases/") {
+            return Err(format!(
+                "database `{}` is stored outside databases/",
+                db.name
+            ));
+        }
+    }
+    for file in &manifest.files {
+        if !file.archive_path.starts_with("files/") {
+            return Err(format!(
+                "file `{}` is stored outside files/",
+                file.archive_path
+            ));
+        }
+    }
+    // Both sets are disjoint by prefix, but a file must not sit "under" another file either.
+    for path in &seen {
+        let mut prefix = String::new();
+        for part in path.split('/') {
+            if !prefix.is_empty() && seen.contains(prefix.as_str()) {
+                return Err(format!(
+                    "the manifest lists `{prefix}` both as file and folder"
+                ));
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+        }
+    }
+    Ok(())
+}
+
+/// Reads only the manifest (the first entry) of an archive.
+///
+/// # Errors
+/// When the archive cannot be read, does not start with a valid manifest, or has a
+/// `manifest_version` this build does not know.
+pub fn read_manifest(archive: &Path) -> Result<Manifest> {
+    let file = fs::File::open(archive).at("cannot open archive", archive)?;
+    let mut tar = tar::Archive::new(MultiGzDecoder::new(io::BufReader::new(file)));
+    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
+    first_manifest(archive, &mut entries)
+}
+
+fn first_manifest<R: Read>(archive: &Path, entries: &mut tar::Entries<'_, R>) -> Result<Manifest> {
+    let mut first = match entries.next() {
+        Some(entry) => entry.map_err(|e| bad(archive, unreadable(&e)))?,
+        None => return Err(bad(archive, "it is empty")),
+    };
+    let path = first.path_bytes().into_owned();
+    if path != MANIFEST_NAME.as_bytes() || first.header().entry_type() != tar::EntryType::Regular {
+        return Err(bad(
+            archive,
+            format!(
+                "its first entry is `{}`, not {MANIFEST_NAME}; it was not made by backup-agent",
+                String::from_utf8_lossy(&path)
+            ),
+        ));
+    }
+    if first.size() > MANIFEST_MAX {
+        return Err(bad(archive, "its manifest is implausibly large"));
+    }
+    let mut json = Vec::new();
+    first
+        .by_ref()
+        .take(MANIFEST_MAX)
+        .read_to_end(&mut json)
+        .map_err(|e| bad(archive, unreadable(&e)))?;
+    // The version alone first: a newer manifest may not parse as this build's struct.
+    let version = serde_json::from_slice::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.get("manifest_version")?.as_u64());
+    match version {
+        None => {
+            return Err(bad(
+                archive,
+                "its manifest is not valid JSON with a manifest_version",
+            ));
+        }
+        Some(v) if v != u64::from(MANIFEST_VERSION) => {
+            return Err(bad(
+                archive,
+                format!(
+                    "its manifest_version is {v}, this build knows only {MANIFEST_VERSION}; upgrade backup-agent to restore it"
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let manifest: Manifest = serde_json::from_slice(&json)
+        .map_err(|e| bad(archive, format!("its manifest does not parse ({e})")))?;
+    validate_manifest(&manifest).map_err(|reason| bad(archive, reason))?;
+    Ok(manifest)
+}
+
+/// Describes a read failure of the compressed stream.
+fn unreadable(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "it is truncated".to_string(),
+        _ => format!("it is damaged or not a tar.gz ({e})"),
+    }
+}
+
+/// What one listed file must be.
+struct Expected {
+    size: u64,
+    sha256: String,
+    /// Permission bits to give the extracted file (databases: 0600).
+    mode: u32,
+}
+
+/// Extracts `archive` into the empty folder `dest`, checking everything on the way.
+///
+/// `expected_sha256`, when known (the record written when the archive was made), must match the
+/// archive's bytes. Every listed file must be present exactly once with its listed size and
+/// sha256; any other entry (a link, a device, an unlisted or unsafe path) refuses the archive.
+///
+/// # Errors
+/// A refusal naming the reason; `dest` may hold partial files then (the caller owns it).
+pub fn extract(
+    archive: &Path,
+    dest: &Path,
+    expected_sha256: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Extracted> {
+    let file = fs::File::open(archive).at("cannot open archive", archive)?;
+    let hashing = HashingReader::new(file);
+    let mut tar = tar::Archive::new(MultiGzDecoder::new(io::BufReader::with_capacity(
+        1 << 20,
+        hashing,
+    )));
+    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
+    let manifest = first_manifest(archive, &mut entries)?;
+
+    let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
+    for db in &manifest.databases {
+        expected.insert(
+            db.archive_path.clone(),
+            Expected {
+                size: db.size,
+                sha256: db.sha256.clone(),
+                mode: 0o600,
+            },
+        );
+    }
+    for f in &manifest.files {
+        expected.insert(
+            f.archive_path.clone(),
+            Expected {
+                size: f.size,
+                sha256: f.sha256.clone(),
+                // Never setuid, setgid or sticky bits from an archive.
+                mode: f.mode & 0o777,
+            },
+        );
+    }
+    // Folders an entry may legitimately name: every proper prefix of a listed path.
+    let folders: BTreeSet<String> = expected
+        .keys()
+        .flat_map(|p| {
+            p.match_indices('/')
+                .map(|(i, _)| p[..i].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    progress.phase("extracting", manifest.payload_bytes());
+    let mut done = BTreeSet::new();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(archive, unreadable(&e)))?;
+        let raw = entry.path_bytes().into_owned();
+        let Some(path) = std::str::from_utf8(&raw)
+            .ok()
+            .map(|p| p.strip_suffix('/').unwrap_or(p))
+            .filter(|p| is_plain_relative(p))
+            .map(str::to_string)
+        else {
+            return Err(bad(
+                archive,
+                format!(
+                    "it holds an unsafe path `{}` (absolute, `..` or not UTF-8)",
+                    String::from_utf8_lossy(&raw)
+                ),
+            ));
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            if folders.contains(&path) {
+                continue;
+            }
+            return Err(bad(
+                archive,
+                format!("it holds an unlisted folder `{path}`"),
+            ));
+        }
+        if kind != tar::EntryType::Regular && kind != tar::EntryType::Continuous {
+            return Err(bad(
+                archive,
+                format!(
+                    "entry `{path}` is a {}, and snapshots hold only regular files",
+                    describe_kind(kind)
+                ),
+            ));
+        }
+        let Some(want) = expected.get(&path) else {
+            return Err(bad(
+                archive,
+                format!("it holds `{path}`, which its manifest does not list"),
+            ));
+        };
+        if !done.insert(path.clone()) {
+            return Err(bad(archive, format!("it holds `{path}` twice")));
+        }
+        if entry.size() != want.size {
+            return Err(bad(
+                archive,
+                format!(
+                    "`{path}` is {} bytes in the archive but {} in the manifest",
+                    entry.size(),
+                    want.size
+                ),
+            ));
+        }
+        let target = dest.join(&path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).at("cannot create staging folder", parent)?;
+        }
+        let out = fsutil::create_private(&target)?;
+        let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
+        let mut counted = Counting {
+            inner: &mut entry,
+            progress,
+        };
+        fsutil::copy_large(&mut counted, &mut writer).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::InvalidData {
+                bad(archive, unreadable(&e))
+            } else {
+                Error::io("cannot write", &target, e)
+            }
+        })?;
+        let (buffered, size, sha256) = writer.finish();
+        let out = buffered
+            .into_inner()
+            .map_err(|e| Error::io("cannot write", &target, e.into_error()))?;
+        if size != want.size || sha256 != want.sha256 {
+            return Err(bad(
+                archive,
+                format!(
+                    "`{path}` does not match its manifest (sha256 {sha256}, expected {})",
+                    want.sha256
+                ),
+            ));
+        }
+        out.set_permissions(fs::Permissions::from_mode(want.mode))
+            .and_then(|()| out.sync_all())
+            .at("cannot write", &target)?;
+    }
+    progress.done();
+    if let Some(missing) = expected.keys().find(|p| !done.contains(*p)) {
+        return Err(bad(
+            archive,
+            format!("`{missing}` is listed in its manifest but missing (truncated?)"),
+        ));
+    }
+    // Hash what follows the tar end marker too: the record covers the whole file.
+    let mut rest = tar.into_inner().into_inner().into_inner();
+    io::copy(&mut rest, &mut io::sink()).at("cannot read archive", archive)?;
+    let (archive_size, archive_sha256) = rest.finish();
+    if let Some(want) = expected_sha256
+        && want != archive_sha256
+    {
+        return Err(bad(
+            archive,
+            format!(
+                "its sha256 is {archive_sha256} but {want} was recorded when it was made; the copy is damaged"
+            ),
+        ));
+    }
+    Ok(Extracted {
+        manifest,
+        archive_size,
+        archive_sha256,
+    })
+}
+
+fn describe_kind(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Symlink => "symbolic link",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Char | tar::EntryType::Block => "device",
+        tar::EntryType::Fifo => "named pipe",
+        tar::EntryType::GNUSparse => "sparse file",
+        _ => "special entry",
+    }
+}
+
+/// Counts and hashes what is read through it.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        use sha2::Digest;
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+            read: 0,
+        }
+    }
+
+    /// Bytes read and their lowercase hex sha256.
+    pub fn finish(self) -> (u64, String) {
+        use sha2::Digest;
+        (self.read, fsutil::hex(&self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_pass() {
+        for ok in ["a", "databases/tasks.db", "files/_root/etc/x"] {
+            assert!(is_plain_relative(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\0b",
+        ] {
+            assert!(!is_plain_relative(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! Restore, verify and rollback: a snapshot comes back only after every check has passed, and
+//! the live data moves aside (never deleted) in one journaled swap.
+//!
+//! The pipeline, nothing of it touching live data before the swap:
+//! 1. find the archive (local folder first, else the remote, downloaded into staging) and check
+//!    free space;
+//! 2. read `MANIFEST.json`, refuse an unknown `manifest_version`;
+//! 3. extract only the listed regular files under plain relative paths, each checked for size
+//!    and sha256, the archive itself against its recorded sha256 ([`extract`]);
+//! 4. per database: newer-schema guard, row counts, migrations forward, `integrity_check`,
+//!    `foreign_key_check` ([`stage`]);
+//! 5. compare with the live data and check no app has it open ([`live`]);
+//! 6. swap under a journal ([`swap`]).
+
+pub mod extract;
+pub mod live;
+pub mod stage;
+pub mod swap;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::catalog;
+use crate::config::Config;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, TEMP_PREFIX, TempPath};
+use crate::lock::RunLock;
+use crate::migrate::Ladder;
+use crate::progress::Progress;
+use crate::remote::{Remote, RemoteSnapshot};
+use crate::snapshot::{self, Manifest};
+use crate::tag::Tag;
+pub use live::LiveDatabase;
+pub use stage::{DatabaseReport, TableChange};
+pub use swap::{ASIDE_PREFIX, Recovery};
+
+/// Room kept free on top of the computed need.
+const SPACE_MARGIN: u64 = 16 << 20;
+/// Staging folder prefixes, after [`TEMP_PREFIX`].
+pub const RESTORE_STAGING: &str = "restore-";
+pub const VERIFY_STAGING: &str = "verify-";
+
+/// Which snapshot to restore.
+#[derive(Clone, Debug)]
+pub enum Which {
+    Latest,
+    Tag(Tag),
+}
+
+impl Which {
+    /// `latest` or a tag.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (a usage error) for anything else.
+    pub fn parse(text: &str) -> Result<Which> {
+        if text == "latest" {
+            return Ok(Which::Latest);
+        }
+        let text = text.strip_suffix(".tar.gz").unwrap_or(text);
+        Tag::parse(text).map(Which::Tag).ok_or_else(|| {
+            Error::Config(format!(
+                "`{text}` is not a snapshot tag; give `latest` or a tag that `backup list` shows"
+            ))
+        })
+    }
+}
+
+/// Where the archive comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Local,
+    Remote,
+}
+
+/// An included file as staged.
+#[derive(Clone, Debug, Serialize)]
+pub struct StagedFile {
+    pub live: PathBuf,
+    pub size: u64,
+    #[serde(skip)]
+    staged: PathBuf,
+}
+
+/// A snapshot extracted and checked in a staging folder.
+#[derive(Debug)]
+pub struct Prepared {
+    pub tag: Tag,
+    pub manifest: Manifest,
+    pub source: Source,
+    pub archive_size: u64,
+    pub archive_sha256: String,
+    /// The archive had a recorded sha256 to check against.
+    pub archive_sha256_recorded: bool,
+    pub databases: Vec<DatabaseReport>,
+    pub files: Vec<StagedFile>,
+    /// (staged copy, live path) per database, in manifest order.
+    db_targets: Vec<(PathBuf, PathBuf)>,
+    pub elapsed: Duration,
+    staging: TempPath,
+}
+
+/// The live databases and files a restore would set aside.
+#[derive(Debug, Serialize)]
+pub struct LiveState {
+    pub databases: Vec<LiveDatabase>,
+    /// Included files that exist now.
+    pub files: usize,
+    /// Included files changed after the snapshot was taken.
+    pub files_newer: usize,
+}
+
+/// A restore, checked and ready to swap.
+#[derive(Debug)]
+pub struct RestorePlan {
+    pub prepared: Prepared,
+    pub live: LiveState,
+    /// What the swap would set aside that the snapshot lacks, in words: reasons to ask first.
+    pub concerns: Vec<String>,
+    /// Live databases another process has open (only with `--force`; otherwise refused).
+    pub in_use: Vec<PathBuf>,
+    pub aside_dir: PathBuf,
+    swap: swap::SwapPlan,
+    local_dir: PathBuf,
+    force: bool,
+    _lock: RunLock,
+}
+
+/// A completed restore or rollback.
+#[derive(Debug, Serialize)]
+pub struct SwapReport {
+    pub operation: String,
+    pub tag: Option<String>,
+    /// Where the previous live set now is.
+    pub aside_dir: PathBuf,
+    pub set_aside: usize,
+    pub placed: usize,
+}
+
+fn db_refused(reason: String) -> Error {
+    Error::Other(format!("{reason}; the live data was not touched"))
+}
+
+/// Takes the run lock, finishes or undoes an interrupted swap, and clears leftovers of killed
+/// runs: the start of every restore, verify and rollback.
+fn begin(config: &Config) -> Result<(RunLock, Option<Recovery>)> {
+    let local = &config.local_dir;
+    fs::create_dir_all(local).at("cannot create snapshot folder", local)?;
+    let lock = RunLock::acquire(local)?;
+    let recovery = swap::recover(local)?;
+    fsutil::remove_stale_temps(local)?;
+    remove_stale_staging(&config.base_dir)?;
+    Ok((lock, recovery))
+}
+
+/// Finishes or undoes an interrupted restore, if one is waiting and no other run is working.
+/// Every command calls this first.
+///
+/// # Errors
+/// When an interrupted swap cannot be read or undone.
+pub fn recover_interrupted(config: &Config) -> Result<Option<Recovery>> {
+    if !swap::pending(&config.local_dir) {
+        return Ok(None);
+    }
+    let _lock = match RunLock::acquire(&config.local_dir) {
+        Ok(lock) => lock,
+        // The restore itself (or another run) is working: not interrupted.
+        Err(Error::Locked(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    swap::recover(&config.local_dir)
+}
+
+/// Restore staging folders of killed runs beside the live data (only names this tool makes).
+fn remove_stale_staging(base_dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(base_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let ours = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|n| n.strip_prefix(RESTORE_STAGING))
+            .is_some_and(|tag| Tag::parse(tag).is_some());
+        if ours {
+            let path = entry.path();
+            fs::remove_dir_all(&path).at("cannot remove leftover staging folder", &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot to restore, found locally or on the remote.
+struct Located {
+    tag: Tag,
+    local: Option<PathBuf>,
+    remote: Option<RemoteSnapshot>,
+}
+
+fn locate(config: &Config, which: &Which, remote: Option<&Remote>) -> Result<Located> {
+    let local = catalog::local_snapshots(&config.local_dir)?;
+    let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
+    let listed = match (which, remote) {
+        // A local copy needs no remote.
+        (Which::Tag(tag), _) if wanted_local(tag).is_some() => None,
+        (_, Some(remote)) => match remote.list() {
+            Ok(found) => Some(found),
+            Err(e) if matches!(which, Which::Tag(_)) || local.is_empty() => return Err(e),
+            Err(_) => None, // `latest` of the local ones, when the remote is down
+        },
+        (_, None) => None,
+    };
+    let remote_list = listed.unwrap_or_default();
+    let tag = match which {
+        Which::Tag(tag) => tag.clone(),
+        Which::Latest => local
+            .iter()
+            .map(|s| &s.tag)
+            .chain(remote_list.iter().map(|s| &s.tag))
+            .max()
+            .cloned()
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "no snapshots found in {}{}; nothing to restore",
+                    config.local_dir.display(),
+                    remote.map_or(String::new(), |r| format!(" or on {}", r.describe()))
+                ))
+            })?,
+    };
+    let located = Located {
+        local: wanted_local(&tag),
+        remote: remote_list.into_iter().find(|s| s.tag == tag),
+        tag,
+    };
+    if located.local.is_none() && located.remote.is_none() {
+        return Err(Error::Other(format!(
+            "snapshot {} is neither in {} nor on the remote; `backup list` shows the snapshots there are",
+            located.tag,
+            config.local_dir.display()
+        )));
+    }
+    Ok(located)
+}
+
+/// Where each listed item of the snapshot belongs on this machine, decided before extraction.
+fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut dbs = Vec::new();
+    for entry in &manifest.databases {
+        let Some(db) = config.databases.iter().find(|d| d.name == entry.name) else {
+            return Err(db_refused(format!(
+                "the snapshot holds database `{}` ({}), which the config does not name; add a [[database]] with name = \"{}\" saying where it belongs",
+                entry.name, entry.path, entry.name
+            )));
+        };
+        dbs.push(db.path.clone());
+    }
+    let mut files = Vec::new();
+    for entry in &manifest.files {
+        let rel = entry
+            .archive_path
+            .strip_prefix("files/")
+            .expect("validated manifest");
+        let live = match rel.strip_prefix("_root/") {
+            Some(abs) => Path::new("/").join(abs),
+            None => config.base_dir.join(rel),
+        };
+        let inside = config.includes.iter().any(|root| live.starts_with(root));
+        if !inside {
+            return Err(db_refused(format!(
+                "the snapshot holds file {} which no [[include]] of the config covers; add its folder as an [[include]] to restore it",
+                live.display()
+            )));
+        }
+        files.push(live);
+    }
+    Ok((dbs, files))
+}
+
+/// Gets the archive, extracts and checks everything into `staging`.
+fn prepare(
+    config: &Config,
+    located: &Located,
+    remote: Option<&Remote>,
+    staging: TempPath,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
+    let started = Instant::now();
+    let parent = staging
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
+    let (archive, expected, source) = match (&located.local, &located.remote) {
+        (Some(path), _) => (path.clone(), fsutil::read_checksum(path), Source::Local),
+        (None, Some(found)) => {
+            let remote = remote.expect("a remote listed it");
+            fsutil::ensure_space(
+                &parent,
+                found.size + SPACE_MARGIN,
+                "the archive downloaded for the restore",
+            )?;
+            let path = staging.path().join(located.tag.archive_name());
+            let (size, sha256) = remote.fetch(&located.tag, &path, progress)?;
+            if let Some(want) = &found.sha256
+                && (want != &sha256 || size != found.size)
+            {
+                return Err(db_refused(format!(
+                    "the download of {} has sha256 {sha256} ({size} bytes), but the remote recorded {want} ({} bytes); the remote copy or the transfer is damaged",
+                    located.tag, found.size
+                )));
+            }
+            (path, found.sha256.clone(), Source::Remote)
+        }
+        (None, None) => unreachable!("located has a copy"),
+    };
+    let manifest = extract::read_manifest(&archive)?;
+    if manifest.tag != located.tag {
+        return Err(db_refused(format!(
+            "archive {} holds the manifest of {}, not of {}",
+            archive.display(),
+            manifest.tag,
+            located.tag
+        )));
+    }
+    fsutil::ensure_space(
+        &parent,
+        manifest.payload_bytes() + SPACE_MARGIN,
+        "the extracted snapshot (the live data is set aside by renaming, which takes no room)",
+    )?;
+    let (db_lives, file_lives) = targets(config, &manifest)?;
+    let payload = staging.path().join("payload");
+    fs::create_dir(&payload).at("cannot create staging folder", &payload)?;
+    let extracted = extract::extract(&archive, &payload, expected.as_deref(), progress)?;
+    let manifest = extracted.manifest;
+
+    progress.phase("checking databases", 0);
+    let mut databases = Vec::new();
+    let mut db_targets = Vec::new();
+    for (entry, live) in manifest.databases.iter().zip(db_lives) {
+        let db = config
+            .databases
+            .iter()
+            .find(|d| d.name == entry.name)
+            .expect("targets matched every database");
+        let ladder = db.migrations.as_deref().map(Ladder::from_dir).transpose()?;
+        let staged = payload.join(&entry.archive_path);
+        let report = stage::check_database(entry, &staged, ladder.as_ref(), force)
+            .map_err(|e| db_refused(e.to_string()))?;
+        databases.push(report);
+        db_targets.push((staged, live));
+    }
+    progress.done();
+    let files = manifest
+        .files
+        .iter()
+        .zip(file_lives)
+        .map(|(entry, live)| StagedFile {
+            live,
+            size: entry.size,
+            staged: payload.join(&entry.archive_path),
+        })
+        .collect();
+    Ok(Prepared {
+        tag: located.tag.clone(),
+        source,
+        archive_size: extracted.archive_size,
+        archive_sha256: extracted.archive_sha256,
+        archive_sha256_recorded: expected.is_some(),
+        manifest,
+        databases,
+        files,
+        db_targets,
+        elapsed: started.elapsed(),
+        staging,
+    })
+}
+
+/// A restore drill: the whole pipeline up to the swap, in a temporary folder beside the local
+/// snapshots. The live data is never read for writing, and nothing stays behind.
+///
+/// # Errors
+/// The first check that fails, naming it.
+pub fn verify(config: &Config, which: &Which, progress: &dyn Progress) -> Result<Prepared> {
+    let (_lock, _) = begin(config)?;
+    let remote = config.remote.as_ref().map(Remote::from_config);
+    let located = locate(config, which, remote.as_ref())?;
+    let staging = TempPath::new(
+        config
+            .local_dir
+            .join(format!("{TEMP_PREFIX}{VERIFY_STAGING}{}", located.tag)),
+    );
+    prepare(config, &located, remote.as_ref(), staging, false, progress)
+}
+
+/// Prepares a restore: every check, the comparison with the live data, and the swap plan.
+/// Nothing live is changed until [`RestorePlan::commit`].
+///
+/// # Errors
+/// A failed check, a live database in use (without `force`), too little space, or a live path on
+/// another file system than the config's folder.
+pub fn plan_restore(
+    config: &Config,
+    which: &Which,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<RestorePlan> {
+    let (lock, _) = begin(config)?;
+    let remote = config.remote.as_ref().map(Remote::from_config);
+    let located = locate(config, which, remote.as_ref())?;
+    let base = &config.base_dir;
+    let staging =
+        TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
+    let prepared = prepare(config, &located, remote.as_ref(), staging, force, progress)?;
+    let snapshot_time = prepared.manifest.created_at;
+
+    // Live databases the snapshot brings back, with their -wal/-shm files.
+    let mut live_dbs = Vec::new();
+    let mut concerns = Vec::new();
+    let mut in_use = Vec::new();
+    for (report, (_, live_path)) in prepared.databases.iter().zip(&prepared.db_targets) {
+        let live = live::inspect(&report.name, live_path);
+        concerns.extend(live::concerns(&live, report, snapshot_time));
+        if live::in_use(live_path) {
+            in_use.push(live_path.clone());
+        }
+        live_dbs.push(live);
+    }
+    if !in_use.is_empty() && !force {
+        return Err(in_use_error(&in_use));
+    }
+    let db_paths: Vec<PathBuf> = prepared.db_targets.iter().map(|(_, l)| l.clone()).collect();
+    let live_files = snapshot::live_included_files(config)?;
+    let files_newer = live_files
+        .iter()
+        .filter(|f| {
+            fs::metadata(f)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| chrono::DateTime::<Utc>::from(t) > snapshot_time)
+        })
+        .count();
+    if files_newer > 0 {
+        concerns.push(format!(
+            "{files_newer} included file(s) changed after the snapshot was taken"
+        ));
+    }
+    let incoming: Vec<(PathBuf, PathBuf)> = prepared
+        .db_targets
+        .iter()
+        .cloned()
+        .chain(
+            prepared
+                .files
+                .iter()
+                .map(|f| (f.staged.clone(), f.live.clone())),
+        )
+        .collect();
+    let touched: Vec<PathBuf> = db_paths
+        .iter()
+        .flat_map(|db| {
+            std::iter::once(db.clone())
+                .chain(live::COMPANIONS.iter().map(|s| live::with_suffix(db, s)))
+        })
+        .chain(live_files.iter().cloned())
+        .chain(incoming.iter().map(|(_, live)| live.clone()))
+        .collect();
+    let aside_dir = swap::new_aside_dir(base, Utc::now());
+    let plan = swap_plan(
+        config,
+        format!("restore {}", prepared.tag),
+        Some(prepared.tag.to_string()),
+        &aside_dir,
+        &touched,
+        incoming,
+        db_paths,
+        vec![prepared.staging.path().to_path_buf()],
+    )?;
+    let live = LiveState {
+        databases: live_dbs,
+        files: live_files.len(),
+        files_newer,
+    };
+    Ok(RestorePlan {
+        prepared,
+        live,
+        concerns,
+        in_use,
+        aside_dir,
+        swap: plan,
+        local_dir: config.local_dir.clone(),
+        force,
+        _lock: lock,
+    })
+}
+
+fn in_use_error(paths: &[PathBuf]) -> Error {
+    Error::Other(format!(
+        "{} is open in another process (the app?); stop it and run the restore again, or pass --force; the live data was not touched",
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Builds a swap: every existing path of `touched` moves aside, `incoming` moves into place.
+#[allow(clippy::too_many_arguments)]
+fn swap_plan(
+    config: &Config,
+    operation: String,
+    tag: Option<String>,
+    aside_dir: &Path,
+    touched: &[PathBuf],
+    incoming: Vec<(PathBuf, PathBuf)>,
+    databases: Vec<PathBuf>,
+    cleanup: Vec<PathBuf>,
+) -> Result<swap::SwapPlan> {
+    let base = &config.base_dir;
+    let base_dev = fs::metadata(base).at("cannot read", base)?.dev();
+    let mut seen = BTreeSet::new();
+    let mut stored_names = BTreeMap::new();
+    let mut set_aside = Vec::new();
+    for live in touched {
+        if !seen.insert(live.clone()) {
+            continue;
+        }
+        // Only files move: a folder in a file's place is not ours to move.
+        let Ok(meta) = fs::symlink_metadata(live) else {
+            continue;
+        };
+        if meta.is_dir() {
+            return Err(db_refused(format!(
+                "{} is a folder where the snapshot has a file; move it away first",
+                live.display()
+            )));
+        }
+        let stored = swap::mirror(base, live);
+        if let Some(other) = stored_names.insert(stored.clone(), live.clone()) {
+            return Err(db_refused(format!(
+                "{} and {} would be set aside under the same name; move one of them",
+                other.display(),
+                live.display()
+            )));
+        }
+        set_aside.push(swap::AsideEntry {
+            stored,
+            live: live.clone(),
+        });
+    }
+    // Renames must stay on one file system to be atomic.
+    for (_, live) in &incoming {
+        let mut probe = live.as_path();
+        let dev = loop {
+            match fs::metadata(probe) {
+                Ok(meta) => break meta.dev(),
+                Err(_) => probe = probe.parent().unwrap_or(Path::new("/")),
+            }
+        };
+        if dev != base_dev {
+            return Err(db_refused(format!(
+                "{} is on another file system than the config's folder {}, so it cannot be swapped atomically; keep the app's data on the same disk as backup.toml",
+                live.display(),
+                base.display()
+            )));
+        }
+    }
+    Ok(swap::SwapPlan {
+        operation,
+        tag,
+        aside_dir: aside_dir.to_path_buf(),
+        set_aside,
+        incoming,
+        databases,
+        cleanup,
+    })
+}
+
+impl RestorePlan {
+    /// Number of live files the swap sets aside.
+    pub fn set_aside_count(&self) -> usize {
+        self.swap.set_aside.len()
+    }
+
+    /// Runs the swap. The live set moves to [`RestorePlan::aside_dir`]; `backup rollback` puts
+    /// it back.
+    ///
+    /// # Errors
+    /// A database opened by another process since the plan (without `force`), or a failed
+    /// rename (then everything is put back).
+    pub fn commit(self) -> Result<SwapReport> {
+        if !self.force {
+            let busy: Vec<PathBuf> = self
+                .swap
+                .databases
+                .iter()
+                .filter(|p| live::in_use(p))
+                .cloned()
+                .collect();
+            if !busy.is_empty() {
+                return Err(in_use_error(&busy));
+            }
+        }
+        let record = swap::execute(&self.local_dir, &self.swap)?;
+        Ok(SwapReport {
+            operation: record.operation,
+            tag: record.tag,
+            aside_dir: self.swap.aside_dir.clone(),
+            set_aside: record.set_aside.len(),
+            placed: record.placed.len(),
+        })
+    }
+}
+
+/// Puts the newest `pre_restore_<ts>` folder back, setting the current state aside the same way.
+///
+/// # Errors
+/// When there is nothing to roll back, a database is open in another process (without `force`),
+/// or a rename fails (then everything is put back).
+pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
+    let (_lock, _) = begin(config)?;
+    let base = &config.base_dir;
+    let Some((old_dir, record)) = swap::aside_dirs(base)?.into_iter().next() else {
+        return Err(Error::Other(format!(
+            "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo",
+            swap::RECORD_FILE,
+            base.display()
+        )));
+    };
+    let mut incoming = Vec::new();
+    for entry in &record.set_aside {
+        let stored = old_dir.join(&entry.stored);
+        if fs::symlink_metadata(&stored).is_err() {
+            return Err(Error::Other(format!(
+                "{} lists {} but it is gone; the folder was changed by hand, so nothing was rolled back",
+                old_dir.join(swap::RECORD_FILE).display(),
+                stored.display()
+            )));
+        }
+        incoming.push((stored, entry.live.clone()));
+    }
+    // Opening a set-aside database (to look at it before rolling back) leaves -wal/-shm files
+    // beside it. A WAL with frames holds changes and goes back with its database; an empty one
+    // and the index hold nothing.
+    let recorded: BTreeSet<PathBuf> = record.set_aside.iter().map(|e| e.live.clone()).collect();
+    for db in record.databases.iter().filter(|db| recorded.contains(*db)) {
+        let stored_db = old_dir.join(swap::mirror(base, db));
+        for suffix in live::COMPANIONS {
+            let (stored, live_path) = (
+                live::with_suffix(&stored_db, suffix),
+                live::with_suffix(db, suffix),
+            );
+            if recorded.contains(&live_path) || !stored.exists() {
+                continue;
+            }
+            if suffix == "-wal" && fs::metadata(&stored).is_ok_and(|m| m.len() > 0) {
+                incoming.push((stored, live_path));
+            } else {
+                fs::remove_file(&stored).at("cannot remove", &stored)?;
+            }
+        }
+    }
+    if !force {
+        let busy: Vec<PathBuf> = record
+            .databases
+            .iter()
+            .filter(|p| live::in_use(p))
+            .cloned()
+            .collect();
+        if !busy.is_empty() {
+            return Err(in_use_error(&busy));
+        }
+    }
+    let live_files = snapshot::live_included_files(config)?;
+    let touched: Vec<PathBuf> = record
+        .databases
+        .iter()
+        .flat_map(|db| {
+            std::iter::once(db.clone())
+                .chain(live::COMPANIONS.iter().map(|s| live::with_suffix(db, s)))
+        })
+        .chain(record.placed.iter().cloned())
+        .chain(record.set_aside.iter().map(|e| e.live.clone()))
+        .chain(live_files)
+        .collect();
+    let aside_dir = swap::new_aside_dir(base, Utc::now());
+    let plan = swap_plan(
+        config,
+        format!("rollback of {}", old_dir.display()),
+        record.tag.clone(),
+        &aside_dir,
+        &touched,
+        incoming,
+        record.databases.clone(),
+        vec![old_dir.clone()],
+    )?;
+    let done = swap::execute(&config.local_dir, &plan)?;
+    Ok(SwapReport {
+        operation: done.operation,
+        tag: done.tag,
+        aside_dir,
+        set_aside: done.set_aside.len(),
+        placed: done.placed.len(),
+    })
+}

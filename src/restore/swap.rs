@@ -1,0 +1,401 @@
+//! The swap: the live set moves into `pre_restore_<ts>/`, the incoming set moves into place, by
+//! renames on one file system, under a journal that lets any later command undo an interrupted
+//! swap (or finish a committed one), so a crash leaves the old state or the new one, whole.
+//!
+//! Order of a swap, and what a crash at each point leaves:
+//! 1. the journal is written (state `swapping`) with every planned rename;
+//! 2. renames, live files aside first, then incoming files into place;
+//! 3. folders are synced, then `RESTORE.json` goes into the aside folder;
+//! 4. the journal is rewritten as `committed`: from here on the new state stands;
+//! 5. clean-up (staging, a consumed aside folder), then the journal is removed.
+//!
+//! Recovery of `swapping` undoes every rename that happened, newest first: the old state. Recovery
+//! of `committed` finishes the clean-up: the new state.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::failpoint;
+use crate::fsutil;
+
+/// Journal of a swap in progress, in the local snapshot folder.
+pub const JOURNAL_FILE: &str = "restore-journal.json";
+/// Record inside every `pre_restore_<ts>` folder: what was set aside and from where.
+pub const RECORD_FILE: &str = "RESTORE.json";
+/// Prefix of the folders that hold a set-aside live set.
+pub const ASIDE_PREFIX: &str = "pre_restore_";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    Swapping,
+    Committed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Move {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    journal_version: u32,
+    state: State,
+    /// `restore <tag>` or `rollback`, for messages.
+    operation: String,
+    aside_dir: PathBuf,
+    /// Removed once the swap is committed (staging, or the aside folder a rollback emptied).
+    cleanup: Vec<PathBuf>,
+    moves: Vec<Move>,
+}
+
+/// What was set aside, written into the aside folder once the swap is complete.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub record_version: u32,
+    /// `restore <tag>` or `rollback`.
+    pub operation: String,
+    pub tag: Option<String>,
+    pub swapped_at: DateTime<Utc>,
+    /// Live databases the swap concerned (their -wal/-shm files move with them).
+    pub databases: Vec<PathBuf>,
+    /// Every live path the incoming set put in place.
+    pub placed: Vec<PathBuf>,
+    /// Every live path set aside, and where inside the aside folder it went.
+    pub set_aside: Vec<AsideEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AsideEntry {
+    /// Relative to the aside folder.
+    pub stored: PathBuf,
+    pub live: PathBuf,
+}
+
+/// A swap ready to run.
+#[derive(Debug)]
+pub struct SwapPlan {
+    pub operation: String,
+    pub tag: Option<String>,
+    pub aside_dir: PathBuf,
+    /// Live paths that exist and move aside, with their place in the aside folder (relative).
+    pub set_aside: Vec<AsideEntry>,
+    /// (staged file, live path).
+    pub incoming: Vec<(PathBuf, PathBuf)>,
+    pub databases: Vec<PathBuf>,
+    pub cleanup: Vec<PathBuf>,
+}
+
+/// Where a live path goes inside an aside folder: relative to the config's folder when inside it,
+/// else under `_root/`.
+pub fn mirror(base_dir: &Path, live: &Path) -> PathBuf {
+    match live.strip_prefix(base_dir) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => Path::new("_root").join(live.strip_prefix("/").unwrap_or(live)),
+    }
+}
+
+/// A new `pre_restore_<UTC time>` folder name under `base_dir` (suffixed when taken).
+pub fn new_aside_dir(base_dir: &Path, now: DateTime<Utc>) -> PathBuf {
+    let stamp = now.format("%Y%m%dT%H%M%SZ");
+    let mut candidate = base_dir.join(format!("{ASIDE_PREFIX}{stamp}"));
+    let mut n = 2;
+    while fs::symlink_metadata(&candidate).is_ok() {
+        candidate = base_dir.join(format!("{ASIDE_PREFIX}{stamp}-{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+/// `pre_restore_*` folders under `base_dir` that hold a complete record, newest first.
+pub fn aside_dirs(base_dir: &Path) -> Result<Vec<(PathBuf, Record)>> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(base_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(Error::io("cannot read folder", base_dir, e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with(ASIDE_PREFIX)) {
+            continue;
+        }
+        let record = fs::read(entry.path().join(RECORD_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok());
+        if let Some(record) = record {
+            found.push((entry.path(), record));
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found)
+}
+
+fn journal_path(local_dir: &Path) -> PathBuf {
+    local_dir.join(JOURNAL_FILE)
+}
+
+fn write_journal(local_dir: &Path, journal: &Journal) -> Result<()> {
+    let json = serde_json::to_vec_pretty(journal).expect("journal serializes");
+    fsutil::write_atomic(&journal_path(local_dir), &json)
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Runs `plan`. On an error before the commit point every rename is undone and the error says
+/// nothing changed; the journal makes the same true after a crash.
+///
+/// # Errors
+/// When a rename or sync fails (then the old state is back), or the journal cannot be written.
+pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
+    let mut moves: Vec<Move> = plan
+        .set_aside
+        .iter()
+        .map(|entry| Move {
+            from: entry.live.clone(),
+            to: plan.aside_dir.join(&entry.stored),
+        })
+        .collect();
+    moves.extend(plan.incoming.iter().map(|(staged, live)| Move {
+        from: staged.clone(),
+        to: live.clone(),
+    }));
+    // Incoming data is durable before anything moves.
+    for (staged, _) in &plan.incoming {
+        fs::File::open(staged)
+            .and_then(|f| f.sync_all())
+            .at("cannot sync", staged)?;
+    }
+    fs::create_dir_all(local_dir).at("cannot create folder", local_dir)?;
+    fs::create_dir(&plan.aside_dir).at("cannot create folder", &plan.aside_dir)?;
+    for m in &moves {
+        if let Some(parent) = m.to.parent() {
+            fs::create_dir_all(parent).at("cannot create folder", parent)?;
+        }
+    }
+    let mut journal = Journal {
+        journal_version: 1,
+        state: State::Swapping,
+        operation: plan.operation.clone(),
+        aside_dir: plan.aside_dir.clone(),
+        cleanup: plan.cleanup.clone(),
+        moves,
+    };
+    if let Err(e) = write_journal(local_dir, &journal) {
+        let _ = fs::remove_dir_all(&plan.aside_dir);
+        return Err(e);
+    }
+    failpoint::hit("swap-journaled");
+
+    let mut done = 0;
+    let mut failure = None;
+    for (i, m) in journal.moves.iter().enumerate() {
+        failpoint::hit(&format!("swap-move-{i}"));
+        if let Err(e) = fs::rename(&m.from, &m.to) {
+            failure = Some(Error::io("cannot move into place", &m.to, e));
+            break;
+        }
+        done += 1;
+    }
+    let synced = failure.map_or_else(|| sync_parents(&journal.moves), Err);
+    let record = Record {
+        record_version: 1,
+        operation: plan.operation.clone(),
+        tag: plan.tag.clone(),
+        swapped_at: Utc::now(),
+        databases: plan.databases.clone(),
+        placed: plan.incoming.iter().map(|(_, live)| live.clone()).collect(),
+        set_aside: plan.set_aside.clone(),
+    };
+    let recorded = synced.and_then(|()| {
+        let json = serde_json::to_vec_pretty(&record).expect("record serializes");
+        fsutil::write_atomic(&plan.aside_dir.join(RECORD_FILE), &json)
+    });
+    if let Err(e) = recorded {
+        // Put everything back as it was; the journal stays if even that fails, for the next run.
+        let undone = undo(&journal.moves[..done]);
+        if undone.is_empty() {
+            remove_aside_dir(&plan.aside_dir);
+            let _ = fs::remove_file(journal_path(local_dir));
+        }
+        return Err(Error::Other(format!(
+            "{e}; the swap was undone and the live data is as it was{}",
+            if undone.is_empty() {
+                String::new()
+            } else {
+                format!(" except: {}", undone.join("; "))
+            }
+        )));
+    }
+    failpoint::hit("swap-recorded");
+    journal.state = State::Committed;
+    write_journal(local_dir, &journal)?;
+    failpoint::hit("swap-committed");
+    finish(local_dir, &journal);
+    Ok(record)
+}
+
+/// Syncs every folder a rename touched, so the renames survive a power cut.
+fn sync_parents(moves: &[Move]) -> Result<()> {
+    let folders: BTreeSet<&Path> = moves
+        .iter()
+        .flat_map(|m| [m.from.parent(), m.to.parent()])
+        .flatten()
+        .collect();
+    for folder in folders {
+        if folder.exists() {
+            fsutil::sync_dir(folder)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reverses `moves`, newest first; returns what could not be put back.
+fn undo(moves: &[Move]) -> Vec<String> {
+    let mut problems = Vec::new();
+    // A rename happened exactly when its source is gone and its target is there. (Before an
+    // incoming file moves in, its target is the old live file, still in place or already aside.)
+    for m in moves.iter().rev() {
+        match (exists(&m.from), exists(&m.to)) {
+            (false, true) => {
+                if let Err(e) = fs::rename(&m.to, &m.from) {
+                    problems.push(format!(
+                        "cannot move {} back to {}: {e}",
+                        m.to.display(),
+                        m.from.display()
+                    ));
+                }
+            }
+            (false, false) => problems.push(format!(
+                "{} is in neither place it could be ({} or {})",
+                m.from
+                    .file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+                m.from.display(),
+                m.to.display()
+            )),
+            (true, _) => {} // never moved
+        }
+    }
+    let _ = sync_parents(moves);
+    problems
+}
+
+/// Removes an aside folder that holds no files any more (only folders and its record).
+fn remove_aside_dir(dir: &Path) {
+    if holds_only_folders(dir, dir) {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+fn holds_only_folders(root: &Path, dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|entry| {
+        let path = entry.path();
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => holds_only_folders(root, &path),
+            Ok(_) => dir == root && entry.file_name() == RECORD_FILE,
+            Err(_) => false,
+        }
+    })
+}
+
+/// Clean-up after the commit point: staging and emptied aside folders, then the journal.
+fn finish(local_dir: &Path, journal: &Journal) {
+    for path in &journal.cleanup {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(ASIDE_PREFIX))
+        {
+            remove_aside_dir(path);
+        } else if exists(path) {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
+    let _ = fs::remove_file(journal_path(local_dir));
+    let _ = fsutil::sync_dir(local_dir);
+}
+
+/// What recovery did.
+#[derive(Debug, Serialize)]
+pub struct Recovery {
+    pub operation: String,
+    /// `true`: the interrupted swap was undone (old state); `false`: it was finished (new state).
+    pub undone: bool,
+    pub problems: Vec<String>,
+}
+
+/// Finishes or undoes an interrupted swap whose journal is in `local_dir`. The caller holds the
+/// run lock.
+///
+/// # Errors
+/// When the journal exists but cannot be read.
+pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
+    let path = journal_path(local_dir);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read restore journal", &path, e)),
+    };
+    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Other(format!(
+            "restore journal {} is unreadable ({e}); an interrupted restore needs a look: its renames are listed there, move the files back by hand, then delete the journal",
+            path.display()
+        ))
+    })?;
+    let outcome = match journal.state {
+        State::Committed => {
+            finish(local_dir, &journal);
+            Recovery {
+                operation: journal.operation,
+                undone: false,
+                problems: Vec::new(),
+            }
+        }
+        State::Swapping => {
+            let problems = undo(&journal.moves);
+            if !problems.is_empty() {
+                return Err(Error::Other(format!(
+                    "an interrupted {} could not be undone completely: {}; the journal {} lists every rename",
+                    journal.operation,
+                    problems.join("; "),
+                    path.display()
+                )));
+            }
+            let _ = fs::remove_file(journal.aside_dir.join(RECORD_FILE));
+            remove_aside_dir(&journal.aside_dir);
+            for staging in journal.cleanup.iter().filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(fsutil::is_our_temp)
+            }) {
+                let _ = fs::remove_dir_all(staging);
+            }
+            let _ = fs::remove_file(&path);
+            let _ = fsutil::sync_dir(local_dir);
+            Recovery {
+                operation: journal.operation,
+                undone: true,
+                problems,
+            }
+        }
+    };
+    Ok(Some(outcome))
+}
+
+/// Whether an interrupted swap's journal is waiting in `local_dir`.
+pub fn pending(local_dir: &Path) -> bool {
+    journal_path(local_dir).exists()
+}

@@ -1,0 +1,429 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::fixtures_gen::{self, BAD};
+use crate::support::{App, make_db, sha256_hex, stderr, stdout};
+
+/// Every row of every table, in a canonical text form: equal dumps mean equal data.
+fn dump(path: &Path) -> String {
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut out = String::new();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for table in tables {
+        out.push_str(&format!("table {table}\n"));
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let values: Vec<String> = (0..columns)
+                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
+                .collect();
+            out.push_str(&values.join("|"));
+            out.push('\n');
+        }
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    out.push_str(&format!("user_version {version}\n"));
+    out
+}
+
+/// sha256 of every file under `dir`, by relative path.
+fn hashes(dir: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, found: &mut BTreeMap<String, String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, found);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                found.insert(rel, sha256_hex(&fs::read(&path).unwrap()));
+            }
+        }
+    }
+    walk(dir, dir, &mut found);
+    found
+}
+
+fn migrations() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations/tasks")
+        .display()
+        .to_string()
+}
+
+/// An app shaped like the sample app: database `tasks` with the sample migrations, a queue folder.
+fn sample_app() -> App {
+    let app = App::new(0);
+    fs::remove_file(app.path("data/tasks.db")).unwrap();
+    app.write_config(&format!(
+        r#"
+[[database]]
+name = "tasks"
+path = "data/tasks.db"
+migrations = "{}"
+[[include]]
+path = "data/queue"
+[local]
+dir = "backups"
+[remote]
+type = "dir"
+path = "remote"
+"#,
+        migrations()
+    ));
+    app
+}
+
+/// Puts a fixture archive into the app's local snapshot folder; returns its tag.
+fn add_fixture(app: &App, name: &str) -> String {
+    let tag = fixtures_gen::tag(name);
+    fs::create_dir_all(app.path("backups")).unwrap();
+    fs::copy(
+        fixtures_gen::dir().join(format!("{tag}.tar.gz")),
+        app.path(&format!("backups/{tag}.tar.gz")),
+    )
+    .unwrap();
+    tag.to_string()
+}
+
+/// Live data for the sample app: the v3 fixture database with extra rows, a queue file.
+fn live_data(app: &App) {
+    fs::create_dir_all(app.path("data/queue")).unwrap();
+    fs::copy(
+        fixtures_gen::dir().join("tasks-v3.db"),
+        app.path("data/tasks.db"),
+    )
+    .unwrap();
+    let conn = Connection::open(app.path("data/tasks.db")).unwrap();
+    conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    conn.execute(
+        "INSERT INTO tasks (uuid, title, status, created_at, updated_at) VALUES ('u9', 'live work', 'todo', 'x', 'x')",
+        [],
+    )
+    .unwrap();
+    fs::write(app.path("data/queue/job-7.json"), b"{\"job\":7}").unwrap();
+}
+
+#[test]
+fn verify_passes_the_good_fixtures_and_refuses_each_bad_one_with_its_reason() {
+    let app = sample_app();
+    for name in ["good-v1", "good-v3"] {
+        let tag = add_fixture(&app, name);
+        let out = app.run(&["verify", &tag, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["ok"], true);
+        assert_eq!(report["databases"][0]["restored_version"], 3, "{name}");
+    }
+    for (name, reason) in BAD {
+        let tag = add_fixture(&app, name);
+        let out = app.run(&["verify", &tag]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(reason), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+    }
+    assert!(
+        app.temp_leftovers().is_empty(),
+        "{:?}",
+        app.temp_leftovers()
+    );
+    assert!(
+        !app.dir
+            .path()
+            .parent()
+            .unwrap()
+            .join("escaped.txt")
+            .exists()
+    );
+    assert!(!app.path("escaped.txt").exists());
+    assert!(
+        !app.path("data/tasks.db").exists(),
+        "verify never creates live data"
+    );
+}
+
+#[test]
+fn every_refusal_leaves_the_live_files_byte_identical() {
+    let app = sample_app();
+    live_data(&app);
+    let before = hashes(&app.path("data"));
+    for (name, reason) in BAD {
+        let tag = add_fixture(&app, name);
+        let out = app.run(&["restore", &tag, "--yes"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains(reason), "{name}: {}", stderr(&out));
+        assert_eq!(
+            hashes(&app.path("data")),
+            before,
+            "{name} changed live data"
+        );
+    }
+    // Unconfirmed (no terminal, no --yes): refused with its own exit code, nothing changed.
+    let tag = add_fixture(&app, "good-v3");
+    let out = app.run(&["restore", &tag]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(hashes(&app.path("data")), before);
+    // A dry run checks everything and changes nothing.
+    let out = app.run(&["restore", &tag, "--dry-run", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nothing was changed"));
+    assert_eq!(hashes(&app.path("data")), before);
+    assert!(app.temp_leftovers().is_empty());
+    assert!(fs::read_dir(app.dir.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("pre_restore_")
+    }));
+}
+
+#[test]
+fn an_old_snapshot_is_migrated_forward_and_checked() {
+    let app = sample_app();
+    let tag = add_fixture(&app, "good-v1");
+    // Fresh machine: nothing live, so nothing to confirm.
+    let out = app.run(&["restore", &tag]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("schema 1 -> 3 (migrations 0002, 0003)"),
+        "{}",
+        stdout(&out)
+    );
+    let db = app.path("data/tasks.db");
+    let conn = Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let tasks: i64 = conn
+        .query_row("SELECT count(*) FROM tasks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tasks, 2);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal", "the live journal mode comes back");
+    drop(conn);
+    let queue = app.path("data/queue/job-1.json");
+    assert_eq!(
+        fs::metadata(&queue).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+}
+
+#[test]
+fn newer_schema_is_refused_naming_both_versions_unless_forced() {
+    let app = sample_app();
+    let tag = add_fixture(&app, "newer-schema");
+    let out = app.run(&["restore", &tag, "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("schema version 9") && err.contains("(3)"),
+        "{err}"
+    );
+    assert!(!app.path("data/tasks.db").exists());
+    let out = app.run(&["restore", &tag, "--yes", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let version: i64 = Connection::open(app.path("data/tasks.db"))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 9);
+}
+
+#[test]
+fn round_trip_restore_then_rollback_then_rollback_again() {
+    let app = App::new(200);
+    let db = app.path("data/tasks.db");
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let snapshot = dump(&db);
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "DELETE FROM tasks WHERE id % 3 = 0; INSERT INTO notes (text) VALUES ('after');",
+        )
+        .unwrap();
+    }
+    let changed = dump(&db);
+    assert_ne!(snapshot, changed);
+
+    let out = app.run(&["restore", "latest", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    for companion in ["-wal", "-shm"] {
+        assert!(
+            !app.path(&format!("data/tasks.db{companion}")).exists(),
+            "no {companion} beside a restored database"
+        );
+    }
+    assert_eq!(dump(&db), snapshot);
+    let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).to_path_buf();
+    assert!(aside.join("RESTORE.json").exists());
+    assert_eq!(dump(&aside.join("data/tasks.db")), changed);
+
+    let out = app.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(dump(&db), changed);
+    assert!(!aside.exists(), "the emptied folder is removed");
+    let out = app.run(&["rollback", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(dump(&db), snapshot);
+    assert!(app.temp_leftovers().is_empty());
+}
+
+#[test]
+fn a_fresh_machine_restores_from_the_config_and_the_remote_alone() {
+    let old = App::new(300);
+    assert_eq!(old.run(&["now"]).status.code(), Some(0));
+    let expected = dump(&old.path("data/tasks.db"));
+
+    let fresh = tempfile::tempdir().unwrap();
+    fs::write(
+        fresh.path().join("backup.toml"),
+        format!(
+            "[[database]]\nname = \"tasks\"\npath = \"app/data/tasks.db\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"dir\"\npath = \"{}\"\n",
+            old.path("remote").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backup"))
+        .arg("--config")
+        .arg(fresh.path().join("backup.toml"))
+        .args(["restore", "latest"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("from the remote copy"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(dump(&fresh.path().join("app/data/tasks.db")), expected);
+}
+
+#[test]
+fn a_database_open_in_another_process_is_refused_unless_forced() {
+    let app = App::new(50);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let db = app.path("data/tasks.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM tasks WHERE id < 5", [])
+        .unwrap();
+    let before = dump(&db);
+    // The app: a connection left open. (This process must not open the file otherwise while
+    // it holds it: closing any descriptor drops a process's POSIX locks on the file.)
+    let holder = Connection::open(&db).unwrap();
+    let _: i64 = holder
+        .query_row("SELECT count(*) FROM tasks", [], |r| r.get(0))
+        .unwrap();
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("open in another process"),
+        "{}",
+        stderr(&out)
+    );
+    drop(holder);
+    assert_eq!(dump(&db), before);
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// kill -9 (an abort at a failpoint) at every step of the swap, then any command: the data is
+/// the whole old state or the whole new state, and nothing of the swap is left over.
+#[test]
+fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_state_whole() {
+    let mut points: Vec<String> = vec!["swap-journaled".into()];
+    points.extend((0..12).map(|i| format!("swap-move-{i}")));
+    points.extend(["swap-recorded".into(), "swap-committed".into()]);
+    let mut crashed = 0;
+    for point in &points {
+        let app = App::new(40);
+        fs::create_dir_all(app.path("data/queue")).unwrap();
+        fs::write(app.path("data/queue/a.json"), b"a").unwrap();
+        fs::write(app.path("data/queue/b.json"), b"b").unwrap();
+        app.write_config(
+            "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n",
+        );
+        assert_eq!(app.run(&["now"]).status.code(), Some(0));
+        let db = app.path("data/tasks.db");
+        let old_files = hashes(&app.path("data/queue"));
+        let snapshot = dump(&db);
+        Connection::open(&db)
+            .unwrap()
+            .execute("DELETE FROM tasks WHERE id < 10", [])
+            .unwrap();
+        fs::write(app.path("data/queue/c.json"), b"c").unwrap();
+        let changed = dump(&db);
+        let changed_files = hashes(&app.path("data/queue"));
+
+        let out = app
+            .command(&["restore", "latest", "--yes"])
+            .env("BACKUP_FAILPOINT", point)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            // Past the last rename: every step has been crashed at.
+            assert!(point.starts_with("swap-move-"), "{point} was never reached");
+            continue;
+        }
+        crashed += 1;
+        assert_eq!(out.status.code(), None, "{point}: killed by a signal");
+        let out = app.run(&["list"]);
+        assert_eq!(out.status.code(), Some(0), "{point}: {}", stderr(&out));
+        let (now_db, now_files) = (dump(&db), hashes(&app.path("data/queue")));
+        if point == "swap-committed" {
+            assert_eq!(now_db, snapshot, "{point}: the new state, whole");
+            assert_eq!(now_files, old_files, "{point}");
+        } else {
+            assert_eq!(now_db, changed, "{point}: the old state, whole");
+            assert_eq!(now_files, changed_files, "{point}");
+            assert!(stderr(&out).contains("undone"), "{point}: {}", stderr(&out));
+        }
+        assert!(
+            !app.path("backups/restore-journal.json").exists(),
+            "{point}"
+        );
+        assert!(
+            app.temp_leftovers().is_empty(),
+            "{point}: {:?}",
+            app.temp_leftovers()
+        );
+    }
+    assert!(crashed >= 6, "only {crashed} crash points were reached");
+}
+
+#[test]
+fn a_snapshot_database_the_config_does_not_name_is_refused() {
+    let app = App::new(10);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    make_db(&app.path("data/other.db"), 1);
+    app.write_config(
+        "[[database]]\nname = \"other\"\npath = \"data/other.db\"\n[local]\ndir = \"backups\"\n",
+    );
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not name"), "{}", stderr(&out));
+}
