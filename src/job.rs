@@ -52,6 +52,10 @@ pub fn snapshot_and_push(
     fs::create_dir_all(local).at("cannot create snapshot folder", local)?;
     let _lock = RunLock::acquire(local)?;
     fsutil::remove_stale_temps(local)?;
+    // Staging of a killed restore; never while an interrupted swap still needs it.
+    if !crate::restore::swap::pending(local) {
+        crate::restore::remove_stale_staging(&config.base_dir)?;
+    }
     let command = match kind {
         Kind::Manual => "now",
         Kind::Scheduled => "run",

@@ -427,3 +427,67 @@ fn a_snapshot_database_the_config_does_not_name_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not name"), "{}", stderr(&out));
 }
+
+/// A crash while extracting or checking leaves the live data as it was, and the staging folder
+/// goes with the next command that takes the run lock.
+#[test]
+fn a_crash_before_the_swap_changes_nothing_and_leaves_nothing() {
+    for point in ["restore-extracted", "restore-checked"] {
+        let app = App::new(30);
+        assert_eq!(app.run(&["now"]).status.code(), Some(0));
+        let db = app.path("data/tasks.db");
+        Connection::open(&db)
+            .unwrap()
+            .execute("DELETE FROM tasks WHERE id < 10", [])
+            .unwrap();
+        let before = hashes(&app.path("data"));
+        let out = app
+            .command(&["restore", "latest", "--yes"])
+            .env("BACKUP_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), None, "{point}: killed");
+        assert_eq!(hashes(&app.path("data")), before, "{point}");
+        assert_eq!(app.run(&["run"]).status.code(), Some(0), "{point}");
+        assert!(
+            app.temp_leftovers().is_empty(),
+            "{point}: {:?}",
+            app.temp_leftovers()
+        );
+    }
+}
+
+/// A real small file system: the config folder (and so the staging folder) on a 1 MiB tmpfs in a
+/// private mount namespace; the snapshot needs more than that.
+#[test]
+fn too_little_room_for_the_extracted_snapshot_is_refused_up_front() {
+    let probe = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: this machine does not allow unprivileged mount namespaces");
+        return;
+    }
+    let source = App::new(3_000);
+    assert_eq!(source.run(&["now"]).status.code(), Some(0));
+    let small = source.path("small");
+    fs::create_dir_all(&small).unwrap();
+    let config = format!(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"dir\"\npath = \"{}\"\n",
+        source.path("remote").display()
+    );
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{dir}' && printf '{config}' > '{dir}/backup.toml' && exec '{bin}' --config '{dir}/backup.toml' restore latest",
+        dir = small.display(),
+        config = config.replace('\n', "\\n"),
+        bin = env!("CARGO_BIN_EXE_backup"),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("not enough free space"), "{err}");
+    assert!(err.contains("needs") && err.contains("MiB"), "{err}");
+}

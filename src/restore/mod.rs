@@ -178,7 +178,8 @@ pub fn recover_interrupted(config: &Config) -> Result<Option<Recovery>> {
 }
 
 /// Restore staging folders of killed runs beside the live data (only names this tool makes).
-fn remove_stale_staging(base_dir: &Path) -> Result<()> {
+/// Call only while holding the run lock, after [`swap::recover`].
+pub(crate) fn remove_stale_staging(base_dir: &Path) -> Result<()> {
     let Ok(entries) = fs::read_dir(base_dir) else {
         return Ok(());
     };
@@ -341,6 +342,7 @@ fn prepare(
     fs::create_dir(&payload).at("cannot create staging folder", &payload)?;
     let extracted = extract::extract(&archive, &payload, expected.as_deref(), progress)?;
     let manifest = extracted.manifest;
+    crate::failpoint::hit("restore-extracted");
 
     progress.phase("checking databases", 0);
     let mut databases = Vec::new();
@@ -358,6 +360,7 @@ fn prepare(
         databases.push(report);
         db_targets.push((staged, live));
     }
+    crate::failpoint::hit("restore-checked");
     progress.done();
     let files = manifest
         .files
