@@ -139,6 +139,11 @@ fn verify_passes_the_good_fixtures_and_refuses_each_bad_one_with_its_reason() {
         let err = stderr(&out);
         assert!(err.contains(reason), "{name}: {err}");
         assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+        let out = app.run(&["verify", &tag, "--json"]);
+        assert_eq!(out.status.code(), Some(1));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["ok"], false, "{name}");
+        assert!(report["error"].as_str().unwrap().contains(reason), "{name}");
     }
     assert!(
         app.temp_leftovers().is_empty(),

@@ -155,7 +155,17 @@ pub fn verify(
 ) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
     let which = Which::parse(&args.which)?;
-    let prepared = restore::verify(&config, &which, progress)?;
+    let prepared = match restore::verify(&config, &which, progress) {
+        Ok(prepared) => prepared,
+        Err(e) if args.json => {
+            // A scheduled drill reads the outcome from stdout either way.
+            print_json(
+                &serde_json::json!({ "ok": false, "which": args.which, "error": e.to_string() }),
+            );
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if args.json {
         #[derive(Serialize)]
         struct Out<'a> {
