@@ -109,6 +109,11 @@ impl TempPath {
         self.path.as_deref().expect("path present until persisted")
     }
 
+    /// Ends the guard without removing the path (something else still needs it).
+    pub fn keep(mut self) -> PathBuf {
+        self.path.take().expect("path present until persisted")
+    }
+
     /// Renames the temporary path to `target`, ending the guard.
     pub fn persist(mut self, target: &Path) -> Result<()> {
         let path = self.path.take().expect("path present until persisted");
@@ -129,6 +134,25 @@ impl Drop for TempPath {
                 let _ = fs::remove_file(&path);
             }
         }
+    }
+}
+
+/// Renames `from` to `to`, failing with `AlreadyExists` instead of replacing an existing `to`.
+/// File systems without `RENAME_NOREPLACE` get a check just before the rename.
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the target exists",
+                ));
+            }
+            fs::rename(from, to)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -340,6 +364,20 @@ mod tests {
         ] {
             assert!(!is_our_temp(theirs), "{theirs}");
         }
+    }
+
+    #[test]
+    fn rename_no_replace_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"a").unwrap();
+        fs::write(&b, b"b").unwrap();
+        let err = rename_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&b).unwrap(), b"b");
+        fs::remove_file(&b).unwrap();
+        rename_no_replace(&a, &b).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"a");
     }
 
     #[test]

@@ -51,11 +51,11 @@ pub fn snapshot_and_push(
     let local = &config.local_dir;
     fs::create_dir_all(local).at("cannot create snapshot folder", local)?;
     let _lock = RunLock::acquire(local)?;
+    // An interrupted restore is undone (or finished) before anything else: a snapshot of a
+    // half-swapped state, or removing the staging folder it still needs, would be worse.
+    crate::restore::swap::recover(local)?;
     fsutil::remove_stale_temps(local)?;
-    // Staging of a killed restore; never while an interrupted swap still needs it.
-    if !crate::restore::swap::pending(local) {
-        crate::restore::remove_stale_staging(&config.base_dir)?;
-    }
+    crate::restore::remove_stale_staging(&config.base_dir)?;
     let command = match kind {
         Kind::Manual => "now",
         Kind::Scheduled => "run",

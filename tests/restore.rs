@@ -496,3 +496,110 @@ fn too_little_room_for_the_extracted_snapshot_is_refused_up_front() {
     assert!(err.contains("not enough free space"), "{err}");
     assert!(err.contains("needs") && err.contains("MiB"), "{err}");
 }
+
+/// A live database with a hot rollback journal (its writer was killed mid-transaction): opening
+/// it would roll the journal back, so even a dry run must not open it, and the swap waits.
+#[test]
+fn a_hot_journal_is_never_rolled_back_by_a_refused_restore() {
+    let app = App::new(400);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let db = app.path("data/tasks.db");
+    let crashed = app.path("crashed");
+    fs::create_dir_all(&crashed).unwrap();
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "delete").unwrap();
+        conn.pragma_update(None, "cache_size", 1).unwrap();
+        conn.execute_batch("BEGIN; UPDATE tasks SET body = 'changed';")
+            .unwrap();
+        // What the disk holds at this moment is what a killed writer leaves.
+        fs::copy(&db, crashed.join("tasks.db")).unwrap();
+        fs::copy(
+            app.path("data/tasks.db-journal"),
+            crashed.join("tasks.db-journal"),
+        )
+        .unwrap();
+        conn.execute_batch("ROLLBACK").unwrap();
+    }
+    fs::copy(crashed.join("tasks.db"), &db).unwrap();
+    fs::copy(
+        crashed.join("tasks.db-journal"),
+        app.path("data/tasks.db-journal"),
+    )
+    .unwrap();
+    assert!(
+        fs::metadata(app.path("data/tasks.db-journal"))
+            .unwrap()
+            .len()
+            > 0
+    );
+    let before = hashes(&app.path("data"));
+    for args in [
+        &["restore", "latest", "--dry-run", "--yes"][..],
+        &["restore", "latest", "--yes"],
+    ] {
+        let out = app.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("unfinished transaction"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(hashes(&app.path("data")), before, "{args:?}");
+    }
+    // With --force the live set, journal included, goes aside untouched.
+    let out = app.run(&["restore", "latest", "--yes", "--force", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).join("data");
+    assert_eq!(hashes(&aside), before);
+    assert!(!app.path("data/tasks.db-journal").exists());
+}
+
+/// Any later command finishes what a killed command started: `now` after a killed restore
+/// snapshots the whole old state, and a killed rollback leaves the restored state whole.
+#[test]
+fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
+    let app = App::new(60);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let db = app.path("data/tasks.db");
+    let snapshot = dump(&db);
+    Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM tasks WHERE id > 30", [])
+        .unwrap();
+    let changed = dump(&db);
+
+    let out = app
+        .command(&["restore", "latest", "--yes"])
+        .env("BACKUP_FAILPOINT", "swap-move-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None);
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("undone"), "{}", stderr(&out));
+    assert_eq!(dump(&db), changed);
+
+    let out = app.run(&[
+        "restore",
+        &app.archives("backups")[0].replace(".tar.gz", ""),
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(dump(&db), snapshot);
+    for point in ["swap-move-0", "swap-move-2", "swap-recorded"] {
+        let out = app
+            .command(&["rollback"])
+            .env("BACKUP_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), None, "{point}");
+        assert_eq!(app.run(&["list"]).status.code(), Some(0));
+        assert_eq!(dump(&db), snapshot, "{point}: the restored state, whole");
+    }
+    let out = app.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(dump(&db), changed);
+    assert!(app.temp_leftovers().is_empty());
+}

@@ -191,7 +191,7 @@ struct RestoreOut<'a> {
     #[serde(flatten)]
     checked: Checked<'a>,
     concerns: &'a [String],
-    in_use: &'a [std::path::PathBuf],
+    in_use: &'a [String],
     swap: Option<&'a SwapReport>,
 }
 
@@ -219,11 +219,8 @@ pub fn restore(
         for concern in &plan.concerns {
             println!("  note: {concern}");
         }
-        for path in &plan.in_use {
-            println!(
-                "  note: {} is open in another process (--force)",
-                path.display()
-            );
+        for reason in &plan.in_use {
+            println!("  note: {reason} (going ahead: --force)");
         }
     }
     if args.dry_run {
@@ -257,7 +254,7 @@ pub fn restore(
             #[serde(flatten)]
             checked: serde_json::Value,
             concerns: &'a [String],
-            in_use: &'a [std::path::PathBuf],
+            in_use: &'a [String],
             swap: &'a SwapReport,
         }
         print_json(&Out {

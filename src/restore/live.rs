@@ -62,6 +62,14 @@ fn open_live(path: &Path, exclusive: bool) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+const HOT_JOURNAL: &str =
+    "it has an unfinished transaction in its -journal file, which opening it would roll back";
+
+/// A non-empty rollback journal: any connection would roll it back, rewriting the database.
+fn has_hot_journal(path: &Path) -> bool {
+    fs::metadata(with_suffix(path, "-journal")).is_ok_and(|m| m.len() > 0)
+}
+
 /// Reads what the live database holds; never fails (an unreadable file is reported as such).
 pub fn inspect(name: &str, path: &Path) -> LiveDatabase {
     let mut live = LiveDatabase {
@@ -77,6 +85,10 @@ pub fn inspect(name: &str, path: &Path) -> LiveDatabase {
         unreadable: None,
     };
     if !live.exists {
+        return live;
+    }
+    if has_hot_journal(path) {
+        live.unreadable = Some(HOT_JOURNAL.to_string());
         return live;
     }
     let read = open_live(path, false).and_then(|conn| {
@@ -143,11 +155,19 @@ pub fn concerns(
     out
 }
 
-/// Whether another process has the database open (WAL mode) or locked, tried without waiting:
-/// an exclusive lock is refused while any other connection holds the WAL index or a lock.
-pub fn in_use(path: &Path) -> bool {
+/// Why the database cannot be swapped now, if it cannot: another process has it open (WAL
+/// mode) or locked, tried without waiting (an exclusive lock is refused while any other
+/// connection holds the WAL index or a lock); or it has a hot journal that only opening it (and
+/// so changing it) would resolve.
+pub fn in_use(path: &Path) -> Option<String> {
     if !path.exists() {
-        return false;
+        return None;
+    }
+    if has_hot_journal(path) {
+        return Some(format!(
+            "{} has an unfinished transaction (its -journal file): start and stop the app once, or open it with sqlite3, so SQLite rolls it back",
+            path.display()
+        ));
     }
     let probe = || -> rusqlite::Result<()> {
         let conn = open_live(path, true)?;
@@ -155,9 +175,15 @@ pub fn in_use(path: &Path) -> bool {
         conn.execute_batch("BEGIN EXCLUSIVE; SELECT count(*) FROM sqlite_schema; ROLLBACK;")?;
         Ok(())
     };
-    matches!(
-        probe(),
+    match probe() {
         Err(rusqlite::Error::SqliteFailure(e, _))
-            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
+            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+        {
+            Some(format!(
+                "{} is open in another process (the app?): stop it",
+                path.display()
+            ))
+        }
+        _ => None,
+    }
 }

@@ -123,11 +123,12 @@ pub struct RestorePlan {
     pub live: LiveState,
     /// What the swap would set aside that the snapshot lacks, in words: reasons to ask first.
     pub concerns: Vec<String>,
-    /// Live databases another process has open (only with `--force`; otherwise refused).
-    pub in_use: Vec<PathBuf>,
+    /// Why live databases cannot be swapped now (only with `--force`; otherwise refused).
+    pub in_use: Vec<String>,
     pub aside_dir: PathBuf,
     swap: swap::SwapPlan,
     local_dir: PathBuf,
+    config: Config,
     force: bool,
     _lock: RunLock,
 }
@@ -273,6 +274,23 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<Pa
             None => config.base_dir.join(rel),
         };
         let inside = config.includes.iter().any(|root| live.starts_with(root));
+        let database_file = config.databases.iter().any(|db| {
+            std::iter::once(String::new())
+                .chain(live::COMPANIONS.iter().map(|s| s.to_string()))
+                .any(|suffix| live::with_suffix(&db.path, &suffix) == live)
+        });
+        if database_file {
+            return Err(db_refused(format!(
+                "the snapshot holds {} as a plain file, but the config names it as a database (or its -wal/-shm/-journal); restore such a snapshot with a config that does not list that database",
+                live.display()
+            )));
+        }
+        if dbs.contains(&live) || files.contains(&live) {
+            return Err(db_refused(format!(
+                "the snapshot holds two files for {}",
+                live.display()
+            )));
+        }
         if !inside {
             return Err(db_refused(format!(
                 "the snapshot holds file {} which no [[include]] of the config covers; add its folder as an [[include]] to restore it",
@@ -432,8 +450,8 @@ pub fn plan_restore(
     for (report, (_, live_path)) in prepared.databases.iter().zip(&prepared.db_targets) {
         let live = live::inspect(&report.name, live_path);
         concerns.extend(live::concerns(&live, report, snapshot_time));
-        if live::in_use(live_path) {
-            in_use.push(live_path.clone());
+        if let Some(reason) = live::in_use(live_path) {
+            in_use.push(reason);
         }
         live_dbs.push(live);
     }
@@ -466,15 +484,7 @@ pub fn plan_restore(
                 .map(|f| (f.staged.clone(), f.live.clone())),
         )
         .collect();
-    let touched: Vec<PathBuf> = db_paths
-        .iter()
-        .flat_map(|db| {
-            std::iter::once(db.clone())
-                .chain(live::COMPANIONS.iter().map(|s| live::with_suffix(db, s)))
-        })
-        .chain(live_files.iter().cloned())
-        .chain(incoming.iter().map(|(_, live)| live.clone()))
-        .collect();
+    let touched = live_set(config, &db_paths, &incoming)?;
     let aside_dir = swap::new_aside_dir(base, Utc::now());
     let plan = swap_plan(
         config,
@@ -499,19 +509,34 @@ pub fn plan_restore(
         aside_dir,
         swap: plan,
         local_dir: config.local_dir.clone(),
+        config: config.clone(),
         force,
         _lock: lock,
     })
 }
 
-fn in_use_error(paths: &[PathBuf]) -> Error {
+/// Everything live a swap must set aside: the databases with their -wal/-shm/-journal files,
+/// every file under the includes, and whatever sits where an incoming file goes.
+fn live_set(
+    config: &Config,
+    databases: &[PathBuf],
+    incoming: &[(PathBuf, PathBuf)],
+) -> Result<Vec<PathBuf>> {
+    Ok(databases
+        .iter()
+        .flat_map(|db| {
+            std::iter::once(db.clone())
+                .chain(live::COMPANIONS.iter().map(|s| live::with_suffix(db, s)))
+        })
+        .chain(snapshot::live_included_files(config)?)
+        .chain(incoming.iter().map(|(_, live)| live.clone()))
+        .collect())
+}
+
+fn in_use_error(reasons: &[String]) -> Error {
     Error::Other(format!(
-        "{} is open in another process (the app?); stop it and run the restore again, or pass --force; the live data was not touched",
-        paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "{}; then run it again, or pass --force; the live data was not touched",
+        reasons.join("; ")
     ))
 }
 
@@ -560,7 +585,8 @@ fn swap_plan(
         });
     }
     // Renames must stay on one file system to be atomic.
-    for (_, live) in &incoming {
+    let aside_sources = set_aside.iter().map(|e| &e.live);
+    for live in incoming.iter().map(|(_, live)| live).chain(aside_sources) {
         let mut probe = live.as_path();
         let dev = loop {
             match fs::metadata(probe) {
@@ -601,22 +627,42 @@ impl RestorePlan {
     /// rename (then everything is put back).
     pub fn commit(self) -> Result<SwapReport> {
         if !self.force {
-            let busy: Vec<PathBuf> = self
+            let busy: Vec<String> = self
                 .swap
                 .databases
                 .iter()
-                .filter(|p| live::in_use(p))
-                .cloned()
+                .filter_map(|p| live::in_use(p))
                 .collect();
             if !busy.is_empty() {
                 return Err(in_use_error(&busy));
             }
         }
-        let record = swap::execute(&self.local_dir, &self.swap)?;
+        // The live set again, now: files the app wrote, or a -wal it left, while the user was
+        // being asked must be set aside too, never overwritten.
+        let swap = swap_plan(
+            &self.config,
+            self.swap.operation.clone(),
+            self.swap.tag.clone(),
+            &self.swap.aside_dir,
+            &live_set(&self.config, &self.swap.databases, &self.swap.incoming)?,
+            self.swap.incoming.clone(),
+            self.swap.databases.clone(),
+            self.swap.cleanup.clone(),
+        )?;
+        let record = match swap::execute(&self.local_dir, &swap) {
+            Ok(record) => record,
+            Err(e) => {
+                // An interrupted swap still needs its staged files for the next command.
+                if swap::pending(&self.local_dir) {
+                    self.prepared.staging.keep();
+                }
+                return Err(e);
+            }
+        };
         Ok(SwapReport {
             operation: record.operation,
             tag: record.tag,
-            aside_dir: self.swap.aside_dir.clone(),
+            aside_dir: swap.aside_dir.clone(),
             set_aside: record.set_aside.len(),
             placed: record.placed.len(),
         })
@@ -651,9 +697,10 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         incoming.push((stored, entry.live.clone()));
     }
     // Opening a set-aside database (to look at it before rolling back) leaves -wal/-shm files
-    // beside it. A WAL with frames holds changes and goes back with its database; an empty one
-    // and the index hold nothing.
+    // beside it. A WAL with frames or a rollback journal holds changes and goes back with its
+    // database; an empty WAL and the index hold nothing and are removed, once every check passed.
     let recorded: BTreeSet<PathBuf> = record.set_aside.iter().map(|e| e.live.clone()).collect();
+    let mut disposable = Vec::new();
     for db in record.databases.iter().filter(|db| recorded.contains(*db)) {
         let stored_db = old_dir.join(swap::mirror(base, db));
         for suffix in live::COMPANIONS {
@@ -664,35 +711,30 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
             if recorded.contains(&live_path) || !stored.exists() {
                 continue;
             }
-            if suffix == "-wal" && fs::metadata(&stored).is_ok_and(|m| m.len() > 0) {
+            let holds_changes =
+                suffix != "-shm" && fs::metadata(&stored).is_ok_and(|m| m.len() > 0);
+            if holds_changes {
                 incoming.push((stored, live_path));
             } else {
-                fs::remove_file(&stored).at("cannot remove", &stored)?;
+                disposable.push(stored);
             }
         }
     }
     if !force {
-        let busy: Vec<PathBuf> = record
+        let busy: Vec<String> = record
             .databases
             .iter()
-            .filter(|p| live::in_use(p))
-            .cloned()
+            .filter_map(|p| live::in_use(p))
             .collect();
         if !busy.is_empty() {
             return Err(in_use_error(&busy));
         }
     }
-    let live_files = snapshot::live_included_files(config)?;
-    let touched: Vec<PathBuf> = record
-        .databases
-        .iter()
-        .flat_map(|db| {
-            std::iter::once(db.clone())
-                .chain(live::COMPANIONS.iter().map(|s| live::with_suffix(db, s)))
-        })
+    let touched = live_set(config, &record.databases, &incoming)?;
+    let touched: Vec<PathBuf> = touched
+        .into_iter()
         .chain(record.placed.iter().cloned())
         .chain(record.set_aside.iter().map(|e| e.live.clone()))
-        .chain(live_files)
         .collect();
     let aside_dir = swap::new_aside_dir(base, Utc::now());
     let plan = swap_plan(
@@ -705,6 +747,9 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         record.databases.clone(),
         vec![old_dir.clone()],
     )?;
+    for stored in disposable {
+        fs::remove_file(&stored).at("cannot remove", &stored)?;
+    }
     let done = swap::execute(&config.local_dir, &plan)?;
     Ok(SwapReport {
         operation: done.operation,

@@ -134,7 +134,8 @@ pub fn aside_dirs(base_dir: &Path) -> Result<Vec<(PathBuf, Record)>> {
             found.push((entry.path(), record));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    // Newest swap first (names alone would sort `-10` before `-9`).
+    found.sort_by(|a, b| (b.1.swapped_at, &b.0).cmp(&(a.1.swapped_at, &a.0)));
     Ok(found)
 }
 
@@ -178,8 +179,11 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     fs::create_dir_all(local_dir).at("cannot create folder", local_dir)?;
     fs::create_dir(&plan.aside_dir).at("cannot create folder", &plan.aside_dir)?;
     for m in &moves {
-        if let Some(parent) = m.to.parent() {
-            fs::create_dir_all(parent).at("cannot create folder", parent)?;
+        if let Some(parent) = m.to.parent()
+            && let Err(e) = fs::create_dir_all(parent)
+        {
+            let _ = fs::remove_dir_all(&plan.aside_dir);
+            return Err(Error::io("cannot create folder", parent, e));
         }
     }
     let mut journal = Journal {
@@ -200,8 +204,17 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     let mut failure = None;
     for (i, m) in journal.moves.iter().enumerate() {
         failpoint::hit(&format!("swap-move-{i}"));
-        if let Err(e) = fs::rename(&m.from, &m.to) {
-            failure = Some(Error::io("cannot move into place", &m.to, e));
+        // Never over a file: one that appeared since the plan (the app wrote it, or recreated a
+        // -wal) would be lost. It fails the swap instead, and everything goes back.
+        if let Err(e) = fsutil::rename_no_replace(&m.from, &m.to) {
+            failure = Some(if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::Other(format!(
+                    "{} appeared while the restore was running (is the app running?)",
+                    m.to.display()
+                ))
+            } else {
+                Error::io("cannot move into place", &m.to, e)
+            });
             break;
         }
         done += 1;
