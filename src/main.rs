@@ -124,6 +124,9 @@ fn load_config(path: Option<&std::path::Path>) -> Result<backup_agent::config::C
                 "completed"
             }
         );
+        for note in &done.problems {
+            eprintln!("backup: note: {note}");
+        }
     }
     Ok(config)
 }

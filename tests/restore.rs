@@ -561,7 +561,10 @@ fn a_hot_journal_is_never_rolled_back_by_a_refused_restore() {
 #[test]
 fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     let app = App::new(60);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let out = app.run(&["now", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = first["tag"].as_str().unwrap().to_string();
     let db = app.path("data/tasks.db");
     let snapshot = dump(&db);
     Connection::open(&db)
@@ -581,11 +584,8 @@ fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     assert!(stderr(&out).contains("undone"), "{}", stderr(&out));
     assert_eq!(dump(&db), changed);
 
-    let out = app.run(&[
-        "restore",
-        &app.archives("backups")[0].replace(".tar.gz", ""),
-        "--yes",
-    ]);
+    // Not `latest`: the `now` above took a newer snapshot, of the changed state.
+    let out = app.run(&["restore", &first, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), snapshot);
     for point in ["swap-move-0", "swap-move-2", "swap-recorded"] {
@@ -602,4 +602,62 @@ fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), changed);
     assert!(app.temp_leftovers().is_empty());
+}
+
+/// Looking at the set-aside database (which checkpoints away its -wal/-shm) or leaving a note in
+/// the set-aside folder does not stop a rollback, and a consumed folder is no rollback target.
+#[test]
+fn rollback_works_after_the_user_looked_into_the_set_aside_folder() {
+    let app = App::new(80);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let db = app.path("data/tasks.db");
+    // The live database as a killed app leaves it: changes still in its WAL (made in a scratch
+    // folder by a connection that is never closed, then copied into place).
+    let scratch = app.path("scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    fs::copy(&db, scratch.join("tasks.db")).unwrap();
+    let writer = Connection::open(scratch.join("tasks.db")).unwrap();
+    writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    writer
+        .execute("DELETE FROM tasks WHERE id > 40", [])
+        .unwrap();
+    let changed = dump(&scratch.join("tasks.db"));
+    for suffix in ["", "-wal"] {
+        fs::copy(
+            scratch.join(format!("tasks.db{suffix}")),
+            app.path(&format!("data/tasks.db{suffix}")),
+        )
+        .unwrap();
+    }
+    std::mem::forget(writer);
+    let _ = fs::remove_file(app.path("data/tasks.db-shm"));
+    assert!(fs::metadata(app.path("data/tasks.db-wal")).unwrap().len() > 0);
+    let out = app.run(&["restore", "latest", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).to_path_buf();
+    assert!(aside.join("data/tasks.db-wal").exists());
+    // The user opens the set-aside copy read-write: closing it removes its -wal and -shm.
+    assert_eq!(dump(&aside.join("data/tasks.db")), changed);
+    Connection::open(aside.join("data/tasks.db")).unwrap();
+    fs::write(aside.join("my-notes.txt"), b"checked it").unwrap();
+
+    let out = app.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(dump(&db), changed);
+    assert!(
+        aside.join("my-notes.txt").exists(),
+        "the user's file is kept"
+    );
+    assert!(
+        !aside.join("RESTORE.json").exists(),
+        "a consumed folder is no target"
+    );
+    let out = app.run(&["rollback", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(
+        report["aside_dir"].as_str().unwrap(),
+        aside.to_str().unwrap()
+    );
 }

@@ -200,19 +200,42 @@ pub fn restore(
     args: &RestoreArgs,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
+    let result = restore_inner(config, args, progress);
+    if args.json {
+        // Scripts read the outcome from stdout whatever happened.
+        match &result {
+            Err(e) => print_json(&serde_json::json!({ "ok": false, "error": e.to_string() })),
+            Ok(code) if *code == exit::UNCONFIRMED => print_json(&serde_json::json!({
+                "ok": false,
+                "error": "the restore needs confirmation: run it again with --yes"
+            })),
+            Ok(_) => {}
+        }
+    }
+    result
+}
+
+fn restore_inner(
+    config: Option<&Path>,
+    args: &RestoreArgs,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
     let which = Which::parse(&args.which)?;
     let plan = restore::plan_restore(&config, &which, args.force, progress)?;
+    if let Some(e) = &plan.prepared.remote_error {
+        eprintln!(
+            "backup: note: the remote could not be listed ({e}); `latest` is the newest local snapshot"
+        );
+    }
     if !args.json {
         describe(&plan.prepared);
-        let live_dbs = plan.live.databases.iter().filter(|d| d.exists).count();
         if plan.set_aside_count() == 0 {
             println!("  no live data to set aside: the restored files go into empty places");
         } else {
             println!(
-                "  sets aside {} live database(s) and {} file(s) into {}",
-                live_dbs,
-                plan.live.files,
+                "  sets aside {} live file(s) (databases with their -wal/-shm, included files) into {}",
+                plan.set_aside_count(),
                 config.display_path(&plan.aside_dir)
             );
         }
@@ -220,7 +243,9 @@ pub fn restore(
             println!("  note: {concern}");
         }
         for reason in &plan.in_use {
-            println!("  note: {reason} (going ahead: --force)");
+            println!(
+                "  note: {reason} (--force: swapping anyway; restart the app afterwards, until then it keeps writing to the set-aside copy)"
+            );
         }
     }
     if args.dry_run {
@@ -265,10 +290,16 @@ pub fn restore(
             in_use: &prepared_summary.1,
             swap: &report,
         });
+    } else if report.set_aside == 0 {
+        println!(
+            "restored {}; there was no live data to set aside (`backup rollback` would set the restored files aside again)",
+            report.tag.as_deref().unwrap_or("the snapshot")
+        );
     } else {
         println!(
-            "restored {}; the previous live data is in {} (`backup rollback` puts it back)",
+            "restored {}; the previous live data ({} file(s)) is in {} (`backup rollback` puts it back)",
             report.tag.as_deref().unwrap_or("the snapshot"),
+            report.set_aside,
             config.display_path(&report.aside_dir)
         );
     }
@@ -320,7 +351,8 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
         });
     } else {
         println!(
-            "rolled back: {} file(s) put back; the state before the rollback is in {} (`backup rollback` again swaps back)",
+            "rolled back the restore of {}: {} file(s) put back; the state before the rollback is in {} (`backup rollback` again swaps back)",
+            report.tag.as_deref().unwrap_or("a snapshot"),
             report.placed,
             config.display_path(&report.aside_dir)
         );

@@ -65,9 +65,17 @@ fn open_live(path: &Path, exclusive: bool) -> rusqlite::Result<Connection> {
 const HOT_JOURNAL: &str =
     "it has an unfinished transaction in its -journal file, which opening it would roll back";
 
-/// A non-empty rollback journal: any connection would roll it back, rewriting the database.
+/// First bytes of a rollback journal that still holds a transaction (SQLite's file format,
+/// "The Rollback Journal"); a finished journal in PERSIST mode has them zeroed.
+const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/// A journal with a transaction in it: any connection would roll it back, rewriting the database.
 fn has_hot_journal(path: &Path) -> bool {
-    fs::metadata(with_suffix(path, "-journal")).is_ok_and(|m| m.len() > 0)
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    fs::File::open(with_suffix(path, "-journal"))
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == JOURNAL_MAGIC)
 }
 
 /// Reads what the live database holds; never fails (an unreadable file is reported as such).

@@ -98,6 +98,8 @@ pub struct Prepared {
     pub archive_sha256: String,
     /// The archive had a recorded sha256 to check against.
     pub archive_sha256_recorded: bool,
+    /// The remote could not be listed, so `latest` means the newest local snapshot.
+    pub remote_error: Option<String>,
     pub databases: Vec<DatabaseReport>,
     pub files: Vec<StagedFile>,
     /// (staged copy, live path) per database, in manifest order.
@@ -204,18 +206,25 @@ struct Located {
     tag: Tag,
     local: Option<PathBuf>,
     remote: Option<RemoteSnapshot>,
+    /// Why the remote could not be listed, when `latest` fell back to the local snapshots.
+    remote_error: Option<String>,
 }
 
 fn locate(config: &Config, which: &Which, remote: Option<&Remote>) -> Result<Located> {
     let local = catalog::local_snapshots(&config.local_dir)?;
     let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
+    let mut remote_error = None;
     let listed = match (which, remote) {
         // A local copy needs no remote.
         (Which::Tag(tag), _) if wanted_local(tag).is_some() => None,
         (_, Some(remote)) => match remote.list() {
             Ok(found) => Some(found),
             Err(e) if matches!(which, Which::Tag(_)) || local.is_empty() => return Err(e),
-            Err(_) => None, // `latest` of the local ones, when the remote is down
+            Err(e) => {
+                // `latest` of the local ones, when the remote is down; the user is told.
+                remote_error = Some(e.to_string());
+                None
+            }
         },
         (_, None) => None,
     };
@@ -240,12 +249,14 @@ fn locate(config: &Config, which: &Which, remote: Option<&Remote>) -> Result<Loc
         local: wanted_local(&tag),
         remote: remote_list.into_iter().find(|s| s.tag == tag),
         tag,
+        remote_error,
     };
     if located.local.is_none() && located.remote.is_none() {
         return Err(Error::Other(format!(
-            "snapshot {} is neither in {} nor on the remote; `backup list` shows the snapshots there are",
+            "snapshot {} is not in {}{}; `backup list` shows the snapshots there are",
             located.tag,
-            config.local_dir.display()
+            config.local_dir.display(),
+            remote.map_or(String::new(), |r| format!(" nor on {}", r.describe()))
         )));
     }
     Ok(located)
@@ -396,6 +407,7 @@ fn prepare(
         archive_size: extracted.archive_size,
         archive_sha256: extracted.archive_sha256,
         archive_sha256_recorded: expected.is_some(),
+        remote_error: located.remote_error.clone(),
         manifest,
         databases,
         files,
@@ -584,6 +596,23 @@ fn swap_plan(
             live: live.clone(),
         });
     }
+    // Every incoming file needs folders above it; a file in the way is not ours to move.
+    for (_, live) in &incoming {
+        let mut ancestor = live.parent();
+        while let Some(dir) = ancestor {
+            match fs::symlink_metadata(dir) {
+                Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() && dir.is_dir() => break,
+                Ok(_) => {
+                    return Err(db_refused(format!(
+                        "{} is a file where the snapshot needs a folder (for {}); move it away first",
+                        dir.display(),
+                        live.display()
+                    )));
+                }
+                Err(_) => ancestor = dir.parent(),
+            }
+        }
+    }
     // Renames must stay on one file system to be atomic.
     let aside_sources = set_aside.iter().map(|e| &e.live);
     for live in incoming.iter().map(|(_, live)| live).chain(aside_sources) {
@@ -649,6 +678,18 @@ impl RestorePlan {
             self.swap.databases.clone(),
             self.swap.cleanup.clone(),
         )?;
+        // A restored file keeps the owner and mode of the live file it replaces, so an app that
+        // runs as another user can still open it.
+        for (staged, live_path) in &swap.incoming {
+            if let Ok(meta) = fs::metadata(live_path) {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::os::unix::fs::chown(staged, Some(meta.uid()), Some(meta.gid()));
+                let _ = fs::set_permissions(
+                    staged,
+                    fs::Permissions::from_mode(meta.permissions().mode() & 0o7777),
+                );
+            }
+        }
         let record = match swap::execute(&self.local_dir, &swap) {
             Ok(record) => record,
             Err(e) => {
@@ -684,9 +725,34 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
             base.display()
         )));
     };
+    if !force {
+        // Both the live databases and the set-aside copies (someone may be looking at them).
+        let busy: Vec<String> = record
+            .databases
+            .iter()
+            .flat_map(|db| [db.clone(), old_dir.join(swap::mirror(base, db))])
+            .filter_map(|p| live::in_use(&p))
+            .collect();
+        if !busy.is_empty() {
+            return Err(in_use_error(&busy));
+        }
+    }
     let mut incoming = Vec::new();
+    let companion_of_kept_db = |live_path: &Path| {
+        record.databases.iter().any(|db| {
+            live::COMPANIONS
+                .iter()
+                .any(|s| live::with_suffix(db, s) == live_path)
+                && old_dir.join(swap::mirror(base, db)).exists()
+        })
+    };
     for entry in &record.set_aside {
         let stored = old_dir.join(&entry.stored);
+        // Opening the set-aside database once (to look at it) checkpoints and removes its
+        // -wal/-shm: the database alone then holds everything.
+        if fs::symlink_metadata(&stored).is_err() && companion_of_kept_db(&entry.live) {
+            continue;
+        }
         if fs::symlink_metadata(&stored).is_err() {
             return Err(Error::Other(format!(
                 "{} lists {} but it is gone; the folder was changed by hand, so nothing was rolled back",
@@ -720,16 +786,6 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
             }
         }
     }
-    if !force {
-        let busy: Vec<String> = record
-            .databases
-            .iter()
-            .filter_map(|p| live::in_use(p))
-            .collect();
-        if !busy.is_empty() {
-            return Err(in_use_error(&busy));
-        }
-    }
     let touched = live_set(config, &record.databases, &incoming)?;
     let touched: Vec<PathBuf> = touched
         .into_iter()
@@ -748,7 +804,12 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         vec![old_dir.clone()],
     )?;
     for stored in disposable {
-        fs::remove_file(&stored).at("cannot remove", &stored)?;
+        match fs::remove_file(&stored) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("cannot remove", &stored, e));
+            }
+            _ => {}
+        }
     }
     let done = swap::execute(&config.local_dir, &plan)?;
     Ok(SwapReport {

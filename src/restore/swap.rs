@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::live;
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
 use crate::fsutil;
@@ -235,23 +236,36 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     });
     if let Err(e) = recorded {
         // Put everything back as it was; the journal stays if even that fails, for the next run.
-        let undone = undo(&journal.moves[..done]);
-        if undone.is_empty() {
+        let undone = undo(&journal.moves[..done], &plan.aside_dir);
+        if undone.problems.is_empty() {
+            let _ = fs::remove_file(plan.aside_dir.join(RECORD_FILE));
             remove_aside_dir(&plan.aside_dir);
             let _ = fs::remove_file(journal_path(local_dir));
         }
+        let mut tail: Vec<String> = undone.notes;
+        if !undone.problems.is_empty() {
+            tail.push(format!(
+                "not everything could be put back ({}); the journal {} lists every rename and the next backup command tries again",
+                undone.problems.join("; "),
+                journal_path(local_dir).display()
+            ));
+        }
         return Err(Error::Other(format!(
             "{e}; the swap was undone and the live data is as it was{}",
-            if undone.is_empty() {
+            if tail.is_empty() {
                 String::new()
             } else {
-                format!(" except: {}", undone.join("; "))
+                format!(", but: {}", tail.join("; "))
             }
         )));
     }
     failpoint::hit("swap-recorded");
     journal.state = State::Committed;
-    write_journal(local_dir, &journal)?;
+    write_journal(local_dir, &journal).map_err(|e| {
+        Error::Other(format!(
+            "every file was moved, but the swap could not be marked complete ({e}); the next backup command undoes it, leaving the live data as it was"
+        ))
+    })?;
     failpoint::hit("swap-committed");
     finish(local_dir, &journal);
     Ok(record)
@@ -272,9 +286,18 @@ fn sync_parents(moves: &[Move]) -> Result<()> {
     Ok(())
 }
 
-/// Reverses `moves`, newest first; returns what could not be put back.
-fn undo(moves: &[Move]) -> Vec<String> {
-    let mut problems = Vec::new();
+/// What an undo did: `problems` could not be put back (the journal must stay); `notes` were
+/// handled but the user should know.
+#[derive(Default)]
+struct Undone {
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// Reverses `moves`, newest first.
+fn undo(moves: &[Move], aside_dir: &Path) -> Undone {
+    let mut undone = Undone::default();
+    let problems = &mut undone.problems;
     // A rename happened exactly when its source is gone and its target is there. (Before an
     // incoming file moves in, its target is the old live file, still in place or already aside.)
     for m in moves.iter().rev() {
@@ -296,11 +319,33 @@ fn undo(moves: &[Move]) -> Vec<String> {
                 m.from.display(),
                 m.to.display()
             )),
+            // Set aside, and something (the app) has made a new file in its place since: that
+            // one is kept beside the set-aside folder's content, and the original goes back.
+            (true, true) if m.to.starts_with(aside_dir) => {
+                let mut kept = live::with_suffix(&m.to, ".appeared");
+                let mut n = 2;
+                while exists(&kept) {
+                    kept = live::with_suffix(&m.to, &format!(".appeared-{n}"));
+                    n += 1;
+                }
+                match fs::rename(&m.from, &kept).and_then(|()| fs::rename(&m.to, &m.from)) {
+                    Ok(()) => undone.notes.push(format!(
+                        "{} was created again while the swap ran; that new file is kept as {}",
+                        m.from.display(),
+                        kept.display()
+                    )),
+                    Err(e) => problems.push(format!(
+                        "cannot move {} back to {}: {e}",
+                        m.to.display(),
+                        m.from.display()
+                    )),
+                }
+            }
             (true, _) => {} // never moved
         }
     }
     let _ = sync_parents(moves);
-    problems
+    undone
 }
 
 /// Removes an aside folder that holds no files any more (only folders and its record).
@@ -332,6 +377,9 @@ fn finish(local_dir: &Path, journal: &Journal) {
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with(ASIDE_PREFIX))
         {
+            // Consumed by a rollback: without its record it is no longer a rollback candidate,
+            // even when files the user put there keep the folder.
+            let _ = fs::remove_file(path.join(RECORD_FILE));
             remove_aside_dir(path);
         } else if exists(path) {
             let _ = fs::remove_dir_all(path);
@@ -347,6 +395,7 @@ pub struct Recovery {
     pub operation: String,
     /// `true`: the interrupted swap was undone (old state); `false`: it was finished (new state).
     pub undone: bool,
+    /// What the user should know (a file the app recreated meanwhile, and where it is kept).
     pub problems: Vec<String>,
 }
 
@@ -378,7 +427,7 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
             }
         }
         State::Swapping => {
-            let problems = undo(&journal.moves);
+            let Undone { problems, notes } = undo(&journal.moves, &journal.aside_dir);
             if !problems.is_empty() {
                 return Err(Error::Other(format!(
                     "an interrupted {} could not be undone completely: {}; the journal {} lists every rename",
@@ -401,7 +450,7 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
             Recovery {
                 operation: journal.operation,
                 undone: true,
-                problems,
+                problems: notes,
             }
         }
     };
