@@ -55,6 +55,30 @@ struct RawRemote {
     #[serde(rename = "type")]
     kind: String,
     path: Option<PathBuf>,
+    repo: Option<String>,
+    api_url: Option<String>,
+    token_file: Option<PathBuf>,
+    max_asset_bytes: Option<u64>,
+    retry_budget_secs: Option<u64>,
+    retry_max_delay_ms: Option<u64>,
+}
+
+impl RawRemote {
+    /// A key that belongs to another remote type than `kind`.
+    fn foreign_key(&self, kind: &str) -> Option<&'static str> {
+        let github = [
+            ("repo", self.repo.is_some()),
+            ("api_url", self.api_url.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("max_asset_bytes", self.max_asset_bytes.is_some()),
+            ("retry_budget_secs", self.retry_budget_secs.is_some()),
+            ("retry_max_delay_ms", self.retry_max_delay_ms.is_some()),
+        ];
+        match kind {
+            "dir" => github.into_iter().find(|(_, set)| *set).map(|(k, _)| k),
+            _ => self.path.is_some().then_some("path"),
+        }
+    }
 }
 
 /// The resolved configuration: absolute paths, validated.
@@ -88,13 +112,40 @@ pub struct DatabaseConfig {
 pub enum RemoteConfig {
     /// A folder, typically on a NAS or a cloud-synced drive.
     Dir { path: PathBuf },
+    /// GitHub Releases in a private repository: one release per snapshot.
+    Github(GithubConfig),
 }
+
+/// `[remote] type = "github"`.
+#[derive(Clone, Debug, Serialize)]
+pub struct GithubConfig {
+    /// `owner/name`.
+    pub repo: String,
+    /// REST API root: `https://api.github.com`, or a GitHub Enterprise Server's `/api/v3`.
+    pub api_url: String,
+    /// A file holding the token (refused unless mode 0600).
+    pub token_file: Option<PathBuf>,
+    /// Largest asset GitHub accepts; bigger archives are split into parts.
+    pub max_asset_bytes: u64,
+    /// Total time one operation may spend retrying transient faults.
+    pub retry_budget_secs: u64,
+    /// Longest single wait between retries, whatever the server asks for.
+    pub retry_max_delay_ms: u64,
+}
+
+/// GitHub's per-asset limit: each file must be under 2 GiB.
+pub const GITHUB_MAX_ASSET_BYTES: u64 = (2 << 30) - 1;
+/// Retrying stops after this long, well inside the hourly cadence.
+pub const DEFAULT_RETRY_BUDGET_SECS: u64 = 15 * 60;
+/// At most this long between two tries (a reset far away is not waited for blindly).
+pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 5 * 60 * 1000;
 
 impl RemoteConfig {
     /// The remote's folder on this machine, for remotes that are one.
     pub fn folder(&self) -> Option<&Path> {
         match self {
             RemoteConfig::Dir { path } => Some(path),
+            RemoteConfig::Github(_) => None,
         }
     }
 }
@@ -209,19 +260,60 @@ impl Config {
         let remote = match raw.remote {
             None => None,
             Some(r) => Some(match r.kind.as_str() {
+                kind @ ("dir" | "github") if r.foreign_key(kind).is_some() => {
+                    return Err(bad(format!(
+                        "[remote] key `{}` does not apply to type = \"{kind}\"; remove it",
+                        r.foreign_key(kind).unwrap_or_default()
+                    )));
+                }
                 "dir" => RemoteConfig::Dir {
                     path: resolve(&r.path.ok_or_else(|| {
                         bad("[remote] type = \"dir\" needs `path`, the folder that receives snapshots".into())
                     })?),
                 },
                 "github" => {
-                    return Err(bad(
-                        "[remote] type = \"github\" is not available in this version yet; use type = \"dir\"".into(),
-                    ));
+                    let repo = r.repo.clone().ok_or_else(|| {
+                        bad("[remote] type = \"github\" needs `repo = \"owner/name\"`, a private repository".into())
+                    })?;
+                    let valid = repo.split_once('/').is_some_and(|(o, n)| {
+                        !o.is_empty()
+                            && !n.is_empty()
+                            && !n.contains('/')
+                            && repo.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+                    });
+                    if !valid {
+                        return Err(bad(format!(
+                            "[remote] repo `{repo}` is not of the form owner/name"
+                        )));
+                    }
+                    let api_url = r
+                        .api_url
+                        .clone()
+                        .unwrap_or_else(|| "https://api.github.com".into())
+                        .trim_end_matches('/')
+                        .to_string();
+                    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+                        return Err(bad(format!(
+                            "[remote] api_url `{api_url}` must start with https://"
+                        )));
+                    }
+                    RemoteConfig::Github(GithubConfig {
+                        repo,
+                        api_url,
+                        token_file: r.token_file.as_deref().map(resolve),
+                        max_asset_bytes: r
+                            .max_asset_bytes
+                            .unwrap_or(GITHUB_MAX_ASSET_BYTES)
+                            .clamp(1, GITHUB_MAX_ASSET_BYTES),
+                        retry_budget_secs: r.retry_budget_secs.unwrap_or(DEFAULT_RETRY_BUDGET_SECS),
+                        retry_max_delay_ms: r
+                            .retry_max_delay_ms
+                            .unwrap_or(DEFAULT_RETRY_MAX_DELAY_MS),
+                    })
                 }
                 other => {
                     return Err(bad(format!(
-                        "[remote] type `{other}` is unknown; supported: \"dir\""
+                        "[remote] type `{other}` is unknown; supported: \"dir\", \"github\""
                     )));
                 }
             }),
@@ -379,6 +471,14 @@ path = "/mnt/nas/app-backups"
             (
                 "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"s3\"\n",
                 "unknown",
+            ),
+            (
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"dir\"\npath = \"r\"\nrepo = \"a/b\"\n",
+                "`repo` does not apply",
+            ),
+            (
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"github\"\nrepo = \"nope\"\n",
+                "owner/name",
             ),
         ];
         for (text, expected) in cases {

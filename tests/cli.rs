@@ -24,3 +24,12 @@ mod fixtures_gen;
 
 /// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
 mod restore;
+
+/// GitHub's OpenAPI description as validators.
+mod openapi;
+
+/// The fake GitHub Releases API (api, uploads and storage hosts) with fault injection.
+mod fake_github;
+
+/// The GitHub remote against the fake: push, list, restore, faults, privacy.
+mod remote_github;

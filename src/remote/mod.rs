@@ -7,8 +7,10 @@
 //! - a remote never holds a half-written archive under its final name.
 
 mod dir;
+pub mod github;
 
 pub use dir::DirRemote;
+pub use github::GithubRemote;
 
 use std::path::Path;
 
@@ -42,12 +44,16 @@ pub struct Upload<'a> {
 #[derive(Debug)]
 pub enum Remote {
     Dir(DirRemote),
+    Github(Box<GithubRemote>),
 }
 
 impl Remote {
     pub fn from_config(config: &RemoteConfig) -> Remote {
         match config {
             RemoteConfig::Dir { path } => Remote::Dir(DirRemote::new(path.clone())),
+            RemoteConfig::Github(github) => {
+                Remote::Github(Box::new(GithubRemote::new(github.clone())))
+            }
         }
     }
 
@@ -55,6 +61,7 @@ impl Remote {
     pub fn describe(&self) -> String {
         match self {
             Remote::Dir(d) => d.describe(),
+            Remote::Github(g) => g.describe(),
         }
     }
 
@@ -65,6 +72,7 @@ impl Remote {
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
         match self {
             Remote::Dir(d) => d.list(),
+            Remote::Github(g) => g.list(),
         }
     }
 
@@ -81,6 +89,7 @@ impl Remote {
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         match self {
             Remote::Dir(d) => d.put(upload),
+            Remote::Github(g) => g.put(upload),
         }
     }
 
@@ -92,6 +101,7 @@ impl Remote {
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
         match self {
             Remote::Dir(d) => d.fetch(tag, dest, progress),
+            Remote::Github(g) => g.fetch(tag, dest, progress),
         }
     }
 }

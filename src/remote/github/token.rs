@@ -1,0 +1,126 @@
+//! The GitHub token: where it comes from, and a type that never shows it.
+//!
+//! First found wins: `GITHUB_TOKEN`, `GH_TOKEN`, the config's `token_file` (refused unless
+//! mode 0600), then `gh auth token` when gh is installed.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// A token. `Debug` prints `***`; only [`Token::expose`] gives the value, for the Authorization
+/// header.
+#[derive(Clone)]
+pub struct Token {
+    value: String,
+    /// Where it came from, for messages.
+    pub source: TokenSource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    EnvGithubToken,
+    EnvGhToken,
+    File(String),
+    GhCli,
+}
+
+impl fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::EnvGithubToken => f.write_str("the GITHUB_TOKEN variable"),
+            TokenSource::EnvGhToken => f.write_str("the GH_TOKEN variable"),
+            TokenSource::File(path) => write!(f, "the token file {path}"),
+            TokenSource::GhCli => f.write_str("`gh auth token`"),
+        }
+    }
+}
+
+impl Token {
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    fn new(value: &str, source: TokenSource) -> Option<Token> {
+        let value = value.trim();
+        (!value.is_empty()).then(|| Token {
+            value: value.to_string(),
+            source,
+        })
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token(***, from {})", self.source)
+    }
+}
+
+/// Finds the token.
+///
+/// # Errors
+/// A token file that other users can read, or that cannot be read; no token anywhere (saying
+/// where to put one).
+pub fn find(token_file: Option<&Path>) -> Result<Token> {
+    for (var, source) in [
+        ("GITHUB_TOKEN", TokenSource::EnvGithubToken),
+        ("GH_TOKEN", TokenSource::EnvGhToken),
+    ] {
+        if let Some(token) = std::env::var(var).ok().and_then(|v| Token::new(&v, source)) {
+            return Ok(token);
+        }
+    }
+    if let Some(path) = token_file {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            Error::Config(format!(
+                "token_file {}: cannot read it ({e}); put the token in it and run `chmod 600` on it",
+                path.display()
+            ))
+        })?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(Error::Config(format!(
+                "token_file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                meta.permissions().mode() & 0o777,
+                path.display()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "token_file {}: cannot read it ({e})",
+                path.display()
+            ))
+        })?;
+        if let Some(token) = Token::new(&text, TokenSource::File(path.display().to_string())) {
+            return Ok(token);
+        }
+    }
+    if let Ok(out) = std::process::Command::new("gh")
+        .args(["auth", "token"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        && out.status.success()
+        && let Some(token) = Token::new(&String::from_utf8_lossy(&out.stdout), TokenSource::GhCli)
+    {
+        return Ok(token);
+    }
+    Err(Error::Config(
+        "no GitHub token found: set GITHUB_TOKEN, name a token_file (mode 0600) under [remote], or log in with `gh auth login`".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_never_shows_in_debug_output() {
+        let token = Token::new("ghp_secret_value\n", TokenSource::EnvGithubToken).unwrap();
+        let shown = format!("{token:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert_eq!(token.expose(), "ghp_secret_value");
+    }
+}

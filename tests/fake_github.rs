@@ -1,0 +1,933 @@
+//! The project's fake GitHub: the Releases API on loopback, with the separate upload and storage
+//! hosts GitHub has, built from `fixtures/github-api/` (GitHub's OpenAPI description of these
+//! endpoints, and the behaviour notes in BEHAVIOUR.md of the shared facts). Every JSON body it
+//! answers is checked against that description as it goes out; `violations()` lists any misfit.
+//!
+//! Faults are queued per route and consumed one request at a time: a status with its body and
+//! headers, a connection reset halfway through an upload, a reset after the upload was stored
+//! (the retry then meets 422 `already_exists`), rate limits with their headers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::openapi;
+
+/// The token the fake accepts.
+pub const TOKEN: &str = "ghp_faketoken0000000000000000000000000000";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    GetRepo,
+    ListReleases,
+    CreateRelease,
+    GetReleaseByTag,
+    ListAssets,
+    DeleteAsset,
+    Upload,
+    DownloadApi,
+    Storage,
+}
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer with this status, body and headers instead.
+    Status(u16, Value, Vec<(String, String)>),
+    /// Read half the upload, then reset the connection (nothing stored).
+    ResetMidUpload,
+    /// Store the whole upload, then reset before answering: the retry meets `already_exists`.
+    ResetAfterStore,
+    /// Keep a `starter` asset with half the bytes, answer 502 (GitHub's documented upload failure).
+    StarterLeftover,
+}
+
+impl Fault {
+    pub fn server_error() -> Fault {
+        Fault::Status(502, json!({"message": "Server Error"}), vec![])
+    }
+
+    pub fn secondary_limit(retry_after: u64) -> Fault {
+        Fault::Status(
+            403,
+            json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+            vec![("retry-after".into(), retry_after.to_string())],
+        )
+    }
+
+    pub fn primary_limit(reset_in: u64) -> Fault {
+        let reset = now() + reset_in;
+        Fault::Status(
+            403,
+            json!({"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
+            vec![
+                ("x-ratelimit-remaining".into(), "0".into()),
+                ("x-ratelimit-reset".into(), reset.to_string()),
+            ],
+        )
+    }
+
+    pub fn bad_credentials() -> Fault {
+        Fault::Status(
+            401,
+            json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
+            vec![],
+        )
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredAsset {
+    pub id: u64,
+    pub name: String,
+    pub state: &'static str,
+    pub data: Vec<u8>,
+    pub content_type: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredRelease {
+    pub id: u64,
+    pub tag: String,
+    pub body: String,
+    pub assets: Vec<StoredAsset>,
+}
+
+#[derive(Default)]
+struct Repo {
+    private: bool,
+    empty: bool,
+    releases: Vec<StoredRelease>,
+}
+
+#[derive(Default)]
+struct State {
+    repos: BTreeMap<String, Repo>,
+    next_id: u64,
+    faults: Vec<(Route, VecDeque<Fault>)>,
+    max_asset: u64,
+    log: Vec<String>,
+    violations: Vec<String>,
+    /// Authorization headers the storage host received (must stay empty).
+    storage_auth: Vec<String>,
+}
+
+/// A running fake. Its threads live as long as the test process.
+pub struct FakeGitHub {
+    pub api_url: String,
+    upload_origin: String,
+    storage_origin: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeGitHub {
+    pub fn start() -> FakeGitHub {
+        let api = TcpListener::bind("127.0.0.1:0").unwrap();
+        let uploads = TcpListener::bind("127.0.0.1:0").unwrap();
+        let storage = TcpListener::bind("127.0.0.1:0").unwrap();
+        let fake = FakeGitHub {
+            api_url: format!("http://{}", api.local_addr().unwrap()),
+            upload_origin: format!("http://{}", uploads.local_addr().unwrap()),
+            storage_origin: format!("http://{}", storage.local_addr().unwrap()),
+            state: Arc::new(Mutex::new(State {
+                next_id: 1,
+                max_asset: (2 << 30) - 1,
+                ..State::default()
+            })),
+        };
+        for (listener, host) in [
+            (api, Host::Api),
+            (uploads, Host::Uploads),
+            (storage, Host::Storage),
+        ] {
+            let shared = fake.shared();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let shared = shared.clone();
+                    std::thread::spawn(move || {
+                        let _ = serve(&shared, host, stream);
+                    });
+                }
+            });
+        }
+        fake
+    }
+
+    fn shared(&self) -> Shared {
+        Shared {
+            state: self.state.clone(),
+            api_url: self.api_url.clone(),
+            upload_origin: self.upload_origin.clone(),
+            storage_origin: self.storage_origin.clone(),
+        }
+    }
+
+    pub fn add_repo(&self, full_name: &str, private: bool) {
+        self.state.lock().unwrap().repos.insert(
+            full_name.to_string(),
+            Repo {
+                private,
+                ..Repo::default()
+            },
+        );
+    }
+
+    pub fn add_empty_repo(&self, full_name: &str) {
+        self.state.lock().unwrap().repos.insert(
+            full_name.to_string(),
+            Repo {
+                private: true,
+                empty: true,
+                ..Repo::default()
+            },
+        );
+    }
+
+    pub fn inject(&self, route: Route, fault: Fault) {
+        let mut state = self.state.lock().unwrap();
+        match state.faults.iter_mut().find(|(r, _)| *r == route) {
+            Some((_, queue)) => queue.push_back(fault),
+            None => state.faults.push((route, VecDeque::from([fault]))),
+        }
+    }
+
+    pub fn releases(&self, repo: &str) -> Vec<StoredRelease> {
+        self.state.lock().unwrap().repos[repo].releases.clone()
+    }
+
+    /// `METHOD path -> status`, one line per request.
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// JSON answers that did not match GitHub's description, and tokens sent to storage.
+    pub fn violations(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        let mut all = state.violations.clone();
+        all.extend(
+            state
+                .storage_auth
+                .iter()
+                .map(|a| format!("the storage host received an Authorization header: {a}")),
+        );
+        all
+    }
+
+    /// Corrupts the stored bytes of an asset (a damaged remote copy).
+    pub fn corrupt_asset(&self, repo: &str, name: &str) {
+        let mut state = self.state.lock().unwrap();
+        for release in &mut state.repos.get_mut(repo).unwrap().releases {
+            for asset in &mut release.assets {
+                if asset.name == name {
+                    asset.data[0] ^= 0xff;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<State>>,
+    api_url: String,
+    upload_origin: String,
+    storage_origin: String,
+}
+
+#[derive(Clone, Copy)]
+enum Host {
+    Api,
+    Uploads,
+    Storage,
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    headers: BTreeMap<String, String>,
+    reader: BufReader<TcpStream>,
+}
+
+impl Request {
+    fn body_json(&mut self) -> Value {
+        let len: usize = self
+            .headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        if self.reader.read_exact(&mut body).is_err() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    }
+
+    fn authorized(&self) -> bool {
+        self.headers
+            .get("authorization")
+            .is_some_and(|a| a == &format!("Bearer {TOKEN}") || a == &format!("token {TOKEN}"))
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => out.push(b),
+                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
+                }
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn read_request(stream: TcpStream) -> std::io::Result<Option<Request>> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':') {
+            headers.insert(k.trim().to_lowercase(), v.trim().to_string());
+        }
+    }
+    let (path, query_text) = target.split_once('?').unwrap_or((&target, ""));
+    let query = query_text
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    Ok(Some(Request {
+        method,
+        path: percent_decode(path),
+        query,
+        headers,
+        reader,
+    }))
+}
+
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    content_type: &'static str,
+    headers: Vec<(String, String)>,
+}
+
+fn answer_json(status: u16, body: &Value) -> Answer {
+    Answer {
+        status,
+        body: serde_json::to_vec(body).unwrap(),
+        content_type: "application/json; charset=utf-8",
+        headers: Vec::new(),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        _ => "Status",
+    }
+}
+
+fn write_answer(stream: &mut TcpStream, answer: &Answer) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        answer.status,
+        reason(answer.status),
+        answer.body.len()
+    );
+    if !answer.body.is_empty() {
+        head.push_str(&format!("Content-Type: {}\r\n", answer.content_type));
+    }
+    // Every API answer carries the rate-limit headers (BEHAVIOUR.md §7).
+    let mut extra = answer.headers.clone();
+    for (name, value) in [
+        ("x-ratelimit-limit", "5000".to_string()),
+        ("x-ratelimit-remaining", "4999".to_string()),
+        ("x-ratelimit-used", "1".to_string()),
+        ("x-ratelimit-reset", (now() + 3600).to_string()),
+        ("x-ratelimit-resource", "core".to_string()),
+    ] {
+        if !extra.iter().any(|(k, _)| k == name) {
+            extra.push((name.to_string(), value));
+        }
+    }
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(&answer.body)?;
+    stream.flush()
+}
+
+fn reset(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn serve(shared: &Shared, host: Host, stream: TcpStream) -> std::io::Result<()> {
+    let mut out = stream.try_clone()?;
+    let Some(mut request) = read_request(stream)? else {
+        return Ok(());
+    };
+    let answer = match host {
+        Host::Api => api(shared, &mut request, &out),
+        Host::Uploads => upload(shared, &mut request, &out),
+        Host::Storage => storage(shared, &request),
+    };
+    let Some(answer) = answer else {
+        reset(&out);
+        return Ok(());
+    };
+    {
+        let mut state = shared.state.lock().unwrap();
+        state.log.push(format!(
+            "{} {} -> {}",
+            request.method, request.path, answer.status
+        ));
+        if answer.content_type.starts_with("application/json") {
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            if let Err(e) =
+                openapi::check_response(&request.method, &request.path, answer.status, &body)
+            {
+                state.violations.push(e);
+            }
+        }
+    }
+    write_answer(&mut out, &answer)
+}
+
+/// A queued fault for `route`, if any.
+fn take_fault(shared: &Shared, route: Route) -> Option<Fault> {
+    let mut state = shared.state.lock().unwrap();
+    state
+        .faults
+        .iter_mut()
+        .find(|(r, _)| *r == route)
+        .and_then(|(_, q)| q.pop_front())
+}
+
+fn status_fault(fault: Fault) -> Option<Answer> {
+    match fault {
+        Fault::Status(status, body, headers) => {
+            let mut answer = answer_json(status, &body);
+            answer.headers = headers;
+            Some(answer)
+        }
+        _ => None,
+    }
+}
+
+fn not_found() -> Answer {
+    answer_json(
+        404,
+        &json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}),
+    )
+}
+
+fn validation_failed(resource: &str, code: &str, field: &str, message: Option<&str>) -> Answer {
+    let mut error = json!({"resource": resource, "code": code, "field": field});
+    if let Some(message) = message {
+        error["message"] = json!(message);
+    }
+    answer_json(
+        422,
+        &json!({"message": "Validation Failed", "errors": [error], "documentation_url": "https://docs.github.com/rest/releases/releases#create-a-release", "status": "422"}),
+    )
+}
+
+fn example(name: &str) -> Value {
+    openapi::spec()["components"]["examples"][name]["value"].clone()
+}
+
+impl Shared {
+    fn repo_json(&self, full: &str, repo: &Repo) -> Value {
+        let mut value = example("full-repository");
+        let (owner, name) = full.split_once('/').unwrap();
+        value["name"] = json!(name);
+        value["full_name"] = json!(full);
+        value["owner"]["login"] = json!(owner);
+        value["private"] = json!(repo.private);
+        // GitHub's own example lacks this required property.
+        value["has_discussions"] = json!(false);
+        value["visibility"] = json!(if repo.private { "private" } else { "public" });
+        value["url"] = json!(format!("{}/repos/{full}", self.api_url));
+        value
+    }
+
+    fn asset_json(&self, full: &str, tag: &str, asset: &StoredAsset) -> Value {
+        let mut value = example("release-asset");
+        value["id"] = json!(asset.id);
+        value["name"] = json!(asset.name);
+        value["label"] = json!("");
+        value["state"] = json!(asset.state);
+        value["size"] = json!(asset.data.len());
+        value["content_type"] = json!(asset.content_type);
+        value["digest"] = json!(format!("sha256:{}", hex(&Sha256::digest(&asset.data))));
+        value["download_count"] = json!(0);
+        value["url"] = json!(format!(
+            "{}/repos/{full}/releases/assets/{}",
+            self.api_url, asset.id
+        ));
+        value["browser_download_url"] = json!(format!(
+            "https://github.com/{full}/releases/download/{tag}/{}",
+            asset.name
+        ));
+        value
+    }
+
+    fn release_json(&self, full: &str, release: &StoredRelease) -> Value {
+        let mut value = example("release");
+        let id = release.id;
+        value["id"] = json!(id);
+        value["tag_name"] = json!(release.tag);
+        value["name"] = json!(release.tag);
+        value["body"] = json!(release.body);
+        value["draft"] = json!(false);
+        value["url"] = json!(format!("{}/repos/{full}/releases/{id}", self.api_url));
+        value["assets_url"] = json!(format!(
+            "{}/repos/{full}/releases/{id}/assets",
+            self.api_url
+        ));
+        value["upload_url"] = json!(format!(
+            "{}/repos/{full}/releases/{id}/assets{{?name,label}}",
+            self.upload_origin
+        ));
+        value["assets"] = Value::Array(
+            release
+                .assets
+                .iter()
+                .map(|a| self.asset_json(full, &release.tag, a))
+                .collect(),
+        );
+        value
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A page of `items` with GitHub's `Link` header.
+fn paginate(items: Vec<Value>, request: &Request, base: &str) -> Answer {
+    let per_page: usize = request
+        .query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: usize = request
+        .query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let pages = items.len().div_ceil(per_page).max(1);
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut answer = answer_json(200, &Value::Array(slice));
+    if pages > 1 {
+        let link =
+            |p: usize, rel: &str| format!("<{base}?per_page={per_page}&page={p}>; rel=\"{rel}\"");
+        let mut links = Vec::new();
+        if page < pages {
+            links.push(link(page + 1, "next"));
+            links.push(link(pages, "last"));
+        }
+        if page > 1 {
+            links.push(link(1, "first"));
+            links.push(link(page - 1, "prev"));
+        }
+        answer.headers.push(("link".into(), links.join(", ")));
+    }
+    answer
+}
+
+fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer> {
+    let segments: Vec<String> = request
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = request.method.clone();
+    let route = match (method.as_str(), segs.as_slice()) {
+        ("GET", ["repos", _, _]) => Route::GetRepo,
+        ("GET", ["repos", _, _, "releases"]) => Route::ListReleases,
+        ("POST", ["repos", _, _, "releases"]) => Route::CreateRelease,
+        ("GET", ["repos", _, _, "releases", "tags", _]) => Route::GetReleaseByTag,
+        ("GET", ["repos", _, _, "releases", _, "assets"]) => Route::ListAssets,
+        ("DELETE", ["repos", _, _, "releases", "assets", _]) => Route::DeleteAsset,
+        ("GET", ["repos", _, _, "releases", "assets", _]) => Route::DownloadApi,
+        _ => Route::GetRepo,
+    };
+    if let Some(fault) = take_fault(shared, route) {
+        return status_fault(fault).or_else(|| {
+            reset(out);
+            None
+        });
+    }
+    if !request.authorized() {
+        return status_fault(Fault::bad_credentials());
+    }
+    let full = segs.get(1..3).map(|s| s.join("/")).unwrap_or_default();
+    let body = if method == "POST" {
+        request.body_json()
+    } else {
+        Value::Null
+    };
+    let mut state = shared.state.lock().unwrap();
+    let next_id = state.next_id;
+    let Some(repo) = state.repos.get_mut(&full) else {
+        return Some(not_found());
+    };
+    let answer = match (method.as_str(), segs.as_slice()) {
+        ("GET", ["repos", _, _]) => answer_json(200, &shared.repo_json(&full, repo)),
+        ("GET", ["repos", _, _, "releases"]) => {
+            let items = repo
+                .releases
+                .iter()
+                .rev()
+                .map(|r| shared.release_json(&full, r))
+                .collect();
+            paginate(
+                items,
+                request,
+                &format!("{}/repos/{full}/releases", shared.api_url),
+            )
+        }
+        ("POST", ["repos", _, _, "releases"]) => {
+            let Some(tag) = body["tag_name"].as_str().map(str::to_string) else {
+                return Some(validation_failed(
+                    "Release",
+                    "missing_field",
+                    "tag_name",
+                    None,
+                ));
+            };
+            if repo.empty {
+                return Some(validation_failed(
+                    "Release",
+                    "custom",
+                    "",
+                    Some("Repository is empty."),
+                ));
+            }
+            if repo.releases.iter().any(|r| r.tag == tag) {
+                return Some(validation_failed(
+                    "Release",
+                    "already_exists",
+                    "tag_name",
+                    None,
+                ));
+            }
+            let release = StoredRelease {
+                id: next_id,
+                tag,
+                body: body["body"].as_str().unwrap_or("").to_string(),
+                assets: Vec::new(),
+            };
+            let json = shared.release_json(&full, &release);
+            repo.releases.push(release);
+            state.next_id += 1;
+            let mut answer = answer_json(201, &json);
+            answer
+                .headers
+                .push(("location".into(), json["url"].as_str().unwrap().to_string()));
+            answer
+        }
+        ("GET", ["repos", _, _, "releases", "tags", tag]) => {
+            match repo.releases.iter().find(|r| r.tag == *tag) {
+                Some(r) => answer_json(200, &shared.release_json(&full, r)),
+                None => not_found(),
+            }
+        }
+        ("GET", ["repos", _, _, "releases", id, "assets"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            match repo.releases.iter().find(|r| r.id == id) {
+                Some(r) => {
+                    let items = r
+                        .assets
+                        .iter()
+                        .map(|a| shared.asset_json(&full, &r.tag, a))
+                        .collect();
+                    paginate(
+                        items,
+                        request,
+                        &format!("{}/repos/{full}/releases/{id}/assets", shared.api_url),
+                    )
+                }
+                None => not_found(),
+            }
+        }
+        ("DELETE", ["repos", _, _, "releases", "assets", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let mut found = false;
+            for r in &mut repo.releases {
+                let before = r.assets.len();
+                r.assets.retain(|a| a.id != id);
+                found |= r.assets.len() != before;
+            }
+            if found {
+                Answer {
+                    status: 204,
+                    body: Vec::new(),
+                    content_type: "",
+                    headers: Vec::new(),
+                }
+            } else {
+                not_found()
+            }
+        }
+        ("GET", ["repos", _, _, "releases", "assets", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let found = repo.releases.iter().find_map(|r| {
+                r.assets
+                    .iter()
+                    .find(|a| a.id == id)
+                    .map(|a| (r.tag.clone(), a.clone()))
+            });
+            match found {
+                None => not_found(),
+                Some((tag, asset)) => {
+                    let wants_bytes = request
+                        .headers
+                        .get("accept")
+                        .is_some_and(|a| a.contains("application/octet-stream"));
+                    if wants_bytes {
+                        let mut answer = Answer {
+                            status: 302,
+                            body: Vec::new(),
+                            content_type: "",
+                            headers: Vec::new(),
+                        };
+                        answer.headers.push((
+                            "location".into(),
+                            format!(
+                                "{}/objects/{}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&response-content-disposition=attachment%3Bfilename%3D{}",
+                                shared.storage_origin, asset.id, asset.name
+                            ),
+                        ));
+                        answer
+                    } else {
+                        answer_json(200, &shared.asset_json(&full, &tag, &asset))
+                    }
+                }
+            }
+        }
+        _ => not_found(),
+    };
+    Some(answer)
+}
+
+fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer> {
+    let segs: Vec<String> = request
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    let fault = take_fault(shared, Route::Upload);
+    if let Some(Fault::Status(..)) = &fault {
+        return status_fault(fault.unwrap());
+    }
+    if !request.authorized() {
+        return status_fault(Fault::bad_credentials());
+    }
+    let length: Option<u64> = request
+        .headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok());
+    let Some(length) = length.filter(|_| !request.headers.contains_key("transfer-encoding")) else {
+        return Some(answer_json(
+            400,
+            &json!({"message": "Bad Content-Length: ", "request_id": "FAKE:0001"}),
+        ));
+    };
+    let (full, release_id) = match segs.as_slice() {
+        [r, owner, name, rel, id, assets]
+            if r == "repos" && rel == "releases" && assets == "assets" =>
+        {
+            (format!("{owner}/{name}"), id.parse::<u64>().unwrap_or(0))
+        }
+        _ => return Some(not_found()),
+    };
+    let name = request.query.get("name").cloned().unwrap_or_default();
+    let max_asset = shared.state.lock().unwrap().max_asset;
+    if length > max_asset {
+        return Some(answer_json(
+            422,
+            &json!({"message": "Validation Failed", "errors": [{"resource": "ReleaseAsset", "code": "custom", "field": "size", "message": format!("size must be less than or equal to {max_asset}")}], "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset"}),
+        ));
+    }
+    {
+        let state = shared.state.lock().unwrap();
+        let taken = state
+            .repos
+            .get(&full)
+            .and_then(|r| r.releases.iter().find(|rel| rel.id == release_id))
+            .map(|rel| rel.assets.iter().any(|a| a.name == name));
+        match taken {
+            None => return Some(not_found()),
+            Some(true) => {
+                return Some(answer_json(
+                    422,
+                    &json!({"message": "Validation Failed", "errors": [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}], "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset"}),
+                ));
+            }
+            Some(false) => {}
+        }
+    }
+    let want = match fault {
+        Some(Fault::ResetMidUpload) | Some(Fault::StarterLeftover) => length / 2,
+        _ => length,
+    };
+    let mut data = vec![0u8; want as usize];
+    if request.reader.read_exact(&mut data).is_err() {
+        return None;
+    }
+    let mut state = shared.state.lock().unwrap();
+    let id = state.next_id;
+    state.next_id += 1;
+    let release = state
+        .repos
+        .get_mut(&full)
+        .and_then(|r| r.releases.iter_mut().find(|rel| rel.id == release_id))
+        .unwrap();
+    let stored = StoredAsset {
+        id,
+        name: name.clone(),
+        state: if want == length {
+            "uploaded"
+        } else {
+            "starter"
+        },
+        data,
+        content_type: request
+            .headers
+            .get("content-type")
+            .cloned()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+    };
+    let tag = release.tag.clone();
+    match fault {
+        Some(Fault::ResetMidUpload) => {
+            drop(state);
+            reset(out);
+            None
+        }
+        Some(Fault::ResetAfterStore) => {
+            release.assets.push(stored);
+            drop(state);
+            reset(out);
+            None
+        }
+        Some(Fault::StarterLeftover) => {
+            release.assets.push(stored);
+            Some(answer_json(502, &json!({"message": "Error saving asset"})))
+        }
+        _ => {
+            let json = shared.asset_json(&full, &tag, &stored);
+            release.assets.push(stored);
+            Some(answer_json(201, &json))
+        }
+    }
+}
+
+fn storage(shared: &Shared, request: &Request) -> Option<Answer> {
+    if let Some(auth) = request.headers.get("authorization") {
+        shared.state.lock().unwrap().storage_auth.push(auth.clone());
+        return Some(Answer {
+            status: 400,
+            body: b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>".to_vec(),
+            content_type: "application/xml",
+            headers: Vec::new(),
+        });
+    }
+    if let Some(fault) = take_fault(shared, Route::Storage) {
+        return status_fault(fault);
+    }
+    let id: u64 = request
+        .path
+        .trim_start_matches("/objects/")
+        .parse()
+        .unwrap_or(0);
+    let state = shared.state.lock().unwrap();
+    let data = state
+        .repos
+        .values()
+        .flat_map(|r| &r.releases)
+        .flat_map(|r| &r.assets)
+        .find(|a| a.id == id)
+        .map(|a| a.data.clone());
+    Some(match data {
+        Some(data) => Answer {
+            status: 200,
+            body: data,
+            content_type: "application/octet-stream",
+            headers: Vec::new(),
+        },
+        None => Answer {
+            status: 404,
+            body: b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
+            content_type: "application/xml",
+            headers: Vec::new(),
+        },
+    })
+}
