@@ -193,6 +193,35 @@ impl FakeGitHub {
         );
     }
 
+    /// GitHub's per-asset limit (2 GiB), smaller for tests.
+    pub fn set_max_asset(&self, bytes: u64) {
+        self.state.lock().unwrap().max_asset = bytes;
+    }
+
+    /// A release made by someone else (another host), with one complete asset.
+    pub fn add_release(&self, repo: &str, tag: &str, asset: &str, data: &[u8]) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_id;
+        state.next_id += 2;
+        state
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .releases
+            .push(StoredRelease {
+                id,
+                tag: tag.to_string(),
+                body: String::new(),
+                assets: vec![StoredAsset {
+                    id: id + 1,
+                    name: asset.to_string(),
+                    state: "uploaded",
+                    data: data.to_vec(),
+                    content_type: "application/gzip".into(),
+                }],
+            });
+    }
+
     pub fn inject(&self, route: Route, fault: Fault) {
         let mut state = self.state.lock().unwrap();
         match state.faults.iter_mut().find(|(r, _)| *r == route) {

@@ -11,6 +11,10 @@ const REPO: &str = "alice/app-backups";
 
 /// An app whose remote is `repo` on the fake, with retry waits cut to milliseconds.
 fn github_app(fake: &FakeGitHub, repo: &str, rows: usize) -> App {
+    github_app_with(fake, repo, rows, "")
+}
+
+fn github_app_with(fake: &FakeGitHub, repo: &str, rows: usize, extra: &str) -> App {
     let app = App::new(rows);
     app.write_config(&format!(
         r#"
@@ -25,6 +29,7 @@ repo = "{repo}"
 api_url = "{}"
 retry_budget_secs = 5
 retry_max_delay_ms = 20
+{extra}
 "#,
         fake.api_url
     ));
@@ -208,4 +213,98 @@ fn the_fakes_answers_are_checked_against_githubs_description() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn an_archive_over_the_asset_limit_goes_up_in_parts_and_comes_back_whole() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.set_max_asset(4096);
+    let app = github_app_with(&fake, REPO, 2_000, "max_asset_bytes = 4096");
+    // Some incompressible content, so the archive needs several parts.
+    let noise: Vec<u8> = (0..40_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    rusqlite::Connection::open(app.path("data/tasks.db"))
+        .unwrap()
+        .execute("INSERT INTO notes (text) VALUES (?1)", [hex(&noise)])
+        .unwrap();
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let releases = fake.releases(REPO);
+    let parts = &releases[0].assets;
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.data.len() <= 4096 && p.state == "uploaded")
+    );
+    assert!(
+        parts[0]
+            .name
+            .ends_with(&format!(".part-001-of-{:03}", parts.len()))
+    );
+
+    let local = app.archives("backups");
+    let out = run(&app, &["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["where"], "both", "{rows}");
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    fs::remove_dir_all(app.path("data")).unwrap();
+    let out = run(&app, &["restore", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+    assert_eq!(local.len(), 1);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Another machine's 150 releases share the repository: the listing walks every page, and
+/// this machine's push leaves them alone.
+#[test]
+fn every_page_is_listed_and_another_hosts_releases_are_left_alone() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    for i in 0..150 {
+        let tag = format!(
+            "bk-20260301T{:02}{:02}00Z-scheduled-other-laptop-{i:06x}",
+            i / 60,
+            i % 60
+        );
+        fake.add_release(
+            REPO,
+            &tag,
+            &format!("{tag}.tar.gz"),
+            b"another machine's archive",
+        );
+    }
+    fake.add_release(REPO, "v1.0.0", "app.zip", b"not ours");
+    let app = github_app(&fake, REPO, 20);
+    let out = run(&app, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&app, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows.len(),
+        151,
+        "150 of the other host and ours; not v1.0.0"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r["host"] == "other-laptop").count(),
+        150
+    );
+    let releases = fake.releases(REPO);
+    assert_eq!(releases.len(), 152);
+    assert!(
+        releases
+            .iter()
+            .filter(|r| r.tag.contains("other-laptop"))
+            .all(|r| r.assets.len() == 1 && r.assets[0].data == b"another machine's archive")
+    );
+    assert!(fake.log().iter().any(|l| l.contains("/releases -> 200")));
 }

@@ -197,17 +197,17 @@ impl GithubRemote {
             .into_iter()
             .filter_map(|release| {
                 let tag = Tag::parse(&release.tag_name)?;
-                let asset = release
-                    .assets
-                    .iter()
-                    .find(|a| a.name == tag.archive_name() && a.state == "uploaded")?;
                 let recorded = body_record(release.body.as_deref());
+                let stored = stored_pieces(&tag, &release.assets, recorded.as_ref())?;
                 let sha256 = recorded
                     .as_ref()
                     .and_then(|r| r["sha256"].as_str().map(str::to_string))
-                    .or_else(|| asset.sha256().map(str::to_string));
+                    .or_else(|| match stored.as_slice() {
+                        [single] => single.sha256().map(str::to_string),
+                        _ => None,
+                    });
                 Some(RemoteSnapshot {
-                    size: asset.size,
+                    size: stored.iter().map(|a| a.size).sum(),
                     sha256,
                     tag,
                 })
@@ -220,8 +220,12 @@ impl GithubRemote {
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         let client = self.client()?;
         self.check_repo(client)?;
-        let release = client.create_release(upload)?;
-        client.upload_converging(&release, upload)
+        let pieces = pieces(upload, self.config.max_asset_bytes)?;
+        let release = client.create_release(upload, &pieces)?;
+        for piece in &pieces {
+            client.upload_converging(&release, upload, piece)?;
+        }
+        Ok(())
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
@@ -229,28 +233,98 @@ impl GithubRemote {
         let release = client
             .release_by_tag(tag)?
             .ok_or_else(|| Error::Remote(format!("{} has no release {tag}", self.config.repo)))?;
-        let asset = client
-            .assets(release.id)?
-            .into_iter()
-            .find(|a| a.name == tag.archive_name() && a.state == "uploaded")
-            .ok_or_else(|| {
-                Error::Remote(format!(
-                    "release {tag} has no complete asset {}",
-                    tag.archive_name()
-                ))
-            })?;
-        progress.phase("downloading", asset.size);
-        let result = client.download(&asset, dest, progress);
+        let assets = client.assets(release.id)?;
+        let recorded = body_record(release.body.as_deref());
+        let stored = stored_pieces(tag, &assets, recorded.as_ref()).ok_or_else(|| {
+            Error::Remote(format!(
+                "release {tag} has no complete archive (an upload may have been cut off); `backup run` on the machine that made it uploads it again"
+            ))
+        })?;
+        let total: u64 = stored.iter().map(|a| a.size).sum();
+        progress.phase("downloading", total);
+        let result = if let [single] = stored.as_slice() {
+            client.download(single, dest, progress)
+        } else {
+            client.download_parts(&stored, dest, progress)
+        };
         progress.done();
         let (size, sha256) = result?;
-        if size != asset.size {
+        if size != total {
             return Err(Error::Remote(format!(
-                "the download of {tag} has {size} bytes, GitHub lists {}",
-                asset.size
+                "the download of {tag} has {size} bytes, GitHub lists {total}"
             )));
         }
         Ok((size, sha256))
     }
+}
+
+/// One asset of a snapshot: the whole archive, or one part of an archive over the asset limit.
+#[derive(Clone, Debug)]
+struct Piece {
+    name: String,
+    offset: u64,
+    len: u64,
+    sha256: String,
+}
+
+/// The assets `upload` becomes: one, or numbered parts each within `max` bytes.
+fn pieces(upload: &Upload<'_>, max: u64) -> Result<Vec<Piece>> {
+    let name = upload.tag.archive_name();
+    if upload.size <= max {
+        return Ok(vec![Piece {
+            name,
+            offset: 0,
+            len: upload.size,
+            sha256: upload.sha256.to_string(),
+        }]);
+    }
+    let count = upload.size.div_ceil(max);
+    let mut file = std::fs::File::open(upload.path)
+        .map_err(|e| Error::io("cannot read local archive", upload.path, e))?;
+    let mut out = Vec::new();
+    for i in 0..count {
+        let offset = i * max;
+        let len = max.min(upload.size - offset);
+        let mut sink = fsutil::HashingWriter::new(std::io::sink());
+        let copied = std::io::copy(&mut std::io::Read::take(&mut file, len), &mut sink)
+            .map_err(|e| Error::io("cannot read local archive", upload.path, e))?;
+        let (_, _, sha256) = sink.finish();
+        if copied != len {
+            return Err(Error::Other(format!(
+                "local archive {} changed while it was being pushed",
+                upload.path.display()
+            )));
+        }
+        out.push(Piece {
+            name: format!("{name}.part-{:03}-of-{count:03}", i + 1),
+            offset,
+            len,
+            sha256,
+        });
+    }
+    Ok(out)
+}
+
+/// The complete assets holding a snapshot, in order: the single archive, or every part the
+/// release body lists. `None` when something is missing or incomplete.
+fn stored_pieces(tag: &Tag, assets: &[Asset], recorded: Option<&Value>) -> Option<Vec<Asset>> {
+    let complete = |name: &str| {
+        assets
+            .iter()
+            .find(|a| a.name == name && a.state == "uploaded")
+            .cloned()
+    };
+    if let Some(single) = complete(&tag.archive_name()) {
+        return Some(vec![single]);
+    }
+    let parts = recorded?["parts"].as_array()?;
+    parts
+        .iter()
+        .map(|part| {
+            let asset = complete(part["name"].as_str()?)?;
+            (Some(asset.size) == part["size"].as_u64()).then_some(asset)
+        })
+        .collect()
 }
 
 /// The JSON block of a release body.
@@ -455,11 +529,11 @@ impl Client {
     }
 
     /// Creates the published release of `upload`'s tag, or finds the one an earlier attempt made.
-    fn create_release(&self, upload: &Upload<'_>) -> Result<Release> {
+    fn create_release(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<Release> {
         let body = json!({
             "tag_name": upload.tag.as_str(),
             "name": upload.tag.as_str(),
-            "body": release_body(upload),
+            "body": release_body(upload, pieces),
             "draft": false,
             "prerelease": false,
         });
@@ -501,8 +575,13 @@ impl Client {
     /// Uploads the archive as the release's asset, converging on what earlier attempts left:
     /// a complete identical asset is kept; a partial or wrong one is deleted (the local file
     /// rebuilds it) and uploaded again.
-    fn upload_converging(&self, release: &Release, upload: &Upload<'_>) -> Result<()> {
-        let name = upload.tag.archive_name();
+    fn upload_converging(
+        &self,
+        release: &Release,
+        upload: &Upload<'_>,
+        piece: &Piece,
+    ) -> Result<()> {
+        let name = piece.name.clone();
         let upload_base = release
             .upload_url
             .split('{')
@@ -514,8 +593,8 @@ impl Client {
                 .assets_once(release.id)
                 .await?;
             if let Some(existing) = assets.iter().find(|a| a.name == name) {
-                let complete = existing.state == "uploaded" && existing.size == upload.size;
-                if complete && existing.sha256() == Some(upload.sha256) {
+                let complete = existing.state == "uploaded" && existing.size == piece.len;
+                if complete && existing.sha256() == Some(piece.sha256.as_str()) {
                     return Ok(());
                 }
                 if complete && existing.sha256().is_some() && !upload.verified {
@@ -525,15 +604,15 @@ impl Client {
                 }
                 self.delete_asset(existing.id).await?;
             }
-            let asset = self.upload_once(&upload_base, &name, upload).await?;
-            if asset.size != upload.size
-                || asset.sha256().is_some_and(|sha| sha != upload.sha256)
+            let asset = self.upload_once(&upload_base, upload, piece).await?;
+            if asset.size != piece.len
+                || asset.sha256().is_some_and(|sha| sha != piece.sha256)
             {
                 // Damaged on the way: the next attempt deletes and uploads again.
                 return Err(Fault::Transient {
                     message: format!(
                         "GitHub stored {} bytes with digest {:?}, expected {} bytes with sha256 {}",
-                        asset.size, asset.digest, upload.size, upload.sha256
+                        asset.size, asset.digest, piece.len, piece.sha256
                     ),
                     wait: None,
                 });
@@ -574,12 +653,23 @@ impl Client {
     async fn upload_once(
         &self,
         upload_base: &str,
-        name: &str,
         upload: &Upload<'_>,
+        piece: &Piece,
     ) -> std::result::Result<Asset, Fault> {
-        let file = tokio::fs::File::open(upload.path)
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let name = piece.name.as_str();
+        let unreadable =
+            |e: std::io::Error| Fault::Fatal(format!("cannot read {}: {e}", upload.path.display()));
+        let mut file = tokio::fs::File::open(upload.path)
             .await
-            .map_err(|e| Fault::Fatal(format!("cannot read {}: {e}", upload.path.display())))?;
+            .map_err(unreadable)?;
+        file.seek(std::io::SeekFrom::Start(piece.offset))
+            .await
+            .map_err(unreadable)?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(piece.len),
+            1 << 20,
+        ));
         let response = self
             .http
             .post(upload_base)
@@ -587,8 +677,8 @@ impl Client {
             .bearer_auth(self.token.expose())
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
             .header(reqwest::header::CONTENT_TYPE, "application/gzip")
-            .header(reqwest::header::CONTENT_LENGTH, upload.size)
-            .body(reqwest::Body::from(file))
+            .header(reqwest::header::CONTENT_LENGTH, piece.len)
+            .body(body)
             .send()
             .await
             .map_err(|e| Fault::Transient {
@@ -625,6 +715,42 @@ impl Client {
             ))),
             other => Err(Fault::Fatal(format!("uploading {name} answered {other}"))),
         }
+    }
+
+    /// Downloads the parts of a split archive one by one, each checked against its digest,
+    /// and joins them into `dest`; returns the whole file's size and sha256.
+    fn download_parts(
+        &self,
+        parts: &[Asset],
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(u64, String)> {
+        let part_path = crate::restore::live::with_suffix(dest, ".part");
+        let joined = fsutil::create_private(dest)?;
+        let mut writer =
+            fsutil::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, joined));
+        for part in parts {
+            let (size, sha256) = self.download(part, &part_path, progress)?;
+            if size != part.size || part.sha256().is_some_and(|want| want != sha256) {
+                let _ = std::fs::remove_file(&part_path);
+                return Err(Error::Remote(format!(
+                    "part {} downloaded as {size} bytes with sha256 {sha256}, GitHub lists {} bytes with digest {:?}",
+                    part.name, part.size, part.digest
+                )));
+            }
+            let mut input = std::fs::File::open(&part_path)
+                .map_err(|e| Error::io("cannot read", &part_path, e))?;
+            fsutil::copy_large(&mut input, &mut writer)
+                .map_err(|e| Error::io("cannot write", dest, e))?;
+            let _ = std::fs::remove_file(&part_path);
+        }
+        let (buffered, size, sha256) = writer.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(|e| Error::io("cannot write", dest, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| Error::io("cannot sync", dest, e))?;
+        Ok((size, sha256))
     }
 
     /// Streams an asset to `dest`: the API answers with a redirect to the storage host (fetched
@@ -725,9 +851,16 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
 }
 
 /// The release text: the snapshot in words, then a block `backup list` reads without a download.
-fn release_body(upload: &Upload<'_>) -> String {
+fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
     let manifest = crate::restore::extract::read_manifest(upload.path).ok();
+    let parts: Option<Vec<Value>> = (pieces.len() > 1).then(|| {
+        pieces
+            .iter()
+            .map(|p| json!({"name": p.name, "size": p.len, "sha256": p.sha256}))
+            .collect()
+    });
     let record = json!({
+        "parts": parts,
         "tag": upload.tag.as_str(),
         "size": upload.size,
         "sha256": upload.sha256,
