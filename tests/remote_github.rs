@@ -308,3 +308,15 @@ fn every_page_is_listed_and_another_hosts_releases_are_left_alone() {
     );
     assert!(fake.log().iter().any(|l| l.contains("/releases -> 200")));
 }
+
+/// For `benches/github.sh`: serves a fake GitHub with one private repository until stdin closes.
+/// Run with `cargo test --release --test cli -- --ignored --nocapture serve_fake_github`.
+#[test]
+#[ignore = "a server for the benchmark script, not a test"]
+fn serve_fake_github() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    println!("FAKE_GITHUB {} {REPO} {TOKEN}", fake.api_url);
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+}
