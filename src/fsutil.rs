@@ -19,6 +19,16 @@ pub const STAGING_PREFIX: &str = "staging-";
 /// Suffix of the checksum file written beside every archive: `<sha256>  <name>`, as `sha256sum`.
 pub const CHECKSUM_SUFFIX: &str = ".sha256";
 
+/// Suffixes of the files SQLite keeps beside a database.
+pub const DB_COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// `path` with `suffix` appended to its file name (`tasks.db` → `tasks.db-wal`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Formats a byte count for people: `1.5 GiB`, `312 KiB`, `17 B`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -270,6 +280,37 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A reader that counts and hashes what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+        }
+    }
+
+    /// The byte count and the lowercase hex sha256 of what was read.
+    pub fn finish(self) -> (u64, String) {
+        (self.read, hex(&self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
     }
 }
 

@@ -19,3 +19,23 @@ impl Progress for Silent {
     fn phase(&self, _: &str, _: u64) {}
     fn advance(&self, _: u64) {}
 }
+
+/// A reader that reports every byte read through it as progress of the current phase.
+pub struct CountingReader<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<'a, R> CountingReader<'a, R> {
+    pub fn new(inner: R, progress: &'a dyn Progress) -> Self {
+        CountingReader { inner, progress }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

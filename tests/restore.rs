@@ -6,21 +6,14 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::fixtures_gen::{self, BAD};
-use crate::support::{App, make_db, sha256_hex, stderr, stdout};
+use crate::support::{App, can_mount_tmpfs, make_db, sha256_hex, stderr, stdout, table_names};
 
 /// Every row of every table, in a canonical text form: equal dumps mean equal data.
 fn dump(path: &Path) -> String {
     let conn =
         Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut out = String::new();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    for table in tables {
+    for table in table_names(&conn) {
         out.push_str(&format!("table {table}\n"));
         let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
         let columns = stmt.column_count();
@@ -466,11 +459,7 @@ fn a_crash_before_the_swap_changes_nothing_and_leaves_nothing() {
 /// private mount namespace; the snapshot needs more than that.
 #[test]
 fn too_little_room_for_the_extracted_snapshot_is_refused_up_front() {
-    let probe = std::process::Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "true"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: this machine does not allow unprivileged mount namespaces");
+    if !can_mount_tmpfs() {
         return;
     }
     let source = App::new(3_000);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::support::{App, read_archive, row_counts, sha256_hex, stderr, stdout};
+use crate::support::{App, can_mount_tmpfs, read_archive, row_counts, sha256_hex, stderr, stdout};
 
 /// Takes `backup now`, returns the archive entries of the single local snapshot.
 fn only_archive(app: &App) -> Vec<(String, Vec<u8>, u32)> {
@@ -256,11 +256,7 @@ fn several_databases_go_into_one_archive() {
 /// A real small file system: a 1 MiB tmpfs in a private mount namespace (no root needed).
 #[test]
 fn too_little_free_space_is_refused_up_front_with_the_numbers() {
-    let probe = std::process::Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "true"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: this machine does not allow unprivileged mount namespaces");
+    if !can_mount_tmpfs() {
         return;
     }
     let app = App::new(8_000);

@@ -160,17 +160,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Row counts of every table of a database file.
-pub fn row_counts(path: &Path) -> BTreeMap<String, u64> {
-    let conn = Connection::open(path).unwrap();
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+/// Names of every table, sorted.
+pub fn table_names(conn: &Connection) -> Vec<String> {
+    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
-    names
+        .unwrap()
+}
+
+/// Whether this machine lets a test mount a small tmpfs in a private namespace (no root needed).
+pub fn can_mount_tmpfs() -> bool {
+    let probe = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .output();
+    if probe.is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    eprintln!("skipped: this machine does not allow unprivileged mount namespaces");
+    false
+}
+
+/// Row counts of every table of a database file.
+pub fn row_counts(path: &Path) -> BTreeMap<String, u64> {
+    let conn = Connection::open(path).unwrap();
+    table_names(&conn)
         .into_iter()
         .map(|n| {
             let count: i64 = conn

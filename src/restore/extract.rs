@@ -13,8 +13,9 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::HashingReader;
 use crate::fsutil::{self, HashingWriter};
-use crate::progress::Progress;
+use crate::progress::{CountingReader, Progress};
 use crate::snapshot::{MANIFEST_NAME, MANIFEST_VERSION, Manifest};
 
 /// Largest manifest accepted: a manifest lists files and tables, never data.
@@ -304,10 +305,7 @@ pub fn extract(
         }
         let out = fsutil::create_private(&target)?;
         let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
-        let mut counted = Counting {
-            inner: &mut entry,
-            progress,
-        };
+        let mut counted = CountingReader::new(&mut entry, progress);
         fsutil::copy_large(&mut counted, &mut writer).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::InvalidData {
                 bad(archive, unreadable(&e))
@@ -368,53 +366,6 @@ fn describe_kind(kind: tar::EntryType) -> &'static str {
         tar::EntryType::Fifo => "named pipe",
         tar::EntryType::GNUSparse => "sparse file",
         _ => "special entry",
-    }
-}
-
-/// Counts and hashes what is read through it.
-pub(crate) struct HashingReader<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    read: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        use sha2::Digest;
-        HashingReader {
-            inner,
-            hasher: sha2::Sha256::new(),
-            read: 0,
-        }
-    }
-
-    /// Bytes read and their lowercase hex sha256.
-    pub fn finish(self) -> (u64, String) {
-        use sha2::Digest;
-        (self.read, fsutil::hex(&self.hasher.finalize()))
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest;
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
-struct Counting<'a, R> {
-    inner: R,
-    progress: &'a dyn Progress,
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
     }
 }
 

@@ -26,15 +26,7 @@ pub struct LiveDatabase {
     pub unreadable: Option<String>,
 }
 
-/// Suffixes of the files SQLite keeps beside a database.
-pub const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
-
-/// `path` with `suffix` appended to its file name.
-pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
+use crate::fsutil::with_suffix;
 
 fn modified(path: &Path) -> Option<DateTime<Utc>> {
     fs::metadata(path)

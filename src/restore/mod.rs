@@ -14,26 +14,29 @@
 
 pub mod extract;
 pub mod live;
+mod prepare;
+mod rollback;
 pub mod stage;
 pub mod swap;
+
+use prepare::{locate, prepare};
+pub use rollback::rollback;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::catalog;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TEMP_PREFIX, TempPath};
 use crate::lock::RunLock;
-use crate::migrate::Ladder;
 use crate::progress::Progress;
-use crate::remote::{Remote, RemoteSnapshot};
+use crate::remote::Remote;
 use crate::snapshot::{self, Manifest};
 use crate::tag::Tag;
 pub use live::LiveDatabase;
@@ -146,13 +149,13 @@ pub struct SwapReport {
     pub placed: usize,
 }
 
-fn db_refused(reason: String) -> Error {
+pub(super) fn db_refused(reason: String) -> Error {
     Error::Other(format!("{reason}; the live data was not touched"))
 }
 
 /// Takes the run lock, finishes or undoes an interrupted swap, and clears leftovers of killed
 /// runs: the start of every restore, verify and rollback.
-fn begin(config: &Config) -> Result<(RunLock, Option<Recovery>)> {
+pub(super) fn begin(config: &Config) -> Result<(RunLock, Option<Recovery>)> {
     let local = &config.local_dir;
     fs::create_dir_all(local).at("cannot create snapshot folder", local)?;
     let lock = RunLock::acquire(local)?;
@@ -202,221 +205,6 @@ pub(crate) fn remove_stale_staging(base_dir: &Path) -> Result<()> {
 }
 
 /// The snapshot to restore, found locally or on the remote.
-struct Located {
-    tag: Tag,
-    local: Option<PathBuf>,
-    remote: Option<RemoteSnapshot>,
-    /// Why the remote could not be listed, when `latest` fell back to the local snapshots.
-    remote_error: Option<String>,
-}
-
-fn locate(config: &Config, which: &Which, remote: Option<&Remote>) -> Result<Located> {
-    let local = catalog::local_snapshots(&config.local_dir)?;
-    let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
-    let mut remote_error = None;
-    let listed = match (which, remote) {
-        // A local copy needs no remote.
-        (Which::Tag(tag), _) if wanted_local(tag).is_some() => None,
-        (_, Some(remote)) => match remote.list() {
-            Ok(found) => Some(found),
-            Err(e) if matches!(which, Which::Tag(_)) || local.is_empty() => return Err(e),
-            Err(e) => {
-                // `latest` of the local ones, when the remote is down; the user is told.
-                remote_error = Some(e.to_string());
-                None
-            }
-        },
-        (_, None) => None,
-    };
-    let remote_list = listed.unwrap_or_default();
-    let tag = match which {
-        Which::Tag(tag) => tag.clone(),
-        Which::Latest => local
-            .iter()
-            .map(|s| &s.tag)
-            .chain(remote_list.iter().map(|s| &s.tag))
-            .max()
-            .cloned()
-            .ok_or_else(|| {
-                Error::Other(format!(
-                    "no snapshots found in {}{}; nothing to restore",
-                    config.local_dir.display(),
-                    remote.map_or(String::new(), |r| format!(" or on {}", r.describe()))
-                ))
-            })?,
-    };
-    let located = Located {
-        local: wanted_local(&tag),
-        remote: remote_list.into_iter().find(|s| s.tag == tag),
-        tag,
-        remote_error,
-    };
-    if located.local.is_none() && located.remote.is_none() {
-        return Err(Error::Other(format!(
-            "snapshot {} is not in {}{}; `backup list` shows the snapshots there are",
-            located.tag,
-            config.local_dir.display(),
-            remote.map_or(String::new(), |r| format!(" nor on {}", r.describe()))
-        )));
-    }
-    Ok(located)
-}
-
-/// Where each listed item of the snapshot belongs on this machine, decided before extraction.
-fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let mut dbs = Vec::new();
-    for entry in &manifest.databases {
-        let Some(db) = config.databases.iter().find(|d| d.name == entry.name) else {
-            return Err(db_refused(format!(
-                "the snapshot holds database `{}` ({}), which the config does not name; add a [[database]] with name = \"{}\" saying where it belongs",
-                entry.name, entry.path, entry.name
-            )));
-        };
-        dbs.push(db.path.clone());
-    }
-    let mut files = Vec::new();
-    for entry in &manifest.files {
-        let rel = entry
-            .archive_path
-            .strip_prefix("files/")
-            .expect("validated manifest");
-        let live = match rel.strip_prefix("_root/") {
-            Some(abs) => Path::new("/").join(abs),
-            None => config.base_dir.join(rel),
-        };
-        let inside = config.includes.iter().any(|root| live.starts_with(root));
-        let database_file = config.databases.iter().any(|db| {
-            std::iter::once(String::new())
-                .chain(live::COMPANIONS.iter().map(|s| s.to_string()))
-                .any(|suffix| live::with_suffix(&db.path, &suffix) == live)
-        });
-        if database_file {
-            return Err(db_refused(format!(
-                "the snapshot holds {} as a plain file, but the config names it as a database (or its -wal/-shm/-journal); restore such a snapshot with a config that does not list that database",
-                live.display()
-            )));
-        }
-        if dbs.contains(&live) || files.contains(&live) {
-            return Err(db_refused(format!(
-                "the snapshot holds two files for {}",
-                live.display()
-            )));
-        }
-        if !inside {
-            return Err(db_refused(format!(
-                "the snapshot holds file {} which no [[include]] of the config covers; add its folder as an [[include]] to restore it",
-                live.display()
-            )));
-        }
-        files.push(live);
-    }
-    Ok((dbs, files))
-}
-
-/// Gets the archive, extracts and checks everything into `staging`.
-fn prepare(
-    config: &Config,
-    located: &Located,
-    remote: Option<&Remote>,
-    staging: TempPath,
-    force: bool,
-    progress: &dyn Progress,
-) -> Result<Prepared> {
-    let started = Instant::now();
-    let parent = staging
-        .path()
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
-    let (archive, expected, source) = match (&located.local, &located.remote) {
-        (Some(path), _) => (path.clone(), fsutil::read_checksum(path), Source::Local),
-        (None, Some(found)) => {
-            let remote = remote.expect("a remote listed it");
-            fsutil::ensure_space(
-                &parent,
-                found.size + SPACE_MARGIN,
-                "the archive downloaded for the restore",
-            )?;
-            let path = staging.path().join(located.tag.archive_name());
-            let (size, sha256) = remote.fetch(&located.tag, &path, progress)?;
-            if let Some(want) = &found.sha256
-                && (want != &sha256 || size != found.size)
-            {
-                return Err(db_refused(format!(
-                    "the download of {} has sha256 {sha256} ({size} bytes), but the remote recorded {want} ({} bytes); the remote copy or the transfer is damaged",
-                    located.tag, found.size
-                )));
-            }
-            (path, found.sha256.clone(), Source::Remote)
-        }
-        (None, None) => unreachable!("located has a copy"),
-    };
-    let manifest = extract::read_manifest(&archive)?;
-    if manifest.tag != located.tag {
-        return Err(db_refused(format!(
-            "archive {} holds the manifest of {}, not of {}",
-            archive.display(),
-            manifest.tag,
-            located.tag
-        )));
-    }
-    fsutil::ensure_space(
-        &parent,
-        manifest.payload_bytes() + SPACE_MARGIN,
-        "the extracted snapshot (the live data is set aside by renaming, which takes no room)",
-    )?;
-    let (db_lives, file_lives) = targets(config, &manifest)?;
-    let payload = staging.path().join("payload");
-    fs::create_dir(&payload).at("cannot create staging folder", &payload)?;
-    let extracted = extract::extract(&archive, &payload, expected.as_deref(), progress)?;
-    let manifest = extracted.manifest;
-    crate::failpoint::hit("restore-extracted");
-
-    progress.phase("checking databases", 0);
-    let mut databases = Vec::new();
-    let mut db_targets = Vec::new();
-    for (entry, live) in manifest.databases.iter().zip(db_lives) {
-        let db = config
-            .databases
-            .iter()
-            .find(|d| d.name == entry.name)
-            .expect("targets matched every database");
-        let ladder = db.migrations.as_deref().map(Ladder::from_dir).transpose()?;
-        let staged = payload.join(&entry.archive_path);
-        let report = stage::check_database(entry, &staged, ladder.as_ref(), force)
-            .map_err(|e| db_refused(e.to_string()))?;
-        databases.push(report);
-        db_targets.push((staged, live));
-    }
-    crate::failpoint::hit("restore-checked");
-    progress.done();
-    let files = manifest
-        .files
-        .iter()
-        .zip(file_lives)
-        .map(|(entry, live)| StagedFile {
-            live,
-            size: entry.size,
-            staged: payload.join(&entry.archive_path),
-        })
-        .collect();
-    Ok(Prepared {
-        tag: located.tag.clone(),
-        source,
-        archive_size: extracted.archive_size,
-        archive_sha256: extracted.archive_sha256,
-        archive_sha256_recorded: expected.is_some(),
-        remote_error: located.remote_error.clone(),
-        manifest,
-        databases,
-        files,
-        db_targets,
-        elapsed: started.elapsed(),
-        staging,
-    })
-}
-
 /// A restore drill: the whole pipeline up to the swap, in a temporary folder beside the local
 /// snapshots. The live data is never read for writing, and nothing stays behind.
 ///
@@ -529,7 +317,7 @@ pub fn plan_restore(
 
 /// Everything live a swap must set aside: the databases with their -wal/-shm/-journal files,
 /// every file under the includes, and whatever sits where an incoming file goes.
-fn live_set(
+pub(super) fn live_set(
     config: &Config,
     databases: &[PathBuf],
     incoming: &[(PathBuf, PathBuf)],
@@ -537,15 +325,18 @@ fn live_set(
     Ok(databases
         .iter()
         .flat_map(|db| {
-            std::iter::once(db.clone())
-                .chain(live::COMPANIONS.iter().map(|s| live::with_suffix(db, s)))
+            std::iter::once(db.clone()).chain(
+                fsutil::DB_COMPANIONS
+                    .iter()
+                    .map(|s| fsutil::with_suffix(db, s)),
+            )
         })
         .chain(snapshot::live_included_files(config)?)
         .chain(incoming.iter().map(|(_, live)| live.clone()))
         .collect())
 }
 
-fn in_use_error(reasons: &[String]) -> Error {
+pub(super) fn in_use_error(reasons: &[String]) -> Error {
     Error::Other(format!(
         "{}; then run it again, or pass --force; the live data was not touched",
         reasons.join("; ")
@@ -554,7 +345,7 @@ fn in_use_error(reasons: &[String]) -> Error {
 
 /// Builds a swap: every existing path of `touched` moves aside, `incoming` moves into place.
 #[allow(clippy::too_many_arguments)]
-fn swap_plan(
+pub(super) fn swap_plan(
     config: &Config,
     operation: String,
     tag: Option<String>,
@@ -708,115 +499,4 @@ impl RestorePlan {
             placed: record.placed.len(),
         })
     }
-}
-
-/// Puts the newest `pre_restore_<ts>` folder back, setting the current state aside the same way.
-///
-/// # Errors
-/// When there is nothing to roll back, a database is open in another process (without `force`),
-/// or a rename fails (then everything is put back).
-pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
-    let (_lock, _) = begin(config)?;
-    let base = &config.base_dir;
-    let Some((old_dir, record)) = swap::aside_dirs(base)?.into_iter().next() else {
-        return Err(Error::Other(format!(
-            "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo",
-            swap::RECORD_FILE,
-            base.display()
-        )));
-    };
-    if !force {
-        // Both the live databases and the set-aside copies (someone may be looking at them).
-        let busy: Vec<String> = record
-            .databases
-            .iter()
-            .flat_map(|db| [db.clone(), old_dir.join(swap::mirror(base, db))])
-            .filter_map(|p| live::in_use(&p))
-            .collect();
-        if !busy.is_empty() {
-            return Err(in_use_error(&busy));
-        }
-    }
-    let mut incoming = Vec::new();
-    let companion_of_kept_db = |live_path: &Path| {
-        record.databases.iter().any(|db| {
-            live::COMPANIONS
-                .iter()
-                .any(|s| live::with_suffix(db, s) == live_path)
-                && old_dir.join(swap::mirror(base, db)).exists()
-        })
-    };
-    for entry in &record.set_aside {
-        let stored = old_dir.join(&entry.stored);
-        // Opening the set-aside database once (to look at it) checkpoints and removes its
-        // -wal/-shm: the database alone then holds everything.
-        if fs::symlink_metadata(&stored).is_err() && companion_of_kept_db(&entry.live) {
-            continue;
-        }
-        if fs::symlink_metadata(&stored).is_err() {
-            return Err(Error::Other(format!(
-                "{} lists {} but it is gone; the folder was changed by hand, so nothing was rolled back",
-                old_dir.join(swap::RECORD_FILE).display(),
-                stored.display()
-            )));
-        }
-        incoming.push((stored, entry.live.clone()));
-    }
-    // Opening a set-aside database (to look at it before rolling back) leaves -wal/-shm files
-    // beside it. A WAL with frames or a rollback journal holds changes and goes back with its
-    // database; an empty WAL and the index hold nothing and are removed, once every check passed.
-    let recorded: BTreeSet<PathBuf> = record.set_aside.iter().map(|e| e.live.clone()).collect();
-    let mut disposable = Vec::new();
-    for db in record.databases.iter().filter(|db| recorded.contains(*db)) {
-        let stored_db = old_dir.join(swap::mirror(base, db));
-        for suffix in live::COMPANIONS {
-            let (stored, live_path) = (
-                live::with_suffix(&stored_db, suffix),
-                live::with_suffix(db, suffix),
-            );
-            if recorded.contains(&live_path) || !stored.exists() {
-                continue;
-            }
-            let holds_changes =
-                suffix != "-shm" && fs::metadata(&stored).is_ok_and(|m| m.len() > 0);
-            if holds_changes {
-                incoming.push((stored, live_path));
-            } else {
-                disposable.push(stored);
-            }
-        }
-    }
-    let touched = live_set(config, &record.databases, &incoming)?;
-    let touched: Vec<PathBuf> = touched
-        .into_iter()
-        .chain(record.placed.iter().cloned())
-        .chain(record.set_aside.iter().map(|e| e.live.clone()))
-        .collect();
-    let aside_dir = swap::new_aside_dir(base, Utc::now());
-    let plan = swap_plan(
-        config,
-        format!("rollback of {}", old_dir.display()),
-        record.tag.clone(),
-        &aside_dir,
-        &touched,
-        incoming,
-        record.databases.clone(),
-        vec![old_dir.clone()],
-    )?;
-    for stored in disposable {
-        match fs::remove_file(&stored) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io("cannot remove", &stored, e));
-            }
-            _ => {}
-        }
-    }
-    let done = swap::execute(&config.local_dir, &plan)?;
-    Ok(SwapReport {
-        operation: done.operation,
-        tag: done.tag,
-        aside_dir,
-        set_aside: done.set_aside.len(),
-        placed: done.placed.len(),
-    })
 }

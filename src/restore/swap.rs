@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::live;
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
 use crate::fsutil;
@@ -322,10 +321,10 @@ fn undo(moves: &[Move], aside_dir: &Path) -> Undone {
             // Set aside, and something (the app) has made a new file in its place since: that
             // one is kept beside the set-aside folder's content, and the original goes back.
             (true, true) if m.to.starts_with(aside_dir) => {
-                let mut kept = live::with_suffix(&m.to, ".appeared");
+                let mut kept = fsutil::with_suffix(&m.to, ".appeared");
                 let mut n = 2;
                 while exists(&kept) {
-                    kept = live::with_suffix(&m.to, &format!(".appeared-{n}"));
+                    kept = fsutil::with_suffix(&m.to, &format!(".appeared-{n}"));
                     n += 1;
                 }
                 match fs::rename(&m.from, &kept).and_then(|()| fs::rename(&m.to, &m.from)) {

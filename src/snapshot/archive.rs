@@ -11,7 +11,7 @@ use super::manifest::{MANIFEST_NAME, Manifest};
 use super::pgzip::ParallelGzEncoder;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, HashingWriter};
-use crate::progress::Progress;
+use crate::progress::{CountingReader, Progress};
 
 /// zlib level 5. Measured on a 1 GiB app database (benches/snapshot.sh, zlib-rs): 22% less CPU
 /// than level 6 for an archive 0.4% larger, about 1.01x the size of `gzip -6`. Compression is
@@ -59,11 +59,8 @@ pub(crate) fn write(
     progress.phase("compressing", total);
     for member in members {
         let source = File::open(&member.source).at("cannot read staged copy", &member.source)?;
-        let reader = Counting {
-            // 1 MiB reads instead of io::copy's 8 KiB: an eighth of the system calls.
-            inner: io::BufReader::with_capacity(1 << 20, source),
-            progress,
-        };
+        // 1 MiB reads instead of io::copy's 8 KiB: an eighth of the system calls.
+        let reader = CountingReader::new(io::BufReader::with_capacity(1 << 20, source), progress);
         append(
             &mut tar,
             &member.archive_path,
@@ -99,18 +96,4 @@ fn append<W: Write>(
     // A file that changed size after it was hashed would make tar pad or fail; the staged copies
     // are ours alone, so the size is exact.
     tar.append_data(&mut header, archive_path, data.take(size))
-}
-
-/// Reports bytes as they are read.
-struct Counting<'a, R> {
-    inner: R,
-    progress: &'a dyn Progress,
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
 }

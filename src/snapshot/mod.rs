@@ -177,15 +177,8 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
 /// Size of a database with its WAL: the most its copy can take.
 fn database_bytes(db: &DatabaseConfig) -> Result<u64> {
     let main = fs::metadata(&db.path).map_err(|e| hot_copy::unreadable(db, &e))?;
-    let wal = fs::metadata(sibling(&db.path, "-wal")).map_or(0, |m| m.len());
+    let wal = fs::metadata(fsutil::with_suffix(&db.path, "-wal")).map_or(0, |m| m.len());
     Ok(main.len() + wal)
-}
-
-/// `path` with `suffix` appended to its file name (`tasks.db` → `tasks.db-wal`).
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// What a walk of the includes must not pick up: the snapshot folders (each archive would hold
@@ -205,8 +198,9 @@ impl Exclusions {
             .databases
             .iter()
             .flat_map(|db| {
-                ["", "-wal", "-shm", "-journal"]
-                    .map(|suffix| fsutil::comparable_path(&sibling(&db.path, suffix)))
+                std::iter::once("")
+                    .chain(fsutil::DB_COMPANIONS)
+                    .map(|suffix| fsutil::comparable_path(&fsutil::with_suffix(&db.path, suffix)))
             })
             .collect();
         Exclusions { folders, files }

@@ -8,6 +8,8 @@
 //! within a time budget, honouring `retry-after` and `x-ratelimit-reset`; a retry that meets what
 //! an earlier attempt already made converges on it instead of failing.
 
+mod http;
+mod release;
 mod token;
 
 pub use token::{Token, TokenSource};
@@ -26,100 +28,14 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::tag::Tag;
-
-/// Marks the machine-readable block in a release body.
-const BODY_MARKER: &str = "<!-- backup-agent ";
+use http::{Fault, Reply, classify, network_fault, next_link};
+use release::{Asset, Piece, Release, body_record, pieces, release_body, stored_pieces};
 
 #[derive(Debug)]
 pub struct GithubRemote {
     config: GithubConfig,
     client: OnceCell<Client>,
     repo_checked: std::cell::Cell<bool>,
-}
-
-/// What went wrong with one HTTP exchange.
-#[derive(Debug)]
-enum Fault {
-    /// Worth another try, after the server's requested delay if it gave one.
-    Transient {
-        message: String,
-        wait: Option<Duration>,
-    },
-    /// Retrying cannot help: the message says what to do.
-    Fatal(String),
-}
-
-impl Fault {
-    fn transient(&self) -> bool {
-        matches!(self, Fault::Transient { .. })
-    }
-
-    fn into_error(self) -> Error {
-        match self {
-            Fault::Transient { message, .. } => Error::Remote(format!(
-                "GitHub kept failing ({message}); the snapshot stays local and is pushed by the next run"
-            )),
-            Fault::Fatal(message) => Error::Remote(message),
-        }
-    }
-}
-
-/// A response the caller inspects (2xx, 3xx, 404, 409 and 422 come back as is).
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json<T: for<'de> Deserialize<'de>>(&self) -> std::result::Result<T, Fault> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            Fault::Fatal(format!(
-                "GitHub answered {} with a body this tool cannot read ({e})",
-                self.status
-            ))
-        })
-    }
-
-    /// The `code` of the first validation error, if any (`already_exists`, `custom`, …).
-    fn validation(&self) -> (Option<String>, String) {
-        let value: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
-        let first = value["errors"].get(0);
-        let code = first.and_then(|e| e["code"].as_str()).map(str::to_string);
-        let message = first
-            .and_then(|e| e["message"].as_str())
-            .or_else(|| value["message"].as_str())
-            .unwrap_or("")
-            .to_string();
-        (code, message)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Release {
-    id: u64,
-    tag_name: String,
-    upload_url: String,
-    #[serde(default)]
-    body: Option<String>,
-    #[serde(default)]
-    assets: Vec<Asset>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-struct Asset {
-    id: u64,
-    name: String,
-    size: u64,
-    state: String,
-    #[serde(default)]
-    digest: Option<String>,
-}
-
-impl Asset {
-    fn sha256(&self) -> Option<&str> {
-        self.digest.as_deref()?.strip_prefix("sha256:")
-    }
 }
 
 #[derive(Debug)]
@@ -255,136 +171,6 @@ impl GithubRemote {
             )));
         }
         Ok((size, sha256))
-    }
-}
-
-/// One asset of a snapshot: the whole archive, or one part of an archive over the asset limit.
-#[derive(Clone, Debug)]
-struct Piece {
-    name: String,
-    offset: u64,
-    len: u64,
-    sha256: String,
-}
-
-/// The assets `upload` becomes: one, or numbered parts each within `max` bytes.
-fn pieces(upload: &Upload<'_>, max: u64) -> Result<Vec<Piece>> {
-    let name = upload.tag.archive_name();
-    if upload.size <= max {
-        return Ok(vec![Piece {
-            name,
-            offset: 0,
-            len: upload.size,
-            sha256: upload.sha256.to_string(),
-        }]);
-    }
-    let count = upload.size.div_ceil(max);
-    let mut file = std::fs::File::open(upload.path)
-        .map_err(|e| Error::io("cannot read local archive", upload.path, e))?;
-    let mut out = Vec::new();
-    for i in 0..count {
-        let offset = i * max;
-        let len = max.min(upload.size - offset);
-        let mut sink = fsutil::HashingWriter::new(std::io::sink());
-        let copied = std::io::copy(&mut std::io::Read::take(&mut file, len), &mut sink)
-            .map_err(|e| Error::io("cannot read local archive", upload.path, e))?;
-        let (_, _, sha256) = sink.finish();
-        if copied != len {
-            return Err(Error::Other(format!(
-                "local archive {} changed while it was being pushed",
-                upload.path.display()
-            )));
-        }
-        out.push(Piece {
-            name: format!("{name}.part-{:03}-of-{count:03}", i + 1),
-            offset,
-            len,
-            sha256,
-        });
-    }
-    Ok(out)
-}
-
-/// The complete assets holding a snapshot, in order: the single archive, or every part the
-/// release body lists. `None` when something is missing or incomplete.
-fn stored_pieces(tag: &Tag, assets: &[Asset], recorded: Option<&Value>) -> Option<Vec<Asset>> {
-    let complete = |name: &str| {
-        assets
-            .iter()
-            .find(|a| a.name == name && a.state == "uploaded")
-            .cloned()
-    };
-    if let Some(single) = complete(&tag.archive_name()) {
-        return Some(vec![single]);
-    }
-    let parts = recorded?["parts"].as_array()?;
-    parts
-        .iter()
-        .map(|part| {
-            let asset = complete(part["name"].as_str()?)?;
-            (Some(asset.size) == part["size"].as_u64()).then_some(asset)
-        })
-        .collect()
-}
-
-/// The JSON block of a release body.
-fn body_record(body: Option<&str>) -> Option<Value> {
-    let body = body?;
-    let start = body.find(BODY_MARKER)? + BODY_MARKER.len();
-    let end = body[start..].find("-->")? + start;
-    serde_json::from_str(body[start..end].trim()).ok()
-}
-
-/// Seconds until a Unix time, at least one.
-fn until(reset: u64) -> Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Duration::from_secs(reset.saturating_sub(now).max(1))
-}
-
-fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// Sorts a non-2xx answer into retry-worthy or fatal (404, 409 and 422 go back to the caller).
-fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Option<Fault> {
-    let text = String::from_utf8_lossy(body);
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
-    let remaining = header_u64(headers, "x-ratelimit-remaining");
-    let reset = header_u64(headers, "x-ratelimit-reset").map(until);
-    match status {
-        200..=399 | 404 | 409 | 422 => None,
-        401 => Some(Fault::Fatal(
-            "GitHub rejected the token (401 Bad credentials); renew it and update where it comes from".into(),
-        )),
-        403 | 429 if message.to_lowercase().contains("secondary rate limit") => {
-            // GitHub asks for at least a minute when it gives no retry-after.
-            Some(Fault::Transient {
-                message: format!("{status} secondary rate limit"),
-                wait: retry_after.or(Some(Duration::from_secs(60))),
-            })
-        }
-        403 | 429 if remaining == Some(0) => Some(Fault::Transient {
-            message: format!("{status} rate limit used up"),
-            wait: retry_after.or(reset),
-        }),
-        429 => Some(Fault::Transient {
-            message: "429 too many requests".into(),
-            wait: retry_after,
-        }),
-        403 => Some(Fault::Fatal(format!(
-            "GitHub refused (403: {message}); the token needs the `repo` scope (or contents: write)"
-        ))),
-        500..=599 => Some(Fault::Transient {
-            message: format!("{status} {message}"),
-            wait: retry_after,
-        }),
-        other => Some(Fault::Fatal(format!("GitHub answered {other}: {message}"))),
     }
 }
 
@@ -681,16 +467,13 @@ impl Client {
             .body(body)
             .send()
             .await
-            .map_err(|e| Fault::Transient {
-                message: format!("upload interrupted: {}", without_url(&e)),
-                wait: None,
-            })?;
+            .map_err(|e| network_fault("upload interrupted", &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| Fault::Transient {
-            message: format!("upload answer lost: {}", without_url(&e)),
-            wait: None,
-        })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| network_fault("upload answer lost", &e))?;
         if let Some(fault) = classify(status, &headers, &body) {
             return Err(fault);
         }
@@ -725,7 +508,7 @@ impl Client {
         dest: &Path,
         progress: &dyn Progress,
     ) -> Result<(u64, String)> {
-        let part_path = crate::restore::live::with_suffix(dest, ".part");
+        let part_path = fsutil::with_suffix(dest, ".part");
         let joined = fsutil::create_private(dest)?;
         let mut writer =
             fsutil::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, joined));
@@ -775,10 +558,7 @@ impl Client {
                 .header(reqwest::header::ACCEPT, "application/octet-stream")
                 .send()
                 .await
-                .map_err(|e| Fault::Transient {
-                    message: format!("download: {}", without_url(&e)),
-                    wait: None,
-                })?;
+                .map_err(|e| network_fault("download", &e))?;
             if matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
                 let location = response
                     .headers()
@@ -793,10 +573,7 @@ impl Client {
                     .header(reqwest::header::ACCEPT, "application/octet-stream")
                     .send()
                     .await
-                    .map_err(|e| Fault::Transient {
-                        message: format!("download: {}", without_url(&e)),
-                        wait: None,
-                    })?;
+                    .map_err(|e| network_fault("download", &e))?;
             }
             let status = response.status().as_u16();
             if status != 200 {
@@ -809,10 +586,11 @@ impl Client {
             let file = fsutil::create_private(dest).map_err(|e| Fault::Fatal(e.to_string()))?;
             let mut writer =
                 fsutil::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-            while let Some(chunk) = response.chunk().await.map_err(|e| Fault::Transient {
-                message: format!("download interrupted: {}", without_url(&e)),
-                wait: None,
-            })? {
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| network_fault("download interrupted", &e))?
+            {
                 std::io::Write::write_all(&mut writer, &chunk)
                     .map_err(|e| Fault::Fatal(format!("cannot write {}: {e}", dest.display())))?;
                 progress.advance(chunk.len() as u64);
@@ -826,79 +604,4 @@ impl Client {
             Ok((size, sha256))
         })
     }
-}
-
-/// A reqwest error without its URL: signed storage URLs and query strings stay out of messages.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "(url)");
-    }
-    text
-}
-
-fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    let link = headers.get("link")?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (url, rel) = part.split_once(';')?;
-        rel.contains("rel=\"next\"").then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
-}
-
-/// The release text: the snapshot in words, then a block `backup list` reads without a download.
-fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
-    let manifest = crate::restore::extract::read_manifest(upload.path).ok();
-    let parts: Option<Vec<Value>> = (pieces.len() > 1).then(|| {
-        pieces
-            .iter()
-            .map(|p| json!({"name": p.name, "size": p.len, "sha256": p.sha256}))
-            .collect()
-    });
-    let record = json!({
-        "parts": parts,
-        "tag": upload.tag.as_str(),
-        "size": upload.size,
-        "sha256": upload.sha256,
-        "host": manifest.as_ref().map(|m| m.host.clone()),
-        "kind": upload.tag.kind().as_str(),
-        "created_at": upload.tag.time().to_rfc3339(),
-        "manifest_version": manifest.as_ref().map(|m| m.manifest_version),
-        "databases": manifest.as_ref().map(|m| m.databases.iter().map(|d| json!({
-            "name": d.name, "user_version": d.user_version, "size": d.size,
-            "rows": d.tables.values().sum::<u64>(),
-        })).collect::<Vec<_>>()),
-        "files": manifest.as_ref().map(|m| m.files.len()),
-    });
-    let words = match &manifest {
-        Some(m) => format!(
-            "Snapshot taken {} UTC on {} ({}): {} database(s) ({}), {} file(s); archive {}, sha256 {}.",
-            upload.tag.time().format("%Y-%m-%d %H:%M:%S"),
-            m.host,
-            upload.tag.kind().as_str(),
-            m.databases.len(),
-            m.databases
-                .iter()
-                .map(|d| format!("{} at schema {}", d.name, d.user_version))
-                .collect::<Vec<_>>()
-                .join(", "),
-            m.files.len(),
-            fsutil::human_bytes(upload.size),
-            upload.sha256
-        ),
-        None => format!(
-            "Snapshot taken {} UTC; archive {}, sha256 {}.",
-            upload.tag.time().format("%Y-%m-%d %H:%M:%S"),
-            fsutil::human_bytes(upload.size),
-            upload.sha256
-        ),
-    };
-    format!(
-        "{words}\n\nRestore with `backup restore {}`.\n\n{BODY_MARKER}{record} -->\n",
-        upload.tag
-    )
 }

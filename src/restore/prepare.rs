@@ -1,0 +1,232 @@
+//! Steps 1–4 of a restore: find the archive (local or remote), map its contents to this
+//! machine, extract and check everything into a staging folder.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::{Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, extract, stage};
+use crate::catalog;
+use crate::config::Config;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, TempPath};
+use crate::migrate::Ladder;
+use crate::progress::Progress;
+use crate::remote::{Remote, RemoteSnapshot};
+use crate::snapshot::Manifest;
+use crate::tag::Tag;
+
+pub(super) struct Located {
+    pub(super) tag: Tag,
+    local: Option<PathBuf>,
+    remote: Option<RemoteSnapshot>,
+    /// Why the remote could not be listed, when `latest` fell back to the local snapshots.
+    remote_error: Option<String>,
+}
+
+pub(super) fn locate(config: &Config, which: &Which, remote: Option<&Remote>) -> Result<Located> {
+    let local = catalog::local_snapshots(&config.local_dir)?;
+    let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
+    let mut remote_error = None;
+    let listed = match (which, remote) {
+        // A local copy needs no remote.
+        (Which::Tag(tag), _) if wanted_local(tag).is_some() => None,
+        (_, Some(remote)) => match remote.list() {
+            Ok(found) => Some(found),
+            Err(e) if matches!(which, Which::Tag(_)) || local.is_empty() => return Err(e),
+            Err(e) => {
+                // `latest` of the local ones, when the remote is down; the user is told.
+                remote_error = Some(e.to_string());
+                None
+            }
+        },
+        (_, None) => None,
+    };
+    let remote_list = listed.unwrap_or_default();
+    let tag = match which {
+        Which::Tag(tag) => tag.clone(),
+        Which::Latest => local
+            .iter()
+            .map(|s| &s.tag)
+            .chain(remote_list.iter().map(|s| &s.tag))
+            .max()
+            .cloned()
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "no snapshots found in {}{}; nothing to restore",
+                    config.local_dir.display(),
+                    remote.map_or(String::new(), |r| format!(" or on {}", r.describe()))
+                ))
+            })?,
+    };
+    let located = Located {
+        local: wanted_local(&tag),
+        remote: remote_list.into_iter().find(|s| s.tag == tag),
+        tag,
+        remote_error,
+    };
+    if located.local.is_none() && located.remote.is_none() {
+        return Err(Error::Other(format!(
+            "snapshot {} is not in {}{}; `backup list` shows the snapshots there are",
+            located.tag,
+            config.local_dir.display(),
+            remote.map_or(String::new(), |r| format!(" nor on {}", r.describe()))
+        )));
+    }
+    Ok(located)
+}
+
+/// Where each listed item of the snapshot belongs on this machine, decided before extraction.
+fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut dbs = Vec::new();
+    for entry in &manifest.databases {
+        let Some(db) = config.databases.iter().find(|d| d.name == entry.name) else {
+            return Err(db_refused(format!(
+                "the snapshot holds database `{}` ({}), which the config does not name; add a [[database]] with name = \"{}\" saying where it belongs",
+                entry.name, entry.path, entry.name
+            )));
+        };
+        dbs.push(db.path.clone());
+    }
+    let mut files = Vec::new();
+    for entry in &manifest.files {
+        let rel = entry
+            .archive_path
+            .strip_prefix("files/")
+            .expect("validated manifest");
+        let live = match rel.strip_prefix("_root/") {
+            Some(abs) => Path::new("/").join(abs),
+            None => config.base_dir.join(rel),
+        };
+        let inside = config.includes.iter().any(|root| live.starts_with(root));
+        let database_file = config.databases.iter().any(|db| {
+            std::iter::once(String::new())
+                .chain(fsutil::DB_COMPANIONS.iter().map(|s| s.to_string()))
+                .any(|suffix| fsutil::with_suffix(&db.path, &suffix) == live)
+        });
+        if database_file {
+            return Err(db_refused(format!(
+                "the snapshot holds {} as a plain file, but the config names it as a database (or its -wal/-shm/-journal); restore such a snapshot with a config that does not list that database",
+                live.display()
+            )));
+        }
+        if dbs.contains(&live) || files.contains(&live) {
+            return Err(db_refused(format!(
+                "the snapshot holds two files for {}",
+                live.display()
+            )));
+        }
+        if !inside {
+            return Err(db_refused(format!(
+                "the snapshot holds file {} which no [[include]] of the config covers; add its folder as an [[include]] to restore it",
+                live.display()
+            )));
+        }
+        files.push(live);
+    }
+    Ok((dbs, files))
+}
+
+/// Gets the archive, extracts and checks everything into `staging`.
+pub(super) fn prepare(
+    config: &Config,
+    located: &Located,
+    remote: Option<&Remote>,
+    staging: TempPath,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
+    let started = Instant::now();
+    let parent = staging
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
+    let (archive, expected, source) = match (&located.local, &located.remote) {
+        (Some(path), _) => (path.clone(), fsutil::read_checksum(path), Source::Local),
+        (None, Some(found)) => {
+            let remote = remote.expect("a remote listed it");
+            fsutil::ensure_space(
+                &parent,
+                found.size + SPACE_MARGIN,
+                "the archive downloaded for the restore",
+            )?;
+            let path = staging.path().join(located.tag.archive_name());
+            let (size, sha256) = remote.fetch(&located.tag, &path, progress)?;
+            if let Some(want) = &found.sha256
+                && (want != &sha256 || size != found.size)
+            {
+                return Err(db_refused(format!(
+                    "the download of {} has sha256 {sha256} ({size} bytes), but the remote recorded {want} ({} bytes); the remote copy or the transfer is damaged",
+                    located.tag, found.size
+                )));
+            }
+            (path, found.sha256.clone(), Source::Remote)
+        }
+        (None, None) => unreachable!("located has a copy"),
+    };
+    let manifest = extract::read_manifest(&archive)?;
+    if manifest.tag != located.tag {
+        return Err(db_refused(format!(
+            "archive {} holds the manifest of {}, not of {}",
+            archive.display(),
+            manifest.tag,
+            located.tag
+        )));
+    }
+    fsutil::ensure_space(
+        &parent,
+        manifest.payload_bytes() + SPACE_MARGIN,
+        "the extracted snapshot (the live data is set aside by renaming, which takes no room)",
+    )?;
+    let (db_lives, file_lives) = targets(config, &manifest)?;
+    let payload = staging.path().join("payload");
+    fs::create_dir(&payload).at("cannot create staging folder", &payload)?;
+    let extracted = extract::extract(&archive, &payload, expected.as_deref(), progress)?;
+    let manifest = extracted.manifest;
+    crate::failpoint::hit("restore-extracted");
+
+    progress.phase("checking databases", 0);
+    let mut databases = Vec::new();
+    let mut db_targets = Vec::new();
+    for (entry, live) in manifest.databases.iter().zip(db_lives) {
+        let db = config
+            .databases
+            .iter()
+            .find(|d| d.name == entry.name)
+            .expect("targets matched every database");
+        let ladder = db.migrations.as_deref().map(Ladder::from_dir).transpose()?;
+        let staged = payload.join(&entry.archive_path);
+        let report = stage::check_database(entry, &staged, ladder.as_ref(), force)
+            .map_err(|e| db_refused(e.to_string()))?;
+        databases.push(report);
+        db_targets.push((staged, live));
+    }
+    crate::failpoint::hit("restore-checked");
+    progress.done();
+    let files = manifest
+        .files
+        .iter()
+        .zip(file_lives)
+        .map(|(entry, live)| StagedFile {
+            live,
+            size: entry.size,
+            staged: payload.join(&entry.archive_path),
+        })
+        .collect();
+    Ok(Prepared {
+        tag: located.tag.clone(),
+        source,
+        archive_size: extracted.archive_size,
+        archive_sha256: extracted.archive_sha256,
+        archive_sha256_recorded: expected.is_some(),
+        remote_error: located.remote_error.clone(),
+        manifest,
+        databases,
+        files,
+        db_targets,
+        elapsed: started.elapsed(),
+        staging,
+    })
+}

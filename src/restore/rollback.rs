@@ -1,0 +1,123 @@
+//! `backup rollback`: the newest set-aside live state goes back, the current one aside.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use super::{ASIDE_PREFIX, SwapReport, begin, in_use_error, live, live_set, swap, swap_plan};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// Puts the newest `pre_restore_<ts>` folder back, setting the current state aside the same way.
+///
+/// # Errors
+/// When there is nothing to roll back, a database is open in another process (without `force`),
+/// or a rename fails (then everything is put back).
+pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
+    let (_lock, _) = begin(config)?;
+    let base = &config.base_dir;
+    let Some((old_dir, record)) = swap::aside_dirs(base)?.into_iter().next() else {
+        return Err(Error::Other(format!(
+            "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo",
+            swap::RECORD_FILE,
+            base.display()
+        )));
+    };
+    if !force {
+        // Both the live databases and the set-aside copies (someone may be looking at them).
+        let busy: Vec<String> = record
+            .databases
+            .iter()
+            .flat_map(|db| [db.clone(), old_dir.join(swap::mirror(base, db))])
+            .filter_map(|p| live::in_use(&p))
+            .collect();
+        if !busy.is_empty() {
+            return Err(in_use_error(&busy));
+        }
+    }
+    let mut incoming = Vec::new();
+    let companion_of_kept_db = |live_path: &Path| {
+        record.databases.iter().any(|db| {
+            fsutil::DB_COMPANIONS
+                .iter()
+                .any(|s| fsutil::with_suffix(db, s) == live_path)
+                && old_dir.join(swap::mirror(base, db)).exists()
+        })
+    };
+    for entry in &record.set_aside {
+        let stored = old_dir.join(&entry.stored);
+        // Opening the set-aside database once (to look at it) checkpoints and removes its
+        // -wal/-shm: the database alone then holds everything.
+        if fs::symlink_metadata(&stored).is_err() && companion_of_kept_db(&entry.live) {
+            continue;
+        }
+        if fs::symlink_metadata(&stored).is_err() {
+            return Err(Error::Other(format!(
+                "{} lists {} but it is gone; the folder was changed by hand, so nothing was rolled back",
+                old_dir.join(swap::RECORD_FILE).display(),
+                stored.display()
+            )));
+        }
+        incoming.push((stored, entry.live.clone()));
+    }
+    // Opening a set-aside database (to look at it before rolling back) leaves -wal/-shm files
+    // beside it. A WAL with frames or a rollback journal holds changes and goes back with its
+    // database; an empty WAL and the index hold nothing and are removed, once every check passed.
+    let recorded: BTreeSet<PathBuf> = record.set_aside.iter().map(|e| e.live.clone()).collect();
+    let mut disposable = Vec::new();
+    for db in record.databases.iter().filter(|db| recorded.contains(*db)) {
+        let stored_db = old_dir.join(swap::mirror(base, db));
+        for suffix in fsutil::DB_COMPANIONS {
+            let (stored, live_path) = (
+                fsutil::with_suffix(&stored_db, suffix),
+                fsutil::with_suffix(db, suffix),
+            );
+            if recorded.contains(&live_path) || !stored.exists() {
+                continue;
+            }
+            let holds_changes =
+                suffix != "-shm" && fs::metadata(&stored).is_ok_and(|m| m.len() > 0);
+            if holds_changes {
+                incoming.push((stored, live_path));
+            } else {
+                disposable.push(stored);
+            }
+        }
+    }
+    let touched = live_set(config, &record.databases, &incoming)?;
+    let touched: Vec<PathBuf> = touched
+        .into_iter()
+        .chain(record.placed.iter().cloned())
+        .chain(record.set_aside.iter().map(|e| e.live.clone()))
+        .collect();
+    let aside_dir = swap::new_aside_dir(base, Utc::now());
+    let plan = swap_plan(
+        config,
+        format!("rollback of {}", old_dir.display()),
+        record.tag.clone(),
+        &aside_dir,
+        &touched,
+        incoming,
+        record.databases.clone(),
+        vec![old_dir.clone()],
+    )?;
+    for stored in disposable {
+        match fs::remove_file(&stored) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("cannot remove", &stored, e));
+            }
+            _ => {}
+        }
+    }
+    let done = swap::execute(&config.local_dir, &plan)?;
+    Ok(SwapReport {
+        operation: done.operation,
+        tag: done.tag,
+        aside_dir,
+        set_aside: done.set_aside.len(),
+        placed: done.placed.len(),
+    })
+}
