@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: `backup.toml`, resolved once and passed in;
 //! - [`snapshot`]: consistent copies, `MANIFEST.json`, `<tag>.tar.gz`;
-//! - [`remote`]: where snapshots go off the machine (a folder, for now);
+//! - [`remote`]: where snapshots go off the machine: a folder, or GitHub Releases;
+//! - [`auth`]: the GitHub token in the OS keyring;
 //! - [`job`]: the `now`/`run` job: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
 //! - [`restore`]: restore, verify and rollback, checked before live data is touched;
@@ -24,6 +25,7 @@
 //! # Ok::<(), backup_agent::Error>(())
 //! ```
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod demo;

@@ -53,6 +53,11 @@ enum Command {
     Rollback(commands::restore::RollbackArgs),
     /// Try it out: snapshot a sample app database to a local folder remote
     Demo(commands::demo::Args),
+    /// Check the remote can take snapshots; --create makes a missing one (private on GitHub)
+    Init(commands::init::Args),
+    /// The GitHub token: store it in the OS keyring, show where it comes from, remove it
+    #[command(subcommand)]
+    Auth(commands::auth::Command),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::restore::verify(config_path, &args, &*progress),
         Command::Rollback(args) => commands::restore::rollback(config_path, &args),
         Command::Demo(args) => commands::demo::run(&args, &*progress),
+        Command::Init(args) => commands::init::run(config_path, &args),
+        Command::Auth(command) => commands::auth::run(config_path, &command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

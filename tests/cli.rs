@@ -33,3 +33,6 @@ mod fake_github;
 
 /// The GitHub remote against the fake: push, list, restore, faults, privacy.
 mod remote_github;
+
+/// One remote contract run against both remotes: the folder and the fake GitHub.
+mod conformance;

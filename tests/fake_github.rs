@@ -28,6 +28,9 @@ pub enum Route {
     GetReleaseByTag,
     ListAssets,
     DeleteAsset,
+    DeleteRelease,
+    DeleteTag,
+    CreateRepo,
     Upload,
     DownloadApi,
     Storage,
@@ -100,14 +103,19 @@ pub struct StoredRelease {
     pub id: u64,
     pub tag: String,
     pub body: String,
+    /// A release whose tag was deleted turns back into a draft (BEHAVIOUR.md §4).
+    pub draft: bool,
     pub assets: Vec<StoredAsset>,
 }
 
 #[derive(Default)]
 struct Repo {
+    id: u64,
     private: bool,
     empty: bool,
     releases: Vec<StoredRelease>,
+    /// Git tags: made with a release, left behind when the release is deleted.
+    tags: std::collections::BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -116,6 +124,12 @@ struct State {
     next_id: u64,
     faults: Vec<(Route, VecDeque<Fault>)>,
     max_asset: u64,
+    /// Old full name -> current full name, for repositories renamed on GitHub.
+    renamed: BTreeMap<String, String>,
+    /// Answer asset downloads with the bytes (200) instead of a redirect to storage.
+    direct_downloads: bool,
+    /// The account that owns the token; `POST /user/repos` creates repositories under it.
+    user: String,
     log: Vec<String>,
     violations: Vec<String>,
     /// Authorization headers the storage host received (must stay empty).
@@ -142,6 +156,7 @@ impl FakeGitHub {
             state: Arc::new(Mutex::new(State {
                 next_id: 1,
                 max_asset: (2 << 30) - 1,
+                user: "octo-user".into(),
                 ..State::default()
             })),
         };
@@ -173,24 +188,58 @@ impl FakeGitHub {
     }
 
     pub fn add_repo(&self, full_name: &str, private: bool) {
-        self.state.lock().unwrap().repos.insert(
+        self.insert_repo(full_name, private, false);
+    }
+
+    pub fn add_empty_repo(&self, full_name: &str) {
+        self.insert_repo(full_name, true, true);
+    }
+
+    fn insert_repo(&self, full_name: &str, private: bool, empty: bool) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_id;
+        state.next_id += 1;
+        state.repos.insert(
             full_name.to_string(),
             Repo {
+                id,
                 private,
+                empty,
                 ..Repo::default()
             },
         );
     }
 
-    pub fn add_empty_repo(&self, full_name: &str) {
-        self.state.lock().unwrap().repos.insert(
-            full_name.to_string(),
-            Repo {
-                private: true,
-                empty: true,
-                ..Repo::default()
-            },
-        );
+    /// Whether a repository exists, and whether it is private.
+    pub fn repo_private(&self, full_name: &str) -> Option<bool> {
+        self.state
+            .lock()
+            .unwrap()
+            .repos
+            .get(full_name)
+            .map(|r| r.private)
+    }
+
+    /// Renames a repository: its old name answers with redirects, as GitHub does.
+    pub fn rename_repo(&self, old: &str, new: &str) {
+        let mut state = self.state.lock().unwrap();
+        let repo = state.repos.remove(old).unwrap();
+        state.repos.insert(new.to_string(), repo);
+        state.renamed.insert(old.to_string(), new.to_string());
+    }
+
+    /// The git tags of a repository.
+    pub fn tags(&self, repo: &str) -> Vec<String> {
+        self.state.lock().unwrap().repos[repo]
+            .tags
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Serve asset downloads directly (200) rather than through the storage host.
+    pub fn set_direct_downloads(&self, direct: bool) {
+        self.state.lock().unwrap().direct_downloads = direct;
     }
 
     /// GitHub's per-asset limit (2 GiB), smaller for tests.
@@ -203,23 +252,21 @@ impl FakeGitHub {
         let mut state = self.state.lock().unwrap();
         let id = state.next_id;
         state.next_id += 2;
-        state
-            .repos
-            .get_mut(repo)
-            .unwrap()
-            .releases
-            .push(StoredRelease {
-                id,
-                tag: tag.to_string(),
-                body: String::new(),
-                assets: vec![StoredAsset {
-                    id: id + 1,
-                    name: asset.to_string(),
-                    state: "uploaded",
-                    data: data.to_vec(),
-                    content_type: "application/gzip".into(),
-                }],
-            });
+        let repo = state.repos.get_mut(repo).unwrap();
+        repo.tags.insert(tag.to_string());
+        repo.releases.push(StoredRelease {
+            id,
+            tag: tag.to_string(),
+            body: String::new(),
+            draft: false,
+            assets: vec![StoredAsset {
+                id: id + 1,
+                name: asset.to_string(),
+                state: "uploaded",
+                data: data.to_vec(),
+                content_type: "application/gzip".into(),
+            }],
+        });
     }
 
     pub fn inject(&self, route: Route, fault: Fault) {
@@ -283,6 +330,8 @@ enum Host {
 struct Request {
     method: String,
     path: String,
+    /// The path as the spec names it (`/repositories/{id}/…` is served as `/repos/{o}/{r}/…`).
+    spec_path: String,
     query: BTreeMap<String, String>,
     headers: BTreeMap<String, String>,
     reader: BufReader<TcpStream>,
@@ -368,6 +417,7 @@ fn read_request(stream: TcpStream) -> std::io::Result<Option<Request>> {
         .collect();
     Ok(Some(Request {
         method,
+        spec_path: percent_decode(path),
         path: percent_decode(path),
         query,
         headers,
@@ -469,7 +519,7 @@ fn serve(shared: &Shared, host: Host, stream: TcpStream) -> std::io::Result<()> 
         if answer.content_type.starts_with("application/json") {
             let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             if let Err(e) =
-                openapi::check_response(&request.method, &request.path, answer.status, &body)
+                openapi::check_response(&request.method, &request.spec_path, answer.status, &body)
             {
                 state.violations.push(e);
             }
@@ -528,6 +578,7 @@ impl Shared {
         value["name"] = json!(name);
         value["full_name"] = json!(full);
         value["owner"]["login"] = json!(owner);
+        value["id"] = json!(repo.id);
         value["private"] = json!(repo.private);
         // GitHub's own example lacks this required property.
         value["has_discussions"] = json!(false);
@@ -564,7 +615,7 @@ impl Shared {
         value["tag_name"] = json!(release.tag);
         value["name"] = json!(release.tag);
         value["body"] = json!(release.body);
-        value["draft"] = json!(false);
+        value["draft"] = json!(release.draft);
         value["url"] = json!(format!("{}/repos/{full}/releases/{id}", self.api_url));
         value["assets_url"] = json!(format!(
             "{}/repos/{full}/releases/{id}/assets",
@@ -627,13 +678,62 @@ fn paginate(items: Vec<Value>, request: &Request, base: &str) -> Answer {
     answer
 }
 
-fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer> {
-    let segments: Vec<String> = request
+/// A renamed repository's old name answers 301 (GET) or 307 to `/repositories/{id}/…`
+/// (BEHAVIOUR.md §6, §9); that path is served as the repository's own.
+fn resolve_renamed(shared: &Shared, request: &mut Request) -> Result<Vec<String>, Answer> {
+    let mut segments: Vec<String> = request
         .path
         .trim_start_matches('/')
         .split('/')
         .map(str::to_string)
         .collect();
+    let state = shared.state.lock().unwrap();
+    if segments.len() >= 2 && segments[0] == "repositories" {
+        let id: u64 = segments[1].parse().unwrap_or(0);
+        if let Some(full) = state
+            .repos
+            .iter()
+            .find_map(|(full, r)| (r.id == id).then_some(full))
+        {
+            let (owner, name) = full.split_once('/').unwrap();
+            segments.splice(0..2, ["repos".into(), owner.into(), name.into()]);
+            request.spec_path = format!("/{}", segments.join("/"));
+        }
+        return Ok(segments);
+    }
+    if segments.len() >= 3 && segments[0] == "repos" {
+        let full = format!("{}/{}", segments[1], segments[2]);
+        if let Some(current) = state.renamed.get(&full) {
+            let id = state.repos[current].id;
+            let rest: String = segments[3..].iter().map(|s| format!("/{s}")).collect();
+            let query: Vec<String> = request
+                .query
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            let location = format!("{}/repositories/{id}{rest}{query}", shared.api_url);
+            let status = if request.method == "GET" { 301 } else { 307 };
+            let mut answer = answer_json(
+                status,
+                &json!({"message": "Moved Permanently", "url": location, "documentation_url": "https://docs.github.com/rest/guides/best-practices-for-using-the-rest-api#follow-redirects"}),
+            );
+            answer.headers.push(("location".into(), location));
+            return Err(answer);
+        }
+    }
+    Ok(segments)
+}
+
+fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer> {
+    let segments = match resolve_renamed(shared, request) {
+        Ok(segments) => segments,
+        Err(redirect) => return Some(redirect),
+    };
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = request.method.clone();
     let route = match (method.as_str(), segs.as_slice()) {
@@ -644,6 +744,9 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         ("GET", ["repos", _, _, "releases", _, "assets"]) => Route::ListAssets,
         ("DELETE", ["repos", _, _, "releases", "assets", _]) => Route::DeleteAsset,
         ("GET", ["repos", _, _, "releases", "assets", _]) => Route::DownloadApi,
+        ("DELETE", ["repos", _, _, "releases", _]) => Route::DeleteRelease,
+        ("DELETE", ["repos", _, _, "git", "refs", ..]) => Route::DeleteTag,
+        ("POST", ["user", "repos"]) => Route::CreateRepo,
         _ => Route::GetRepo,
     };
     if let Some(fault) = take_fault(shared, route) {
@@ -661,8 +764,12 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
     } else {
         Value::Null
     };
+    if route == Route::CreateRepo {
+        return Some(create_repo(shared, &body));
+    }
     let mut state = shared.state.lock().unwrap();
     let next_id = state.next_id;
+    let direct_downloads = state.direct_downloads;
     let Some(repo) = state.repos.get_mut(&full) else {
         return Some(not_found());
     };
@@ -698,7 +805,7 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                     Some("Repository is empty."),
                 ));
             }
-            if repo.releases.iter().any(|r| r.tag == tag) {
+            if repo.releases.iter().any(|r| r.tag == tag && !r.draft) {
                 return Some(validation_failed(
                     "Release",
                     "already_exists",
@@ -708,10 +815,13 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
             }
             let release = StoredRelease {
                 id: next_id,
-                tag,
+                tag: tag.clone(),
                 body: body["body"].as_str().unwrap_or("").to_string(),
+                draft: false,
                 assets: Vec::new(),
             };
+            // An existing tag without a release is reused (BEHAVIOUR.md §4).
+            repo.tags.insert(tag);
             let json = shared.release_json(&full, &release);
             repo.releases.push(release);
             state.next_id += 1;
@@ -722,7 +832,7 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
             answer
         }
         ("GET", ["repos", _, _, "releases", "tags", tag]) => {
-            match repo.releases.iter().find(|r| r.tag == *tag) {
+            match repo.releases.iter().find(|r| r.tag == *tag && !r.draft) {
                 Some(r) => answer_json(200, &shared.release_json(&full, r)),
                 None => not_found(),
             }
@@ -779,7 +889,14 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                         .headers
                         .get("accept")
                         .is_some_and(|a| a.contains("application/octet-stream"));
-                    if wants_bytes {
+                    if wants_bytes && direct_downloads {
+                        Answer {
+                            status: 200,
+                            body: asset.data.clone(),
+                            content_type: "application/octet-stream",
+                            headers: Vec::new(),
+                        }
+                    } else if wants_bytes {
                         let mut answer = Answer {
                             status: 302,
                             body: Vec::new(),
@@ -800,9 +917,79 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 }
             }
         }
+        ("DELETE", ["repos", _, _, "releases", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let before = repo.releases.len();
+            // The tag stays behind (BEHAVIOUR.md §4).
+            repo.releases.retain(|r| r.id != id);
+            if repo.releases.len() == before {
+                not_found()
+            } else {
+                no_content()
+            }
+        }
+        ("DELETE", ["repos", _, _, "git", "refs", "tags", tag]) => {
+            if repo.empty {
+                answer_json(
+                    409,
+                    &json!({"message": "Git Repository is empty.", "documentation_url": "https://docs.github.com/rest/git/refs#delete-a-reference"}),
+                )
+            } else if repo.tags.remove(*tag) {
+                // Deleting the tag of a release turns the release back into a draft.
+                for release in repo.releases.iter_mut().filter(|r| r.tag == *tag) {
+                    release.draft = true;
+                }
+                no_content()
+            } else {
+                answer_json(
+                    422,
+                    &json!({"message": "Reference does not exist", "documentation_url": "https://docs.github.com/rest/git/refs#delete-a-reference", "status": "422"}),
+                )
+            }
+        }
         _ => not_found(),
     };
     Some(answer)
+}
+
+fn no_content() -> Answer {
+    Answer {
+        status: 204,
+        body: Vec::new(),
+        content_type: "",
+        headers: Vec::new(),
+    }
+}
+
+/// `POST /user/repos`: a repository under the token's account; `auto_init` gives it a first
+/// commit, without it the repository is empty.
+fn create_repo(shared: &Shared, body: &Value) -> Answer {
+    let Some(name) = body["name"].as_str().filter(|n| !n.is_empty()) else {
+        return validation_failed("Repository", "missing_field", "name", None);
+    };
+    let mut state = shared.state.lock().unwrap();
+    let full = format!("{}/{name}", state.user);
+    if state.repos.contains_key(&full) {
+        return answer_json(
+            422,
+            &json!({"message": "Repository creation failed.", "errors": [{"resource": "Repository", "code": "custom", "field": "name", "message": "name already exists on this account"}], "documentation_url": "https://docs.github.com/rest/repos/repos#create-a-repository-for-the-authenticated-user", "status": "422"}),
+        );
+    }
+    let id = state.next_id;
+    state.next_id += 1;
+    let repo = Repo {
+        id,
+        private: body["private"].as_bool().unwrap_or(false),
+        empty: !body["auto_init"].as_bool().unwrap_or(false),
+        ..Repo::default()
+    };
+    let mut answer = answer_json(201, &shared.repo_json(&full, &repo));
+    answer.headers.push((
+        "location".into(),
+        format!("{}/repos/{full}", shared.api_url),
+    ));
+    state.repos.insert(full, repo);
+    answer
 }
 
 fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer> {

@@ -42,7 +42,9 @@ fn template_for(path: &str) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
     for template in spec()["paths"].as_object()?.keys() {
         let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-        if parts.len() != segments.len() {
+        // A git ref (`tags/v1`) spans several segments.
+        let greedy_ref = parts.last() == Some(&"{ref}") && segments.len() > parts.len();
+        if parts.len() != segments.len() && !greedy_ref {
             continue;
         }
         let mut literal = 0;

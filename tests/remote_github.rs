@@ -36,13 +36,36 @@ retry_max_delay_ms = 20
     app
 }
 
+/// Runs the binary with the fake's token in GITHUB_TOKEN; the token must not show.
 fn run(app: &App, args: &[&str]) -> Output {
-    let out = app
+    checked(
+        app.command(args)
+            .env("GITHUB_TOKEN", TOKEN)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Runs the binary with no token in the environment and `stdin` as its input.
+fn run_with_stdin(app: &App, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = app
         .command(args)
-        .env("GITHUB_TOKEN", TOKEN)
-        .env_remove("GH_TOKEN")
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    checked(child.wait_with_output().unwrap())
+}
+
+fn checked(out: Output) -> Output {
     for text in [stdout(&out), stderr(&out)] {
         assert!(!text.contains(TOKEN), "the token leaked: {text}");
     }
@@ -307,6 +330,155 @@ fn every_page_is_listed_and_another_hosts_releases_are_left_alone() {
             .all(|r| r.assets.len() == 1 && r.assets[0].data == b"another machine's archive")
     );
     assert!(fake.log().iter().any(|l| l.contains("/releases -> 200")));
+}
+
+/// The repository does not exist: pushes say how to make it, `init --create` makes it private
+/// with a first commit, and the next push goes through.
+#[test]
+fn init_create_makes_a_private_repository_that_takes_snapshots() {
+    let fake = FakeGitHub::start();
+    let repo = "octo-user/app-backups";
+    let app = github_app(&fake, repo, 50);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("backup init --create"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&app, &["init"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(fake.repo_private(repo), None, "init alone creates nothing");
+
+    let out = run(&app, &["init", "--create", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ready: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ready["created"], true, "{ready}");
+    assert_eq!(fake.repo_private(repo), Some(true));
+    let out = run(&app, &["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is private"), "{}", stdout(&out));
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fake.releases(repo).len(),
+        2,
+        "the snapshot that waited locally, and the new one"
+    );
+
+    // Repositories are made under the token's account: another owner is refused clearly.
+    let app = github_app(&fake, "some-org/backups", 5);
+    let out = run(&app, &["init", "--create"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("repo = \"octo-user/backups\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// The repository was renamed on GitHub after the config was written: GitHub redirects the
+/// old name (301 for reads, 307 for writes), and push, list and restore follow.
+#[test]
+fn a_renamed_repository_is_followed_for_push_list_and_restore() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 200);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    fake.rename_repo(REPO, "alice/renamed-backups");
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fake.releases("alice/renamed-backups").len(), 2);
+    let out = run(&app, &["list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rows.iter().all(|r| r["where"] == "both"), "{rows:?}");
+
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    fs::remove_dir_all(app.path("data")).unwrap();
+    let out = run(&app, &["restore", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+    let log = fake.log().join("\n");
+    assert!(
+        log.contains(&format!("POST /repos/{REPO}/releases -> 307")),
+        "{log}"
+    );
+    assert!(
+        log.contains("/releases/assets/") && log.contains("-> 301"),
+        "{log}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// GitHub may stream an asset directly (200) instead of redirecting to storage.
+#[test]
+fn an_asset_streamed_directly_by_the_api_restores_too() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.set_direct_downloads(true);
+    // A 429 with retry-after on the way: waited for, then the call goes through.
+    fake.inject(
+        Route::GetRepo,
+        Fault::Status(
+            429,
+            json!({"message": "Too Many Requests"}),
+            vec![("retry-after".into(), "1".into())],
+        ),
+    );
+    let app = github_app(&fake, REPO, 120);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    let out = run(&app, &["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+    let log = fake.log().join("\n");
+    assert!(log.contains(&format!("GET /repos/{REPO} -> 429")), "{log}");
+    assert!(
+        !log.contains("/objects/"),
+        "no storage host involved: {log}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// `auth login` reads the token from stdin, checks it, and keeps it in the OS keyring (the
+/// kernel keyutils store here); pushes then need no token in the environment.
+#[test]
+fn auth_login_keeps_the_token_in_the_keyring_and_logout_removes_it() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 30);
+
+    let out = run_with_stdin(&app, &["auth", "login"], "ghp_wrongtoken\n");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    let out = run_with_stdin(&app, &["auth", "status", "--json"], "");
+    assert!(
+        !stdout(&out).contains("\"keyring\""),
+        "a rejected token is not kept"
+    );
+
+    let out = run_with_stdin(&app, &["auth", "login"], &format!("{TOKEN}\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is private"), "{}", stdout(&out));
+    let out = run_with_stdin(&app, &["auth", "status", "--json"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["source"], "keyring", "{status}");
+    assert_eq!(status["repo_state"], "private", "{status}");
+
+    let out = run_with_stdin(&app, &["now"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fake.releases(REPO).len(), 1);
+
+    let out = run_with_stdin(&app, &["auth", "logout"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_with_stdin(&app, &["auth", "status", "--json"], "");
+    assert!(!stdout(&out).contains("\"keyring\""), "{}", stdout(&out));
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
 /// For `benches/github.sh`: serves a fake GitHub with one private repository until stdin closes.

@@ -56,6 +56,9 @@ path = "remote"
             .arg(self.path("backup.toml"))
             .args(args)
             .env_remove("BACKUP_CONFIG")
+            // A developer's own token never reaches the fake GitHub; tests set the one they mean.
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GH_TOKEN")
             .current_dir(self.dir.path());
         cmd
     }

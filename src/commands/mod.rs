@@ -1,6 +1,8 @@
 //! One module per command: arguments, one library call, rendering.
 
+pub mod auth;
 pub mod demo;
+pub mod init;
 pub mod list;
 pub mod restore;
 pub mod show_config;

@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{RemoteSnapshot, Upload};
+use super::{Readiness, RemoteSnapshot, Upload};
 use crate::catalog::scan_archives;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, TEMP_PREFIX, TempPath};
@@ -51,6 +51,51 @@ impl DirRemote {
                 self.root.display()
             ))),
         }
+    }
+
+    pub fn init(&self, create: bool) -> Result<Readiness> {
+        if create && !self.root.exists() {
+            fs::create_dir_all(&self.root).map_err(|e| {
+                Error::Remote(format!("cannot create {}: {e}", self.root.display()))
+            })?;
+            self.check_root()?;
+            return Ok(Readiness {
+                created: true,
+                detail: format!("{} was created", self.describe()),
+            });
+        }
+        self.check_root()?;
+        let probe = TempPath::new(self.root.join(format!("{TEMP_PREFIX}init-probe")));
+        fsutil::create_private(probe.path()).map_err(|e| {
+            Error::Remote(format!(
+                "{} cannot be written to ({e}); fix its permissions",
+                self.describe()
+            ))
+        })?;
+        Ok(Readiness {
+            created: false,
+            detail: format!("{} is writable", self.describe()),
+        })
+    }
+
+    pub fn delete(&self, tag: &Tag) -> Result<()> {
+        self.check_root()?;
+        let archive = self.root.join(tag.archive_name());
+        // The archive first: a record left alone lists as nothing, and the next delete
+        // removes it.
+        for path in [archive.clone(), fsutil::checksum_path(&archive)] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Remote(format!(
+                        "cannot delete {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        fsutil::sync_dir(&self.root)
     }
 
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {

@@ -28,6 +28,14 @@ pub struct RemoteSnapshot {
     pub sha256: Option<String>,
 }
 
+/// What `init` found or made.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Readiness {
+    pub created: bool,
+    /// One line for people: what is ready, or what was made.
+    pub detail: String,
+}
+
 /// A local archive on its way to the remote.
 #[derive(Clone, Debug)]
 pub struct Upload<'a> {
@@ -73,6 +81,31 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.list(),
             Remote::Github(g) => g.list(),
+        }
+    }
+
+    /// Checks the remote can take snapshots; with `create`, makes it first when it is missing
+    /// (a folder, or a private GitHub repository).
+    ///
+    /// # Errors
+    /// [`crate::Error::Remote`] when it is missing (without `create`), unreadable or unsafe
+    /// (a public repository).
+    pub fn init(&self, create: bool) -> Result<Readiness> {
+        match self {
+            Remote::Dir(d) => d.init(create),
+            Remote::Github(g) => g.init(create),
+        }
+    }
+
+    /// Deletes the snapshot of `tag`; a snapshot already gone counts as deleted, so an
+    /// interrupted delete converges on the next try.
+    ///
+    /// # Errors
+    /// [`crate::Error::Remote`] when the remote is unreachable or refuses.
+    pub fn delete(&self, tag: &Tag) -> Result<()> {
+        match self {
+            Remote::Dir(d) => d.delete(tag),
+            Remote::Github(g) => g.delete(tag),
         }
     }
 

@@ -148,3 +148,33 @@ pub(super) fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> 
         })
     })
 }
+
+/// The `Location` of a redirect (GitHub sends absolute URLs).
+pub(super) fn location(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    Some(value.to_string())
+}
+
+/// Whether `url` is on the same scheme, host and port as `base` (the API host, which may have
+/// the token; no other host may).
+pub(super) fn same_origin(url: &str, base: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(base)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_api_host_is_the_same_origin() {
+        let api = "https://ghe.example.com/api/v3";
+        assert!(same_origin("https://ghe.example.com/repositories/1", api));
+        assert!(!same_origin("https://objects.example.com/x", api));
+        assert!(!same_origin("http://ghe.example.com/repositories/1", api));
+        assert!(!same_origin("https://ghe.example.com:8443/x", api));
+        assert!(!same_origin("/relative", api));
+    }
+}

@@ -22,14 +22,27 @@ use backon::{ExponentialBuilder, Retryable};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{RemoteSnapshot, Upload};
+use super::{Readiness, RemoteSnapshot, Upload};
 use crate::config::GithubConfig;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::tag::Tag;
-use http::{Fault, Reply, classify, network_fault, next_link};
+use http::{Fault, Reply, classify, location, network_fault, next_link, same_origin};
+
+/// Redirects followed for one request (a renamed repository needs one).
+const MAX_REDIRECTS: usize = 5;
 use release::{Asset, Piece, Release, body_record, pieces, release_body, stored_pieces};
+
+/// What the token sees of the configured repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepoState {
+    Private,
+    Public,
+    /// Not there, or not visible to the token (GitHub answers 404 for both).
+    Missing,
+}
 
 #[derive(Debug)]
 pub struct GithubRemote {
@@ -60,50 +73,140 @@ impl GithubRemote {
         }
     }
 
+    /// A remote that uses `token` instead of looking for one.
+    ///
+    /// # Errors
+    /// A malformed `api_url`, or no network runtime.
+    pub fn with_token(config: GithubConfig, token: Token) -> Result<GithubRemote> {
+        let client = Client::new(&config, token)?;
+        Ok(GithubRemote {
+            config,
+            client: OnceCell::from(client),
+            repo_checked: std::cell::Cell::new(false),
+        })
+    }
+
     pub fn describe(&self) -> String {
         format!("GitHub repository {}", self.config.repo)
+    }
+
+    /// The token in use and where it came from (looked up on first use).
+    ///
+    /// # Errors
+    /// No token anywhere, or an unsafe token file.
+    pub fn token(&self) -> Result<&Token> {
+        Ok(&self.client()?.token)
     }
 
     fn client(&self) -> Result<&Client> {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = Client::new(&self.config)?;
+        let token = token::find(&self.config)?;
+        let client = Client::new(&self.config, token)?;
         Ok(self.client.get_or_init(|| client))
     }
 
-    /// Before the first upload of a run: the repository must exist and be private.
-    fn check_repo(&self, client: &Client) -> Result<()> {
-        if self.repo_checked.get() {
-            return Ok(());
-        }
+    /// Whether the repository exists and is private, as the token sees it.
+    ///
+    /// # Errors
+    /// The token is refused (401), or GitHub cannot be reached.
+    pub fn repo_state(&self) -> Result<RepoState> {
+        let client = self.client()?;
         let path = client.repo_path("");
         let reply = client.block_on(|| client.api_call(reqwest::Method::GET, &path, None))?;
         match reply.status {
             200 => {
                 let repo: Value = reply.json().map_err(Fault::into_error)?;
-                if repo["private"].as_bool() != Some(true) {
-                    return Err(Error::Remote(format!(
-                        "repository {} is public; snapshots hold your private data, so nothing was uploaded: make it private (Settings > General > Danger Zone) or name a private repository",
-                        self.config.repo
-                    )));
-                }
+                Ok(if repo["private"].as_bool() == Some(true) {
+                    RepoState::Private
+                } else {
+                    RepoState::Public
+                })
             }
-            404 => {
+            404 => Ok(RepoState::Missing),
+            other => Err(Error::Remote(format!(
+                "reading repository {} answered {other}",
+                self.config.repo
+            ))),
+        }
+    }
+
+    /// Before the first upload of a run: the repository must exist and be private.
+    fn check_repo(&self) -> Result<()> {
+        if self.repo_checked.get() {
+            return Ok(());
+        }
+        match self.repo_state()? {
+            RepoState::Private => {}
+            RepoState::Public => {
                 return Err(Error::Remote(format!(
-                    "repository {} was not found, or the token cannot see it; create it as a private repository, or give the token access to it",
+                    "repository {} is public; snapshots hold your private data, so nothing was uploaded: make it private (Settings > General > Danger Zone) or name a private repository",
                     self.config.repo
                 )));
             }
-            other => {
+            RepoState::Missing => {
                 return Err(Error::Remote(format!(
-                    "reading repository {} answered {other}",
+                    "repository {} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
                     self.config.repo
                 )));
             }
         }
         self.repo_checked.set(true);
         Ok(())
+    }
+
+    /// Checks the repository is ready for snapshots; with `create`, makes a missing one as a
+    /// private repository with a first commit (GitHub cannot make releases in an empty one).
+    pub fn init(&self, create: bool) -> Result<Readiness> {
+        if !create || self.repo_state()? != RepoState::Missing {
+            self.check_repo()?;
+            return Ok(Readiness {
+                created: false,
+                detail: format!("{} is private", self.describe()),
+            });
+        }
+        let created = self.client()?.create_repo()?;
+        let full_name = created["full_name"].as_str().unwrap_or("");
+        if full_name != self.config.repo {
+            return Err(Error::Remote(format!(
+                "GitHub created {full_name} (repositories are made under the token's own account), but the config names {}; set `repo = \"{full_name}\"`, or create {} on github.com for an organisation",
+                self.config.repo, self.config.repo
+            )));
+        }
+        self.check_repo()?;
+        Ok(Readiness {
+            created: true,
+            detail: format!("{} was created as a private repository", self.describe()),
+        })
+    }
+
+    /// Deletes the release of `tag`, then its git tag, so tags do not pile up in the
+    /// repository. Deleting what is already gone succeeds, so an interrupted delete converges.
+    pub fn delete(&self, tag: &Tag) -> Result<()> {
+        let client = self.client()?;
+        if let Some(release) = client.release_by_tag(tag)? {
+            let path = client.repo_path(&format!("/releases/{}", release.id));
+            let reply =
+                client.block_on(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
+            if !matches!(reply.status, 204 | 404) {
+                return Err(Error::Remote(format!(
+                    "deleting release {tag} answered {}",
+                    reply.status
+                )));
+            }
+        }
+        // After the release: deleting a release's tag first turns it back into a draft.
+        let path = client.repo_path(&format!("/git/refs/tags/{tag}"));
+        let reply = client.block_on(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
+        match reply.status {
+            204 => Ok(()),
+            422 if reply.validation().1.contains("Reference does not exist") => Ok(()),
+            other => Err(Error::Remote(format!(
+                "deleting tag {tag} answered {other} ({})",
+                reply.validation().1
+            ))),
+        }
     }
 
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
@@ -135,7 +238,7 @@ impl GithubRemote {
 
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         let client = self.client()?;
-        self.check_repo(client)?;
+        self.check_repo()?;
         let pieces = pieces(upload, self.config.max_asset_bytes)?;
         let release = client.create_release(upload, &pieces)?;
         for piece in &pieces {
@@ -175,8 +278,7 @@ impl GithubRemote {
 }
 
 impl Client {
-    fn new(config: &GithubConfig) -> Result<Client> {
-        let token = token::find(config.token_file.as_deref())?;
+    fn new(config: &GithubConfig, token: Token) -> Result<Client> {
         let (owner, name) = config
             .repo
             .split_once('/')
@@ -257,25 +359,40 @@ impl Client {
             message: format!("network: {e}"),
             wait: None,
         };
-        let response = match method {
-            reqwest::Method::GET => self.api._get(path).await,
-            reqwest::Method::POST => self.api._post(path, body).await,
-            reqwest::Method::DELETE => self.api._delete(path, body).await,
-            other => unreachable!("no {other} calls"),
+        let mut target = path.to_string();
+        for _ in 0..MAX_REDIRECTS {
+            let response = match method {
+                reqwest::Method::GET => self.api._get(target.as_str()).await,
+                reqwest::Method::POST => self.api._post(target.as_str(), body).await,
+                reqwest::Method::DELETE => self.api._delete(target.as_str(), body).await,
+                ref other => unreachable!("no {other} calls"),
+            }
+            .map_err(network)?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let text = self.api.body_to_string(response).await.map_err(network)?;
+            // A renamed repository answers 301 (GET) or 307 to its new address on the API
+            // host: follow it with the same method, body and token.
+            if matches!(status, 301 | 307 | 308)
+                && let Some(location) = location(&headers)
+                && same_origin(&location, &self.api_url)
+            {
+                target = location;
+                continue;
+            }
+            let body = text.into_bytes();
+            return match classify(status, &headers, &body) {
+                Some(fault) => Err(fault),
+                None => Ok(Reply {
+                    status,
+                    headers,
+                    body,
+                }),
+            };
         }
-        .map_err(network)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = self.api.body_to_string(response).await.map_err(network)?;
-        let body = text.into_bytes();
-        match classify(status, &headers, &body) {
-            Some(fault) => Err(fault),
-            None => Ok(Reply {
-                status,
-                headers,
-                body,
-            }),
-        }
+        Err(Fault::Fatal(format!(
+            "GitHub redirected {path} more than {MAX_REDIRECTS} times"
+        )))
     }
 
     /// Every page of a list, following `Link: rel="next"`.
@@ -286,7 +403,7 @@ impl Client {
             let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
             if reply.status == 404 {
                 return Err(Error::Remote(format!(
-                    "repository {}/{} was not found, or the token cannot see it",
+                    "repository {}/{} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
                     self.owner, self.name
                 )));
             }
@@ -295,6 +412,34 @@ impl Client {
             next = next_link(&reply.headers);
         }
         Ok(items)
+    }
+
+    /// `POST /user/repos`: private, with a README commit, without issues, projects or wiki.
+    fn create_repo(&self) -> Result<Value> {
+        let body = json!({
+            "name": self.name,
+            "description": "Snapshots made by backup-agent",
+            "private": true,
+            "auto_init": true,
+            "has_issues": false,
+            "has_projects": false,
+            "has_wiki": false,
+        });
+        let reply =
+            self.block_on(|| self.api_call(reqwest::Method::POST, "/user/repos", Some(&body)))?;
+        match reply.status {
+            201 => reply.json().map_err(Fault::into_error),
+            422 => Err(Error::Remote(format!(
+                "GitHub could not create {}/{} ({}); if it exists, give the token access to it",
+                self.owner,
+                self.name,
+                reply.validation().1
+            ))),
+            other => Err(Error::Remote(format!(
+                "creating repository {}/{} answered {other}",
+                self.owner, self.name
+            ))),
+        }
     }
 
     fn releases(&self) -> Result<Vec<Release>> {
@@ -551,30 +696,36 @@ impl Client {
         );
         self.block_on(|| async {
             let _ = std::fs::remove_file(dest);
-            let mut response = self
-                .http
-                .get(&url)
-                .bearer_auth(self.token.expose())
-                .header(reqwest::header::ACCEPT, "application/octet-stream")
-                .send()
-                .await
-                .map_err(|e| network_fault("download", &e))?;
-            if matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| Fault::Fatal("a redirect without a Location".into()))?
-                    .to_string();
-                // The storage host rejects (and must never see) our token.
-                response = self
+            let mut target = url.clone();
+            let mut hops = 0;
+            let mut response = loop {
+                let mut request = self
                     .http
-                    .get(&location)
-                    .header(reqwest::header::ACCEPT, "application/octet-stream")
+                    .get(&target)
+                    // Kept on every hop: without it a renamed repository's redirect answers
+                    // with the asset's JSON instead of its bytes.
+                    .header(reqwest::header::ACCEPT, "application/octet-stream");
+                // The storage host rejects (and must never see) the token.
+                if same_origin(&target, &self.api_url) {
+                    request = request.bearer_auth(self.token.expose());
+                }
+                let response = request
                     .send()
                     .await
                     .map_err(|e| network_fault("download", &e))?;
-            }
+                if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+                    break response;
+                }
+                hops += 1;
+                target = location(response.headers())
+                    .filter(|_| hops <= MAX_REDIRECTS)
+                    .ok_or_else(|| {
+                        Fault::Fatal(format!(
+                            "downloading {} was redirected without end, or without a Location",
+                            asset.name
+                        ))
+                    })?;
+            };
             let status = response.status().as_u16();
             if status != 200 {
                 let headers = response.headers().clone();

@@ -1,13 +1,12 @@
 //! The GitHub token: where it comes from, and a type that never shows it.
 //!
 //! First found wins: `GITHUB_TOKEN`, `GH_TOKEN`, the config's `token_file` (refused unless
-//! mode 0600), then `gh auth token` when gh is installed.
+//! mode 0600), the OS keyring (`backup auth login`), then `gh auth token` when gh is installed.
 
+use crate::config::GithubConfig;
+use crate::error::{Error, Result};
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
-use crate::error::{Error, Result};
 
 /// A token. `Debug` prints `***`; only [`Token::expose`] gives the value, for the Authorization
 /// header.
@@ -24,7 +23,10 @@ pub enum TokenSource {
     EnvGithubToken,
     EnvGhToken,
     File(String),
+    Keyring,
     GhCli,
+    /// Handed over directly (`backup auth login` checks a token before storing it).
+    Given,
 }
 
 impl fmt::Display for TokenSource {
@@ -33,7 +35,9 @@ impl fmt::Display for TokenSource {
             TokenSource::EnvGithubToken => f.write_str("the GITHUB_TOKEN variable"),
             TokenSource::EnvGhToken => f.write_str("the GH_TOKEN variable"),
             TokenSource::File(path) => write!(f, "the token file {path}"),
+            TokenSource::Keyring => f.write_str("the OS keyring (`backup auth login`)"),
             TokenSource::GhCli => f.write_str("`gh auth token`"),
+            TokenSource::Given => f.write_str("the token given"),
         }
     }
 }
@@ -41,6 +45,11 @@ impl fmt::Display for TokenSource {
 impl Token {
     pub fn expose(&self) -> &str {
         &self.value
+    }
+
+    /// A token handed over directly; `None` when it is blank.
+    pub fn given(value: &str) -> Option<Token> {
+        Token::new(value, TokenSource::Given)
     }
 
     fn new(value: &str, source: TokenSource) -> Option<Token> {
@@ -63,7 +72,8 @@ impl fmt::Debug for Token {
 /// # Errors
 /// A token file that other users can read, or that cannot be read; no token anywhere (saying
 /// where to put one).
-pub fn find(token_file: Option<&Path>) -> Result<Token> {
+pub fn find(config: &GithubConfig) -> Result<Token> {
+    let token_file = config.token_file.as_deref();
     for (var, source) in [
         ("GITHUB_TOKEN", TokenSource::EnvGithubToken),
         ("GH_TOKEN", TokenSource::EnvGhToken),
@@ -97,6 +107,11 @@ pub fn find(token_file: Option<&Path>) -> Result<Token> {
             return Ok(token);
         }
     }
+    if let Some(token) = crate::auth::stored_token(&config.api_url)
+        .and_then(|value| Token::new(&value, TokenSource::Keyring))
+    {
+        return Ok(token);
+    }
     if let Ok(out) = std::process::Command::new("gh")
         .args(["auth", "token"])
         .stdin(std::process::Stdio::null())
@@ -108,7 +123,7 @@ pub fn find(token_file: Option<&Path>) -> Result<Token> {
         return Ok(token);
     }
     Err(Error::Config(
-        "no GitHub token found: set GITHUB_TOKEN, name a token_file (mode 0600) under [remote], or log in with `gh auth login`".into(),
+        "no GitHub token found: run `backup auth login` (it reads the token from stdin), set GITHUB_TOKEN, or name a token_file (mode 0600) under [remote]".into(),
     ))
 }
 

@@ -1,0 +1,37 @@
+//! `backup init [--create]`: checks the remote can take snapshots, and makes it when asked.
+
+use std::path::Path;
+
+use backup_agent::error::Error;
+use backup_agent::remote::Remote;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Make a missing remote: the folder, or a private GitHub repository with a first commit
+    #[arg(long)]
+    pub create: bool,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
+    let config = crate::load_config(config_path)?;
+    let remote = config.remote.as_ref().ok_or_else(|| {
+        Error::Config(format!(
+            "{} has no [remote]; add one (see README \"Configuration\") and run `backup init` again",
+            config.file.display()
+        ))
+    })?;
+    let readiness = Remote::from_config(remote).init(args.create)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&readiness).expect("serializes")
+        );
+    } else {
+        println!("{}", readiness.detail);
+    }
+    crate::ok()
+}

@@ -1,0 +1,254 @@
+//! One remote contract, two remotes: every test here runs against the directory remote and
+//! against the GitHub remote on the project's fake, through the library's `Remote`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use backup_agent::Error;
+use backup_agent::config::{
+    DEFAULT_RETRY_MAX_DELAY_MS, GITHUB_MAX_ASSET_BYTES, GithubConfig, RemoteConfig,
+};
+use backup_agent::progress::Silent;
+use backup_agent::remote::github::Token;
+use backup_agent::remote::{GithubRemote, Remote, Upload};
+use backup_agent::tag::Tag;
+use tempfile::TempDir;
+
+use crate::fake_github::{FakeGitHub, TOKEN};
+use crate::support::sha256_hex;
+
+const REPO: &str = "octo-user/app-backups";
+
+/// A remote under test, with what it needs kept alive.
+struct Subject {
+    remote: Remote,
+    name: &'static str,
+    fake: Option<FakeGitHub>,
+    dir: TempDir,
+}
+
+impl Subject {
+    /// A folder remote whose folder does not exist yet.
+    fn dir() -> Subject {
+        let dir = TempDir::new().unwrap();
+        let remote = Remote::from_config(&RemoteConfig::Dir {
+            path: dir.path().join("remote"),
+        });
+        Subject {
+            remote,
+            name: "dir",
+            fake: None,
+            dir,
+        }
+    }
+
+    /// A GitHub remote whose repository does not exist yet.
+    fn github() -> Subject {
+        let fake = FakeGitHub::start();
+        let config = GithubConfig {
+            repo: REPO.into(),
+            api_url: fake.api_url.clone(),
+            token_file: None,
+            max_asset_bytes: GITHUB_MAX_ASSET_BYTES,
+            retry_budget_secs: 5,
+            retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS.min(20),
+        };
+        let token = Token::given(TOKEN).unwrap();
+        let remote = Remote::Github(Box::new(GithubRemote::with_token(config, token).unwrap()));
+        Subject {
+            remote,
+            name: "github",
+            fake: Some(fake),
+            dir: TempDir::new().unwrap(),
+        }
+    }
+
+    /// Both remotes, ready (created by `init`).
+    fn both() -> Vec<Subject> {
+        let subjects = vec![Subject::dir(), Subject::github()];
+        for s in &subjects {
+            let ready = s.remote.init(true).unwrap();
+            assert!(ready.created, "{}: {ready:?}", s.name);
+        }
+        subjects
+    }
+
+    /// A local archive of `len` bytes for `tag`.
+    fn archive(&self, tag: &Tag, len: usize, seed: u8) -> (PathBuf, String) {
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect();
+        let path = self
+            .dir
+            .path()
+            .join(format!("{seed}-{}", tag.archive_name()));
+        fs::write(&path, &data).unwrap();
+        (path, sha256_hex(&data))
+    }
+
+    fn push(
+        &self,
+        tag: &Tag,
+        path: &Path,
+        sha256: &str,
+        verified: bool,
+    ) -> backup_agent::Result<()> {
+        let size = fs::metadata(path).unwrap().len();
+        self.remote.put(&Upload {
+            tag,
+            path,
+            size,
+            sha256,
+            verified,
+        })
+    }
+
+    fn tags(&self) -> Vec<String> {
+        self.remote
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.tag.as_str().to_string())
+            .collect()
+    }
+
+    fn fetch(&self, tag: &Tag) -> backup_agent::Result<Vec<u8>> {
+        let dest = self
+            .dir
+            .path()
+            .join(format!("fetched-{}", tag.archive_name()));
+        let _ = fs::remove_file(&dest);
+        let (size, sha256) = self.remote.fetch(tag, &dest, &Silent)?;
+        let data = fs::read(&dest).unwrap();
+        assert_eq!(size, data.len() as u64, "{}", self.name);
+        assert_eq!(sha256, sha256_hex(&data), "{}", self.name);
+        Ok(data)
+    }
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        if let Some(fake) = &self.fake
+            && !std::thread::panicking()
+        {
+            assert_eq!(fake.violations(), Vec::<String>::new());
+        }
+    }
+}
+
+fn tag(text: &str) -> Tag {
+    Tag::parse(text).unwrap()
+}
+
+const OLD: &str = "bk-20260301T100000Z-scheduled-laptop-0a0a0a";
+const NEW: &str = "bk-20260301T110000Z-manual-laptop-0b0b0b";
+
+#[test]
+fn a_missing_remote_is_refused_until_init_creates_it() {
+    for s in [Subject::dir(), Subject::github()] {
+        let err = s.remote.list().err();
+        let err = err.unwrap_or_else(|| {
+            // GitHub lists a missing repository as an error too; a folder as well.
+            panic!("{}: listing a missing remote succeeded", s.name)
+        });
+        assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
+        let created = s.remote.init(true).unwrap();
+        assert!(created.created, "{}", s.name);
+        let again = s.remote.init(false).unwrap();
+        assert!(!again.created, "{}: {again:?}", s.name);
+        assert!(s.tags().is_empty(), "{}", s.name);
+    }
+}
+
+#[test]
+fn what_is_pushed_lists_with_its_size_and_checksum_and_comes_back_identical() {
+    for s in Subject::both() {
+        let (old, new) = (tag(OLD), tag(NEW));
+        let (old_path, old_sha) = s.archive(&old, 70_000, 1);
+        let (new_path, new_sha) = s.archive(&new, 1_000, 2);
+        s.push(&new, &new_path, &new_sha, true).unwrap();
+        s.push(&old, &old_path, &old_sha, true).unwrap();
+        let listed = s.remote.list().unwrap();
+        assert_eq!(s.tags(), [OLD, NEW], "{}: oldest first", s.name);
+        assert_eq!(listed[0].size, 70_000, "{}", s.name);
+        assert_eq!(
+            listed[0].sha256.as_deref(),
+            Some(old_sha.as_str()),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            s.fetch(&old).unwrap(),
+            fs::read(&old_path).unwrap(),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            s.fetch(&new).unwrap(),
+            fs::read(&new_path).unwrap(),
+            "{}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn pushing_the_same_snapshot_again_converges_on_one_copy() {
+    for s in Subject::both() {
+        let t = tag(OLD);
+        let (path, sha) = s.archive(&t, 5_000, 3);
+        s.push(&t, &path, &sha, true).unwrap();
+        s.push(&t, &path, &sha, false).unwrap();
+        assert_eq!(s.tags(), [OLD], "{}", s.name);
+        if let Some(fake) = &s.fake {
+            assert_eq!(fake.releases(REPO).len(), 1);
+            assert_eq!(fake.releases(REPO)[0].assets.len(), 1);
+        }
+    }
+}
+
+#[test]
+fn an_unproven_local_archive_never_replaces_a_different_remote_copy() {
+    for s in Subject::both() {
+        let t = tag(OLD);
+        let (good, good_sha) = s.archive(&t, 5_000, 4);
+        let (other, other_sha) = s.archive(&t, 5_000, 5);
+        s.push(&t, &good, &good_sha, true).unwrap();
+        let err = s.push(&t, &other, &other_sha, false).unwrap_err();
+        assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
+        assert!(
+            err.to_string().contains("nothing was replaced"),
+            "{}: {err}",
+            s.name
+        );
+        assert_eq!(s.fetch(&t).unwrap(), fs::read(&good).unwrap(), "{}", s.name);
+    }
+}
+
+#[test]
+fn a_deleted_snapshot_is_gone_and_deleting_it_again_succeeds() {
+    for s in Subject::both() {
+        let (old, new) = (tag(OLD), tag(NEW));
+        for (i, t) in [&old, &new].into_iter().enumerate() {
+            let (path, sha) = s.archive(t, 2_000, 10 + i as u8);
+            s.push(t, &path, &sha, true).unwrap();
+        }
+        s.remote.delete(&old).unwrap();
+        assert_eq!(s.tags(), [NEW], "{}", s.name);
+        s.remote.delete(&old).unwrap();
+        let err = s.fetch(&old).unwrap_err();
+        assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
+        if let Some(fake) = &s.fake {
+            // The release and its git tag: tags do not pile up.
+            assert_eq!(fake.tags(REPO), [NEW]);
+        }
+    }
+}
+
+#[test]
+fn fetching_a_snapshot_the_remote_never_had_is_a_remote_error() {
+    for s in Subject::both() {
+        let err = s.fetch(&tag(NEW)).unwrap_err();
+        assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
+    }
+}
