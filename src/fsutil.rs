@@ -286,7 +286,7 @@ impl<W: Write> Write for HashingWriter<W> {
 /// A reader that counts and hashes what is read through it.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     read: u64,
 }
 
@@ -294,21 +294,32 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             read: 0,
         }
     }
 
-    /// The byte count and the lowercase hex sha256 of what was read.
-    pub fn finish(self) -> (u64, String) {
-        (self.read, hex(&self.hasher.finalize()))
+    /// Counts only: for bytes whose sha256 is already known.
+    pub fn counting(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: None,
+            read: 0,
+        }
+    }
+
+    /// The byte count and the lowercase hex sha256 of what was read (`None` when counting only).
+    pub fn finish(self) -> (u64, Option<String>) {
+        (self.read, self.hasher.map(|h| hex(&h.finalize())))
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.read += n as u64;
         Ok(n)
     }

@@ -94,7 +94,10 @@ pub struct StoredAsset {
     pub id: u64,
     pub name: String,
     pub state: &'static str,
-    pub data: Vec<u8>,
+    /// Shared, so answering a download copies nothing (archives in benchmarks are large).
+    pub data: Arc<Vec<u8>>,
+    /// `sha256:<hex>`, computed once when the asset is stored, as GitHub does.
+    pub digest: String,
     pub content_type: String,
 }
 
@@ -263,7 +266,8 @@ impl FakeGitHub {
                 id: id + 1,
                 name: asset.to_string(),
                 state: "uploaded",
-                data: data.to_vec(),
+                data: Arc::new(data.to_vec()),
+                digest: digest(data),
                 content_type: "application/gzip".into(),
             }],
         });
@@ -305,7 +309,8 @@ impl FakeGitHub {
         for release in &mut state.repos.get_mut(repo).unwrap().releases {
             for asset in &mut release.assets {
                 if asset.name == name {
-                    asset.data[0] ^= 0xff;
+                    // The bytes change, GitHub's digest of them stays.
+                    Arc::make_mut(&mut asset.data)[0] ^= 0xff;
                 }
             }
         }
@@ -427,7 +432,7 @@ fn read_request(stream: TcpStream) -> std::io::Result<Option<Request>> {
 
 struct Answer {
     status: u16,
-    body: Vec<u8>,
+    body: Arc<Vec<u8>>,
     content_type: &'static str,
     headers: Vec<(String, String)>,
 }
@@ -435,7 +440,7 @@ struct Answer {
 fn answer_json(status: u16, body: &Value) -> Answer {
     Answer {
         status,
-        body: serde_json::to_vec(body).unwrap(),
+        body: Arc::new(serde_json::to_vec(body).unwrap()),
         content_type: "application/json; charset=utf-8",
         headers: Vec::new(),
     }
@@ -595,7 +600,7 @@ impl Shared {
         value["state"] = json!(asset.state);
         value["size"] = json!(asset.data.len());
         value["content_type"] = json!(asset.content_type);
-        value["digest"] = json!(format!("sha256:{}", hex(&Sha256::digest(&asset.data))));
+        value["digest"] = json!(asset.digest);
         value["download_count"] = json!(0);
         value["url"] = json!(format!(
             "{}/repos/{full}/releases/assets/{}",
@@ -634,6 +639,10 @@ impl Shared {
         );
         value
     }
+}
+
+fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(data)))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -866,7 +875,7 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
             if found {
                 Answer {
                     status: 204,
-                    body: Vec::new(),
+                    body: Arc::default(),
                     content_type: "",
                     headers: Vec::new(),
                 }
@@ -899,7 +908,7 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                     } else if wants_bytes {
                         let mut answer = Answer {
                             status: 302,
-                            body: Vec::new(),
+                            body: Arc::default(),
                             content_type: "",
                             headers: Vec::new(),
                         };
@@ -955,7 +964,7 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
 fn no_content() -> Answer {
     Answer {
         status: 204,
-        body: Vec::new(),
+        body: Arc::default(),
         content_type: "",
         headers: Vec::new(),
     }
@@ -1058,6 +1067,7 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
     if request.reader.read_exact(&mut data).is_err() {
         return None;
     }
+    let data_digest = digest(&data);
     let mut state = shared.state.lock().unwrap();
     let id = state.next_id;
     state.next_id += 1;
@@ -1074,7 +1084,8 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
         } else {
             "starter"
         },
-        data,
+        digest: data_digest,
+        data: Arc::new(data),
         content_type: request
             .headers
             .get("content-type")
@@ -1111,7 +1122,7 @@ fn storage(shared: &Shared, request: &Request) -> Option<Answer> {
         shared.state.lock().unwrap().storage_auth.push(auth.clone());
         return Some(Answer {
             status: 400,
-            body: b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>".to_vec(),
+            body: b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>".to_vec().into(),
             content_type: "application/xml",
             headers: Vec::new(),
         });
@@ -1141,7 +1152,7 @@ fn storage(shared: &Shared, request: &Request) -> Option<Answer> {
         },
         None => Answer {
             status: 404,
-            body: b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
+            body: b"<Error><Code>NoSuchKey</Code></Error>".to_vec().into(),
             content_type: "application/xml",
             headers: Vec::new(),
         },

@@ -327,7 +327,7 @@ fn every_page_is_listed_and_another_hosts_releases_are_left_alone() {
         releases
             .iter()
             .filter(|r| r.tag.contains("other-laptop"))
-            .all(|r| r.assets.len() == 1 && r.assets[0].data == b"another machine's archive")
+            .all(|r| r.assets.len() == 1 && *r.assets[0].data == b"another machine's archive")
     );
     assert!(fake.log().iter().any(|l| l.contains("/releases -> 200")));
 }

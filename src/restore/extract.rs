@@ -187,10 +187,20 @@ struct Expected {
     mode: u32,
 }
 
+/// How the archive's own sha256 is checked during extraction.
+#[derive(Clone, Copy, Debug)]
+pub enum ArchiveSha<'a> {
+    /// Hash it while reading; it must equal the record written when the archive was made, if
+    /// there is one.
+    Check(Option<&'a str>),
+    /// Already hashed on its way here (a download checked against the remote's record): not
+    /// hashed a second time.
+    Known(&'a str),
+}
+
 /// Extracts `archive` into the empty folder `dest`, checking everything on the way.
 ///
-/// `expected_sha256`, when known (the record written when the archive was made), must match the
-/// archive's bytes. Every listed file must be present exactly once with its listed size and
+/// The archive's sha256 is checked as `archive_sha` says. Every listed file must be present exactly once with its listed size and
 /// sha256; any other entry (a link, a device, an unlisted or unsafe path) refuses the archive.
 ///
 /// # Errors
@@ -198,11 +208,14 @@ struct Expected {
 pub fn extract(
     archive: &Path,
     dest: &Path,
-    expected_sha256: Option<&str>,
+    archive_sha: ArchiveSha<'_>,
     progress: &dyn Progress,
 ) -> Result<Extracted> {
     let file = fs::File::open(archive).at("cannot open archive", archive)?;
-    let hashing = HashingReader::new(file);
+    let hashing = match archive_sha {
+        ArchiveSha::Check(_) => HashingReader::new(file),
+        ArchiveSha::Known(_) => HashingReader::counting(file),
+    };
     let mut tar = tar::Archive::new(MultiGzDecoder::new(io::BufReader::with_capacity(
         1 << 20,
         hashing,
@@ -340,8 +353,12 @@ pub fn extract(
     // Hash what follows the tar end marker too: the record covers the whole file.
     let mut rest = tar.into_inner().into_inner().into_inner();
     io::copy(&mut rest, &mut io::sink()).at("cannot read archive", archive)?;
-    let (archive_size, archive_sha256) = rest.finish();
-    if let Some(want) = expected_sha256
+    let (archive_size, hashed) = rest.finish();
+    let archive_sha256 = match archive_sha {
+        ArchiveSha::Known(sha256) => sha256.to_string(),
+        ArchiveSha::Check(_) => hashed.expect("hashed while read"),
+    };
+    if let ArchiveSha::Check(Some(want)) = archive_sha
         && want != archive_sha256
     {
         return Err(bad(

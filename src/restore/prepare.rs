@@ -143,8 +143,15 @@ pub(super) fn prepare(
         .unwrap_or(Path::new("."))
         .to_path_buf();
     fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
-    let (archive, expected, source) = match (&located.local, &located.remote) {
-        (Some(path), _) => (path.clone(), fsutil::read_checksum(path), Source::Local),
+    // The archive's sha256: a local one is hashed during extraction against its record; a
+    // download was hashed on its way in and compared with the remote's record.
+    let (archive, recorded, downloaded_sha256, source) = match (&located.local, &located.remote) {
+        (Some(path), _) => (
+            path.clone(),
+            fsutil::read_checksum(path),
+            None,
+            Source::Local,
+        ),
         (None, Some(found)) => {
             let remote = remote.expect("a remote listed it");
             fsutil::ensure_space(
@@ -162,7 +169,7 @@ pub(super) fn prepare(
                     located.tag, found.size
                 )));
             }
-            (path, found.sha256.clone(), Source::Remote)
+            (path, found.sha256.clone(), Some(sha256), Source::Remote)
         }
         (None, None) => unreachable!("located has a copy"),
     };
@@ -183,7 +190,11 @@ pub(super) fn prepare(
     let (db_lives, file_lives) = targets(config, &manifest)?;
     let payload = staging.path().join("payload");
     fs::create_dir(&payload).at("cannot create staging folder", &payload)?;
-    let extracted = extract::extract(&archive, &payload, expected.as_deref(), progress)?;
+    let archive_sha = match &downloaded_sha256 {
+        Some(sha256) => extract::ArchiveSha::Known(sha256),
+        None => extract::ArchiveSha::Check(recorded.as_deref()),
+    };
+    let extracted = extract::extract(&archive, &payload, archive_sha, progress)?;
     let manifest = extracted.manifest;
     crate::failpoint::hit("restore-extracted");
 
@@ -220,7 +231,7 @@ pub(super) fn prepare(
         source,
         archive_size: extracted.archive_size,
         archive_sha256: extracted.archive_sha256,
-        archive_sha256_recorded: expected.is_some(),
+        archive_sha256_recorded: recorded.is_some(),
         remote_error: located.remote_error.clone(),
         manifest,
         databases,
