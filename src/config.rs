@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{clean_path, comparable_path};
+use crate::retention::Policy;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "BACKUP_CONFIG";
@@ -25,6 +26,8 @@ struct RawConfig {
     include: Vec<RawInclude>,
     local: Option<RawLocal>,
     remote: Option<RawRemote>,
+    #[serde(default)]
+    retention: Policy,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +96,8 @@ pub struct Config {
     /// Local snapshot folder.
     pub local_dir: PathBuf,
     pub remote: Option<RemoteConfig>,
+    /// `[retention]`, with its defaults filled in.
+    pub retention: Policy,
 }
 
 /// One `[[database]]`.
@@ -325,6 +330,7 @@ impl Config {
             includes,
             local_dir,
             remote,
+            retention: raw.retention,
         };
         config.check_folders()?;
         Ok(config)

@@ -15,6 +15,7 @@ use crate::last_run::{Durations, LastRun};
 use crate::lock::RunLock;
 use crate::progress::Progress;
 use crate::remote::{Remote, RemoteSnapshot, Upload};
+use crate::retention::PruneReport;
 use crate::snapshot::{self, Snapshot};
 use crate::tag::{Kind, Tag};
 
@@ -35,6 +36,10 @@ pub struct JobReport {
     pub remote: Option<String>,
     /// Things that went wrong after the snapshot was safely stored.
     pub warnings: Vec<String>,
+    /// Retention after the push (`backup run` only, and only when the push went through).
+    pub pruned: Option<PruneReport>,
+    /// Why retention could not run or stopped; nothing it could not prove safe was deleted.
+    pub prune_error: Option<Error>,
 }
 
 /// Takes a snapshot of `kind` and pushes every local snapshot the remote does not have yet.
@@ -91,18 +96,32 @@ pub fn snapshot_and_push(
     };
     let push_ms = push_started.elapsed().as_millis() as u64;
 
+    // Retention after a good push: what the remote lacks is known, and kept.
+    let (pruned, prune_error) = if kind == Kind::Scheduled && push.error.is_none() {
+        match crate::retention::prune(config, remote.as_ref(), false) {
+            Ok(mut report) => {
+                let error = report.error.take();
+                (Some(report), error)
+            }
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+
     let record = LastRun {
         command: command.into(),
         started_at,
         finished_at: Utc::now(),
-        ok: push.error.is_none() && push.damaged.is_empty(),
+        ok: push.error.is_none() && push.damaged.is_empty() && prune_error.is_none(),
         snapshot_ok: true,
         push_ok: remote.as_ref().map(|_| push.error.is_none()),
         error: push
             .error
             .as_ref()
             .map(|e| e.to_string())
-            .or_else(|| push.damaged.first().cloned()),
+            .or_else(|| push.damaged.first().cloned())
+            .or_else(|| prune_error.as_ref().map(|e| format!("retention: {e}"))),
         tag: Some(snapshot.tag.clone()),
         source_bytes: snapshot.manifest.payload_bytes(),
         archive_bytes: snapshot.size,
@@ -127,6 +146,8 @@ pub fn snapshot_and_push(
         damaged: push.damaged,
         remote: remote.map(|r| r.describe()),
         warnings,
+        pruned,
+        prune_error,
     })
 }
 

@@ -39,6 +39,7 @@ pub mod migrate;
 pub mod progress;
 pub mod remote;
 pub mod restore;
+pub mod retention;
 pub mod snapshot;
 pub mod tag;
 

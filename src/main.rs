@@ -45,6 +45,8 @@ enum Command {
     List(commands::list::Args),
     /// Print the resolved config
     Config(commands::show_config::Args),
+    /// Apply tiered retention locally and remotely, saying why each kept snapshot is kept
+    Prune(commands::prune::Args),
     /// Restore a snapshot: checked in staging first, live data set aside, never deleted
     Restore(commands::restore::RestoreArgs),
     /// Restore drill: every restore check in a temporary folder; live data untouched
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::snapshot::run(config_path, &args, false, &*progress),
         Command::List(args) => commands::list::run(config_path, &args),
         Command::Config(args) => commands::show_config::run(config_path, &args),
+        Command::Prune(args) => commands::prune::run(config_path, &args),
         Command::Restore(args) => commands::restore::restore(config_path, &args, &*progress),
         Command::Verify(args) => commands::restore::verify(config_path, &args, &*progress),
         Command::Rollback(args) => commands::restore::rollback(config_path, &args),

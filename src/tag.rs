@@ -193,6 +193,11 @@ fn random_nonce() -> String {
     format!("{:06x}", hasher.finish() & 0xff_ffff)
 }
 
+/// This machine's host name as its tags carry it: its snapshots are the ones with this host.
+pub fn this_host() -> String {
+    host_slug(&hostname())
+}
+
 /// This machine's host name, as the OS reports it.
 pub fn hostname() -> String {
     rustix::system::uname()

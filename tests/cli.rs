@@ -36,3 +36,6 @@ mod remote_github;
 
 /// One remote contract run against both remotes: the folder and the fake GitHub.
 mod conformance;
+
+/// Tiered retention: prune, run's prune, list --explain, long timelines, a model check.
+mod retention;

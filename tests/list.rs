@@ -67,7 +67,14 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(run().status.code(), Some(0));
+    // A second scheduled snapshot in the same hour: retention keeps the newest of the hour.
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("retention deleted 1 older snapshot(s)"),
+        "{}",
+        stdout(&out)
+    );
     let remote: Vec<_> = fs::read_dir(dir.path().join("sample/remote"))
         .unwrap()
         .filter(|e| {
@@ -78,7 +85,7 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
                 .ends_with(".tar.gz")
         })
         .collect();
-    assert_eq!(remote.len(), 2);
+    assert_eq!(remote.len(), 1);
 }
 
 #[test]

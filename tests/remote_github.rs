@@ -481,6 +481,42 @@ fn auth_login_keeps_the_token_in_the_keyring_and_logout_removes_it() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// Retention on GitHub: this machine's surplus releases go with their tags; another host's
+/// releases stay, whatever their age.
+#[test]
+fn prune_deletes_surplus_releases_and_their_tags_and_only_this_hosts() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let host = backup_agent::tag::this_host();
+    let mut mine = Vec::new();
+    for (i, minute) in [0, 10, 20, 30].into_iter().enumerate() {
+        for h in ["", "other-laptop"] {
+            let who = if h.is_empty() { host.as_str() } else { h };
+            let tag = format!("bk-20260301T10{minute:02}00Z-scheduled-{who}-{i:06x}");
+            fake.add_release(REPO, &tag, &format!("{tag}.tar.gz"), b"an archive");
+            if h.is_empty() {
+                mine.push(tag);
+            }
+        }
+    }
+    let app = github_app(&fake, REPO, 5);
+    let out = run(&app, &["prune", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["other_hosts"], 4, "{report:#}");
+    let left: Vec<String> = fake.releases(REPO).into_iter().map(|r| r.tag).collect();
+    assert_eq!(left.len(), 5, "{left:?}");
+    assert!(left.contains(&mine[3]), "the newest of the hour stays");
+    for gone in &mine[..3] {
+        assert!(!left.contains(gone));
+        assert!(
+            !fake.tags(REPO).contains(gone),
+            "{gone}: its tag is deleted too"
+        );
+    }
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
 /// For `benches/github.sh`: serves a fake GitHub with one private repository until stdin closes.
 /// Run with `cargo test --release --test cli -- --ignored --nocapture serve_fake_github`.
 #[test]

@@ -28,7 +28,13 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         let code =
             super::snapshot::execute(Some(&config_path), false, Kind::Scheduled, true, progress)?;
         println!();
-        super::list::run(Some(&config_path), &super::list::Args { json: false })?;
+        super::list::run(
+            Some(&config_path),
+            &super::list::Args {
+                json: false,
+                explain: false,
+            },
+        )?;
         println!(
             "\nnext: `backup --config {} list --json`, or run `backup demo` again for another snapshot",
             config_path.display()

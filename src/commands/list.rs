@@ -1,24 +1,91 @@
 //! `backup list`.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use backup_agent::catalog;
+use serde::Serialize;
+
+use backup_agent::catalog::{self, ListEntry, Location};
 use backup_agent::error::{Error, exit};
 use backup_agent::fsutil::human_bytes;
 use backup_agent::remote::Remote;
+use backup_agent::retention::{self, Candidate, Decision};
+use backup_agent::tag::Tag;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print the listing as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Say why retention keeps each snapshot (or that the next prune deletes it)
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// A row with its retention verdict.
+#[derive(Serialize)]
+struct Explained<'a> {
+    #[serde(flatten)]
+    entry: &'a ListEntry,
+    /// `None` for another host's snapshot, which this machine never deletes.
+    keep: Option<bool>,
+    reasons: Vec<String>,
+}
+
+/// The retention plan for the listed snapshots of this machine, by tag. A snapshot only held
+/// locally counts as not pushed yet; so does every local one when the remote could not be read.
+fn explain(
+    entries: &[ListEntry],
+    policy: &retention::Policy,
+    remote_known: bool,
+) -> HashMap<Tag, Decision> {
+    let host = backup_agent::tag::this_host();
+    let candidates: Vec<Candidate> = entries
+        .iter()
+        .filter(|e| e.host == host)
+        .map(|e| Candidate {
+            tag: e.tag.clone(),
+            unpushed: remote_known && matches!(e.location, Location::Local | Location::Differ)
+                || !remote_known && e.location != Location::Remote,
+        })
+        .collect();
+    retention::plan(&candidates, policy)
+        .into_iter()
+        .map(|d| (d.tag.clone(), d))
+        .collect()
 }
 
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
     let remote = config.remote.as_ref().map(Remote::from_config);
     let (entries, remote_error) = catalog::list(&config.local_dir, remote.as_ref())?;
-    if args.json {
+    let remote_known = remote.is_some() && remote_error.is_none();
+    let plan = args
+        .explain
+        .then(|| explain(&entries, &config.retention, remote_known));
+    let verdict = |e: &ListEntry| match plan.as_ref().and_then(|p| p.get(&e.tag)) {
+        Some(d) if d.keep => (Some(true), d.reasons.clone(), d.reasons.join(", ")),
+        Some(_) => (Some(false), Vec::new(), "deleted by the next prune".into()),
+        None => (None, Vec::new(), "another host's: never pruned here".into()),
+    };
+    if args.json && args.explain {
+        let rows: Vec<Explained> = entries
+            .iter()
+            .map(|entry| {
+                let (keep, reasons, _) = verdict(entry);
+                Explained {
+                    entry,
+                    keep,
+                    reasons,
+                }
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("serializes")
+        );
+    } else if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&entries).expect("serializes")
@@ -29,23 +96,25 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         let rows: Vec<Vec<String>> = entries
             .iter()
             .map(|e| {
-                vec![
+                let mut row = vec![
                     e.tag.to_string(),
                     e.time.format("%Y-%m-%d %H:%M:%SZ").to_string(),
                     e.kind.to_string(),
                     e.host.clone(),
                     human_bytes(e.size),
                     e.location.as_str().to_string(),
-                ]
+                ];
+                if args.explain {
+                    row.push(verdict(e).2);
+                }
+                row
             })
             .collect();
-        print!(
-            "{}",
-            crate::term::table(
-                &["TAG", "TIME (UTC)", "KIND", "HOST", "SIZE", "WHERE"],
-                &rows
-            )
-        );
+        let mut header = vec!["TAG", "TIME (UTC)", "KIND", "HOST", "SIZE", "WHERE"];
+        if args.explain {
+            header.push("RETENTION");
+        }
+        print!("{}", crate::term::table(&header, &rows));
     }
     match remote_error {
         None => Ok(exit::OK),

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod demo;
 pub mod init;
 pub mod list;
+pub mod prune;
 pub mod restore;
 pub mod show_config;
 pub mod snapshot;

@@ -35,6 +35,9 @@ struct JsonReport<'a> {
     pending: &'a [Tag],
     push_error: Option<String>,
     damaged: &'a [String],
+    /// Deleted by retention after the push (`run`).
+    pruned: Vec<&'a Tag>,
+    prune_error: Option<String>,
 }
 
 pub fn run(
@@ -87,8 +90,27 @@ pub fn execute(
             Ok(exit::REMOTE)
         }
         None if !report.damaged.is_empty() => Ok(exit::FAILED),
-        None => Ok(exit::OK),
+        None => match &report.prune_error {
+            Some(e) => {
+                eprintln!(
+                    "backup: error: snapshot {} is stored and pushed, but retention stopped: {e}; the next run tries again",
+                    report.snapshot.tag
+                );
+                Ok(e.exit_code())
+            }
+            None => Ok(exit::OK),
+        },
     }
+}
+
+fn deleted_by_prune(report: &JobReport) -> Vec<&Tag> {
+    report
+        .pruned
+        .iter()
+        .flat_map(|p| &p.snapshots)
+        .filter(|s| s.deleted)
+        .map(|s| &s.tag)
+        .collect()
 }
 
 fn render(config: &Config, report: &JobReport, json: bool) {
@@ -110,6 +132,8 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             pending: &report.pending,
             push_error: report.push_error.as_ref().map(ToString::to_string),
             damaged: &report.damaged,
+            pruned: deleted_by_prune(report),
+            prune_error: report.prune_error.as_ref().map(ToString::to_string),
         };
         println!(
             "{}",
@@ -135,5 +159,12 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             println!("  pushed {} snapshot(s) to {remote}", report.pushed.len())
         }
         Some(_) => {}
+    }
+    let pruned = deleted_by_prune(report);
+    if !pruned.is_empty() {
+        println!(
+            "  retention deleted {} older snapshot(s) (`backup prune --dry-run` shows why each kept one is kept)",
+            pruned.len()
+        );
     }
 }

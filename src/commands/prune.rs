@@ -1,0 +1,123 @@
+//! `backup prune [--dry-run] [--json]`: tiered retention, one plan for the local folder and the
+//! remote, with the reason each kept snapshot is kept.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use backup_agent::error::{Error, exit};
+use backup_agent::lock::RunLock;
+use backup_agent::remote::Remote;
+use backup_agent::retention::{self, PruneReport, Pruned};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the plan without deleting anything
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the plan and its outcome as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    ok: bool,
+    dry_run: bool,
+    snapshots: &'a [Pruned],
+    other_hosts: usize,
+    error: Option<String>,
+}
+
+pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
+    let config = crate::load_config(config_path)?;
+    std::fs::create_dir_all(&config.local_dir)
+        .map_err(|e| Error::io("cannot create snapshot folder", &config.local_dir, e))?;
+    let _lock = RunLock::acquire(&config.local_dir)?;
+    let remote = config.remote.as_ref().map(Remote::from_config);
+    let report = retention::prune(&config, remote.as_ref(), args.dry_run)?;
+    if args.json {
+        let out = JsonReport {
+            ok: report.error.is_none(),
+            dry_run: report.dry_run,
+            snapshots: &report.snapshots,
+            other_hosts: report.other_hosts,
+            error: report.error.as_ref().map(ToString::to_string),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("serializes")
+        );
+    } else {
+        print_plan(&report);
+    }
+    Ok(finish(&report))
+}
+
+/// The table of a prune, for people.
+pub fn print_plan(report: &PruneReport) {
+    let rows: Vec<Vec<String>> = report
+        .snapshots
+        .iter()
+        .map(|s| {
+            let action = match (s.keep, s.deleted, report.dry_run) {
+                (true, _, _) => "keep",
+                (false, true, _) => "deleted",
+                (false, false, true) => "delete",
+                (false, false, false) => "delete FAILED",
+            };
+            let place = match (s.local, s.remote) {
+                (true, true) => "both",
+                (true, false) => "local",
+                (false, true) => "remote",
+                (false, false) => "-",
+            };
+            vec![
+                s.tag.to_string(),
+                action.to_string(),
+                place.to_string(),
+                s.reasons.join(", "),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::term::table(&["TAG", "ACTION", "WHERE", "KEPT BECAUSE"], &rows)
+    );
+    let deleted = report
+        .snapshots
+        .iter()
+        .filter(|s| !s.keep && (s.deleted || report.dry_run))
+        .count();
+    let kept = report.snapshots.iter().filter(|s| s.keep).count();
+    println!(
+        "{kept} kept, {deleted} {}{}",
+        if report.dry_run {
+            "to delete (dry run: nothing deleted)"
+        } else {
+            "deleted"
+        },
+        if report.other_hosts > 0 {
+            format!(
+                "; {} snapshot(s) of other hosts left alone",
+                report.other_hosts
+            )
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// The exit code of a prune, after saying what failed.
+pub fn finish(report: &PruneReport) -> u8 {
+    match &report.error {
+        None => exit::OK,
+        Some(e) => {
+            eprintln!(
+                "backup: error: pruning stopped: {e}; what was not deleted is tried again by the next prune"
+            );
+            e.exit_code()
+        }
+    }
+}
