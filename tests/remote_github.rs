@@ -517,6 +517,39 @@ fn prune_deletes_surplus_releases_and_their_tags_and_only_this_hosts() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// GitHub cannot be reached at all: the snapshot stays local, and the error is one line.
+#[test]
+fn an_unreachable_github_fails_with_one_line_and_keeps_the_snapshot() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = App::new(10);
+    app.write_config(&format!(
+        r#"
+[[database]]
+name = "tasks"
+path = "data/tasks.db"
+[local]
+dir = "backups"
+[remote]
+type = "github"
+repo = "{REPO}"
+api_url = "{api_url}"
+retry_budget_secs = 1
+retry_max_delay_ms = 20
+"#
+    ));
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("network") && err.contains("safe locally"),
+        "{err}"
+    );
+    assert_eq!(app.archives("backups").len(), 1);
+}
+
 /// For `benches/github.sh`: serves a fake GitHub with one private repository until stdin closes.
 /// Run with `cargo test --release --test cli -- --ignored --nocapture serve_fake_github`.
 #[test]

@@ -28,7 +28,7 @@ impl Fault {
     pub(super) fn into_error(self) -> Error {
         match self {
             Fault::Transient { message, .. } => Error::Remote(format!(
-                "GitHub kept failing ({message}); the snapshot stays local and is pushed by the next run"
+                "GitHub kept failing ({message}) until the retry budget ran out; check the network or https://www.githubstatus.com, then try again"
             )),
             Fault::Fatal(message) => Error::Remote(message),
         }
@@ -129,6 +129,16 @@ pub(super) fn network_fault(doing: &str, e: &reqwest::Error) -> Fault {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
         text = text.replace(url.as_str(), "(url)");
+    }
+    // The root cause (connection refused, reset, timed out) says the most.
+    let mut source = std::error::Error::source(e);
+    let mut root = None;
+    while let Some(cause) = source {
+        root = Some(cause.to_string());
+        source = cause.source();
+    }
+    if let Some(root) = root {
+        text = format!("{text}: {root}");
     }
     Fault::Transient {
         message: format!("{doing}: {text}"),

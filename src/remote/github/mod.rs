@@ -355,8 +355,12 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> std::result::Result<Reply, Fault> {
+        // octocrab's errors carry a multi-line backtrace after the first line: one line only.
         let network = |e: octocrab::Error| Fault::Transient {
-            message: format!("network: {e}"),
+            message: format!(
+                "network: {}",
+                e.to_string().lines().next().unwrap_or_default().trim()
+            ),
             wait: None,
         };
         let mut target = path.to_string();
