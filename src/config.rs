@@ -486,6 +486,18 @@ path = "/mnt/nas/app-backups"
                 "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"github\"\nrepo = \"nope\"\n",
                 "owner/name",
             ),
+            (
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[retention]\nhourly = -1\n",
+                "line 5 (`hourly = -1`): -1 is not a count",
+            ),
+            (
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[retention]\nyearly = \"forever\"\n",
+                "`forever` is not a count",
+            ),
+            (
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[retention]\nminutely = 5\n",
+                "unknown field `minutely`",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err().to_string();

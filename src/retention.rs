@@ -51,19 +51,37 @@ impl Serialize for Count {
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u32),
-            Text(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Count;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of periods (0 turns the tier off) or \"all\"")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Count, E> {
+                u32::try_from(n).map(Count::Last).map_err(|_| {
+                    E::custom(format!(
+                        "{n} is not a count: use 0 or more (0 turns the tier off), or \"all\""
+                    ))
+                })
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Count, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(-1))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Count, E> {
+                if text == "all" {
+                    Ok(Count::All)
+                } else {
+                    Err(E::custom(format!(
+                        "`{text}` is not a count: use a number (0 turns the tier off) or \"all\""
+                    )))
+                }
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(Count::Last(n)),
-            Raw::Text(t) if t == "all" => Ok(Count::All),
-            Raw::Text(t) => Err(serde::de::Error::custom(format!(
-                "`{t}` is not a count: use a number (0 turns the tier off) or \"all\""
-            ))),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 

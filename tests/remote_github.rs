@@ -517,6 +517,27 @@ fn prune_deletes_surplus_releases_and_their_tags_and_only_this_hosts() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// A server whose asset limit is below the configured one (an old GitHub Enterprise Server)
+/// refuses the upload with 422: it fails at once and says which setting to change.
+#[test]
+fn an_asset_over_the_servers_limit_is_refused_with_what_to_set() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.set_max_asset(4096);
+    let app = github_app(&fake, REPO, 2_000);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("max_asset_bytes"), "{}", stderr(&out));
+    let uploads = fake
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("POST /repos/alice/app-backups/releases/"))
+        .count();
+    assert_eq!(uploads, 1, "no retry of a 422: {:?}", fake.log());
+    assert!(fake.releases(REPO)[0].assets.is_empty());
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
 /// GitHub cannot be reached at all: the snapshot stays local, and the error is one line.
 #[test]
 fn an_unreachable_github_fails_with_one_line_and_keeps_the_snapshot() {

@@ -487,7 +487,7 @@ impl Client {
                 }
                 (_, message) if message.contains("Repository is empty") => {
                     Err(Error::Remote(format!(
-                        "repository {}/{} is empty and GitHub cannot make a release in it; add a first commit (e.g. a README on github.com), then run again",
+                        "repository {}/{} is empty and GitHub cannot make a release in it; add a first commit (e.g. a README on github.com), or name a repository that does not exist yet in the config and run `backup init --create`, which makes it with one",
                         self.owner, self.name
                     )))
                 }
@@ -641,10 +641,17 @@ impl Client {
                     wait: Some(Duration::ZERO),
                 })
             }
-            422 => Err(Fault::Fatal(format!(
-                "GitHub refused the upload of {name} (422 {})",
-                reply.validation().1
-            ))),
+            422 => {
+                let message = reply.validation().1;
+                let hint = if message.contains("size must be") {
+                    "; this server's per-asset limit is below max_asset_bytes: set max_asset_bytes under [remote] to that limit, and archives are split into parts that fit"
+                } else {
+                    ""
+                };
+                Err(Fault::Fatal(format!(
+                    "GitHub refused the upload of {name} (422 {message}){hint}"
+                )))
+            }
             other => Err(Fault::Fatal(format!("uploading {name} answered {other}"))),
         }
     }
