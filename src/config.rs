@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsutil::{clean_path, comparable_path};
 use crate::retention::Policy;
+use crate::schedule::Cadence;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "BACKUP_CONFIG";
@@ -28,6 +29,8 @@ struct RawConfig {
     remote: Option<RawRemote>,
     #[serde(default)]
     retention: Policy,
+    #[serde(default)]
+    schedule: Cadence,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +101,8 @@ pub struct Config {
     pub remote: Option<RemoteConfig>,
     /// `[retention]`, with its defaults filled in.
     pub retention: Policy,
+    /// `[schedule]`: how often `backup run` is expected, and the grace before it is stale.
+    pub schedule: Cadence,
 }
 
 /// One `[[database]]`.
@@ -331,6 +336,7 @@ impl Config {
             local_dir,
             remote,
             retention: raw.retention,
+            schedule: raw.schedule,
         };
         config.check_folders()?;
         Ok(config)
@@ -497,6 +503,10 @@ path = "/mnt/nas/app-backups"
             (
                 "[[database]]\nname = \"a\"\npath = \"a.db\"\n[retention]\nminutely = 5\n",
                 "unknown field `minutely`",
+            ),
+            (
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[schedule]\nevery = \"hourly\"\n",
+                "line 5 (`every = \"hourly\"`): `hourly` is not a duration",
             ),
         ];
         for (text, expected) in cases {

@@ -87,6 +87,11 @@ pub mod exit {
     pub const REMOTE: u8 = 4;
     /// Another run holds the lock.
     pub const LOCKED: u8 = 5;
+    /// `backup status`: the last good snapshot is older than the cadence window (or there is
+    /// none), and the last run did not fail: the job has stopped running.
+    pub const STALE: u8 = 6;
+    /// `backup status`: the last run failed (its snapshot or its push).
+    pub const LAST_RUN_FAILED: u8 = 7;
 }
 
 impl Error {

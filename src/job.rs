@@ -88,6 +88,16 @@ pub fn snapshot_and_push(
         }
     };
 
+    tracing::info!(
+        "snapshot {} taken: {} database(s), {} file(s), {} into {} (copy {:.1}s, compress {:.1}s)",
+        snapshot.tag,
+        snapshot.manifest.databases.len(),
+        snapshot.manifest.files.len(),
+        fsutil::human_bytes(snapshot.manifest.payload_bytes()),
+        fsutil::human_bytes(snapshot.size),
+        snapshot.copy_time.as_secs_f64(),
+        snapshot.pack_time.as_secs_f64()
+    );
     let push_started = Instant::now();
     let remote = config.remote.as_ref().map(Remote::from_config);
     let push = match &remote {
@@ -95,6 +105,22 @@ pub fn snapshot_and_push(
         None => PushOutcome::default(),
     };
     let push_ms = push_started.elapsed().as_millis() as u64;
+    if let Some(remote) = &remote {
+        match &push.error {
+            None => tracing::info!(
+                "pushed {} snapshot(s) to {} in {:.1}s; {} waiting",
+                push.pushed.len(),
+                remote.describe(),
+                push_ms as f64 / 1000.0,
+                push.pending.len()
+            ),
+            Some(e) => tracing::info!(
+                "push to {} stopped after {} snapshot(s): {e}",
+                remote.describe(),
+                push.pushed.len()
+            ),
+        }
+    }
 
     // Retention after a good push: what the remote lacks is known, and kept.
     let (pruned, prune_error) = if kind == Kind::Scheduled && push.error.is_none() {
@@ -108,6 +134,13 @@ pub fn snapshot_and_push(
     } else {
         (None, None)
     };
+    if let Some(report) = &pruned {
+        let deleted = report.snapshots.iter().filter(|s| s.deleted).count();
+        tracing::info!(
+            "retention: kept {} snapshot(s), deleted {deleted}",
+            report.snapshots.iter().filter(|s| s.keep).count()
+        );
+    }
 
     let record = LastRun {
         command: command.into(),
@@ -133,6 +166,7 @@ pub fn snapshot_and_push(
         },
         pushed: push.pushed.clone(),
         pending: Some(push.pending.clone()),
+        ..LastRun::default()
     };
     let mut warnings = Vec::new();
     if let Err(e) = record.write(local) {
@@ -236,6 +270,7 @@ fn push_pending(
             sha256: &sha256,
             verified,
         };
+        tracing::debug!("pushing {} ({} bytes)", snapshot.tag, snapshot.size);
         match remote.put(&upload) {
             Ok(()) => {
                 progress.advance(snapshot.size);

@@ -36,6 +36,21 @@ pub struct LastRun {
     /// Local snapshots the remote still lacks after this run; `None` when the run failed before
     /// it could tell.
     pub pending: Option<Vec<Tag>>,
+    /// The newest run that succeeded (this one when `ok`), carried forward from the previous
+    /// record so a failed run does not hide when things last worked.
+    #[serde(default)]
+    pub last_ok: Option<Milestone>,
+    /// The newest `backup run` (the scheduled job), carried forward across `backup now`.
+    #[serde(default)]
+    pub last_scheduled: Option<Milestone>,
+}
+
+/// One run, in short.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Milestone {
+    pub finished_at: DateTime<Utc>,
+    pub tag: Option<Tag>,
+    pub ok: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -47,12 +62,29 @@ pub struct Durations {
 }
 
 impl LastRun {
-    /// Writes the record into `dir` atomically.
+    /// Writes the record into `dir` atomically, carrying `last_ok` and `last_scheduled`
+    /// forward from the record it replaces.
     ///
     /// # Errors
     /// When the file cannot be written.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).expect("record serializes");
+    pub fn write(mut self, dir: &Path) -> Result<()> {
+        let previous = LastRun::read(dir);
+        let this = Milestone {
+            finished_at: self.finished_at,
+            tag: self.tag.clone(),
+            ok: self.ok,
+        };
+        self.last_ok = if self.ok {
+            Some(this.clone())
+        } else {
+            previous.as_ref().and_then(|p| p.last_ok.clone())
+        };
+        self.last_scheduled = if self.command == "run" {
+            Some(this)
+        } else {
+            previous.and_then(|p| p.last_scheduled)
+        };
+        let json = serde_json::to_vec_pretty(&self).expect("record serializes");
         fsutil::write_atomic(&dir.join(LAST_RUN_FILE), &json)
     }
 

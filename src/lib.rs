@@ -9,6 +9,8 @@
 //! - [`auth`]: the GitHub token in the OS keyring;
 //! - [`job`]: the `now`/`run` job: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
+//! - [`schedule`]: the cadence and the job that runs `backup run` (systemd, cron, launchd);
+//! - [`health`]: is the last good snapshot recent enough (`backup status`, `backup doctor`);
 //! - [`restore`]: restore, verify and rollback, checked before live data is touched;
 //! - [`tag`]: snapshot names that sort by time and never collide;
 //! - [`migrate`]: migration ladders; [`demo`]: the embedded sample app.
@@ -32,6 +34,7 @@ pub mod demo;
 pub mod error;
 pub mod failpoint;
 pub mod fsutil;
+pub mod health;
 pub mod job;
 pub mod last_run;
 pub mod lock;
@@ -40,6 +43,7 @@ pub mod progress;
 pub mod remote;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod snapshot;
 pub mod tag;
 

@@ -2,12 +2,13 @@
 //! and map errors to exit codes (see README "Exit codes").
 
 mod commands;
+mod logging;
 mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use backup_agent::error::{Error, exit};
 
@@ -20,7 +21,7 @@ use backup_agent::error::{Error, exit};
     propagate_version = true,
     after_help = "Exit codes: 0 done; 1 failed (nothing new stored, live data untouched); 2 bad command \
 line or config; 3 restore not confirmed (use --yes); 4 snapshot safe locally but the remote failed; \
-5 another run holds the lock."
+5 another run holds the lock; `backup status`: 6 stale, 7 the last run failed."
 )]
 struct Cli {
     /// Config file [default: $BACKUP_CONFIG, else ./backup.toml]
@@ -30,6 +31,10 @@ struct Cli {
     /// Never draw progress, even on a terminal
     #[arg(long, global = true)]
     no_progress: bool,
+
+    /// Log each step to stderr (-v), with detail (-vv), or everything (-vvv); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 
     #[command(subcommand)]
     command: Command,
@@ -60,6 +65,20 @@ enum Command {
     /// The GitHub token: store it in the OS keyring, show where it comes from, remove it
     #[command(subcommand)]
     Auth(commands::auth::Command),
+    /// Is the last good snapshot inside the cadence window? Exit 0 fresh, 6 stale, 7 failed
+    Status(commands::status::Args),
+    /// Install, remove or show the job that runs `backup run` on a schedule
+    #[command(subcommand)]
+    Schedule(commands::schedule::Command),
+    /// Check config, databases, folders, remote, token and schedule; say what to fix
+    Doctor(commands::doctor::Args),
+    /// Print a shell completion script (e.g. `backup completions bash > /etc/bash_completion.d/backup`)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `backup man | man -l -`
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -67,7 +86,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    let progress = term::progress(cli.no_progress);
+    logging::init(cli.verbose);
+    // Log lines and a redrawn bar would garble each other: logging wins.
+    let progress = term::progress(cli.no_progress || logging::enabled(cli.verbose));
     let config_path = cli.config.as_deref();
     let result = match cli.command {
         Command::Now(args) => commands::snapshot::run(config_path, &args, true, &*progress),
@@ -81,6 +102,17 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(&args, &*progress),
         Command::Init(args) => commands::init::run(config_path, &args),
         Command::Auth(command) => commands::auth::run(config_path, &command),
+        Command::Status(args) => commands::status::run(config_path, &args),
+        Command::Schedule(command) => commands::schedule::run(config_path, &command),
+        Command::Doctor(args) => commands::doctor::run(config_path, &args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "backup", &mut std::io::stdout());
+            ok()
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| Error::Other(format!("cannot print the manual page: {e}")))
+            .and_then(|()| ok()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -149,7 +181,6 @@ fn ok() -> Result<u8, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn verify_cli() {

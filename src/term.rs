@@ -1,24 +1,20 @@
 //! Terminal rendering: progress on a TTY (nothing under cron), sizes and tables.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use backup_agent::fsutil::human_bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+
 use backup_agent::progress::{Progress, Silent};
 
-/// Progress for this process: a one-line meter on a terminal, silence otherwise.
+/// Progress for this process: a bar with bytes and rate on a terminal, silence otherwise.
 pub fn progress(disabled: bool) -> Box<dyn Progress> {
     if disabled || !std::io::stderr().is_terminal() {
         Box::new(Silent)
     } else {
-        Box::new(Meter {
-            state: Mutex::new(MeterState {
-                name: String::new(),
-                total: 0,
-                done: 0,
-                drawn: None,
-            }),
+        Box::new(Bars {
+            current: Mutex::new(None),
         })
     }
 }
@@ -30,60 +26,54 @@ pub fn clear_progress_line() {
     }
 }
 
-struct Meter {
-    state: Mutex<MeterState>,
+/// One bar per phase (copying, compressing, pushing, downloading, extracting).
+struct Bars {
+    current: Mutex<Option<ProgressBar>>,
 }
 
-struct MeterState {
-    name: String,
-    total: u64,
-    done: u64,
-    drawn: Option<Instant>,
-}
-
-const REDRAW: Duration = Duration::from_millis(100);
-
-impl MeterState {
-    fn draw(&mut self) {
-        let line = if self.total > 0 {
-            let pct = (self.done as f64 / self.total as f64 * 100.0).min(100.0);
-            format!(
-                "{} {pct:3.0}%  {} / {}",
-                self.name,
-                human_bytes(self.done),
-                human_bytes(self.total)
-            )
-        } else {
-            format!("{}…", self.name)
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-        self.drawn = Some(Instant::now());
+impl Bars {
+    fn bar(&self) -> Option<ProgressBar> {
+        self.current.lock().ok().and_then(|b| b.clone())
     }
 }
 
-impl Progress for Meter {
+impl Progress for Bars {
     fn phase(&self, name: &str, total: u64) {
-        if let Ok(mut s) = self.state.lock() {
-            s.name = name.to_string();
-            s.total = total;
-            s.done = 0;
-            s.draw();
+        let bar = if total > 0 {
+            ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{msg:>18} [{bar:30}] {bytes:>10} / {total_bytes:<10} {binary_bytes_per_sec:>12}  eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            )
+        } else {
+            ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {msg} {bytes} {binary_bytes_per_sec}")
+                    .expect("valid template"),
+            )
+        };
+        bar.set_message(name.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut current) = self.current.lock()
+            && let Some(old) = current.replace(bar)
+        {
+            old.finish_and_clear();
         }
     }
 
     fn advance(&self, bytes: u64) {
-        if let Ok(mut s) = self.state.lock() {
-            s.done += bytes;
-            if s.drawn.is_none_or(|t| t.elapsed() >= REDRAW) {
-                s.draw();
-            }
+        if let Some(bar) = self.bar() {
+            bar.inc(bytes);
         }
     }
 
     fn done(&self) {
-        clear_progress_line();
+        if let Ok(mut current) = self.current.lock()
+            && let Some(bar) = current.take()
+        {
+            bar.finish_and_clear();
+        }
     }
 }
 

@@ -39,3 +39,6 @@ mod conformance;
 
 /// Tiered retention: prune, run's prune, list --explain, long timelines, a model check.
 mod retention;
+
+/// Running unattended: `backup status` exit codes, quiet cron runs, the schedule installers.
+mod unattended;

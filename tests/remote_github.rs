@@ -582,3 +582,76 @@ fn serve_fake_github() {
     let mut line = String::new();
     while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
 }
+
+/// `doctor` against GitHub names the token's source but never its value, and a public
+/// repository fails its own line.
+#[test]
+fn doctor_checks_the_token_source_and_the_repository_privacy() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 10);
+    let out = run(&app, &["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {report}"))
+            .clone()
+    };
+    assert_eq!(check("token")["verdict"], "ok");
+    assert!(
+        check("token")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("GITHUB_TOKEN")
+    );
+    assert_eq!(check("remote")["verdict"], "ok", "{report}");
+    assert_eq!(check("repo private")["verdict"], "ok", "{report}");
+
+    fake.add_repo("alice/open", false);
+    let app = github_app(&fake, "alice/open", 10);
+    let out = run(&app, &["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("repo private"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.starts_with("FAIL") && line.contains("PUBLIC"),
+        "{line}"
+    );
+    assert!(fake.releases("alice/open").is_empty());
+}
+
+/// At every log level, including everything the HTTP stack says, the token never shows; and
+/// a retried fault is logged as it happens.
+#[test]
+fn logs_at_every_level_never_show_the_token() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.inject(Route::CreateRelease, Fault::server_error());
+    let app = github_app(&fake, REPO, 10);
+    for level in [&["-v"][..], &["-vvv"][..]] {
+        let mut args = vec!["now"];
+        args.extend_from_slice(level);
+        let out = run(&app, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = checked(
+        app.command(&["now"])
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("TRACE") || stderr(&out).contains("DEBUG"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -2,9 +2,12 @@
 
 pub mod auth;
 pub mod demo;
+pub mod doctor;
 pub mod init;
 pub mod list;
 pub mod prune;
 pub mod restore;
+pub mod schedule;
 pub mod show_config;
 pub mod snapshot;
+pub mod status;

@@ -94,25 +94,7 @@ fn stalled(db: &DatabaseConfig, doing: &str, stalled: Stalled) -> Error {
 /// close (SQLite's default would fold the WAL into the database when ours is the last
 /// connection).
 pub(crate) fn copy_database(db: &DatabaseConfig, dest: &Path) -> Result<String> {
-    let meta = std::fs::metadata(&db.path).map_err(|e| unreadable(db, &e))?;
-    if !meta.is_file() {
-        return Err(db_error(db, "is not a file; check `path` in the config"));
-    }
-    // Read-write (without CREATE) lets a WAL database be read even when its -shm file does not
-    // exist yet; read-only is the fallback for files we may not write.
-    let source = [
-        OpenFlags::SQLITE_OPEN_READ_WRITE,
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    ]
-    .into_iter()
-    .find_map(|mode| {
-        Connection::open_with_flags(&db.path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).ok()
-    })
-    .ok_or_else(|| db_error(db, "cannot open it with SQLite; check its permissions"))?;
-    source
-        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-        .and_then(|_| source.busy_timeout(SQLITE_BUSY_TIMEOUT))
-        .map_err(|e| db_error(db, e.to_string()))?;
+    let source = open_source(db)?;
     let journal_mode: String = retry_busy(|| {
         source
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
@@ -132,6 +114,46 @@ pub(crate) fn copy_database(db: &DatabaseConfig, dest: &Path) -> Result<String> 
     })
     .map_err(|e| stalled(db, "online backup failed", e))?;
     Ok(journal_mode)
+}
+
+/// What `backup doctor` needs to know of a live database: its schema version and how many
+/// tables it has, read the way a snapshot reads it.
+pub(crate) fn probe_database(db: &DatabaseConfig) -> Result<(i64, usize)> {
+    let source = open_source(db)?;
+    retry_busy(|| {
+        let version: i64 = source.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables: i64 = source.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Some((version, tables as usize)))
+    })
+    .map_err(|e| stalled(db, "cannot read it as a SQLite database", e))
+}
+
+/// Opens a live database for reading without ever changing it.
+fn open_source(db: &DatabaseConfig) -> Result<Connection> {
+    let meta = std::fs::metadata(&db.path).map_err(|e| unreadable(db, &e))?;
+    if !meta.is_file() {
+        return Err(db_error(db, "is not a file; check `path` in the config"));
+    }
+    // Read-write (without CREATE) lets a WAL database be read even when its -shm file does not
+    // exist yet; read-only is the fallback for files we may not write.
+    let source = [
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ]
+    .into_iter()
+    .find_map(|mode| {
+        Connection::open_with_flags(&db.path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).ok()
+    })
+    .ok_or_else(|| db_error(db, "cannot open it with SQLite; check its permissions"))?;
+    source
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .and_then(|_| source.busy_timeout(SQLITE_BUSY_TIMEOUT))
+        .map_err(|e| db_error(db, e.to_string()))?;
+    Ok(source)
 }
 
 /// Checks a copy with `PRAGMA quick_check` and reads the facts the manifest records.

@@ -4,6 +4,7 @@
 
 mod archive;
 mod hot_copy;
+pub(crate) use hot_copy::probe_database;
 pub mod manifest;
 pub mod pgzip;
 

@@ -337,6 +337,14 @@ impl Client {
                 op.retry(backoff)
                     .sleep(tokio::time::sleep)
                     .when(Fault::transient)
+                    .notify(|fault, delay| {
+                        if let Fault::Transient { message, .. } = fault {
+                            tracing::info!(
+                                "GitHub: {message}; trying again in {:.1}s",
+                                delay.as_secs_f64()
+                            );
+                        }
+                    })
                     .adjust(move |fault, next| {
                         let asked = match fault {
                             Fault::Transient { wait, .. } => *wait,

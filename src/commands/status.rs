@@ -1,0 +1,97 @@
+//! `backup status [--json]`: is the last good snapshot inside the cadence window? The exit code
+//! says it for monitors: 0 fresh, 6 stale, 7 the last run failed.
+
+use std::path::Path;
+
+use chrono::Utc;
+
+use backup_agent::error::Error;
+use backup_agent::health::{self, Status};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the status as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
+    let config = crate::load_config(config_path)?;
+    let status = health::status(&config, Utc::now())?;
+    if args.json {
+        let mut value = serde_json::to_value(&status).expect("serializes");
+        value["exit_code"] = status.state.exit_code().into();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("serializes")
+        );
+    } else {
+        print(&status);
+    }
+    Ok(status.state.exit_code())
+}
+
+fn print(status: &Status) {
+    println!(
+        "{}: {}",
+        status.state.as_str().to_uppercase(),
+        status.summary
+    );
+    let when = |m: &backup_agent::last_run::Milestone| {
+        format!(
+            "{}{}",
+            m.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            m.tag
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        )
+    };
+    let mut rows = vec![(
+        "last good",
+        status.last_ok.as_ref().map_or("none".into(), when),
+    )];
+    if let Some(run) = &status.last_run {
+        rows.push((
+            "last run",
+            format!(
+                "{} at {}, {}",
+                run.command,
+                run.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                if run.ok { "ok" } else { "failed" }
+            ),
+        ));
+    }
+    rows.push((
+        "scheduled",
+        status
+            .last_scheduled
+            .as_ref()
+            .map_or("no `backup run` recorded".into(), |m| {
+                format!("{}, {}", when(m), if m.ok { "ok" } else { "failed" })
+            }),
+    ));
+    rows.push((
+        "window",
+        format!("every {} + {} grace", status.every, status.grace),
+    ));
+    rows.push((
+        "remote",
+        status
+            .remote
+            .clone()
+            .unwrap_or_else(|| "none configured".into()),
+    ));
+    if status.remote.is_some() {
+        rows.push((
+            "pending",
+            match &status.pending {
+                Some(tags) => format!("{} local snapshot(s) the remote lacks", tags.len()),
+                None => "unknown until a run reaches the remote".into(),
+            },
+        ));
+    }
+    for (label, value) in rows {
+        println!("  {label:<10} {value}");
+    }
+}

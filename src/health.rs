@@ -1,0 +1,417 @@
+//! Is the data safe right now? The verdict behind `backup status`, read from `last_run.json` and
+//! the local folder alone, so a monitor can ask every minute without touching the network.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog;
+use crate::config::Config;
+use crate::error::{Result, exit};
+use crate::last_run::{LastRun, Milestone};
+use crate::schedule::Interval;
+use crate::tag::{self, Tag};
+
+/// The verdict, worst first in precedence: a failed last run outranks a stale one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The last run succeeded and the last good snapshot is inside the window.
+    Fresh,
+    /// No good snapshot inside the window: the job stopped running (or never ran).
+    Stale,
+    /// The last run failed.
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Fresh => "fresh",
+            State::Stale => "stale",
+            State::Failed => "failed",
+        }
+    }
+
+    /// The exit code `backup status` ends with (README "Exit codes").
+    pub fn exit_code(self) -> u8 {
+        match self {
+            State::Fresh => exit::OK,
+            State::Stale => exit::STALE,
+            State::Failed => exit::LAST_RUN_FAILED,
+        }
+    }
+}
+
+/// The most recent run, in short.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecentRun {
+    pub command: String,
+    pub finished_at: DateTime<Utc>,
+    pub ok: bool,
+    pub tag: Option<Tag>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub state: State,
+    /// One sentence: why this state.
+    pub summary: String,
+    pub every: Interval,
+    pub grace: Interval,
+    /// The newest run that succeeded (snapshot and push).
+    pub last_ok: Option<Milestone>,
+    /// Seconds since `last_ok` finished.
+    pub last_ok_age_secs: Option<u64>,
+    pub last_run: Option<RecentRun>,
+    /// The newest `backup run`.
+    pub last_scheduled: Option<Milestone>,
+    /// This machine's newest local snapshot.
+    pub newest_local: Option<Tag>,
+    /// Local snapshots the remote lacked after the last run (still held locally); `None` when
+    /// unknown (no remote, or no run has reached the remote yet).
+    pub pending: Option<Vec<Tag>>,
+    /// The remote, described; `None` when none is configured.
+    pub remote: Option<String>,
+}
+
+/// The verdict at time `now`.
+///
+/// # Errors
+/// When the local snapshot folder exists but cannot be read.
+pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
+    let record = LastRun::read(&config.local_dir);
+    let local = catalog::local_snapshots(&config.local_dir)?;
+    let host = tag::this_host();
+    let newest_local = local
+        .iter()
+        .rev()
+        .find(|s| s.tag.host() == host)
+        .map(|s| s.tag.clone());
+    // A record from before `last_ok` existed still says whether its own run was good.
+    let last_ok = record.as_ref().and_then(|r| {
+        r.last_ok.clone().or_else(|| {
+            r.ok.then(|| Milestone {
+                finished_at: r.finished_at,
+                tag: r.tag.clone(),
+                ok: true,
+            })
+        })
+    });
+    let last_ok_age_secs = last_ok
+        .as_ref()
+        .map(|m| (now - m.finished_at).num_seconds().max(0) as u64);
+    let pending = match (&config.remote, &record) {
+        (Some(_), Some(r)) => r.pending.as_ref().map(|tags| {
+            tags.iter()
+                .filter(|t| local.iter().any(|l| &l.tag == *t))
+                .cloned()
+                .collect()
+        }),
+        _ => None,
+    };
+    let window = config.schedule.window();
+    // To the minute: seconds are noise at an hourly cadence.
+    let age = |secs: u64| {
+        if secs < 60 {
+            "under a minute".to_string()
+        } else {
+            Interval::from_secs(secs - secs % 60).to_string()
+        }
+    };
+    let (state, summary) = match (&record, last_ok_age_secs) {
+        (Some(r), _) if !r.ok => (
+            State::Failed,
+            format!(
+                "the last {} ({} ago) failed: {}",
+                r.command,
+                age((now - r.finished_at).num_seconds().max(0) as u64),
+                r.error.as_deref().unwrap_or("no reason recorded")
+            ),
+        ),
+        (_, None) => (
+            State::Stale,
+            "no successful run is recorded yet; run `backup run`, and `backup schedule install` to repeat it".to_string(),
+        ),
+        (_, Some(secs)) if secs > window.as_secs() => (
+            State::Stale,
+            format!(
+                "the last good snapshot is {} old, past the {window} window ({} + {} grace); check that the schedule still runs (`backup schedule status`)",
+                age(secs),
+                config.schedule.every,
+                config.schedule.grace
+            ),
+        ),
+        (_, Some(secs)) => (
+            State::Fresh,
+            format!(
+                "the last good snapshot is {} old, inside the {window} window",
+                age(secs)
+            ),
+        ),
+    };
+    Ok(Status {
+        state,
+        summary,
+        every: config.schedule.every,
+        grace: config.schedule.grace,
+        last_ok,
+        last_ok_age_secs,
+        last_run: record.as_ref().map(|r| RecentRun {
+            command: r.command.clone(),
+            finished_at: r.finished_at,
+            ok: r.ok,
+            tag: r.tag.clone(),
+            error: r.error.clone(),
+        }),
+        last_scheduled: record.and_then(|r| r.last_scheduled),
+        newest_local,
+        pending,
+        remote: config
+            .remote
+            .as_ref()
+            .map(|r| crate::remote::Remote::from_config(r).describe()),
+    })
+}
+
+/// How a `backup doctor` check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    /// Works, but not as a backup should be set up (no remote, no schedule).
+    Warn,
+    Fail,
+}
+
+/// One line of `backup doctor`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub verdict: Verdict,
+    pub detail: String,
+    /// What to do, when it is not ok.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            verdict: Verdict::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn not_ok(
+        verdict: Verdict,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            name: name.into(),
+            verdict,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// A GitHub check answers within this, even when the network is down (a run's own budget is
+/// far longer, to ride out an outage).
+const DOCTOR_RETRY_BUDGET_SECS: u64 = 10;
+
+/// Checks everything a scheduled run depends on, without changing anything: each database
+/// readable, each include present, the local folder writable, the remote reachable, the token
+/// present (its source named, never its value), the repository private, the job installed.
+pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<Check> {
+    let mut checks = vec![Check::ok(
+        "config",
+        format!(
+            "{}: {} database(s), {} include(s)",
+            config.file.display(),
+            config.databases.len(),
+            config.includes.len()
+        ),
+    )];
+    for db in &config.databases {
+        let name = format!("database {}", db.name);
+        checks.push(match crate::snapshot::probe_database(db) {
+            Ok((version, tables)) => Check::ok(
+                name,
+                format!(
+                    "{}: {tables} table(s), user_version {version}",
+                    db.path.display()
+                ),
+            ),
+            Err(e) => Check::not_ok(
+                Verdict::Fail,
+                name,
+                e.to_string(),
+                "fix `path` under its [[database]] or the file's permissions",
+            ),
+        });
+    }
+    for include in &config.includes {
+        checks.push(if include.exists() {
+            Check::ok("include", include.display().to_string())
+        } else {
+            Check::not_ok(
+                Verdict::Fail,
+                "include",
+                format!("{} does not exist", include.display()),
+                "fix or remove the [[include]] entry",
+            )
+        });
+    }
+    checks.push(check_local_folder(&config.local_dir));
+    checks.extend(check_remote(config));
+    if let Some(places) = places {
+        checks.push(check_schedule(config, places));
+    }
+    checks
+}
+
+fn check_local_folder(dir: &std::path::Path) -> Check {
+    let name = "local folder";
+    // A missing folder is made by the first run: its nearest existing parent must be writable.
+    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(dir);
+    let probe = existing.join(format!("{}doctor-probe", crate::fsutil::TEMP_PREFIX));
+    let written = crate::fsutil::create_private(&probe);
+    let _ = std::fs::remove_file(&probe);
+    match written {
+        Ok(_) => {
+            let room = crate::fsutil::available_space(existing)
+                .ok()
+                .flatten()
+                .map(|n| format!(", {} free", crate::fsutil::human_bytes(n)))
+                .unwrap_or_default();
+            let state = if existing == dir {
+                "writable"
+            } else {
+                "will be created by the first run"
+            };
+            Check::ok(name, format!("{} {state}{room}", dir.display()))
+        }
+        Err(e) => Check::not_ok(
+            Verdict::Fail,
+            name,
+            e.to_string(),
+            format!(
+                "make {} writable, or set [local] dir to a folder you can write",
+                existing.display()
+            ),
+        ),
+    }
+}
+
+fn check_remote(config: &Config) -> Vec<Check> {
+    use crate::config::RemoteConfig;
+    use crate::remote::github::{GithubRemote, RepoState};
+    let Some(remote) = &config.remote else {
+        return vec![Check::not_ok(
+            Verdict::Warn,
+            "remote",
+            "none configured: snapshots stay on this machine",
+            "add a [remote] (see README \"Configuration\") so a dead disk does not take the backups with it",
+        )];
+    };
+    match remote {
+        RemoteConfig::Dir { .. } => {
+            let remote = crate::remote::Remote::from_config(remote);
+            vec![match remote.init(false) {
+                Ok(ready) => Check::ok("remote", ready.detail),
+                Err(e) => Check::not_ok(
+                    Verdict::Fail,
+                    "remote",
+                    e.to_string(),
+                    "mount the drive or fix [remote] path; `backup init --create` makes a missing folder",
+                ),
+            }]
+        }
+        RemoteConfig::Github(github) => {
+            let mut github = github.clone();
+            github.retry_budget_secs = github.retry_budget_secs.min(DOCTOR_RETRY_BUDGET_SECS);
+            let repo = github.repo.clone();
+            let remote = GithubRemote::new(github);
+            let token = match remote.token() {
+                Ok(token) => Check::ok("token", format!("from {}", token.source)),
+                Err(e) => {
+                    return vec![Check::not_ok(
+                        Verdict::Fail,
+                        "token",
+                        e.to_string(),
+                        "run `backup auth login` (or set GITHUB_TOKEN for this job)",
+                    )];
+                }
+            };
+            let (reachable, private) = match remote.repo_state() {
+                Ok(RepoState::Private) => (
+                    Check::ok("remote", remote_label(&remote)),
+                    Check::ok("repo private", format!("{repo} is private")),
+                ),
+                Ok(RepoState::Public) => (
+                    Check::ok("remote", remote_label(&remote)),
+                    Check::not_ok(
+                        Verdict::Fail,
+                        "repo private",
+                        format!("{repo} is PUBLIC: nothing is pushed to it"),
+                        "make it private in its GitHub settings, or name a private repository",
+                    ),
+                ),
+                Ok(RepoState::Missing) => (
+                    Check::ok("remote", remote_label(&remote)),
+                    Check::not_ok(
+                        Verdict::Fail,
+                        "repo private",
+                        format!("{repo} was not found, or the token cannot see it"),
+                        "run `backup init --create`, or give the token access to it",
+                    ),
+                ),
+                Err(e) => (
+                    Check::not_ok(
+                        Verdict::Fail,
+                        "remote",
+                        e.to_string(),
+                        "check the network, [remote] api_url and the token",
+                    ),
+                    Check::not_ok(
+                        Verdict::Fail,
+                        "repo private",
+                        "unknown: the repository could not be read",
+                        "fix the remote first",
+                    ),
+                ),
+            };
+            vec![token, reachable, private]
+        }
+    }
+}
+
+fn remote_label(remote: &crate::remote::github::GithubRemote) -> String {
+    format!("{} answers", remote.describe())
+}
+
+fn check_schedule(config: &Config, places: &crate::schedule::Places) -> Check {
+    let id = crate::schedule::job_id(&config.file);
+    match crate::schedule::state(&id, places) {
+        Ok(state) if state.is_installed() => {
+            let names: Vec<&str> = state.backends().iter().map(|b| b.as_str()).collect();
+            Check::ok("schedule", format!("job {id} ({})", names.join(", ")))
+        }
+        Ok(_) => Check::not_ok(
+            Verdict::Warn,
+            "schedule",
+            "no job runs `backup run` for this config",
+            "run `backup schedule install`",
+        ),
+        Err(e) => Check::not_ok(
+            Verdict::Warn,
+            "schedule",
+            e.to_string(),
+            "run `backup schedule status` to see what the scheduler says",
+        ),
+    }
+}
