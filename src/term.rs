@@ -42,7 +42,7 @@ impl Progress for Bars {
         let bar = if total > 0 {
             ProgressBar::new(total).with_style(
                 ProgressStyle::with_template(
-                    "{msg:>18} [{bar:30}] {bytes:>10} / {total_bytes:<10} {binary_bytes_per_sec:>12}  eta {eta}",
+                    "{msg:>17} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),

@@ -492,3 +492,61 @@ fn completions_and_the_manual_page_come_from_the_command_line_definition() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+/// On a terminal (a pseudo-terminal from `script`), a snapshot draws its phases as bars with
+/// bytes; `--no-progress` and `-v` draw none.
+#[test]
+fn a_terminal_sees_progress_bars_and_cron_does_not() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` program (util-linux) to make a terminal");
+        return;
+    }
+    let app = App::new(20_000);
+    let on_terminal = |extra: &str| {
+        let line = format!(
+            "'{}' --config '{}' now {extra}",
+            env!("CARGO_BIN_EXE_backup"),
+            app.path("backup.toml").display()
+        );
+        let out = Command::new("script")
+            .args(["-qefc", &line, "/dev/null"])
+            .env("TERM", "xterm")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stdout(&out));
+        stdout(&out)
+    };
+    let drawn = on_terminal("");
+    for phase in ["copying databases", "compressing", "pushing"] {
+        assert!(drawn.contains(phase), "no {phase} bar: {drawn:?}");
+    }
+    assert!(drawn.contains("KiB") || drawn.contains("MiB"), "{drawn:?}");
+    assert!(
+        drawn.contains("snapshot bk-"),
+        "the summary follows: {drawn:?}"
+    );
+    let quiet = on_terminal("--no-progress");
+    assert!(!quiet.contains("compressing"), "{quiet:?}");
+    let logged = on_terminal("-v");
+    assert!(!logged.contains("compressing"), "{logged:?}");
+    assert!(logged.contains(" INFO "), "{logged:?}");
+}
+
+/// Asking for systemd where no user manager answers fails before any file is written.
+#[test]
+fn systemd_without_a_user_manager_is_refused_before_writing() {
+    if backup_agent::schedule::systemd_available() {
+        eprintln!("skipped: this machine has a systemd user manager");
+        return;
+    }
+    let app = App::new(5);
+    let home = app.path("home");
+    let out = backup(
+        &home,
+        &app.path("backup.toml"),
+        &["schedule", "install", "--systemd"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--cron"), "{}", stderr(&out));
+    assert!(!home.join(".config").exists());
+}

@@ -144,30 +144,31 @@ fn first_manifest<R: Read>(archive: &Path, entries: &mut tar::Entries<'_, R>) ->
         .take(MANIFEST_MAX)
         .read_to_end(&mut json)
         .map_err(|e| bad(archive, unreadable(&e)))?;
+    parse_manifest(&json).map_err(|reason| bad(archive, reason))
+}
+
+/// Parses and validates `MANIFEST.json`: a `manifest_version` this build knows, then the
+/// struct, then [`validate_manifest`].
+///
+/// # Errors
+/// Why the manifest is refused, as the end of a sentence about the archive.
+pub fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, String> {
     // The version alone first: a newer manifest may not parse as this build's struct.
-    let version = serde_json::from_slice::<serde_json::Value>(&json)
+    let version = serde_json::from_slice::<serde_json::Value>(json)
         .ok()
         .and_then(|v| v.get("manifest_version")?.as_u64());
     match version {
-        None => {
-            return Err(bad(
-                archive,
-                "its manifest is not valid JSON with a manifest_version",
-            ));
-        }
+        None => return Err("its manifest is not valid JSON with a manifest_version".into()),
         Some(v) if v != u64::from(MANIFEST_VERSION) => {
-            return Err(bad(
-                archive,
-                format!(
-                    "its manifest_version is {v}, this build knows only {MANIFEST_VERSION}; upgrade backup-agent to restore it"
-                ),
+            return Err(format!(
+                "its manifest_version is {v}, this build knows only {MANIFEST_VERSION}; upgrade backup-agent to restore it"
             ));
         }
         Some(_) => {}
     }
-    let manifest: Manifest = serde_json::from_slice(&json)
-        .map_err(|e| bad(archive, format!("its manifest does not parse ({e})")))?;
-    validate_manifest(&manifest).map_err(|reason| bad(archive, reason))?;
+    let manifest: Manifest =
+        serde_json::from_slice(json).map_err(|e| format!("its manifest does not parse ({e})"))?;
+    validate_manifest(&manifest)?;
     Ok(manifest)
 }
 

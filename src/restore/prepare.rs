@@ -198,7 +198,10 @@ pub(super) fn prepare(
     let manifest = extracted.manifest;
     crate::failpoint::hit("restore-extracted");
 
-    progress.phase("checking databases", 0);
+    progress.phase(
+        "checking databases",
+        manifest.databases.iter().map(|d| d.size).sum(),
+    );
     let mut databases = Vec::new();
     let mut db_targets = Vec::new();
     for (entry, live) in manifest.databases.iter().zip(db_lives) {
@@ -213,6 +216,7 @@ pub(super) fn prepare(
             .map_err(|e| db_refused(e.to_string()))?;
         databases.push(report);
         db_targets.push((staged, live));
+        progress.advance(entry.size);
     }
     crate::failpoint::hit("restore-checked");
     progress.done();

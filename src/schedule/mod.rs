@@ -399,6 +399,11 @@ pub fn install(job: &Job, backend: Backend, places: &Places, dry_run: bool) -> R
     if dry_run {
         return Ok(installed);
     }
+    if backend == Backend::Systemd && !systemd_available() {
+        return Err(Error::Other(
+            "`systemctl --user` does not answer here (no user session); use --cron, or let the user manager run without a login (`loginctl enable-linger`)".into(),
+        ));
+    }
     // Elsewhere first: a job moved from cron to systemd must not run twice.
     remove_except(&job.id, places, &before, Some(backend))?;
     for file in &installed.files {

@@ -86,7 +86,14 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
 
     let mut databases = Vec::new();
     let mut staged = Vec::new();
-    progress.phase("copying databases", 0);
+    // The estimate is the live files' size; a copy can differ by what the WAL holds.
+    let estimate = config
+        .databases
+        .iter()
+        .filter_map(|db| fs::metadata(&db.path).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.phase("copying databases", estimate);
     for db in &config.databases {
         let archive_path = format!("databases/{}.db", db.name);
         let copy_path = staging.path().join(&archive_path);
@@ -116,6 +123,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
             size,
             mode: 0o600,
         });
+        progress.advance(size);
     }
     progress.done();
 
