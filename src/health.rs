@@ -75,6 +75,9 @@ pub struct Status {
     pub remote: Option<String>,
 }
 
+/// How far in the future a record may be before the clock is called wrong (NTP steps).
+const CLOCK_SLACK_SECS: i64 = 300;
+
 /// The verdict at time `now`.
 ///
 /// # Errors
@@ -88,18 +91,15 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
         .rev()
         .find(|s| s.tag.host() == host)
         .map(|s| s.tag.clone());
-    // A record from before `last_ok` existed still says whether its own run was good.
-    let last_ok = record.as_ref().and_then(|r| {
-        r.last_ok.clone().or_else(|| {
-            r.ok.then(|| Milestone {
-                finished_at: r.finished_at,
-                tag: r.tag.clone(),
-                ok: true,
-            })
-        })
-    });
-    let last_ok_age_secs = last_ok
+    let last_ok = record.as_ref().and_then(LastRun::last_good);
+    // Negative when the record is from the future: this machine's clock went back.
+    let last_ok_age = last_ok
         .as_ref()
+        .map(|m| (now - m.finished_at).num_seconds());
+    let last_ok_age_secs = last_ok_age.map(|secs| secs.max(0) as u64);
+    let scheduled_age = record
+        .as_ref()
+        .and_then(|r| r.last_scheduled.as_ref())
         .map(|m| (now - m.finished_at).num_seconds().max(0) as u64);
     let pending = match (&config.remote, &record) {
         (Some(_), Some(r)) => r.pending.as_ref().map(|tags| {
@@ -120,6 +120,10 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
         }
     };
     let (state, summary) = match (&record, last_ok_age_secs) {
+        (_, Some(_)) if last_ok_age.is_some_and(|secs| secs < -CLOCK_SLACK_SECS) => (
+            State::Stale,
+            "the last good snapshot is dated in the future: this machine's clock is wrong; fix the clock (e.g. enable NTP) so snapshot times and retention are right".to_string(),
+        ),
         (Some(r), _) if !r.ok => (
             State::Failed,
             format!(
@@ -140,6 +144,14 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
                 age(secs),
                 config.schedule.every,
                 config.schedule.grace
+            ),
+        ),
+        // A job that once ran and stopped is not covered by `backup now` by hand.
+        (_, Some(_)) if scheduled_age.is_some_and(|secs| secs > window.as_secs()) => (
+            State::Stale,
+            format!(
+                "the scheduled `backup run` last ran {} ago, past the {window} window (manual snapshots do not replace it); check `backup schedule status`",
+                age(scheduled_age.unwrap_or_default())
             ),
         ),
         (_, Some(secs)) => (
@@ -337,7 +349,22 @@ fn check_remote(config: &Config) -> Vec<Check> {
             let repo = github.repo.clone();
             let remote = GithubRemote::new(github);
             let token = match remote.token() {
-                Ok(token) => Check::ok("token", format!("from {}", token.source)),
+                Ok(token) => {
+                    use crate::remote::github::TokenSource;
+                    let detail = format!("from {}", token.source);
+                    match token.source {
+                        // The scheduled job starts without this shell's variables and login.
+                        TokenSource::EnvGithubToken
+                        | TokenSource::EnvGhToken
+                        | TokenSource::GhCli => Check::not_ok(
+                            Verdict::Warn,
+                            "token",
+                            detail,
+                            "a cron or systemd job does not see it; store it with `backup auth login` or set token_file",
+                        ),
+                        _ => Check::ok("token", detail),
+                    }
+                }
                 Err(e) => {
                     return vec![Check::not_ok(
                         Verdict::Fail,
@@ -395,7 +422,7 @@ fn remote_label(remote: &crate::remote::github::GithubRemote) -> String {
 }
 
 fn check_schedule(config: &Config, places: &crate::schedule::Places) -> Check {
-    let id = crate::schedule::job_id(&config.file);
+    let id = crate::schedule::job_id(&crate::schedule::canonical_config(&config.file));
     match crate::schedule::state(&id, places) {
         Ok(state) if state.is_installed() => {
             let names: Vec<&str> = state.backends().iter().map(|b| b.as_str()).collect();

@@ -77,7 +77,7 @@ impl LastRun {
         self.last_ok = if self.ok {
             Some(this.clone())
         } else {
-            previous.as_ref().and_then(|p| p.last_ok.clone())
+            previous.as_ref().and_then(LastRun::last_good)
         };
         self.last_scheduled = if self.command == "run" {
             Some(this)
@@ -86,6 +86,18 @@ impl LastRun {
         };
         let json = serde_json::to_vec_pretty(&self).expect("record serializes");
         fsutil::write_atomic(&dir.join(LAST_RUN_FILE), &json)
+    }
+
+    /// The newest good run this record knows of; a record written before `last_ok` existed
+    /// still says whether its own run was good.
+    pub fn last_good(&self) -> Option<Milestone> {
+        self.last_ok.clone().or_else(|| {
+            self.ok.then(|| Milestone {
+                finished_at: self.finished_at,
+                tag: self.tag.clone(),
+                ok: true,
+            })
+        })
     }
 
     /// Reads the record from `dir`, if there is one.

@@ -117,6 +117,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            // A bar left ticking would redraw over the error.
+            progress.done();
             term::clear_progress_line();
             eprintln!("backup: error: {e}");
             ExitCode::from(e.exit_code())

@@ -77,6 +77,11 @@ impl Tag {
         let time = NaiveDateTime::parse_from_str(time_text, TIME_FORMAT)
             .ok()?
             .and_utc();
+        // chrono's parser forgives (`T 14200Z` reads as 01:42:00); a tag is exactly its format,
+        // or it would not sort by time nor be a valid git ref.
+        if time.format(TIME_FORMAT).to_string() != time_text {
+            return None;
+        }
         let rest = rest[TIME_LEN..].strip_prefix('-')?;
         let (kind, rest) = if let Some(r) = rest.strip_prefix("manual-") {
             (Kind::Manual, r)
@@ -275,6 +280,9 @@ mod tests {
             "bk-20261122T014207Z-weekly-a-abcdef",
             "bk-20261122T014207Z-manual-a-ABCDEF",
             "bk-20261122T014207Z-manual--abcdef",
+            // Found by the tag fuzzer: chrono reads ` 14200` as 01:42:00.
+            "bk-20261122T 14200Z-manual-laptop-3f9a1c",
+            "bk-2026112 T014200Z-manual-laptop-3f9a1c",
         ] {
             assert!(Tag::parse(text).is_none(), "{text}");
         }

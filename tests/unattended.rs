@@ -61,6 +61,18 @@ fn status_exit_codes_follow_real_runs() {
             .contains("past the 1s window"),
         "{s}"
     );
+    // A snapshot by hand does not hide that the schedule stopped.
+    let out = app.run(&["now"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, s) = status(&app);
+    assert_eq!((code, s["state"].as_str()), (6, Some("stale")), "{s}");
+    assert!(
+        s["summary"]
+            .as_str()
+            .unwrap()
+            .contains("scheduled `backup run` last ran"),
+        "{s}"
+    );
 
     // The remote disappears (an unmounted drive): the push fails, the snapshot stays local.
     app.write_config(CONFIG);
@@ -77,8 +89,8 @@ fn status_exit_codes_follow_real_runs() {
     );
     // When things last worked is still known, and what waits for the remote.
     assert_eq!(s["last_ok"]["ok"], true, "{s}");
-    // The whole remote is gone: both snapshots wait for it.
-    assert_eq!(s["pending"].as_array().map(Vec::len), Some(2), "{s}");
+    // The whole remote is gone: all three snapshots wait for it.
+    assert_eq!(s["pending"].as_array().map(Vec::len), Some(3), "{s}");
     let human = app.run(&["status"]);
     assert_eq!(human.status.code(), Some(7));
     assert!(
@@ -333,8 +345,10 @@ fn crontab_install_is_idempotent_runs_and_removes_only_its_own_line() {
     let config = spaced_config(&app);
     let other_app = App::new(5);
     let home = app.path("home");
-    for _ in 0..2 {
-        let out = backup(&home, &config, &["schedule", "install", "--cron"]);
+    // Twice, the second time by another path to the same file: still one job.
+    let detour = app.path("my app/../my app/backup.toml");
+    for path in [&config, &detour] {
+        let out = backup(&home, path, &["schedule", "install", "--cron"]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let out = backup(

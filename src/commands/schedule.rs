@@ -55,13 +55,17 @@ pub struct JsonArg {
 pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
     let config = crate::load_config(config_path)?;
     let places = Places::from_env()?;
-    let id = schedule::job_id(&config.file);
+    let config_file = schedule::canonical_config(&config.file);
+    let id = schedule::job_id(&config_file);
     match command {
         Command::Install(args) => {
             let every = args.every.unwrap_or(config.schedule.every);
-            let program = std::env::current_exe()
-                .map_err(|e| Error::Other(format!("cannot find this program's path: {e}")))?;
-            let job = Job::new(&program, &config.file, every)?;
+            let program = std::env::current_exe().map_err(|e| {
+                Error::Other(format!(
+                    "cannot find this program's path ({e}); run it by its full path"
+                ))
+            })?;
+            let job = Job::new(&program, &config_file, every)?;
             let backend = if args.systemd {
                 Backend::Systemd
             } else if args.cron {

@@ -77,7 +77,13 @@ pub struct Job {
     pub every: Interval,
 }
 
-/// The id of the job that runs `config`.
+/// The config file as the job names it: absolute, without symlinks or `..`, so the same file
+/// reached by two paths is one job.
+pub fn canonical_config(config: &Path) -> PathBuf {
+    std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf())
+}
+
+/// The id of the job that runs `config` (pass it through [`canonical_config`]).
 pub fn job_id(config: &Path) -> String {
     let digest = Sha256::digest(config.as_os_str().as_encoded_bytes());
     format!("backup-agent-{}", &fsutil::hex(&digest)[..8])
@@ -90,6 +96,14 @@ impl Job {
     /// [`Error::Config`] when `every` is not a whole number of minutes that divides an hour, or
     /// of hours that divides a day (schedulers count on the clock, so other periods drift).
     pub fn new(program: &Path, config: &Path, every: Interval) -> Result<Job> {
+        for path in [program, config] {
+            if path.as_os_str().as_encoded_bytes().contains(&b'\n') {
+                return Err(Error::Config(format!(
+                    "cannot schedule with a line break in the path {}; rename the folder",
+                    path.display()
+                )));
+            }
+        }
         if Period::of(every).is_none() {
             return Err(Error::Config(format!(
                 "cannot schedule every {every}: use a period that divides an hour or a day (1m, 5m, 10m, 15m, 20m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d)"
@@ -103,10 +117,10 @@ impl Job {
         })
     }
 
-    /// A stable number from the id: spreads machines over the hour, since cron has no
-    /// randomized delay and every laptop starting at :00 is a burst on the remote.
+    /// A stable number from the id and the host name: spreads machines over the hour, since
+    /// cron has no randomized delay and every laptop starting at :00 is a burst on the remote.
     fn spread(&self) -> u64 {
-        let digest = Sha256::digest(self.id.as_bytes());
+        let digest = Sha256::digest(format!("{}@{}", self.id, crate::tag::hostname()));
         u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
     }
 
@@ -143,7 +157,8 @@ impl Job {
             Period::Day => "daily".to_string(),
         };
         let delay = (self.every.as_secs() / 10).min(300);
-        let config = self.config.display();
+        // `%` starts a specifier anywhere in a unit file.
+        let config = self.config.display().to_string().replace('%', "%%");
         let service = format!(
             "# Written by `backup schedule install`; `backup schedule remove` deletes it.\n\
              [Unit]\n\
@@ -281,7 +296,9 @@ impl Places {
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
             .ok_or_else(|| {
-                Error::Config("HOME is not set; the schedule lives in your home folder".into())
+                Error::Other(
+                    "HOME is not set; the schedule lives in your home folder: set it".into(),
+                )
             })?;
         let config_home = std::env::var_os("XDG_CONFIG_HOME")
             .filter(|h| !h.is_empty())
@@ -404,8 +421,11 @@ pub fn install(job: &Job, backend: Backend, places: &Places, dry_run: bool) -> R
             "`systemctl --user` does not answer here (no user session); use --cron, or let the user manager run without a login (`loginctl enable-linger`)".into(),
         ));
     }
-    // Elsewhere first: a job moved from cron to systemd must not run twice.
-    remove_except(&job.id, places, &before, Some(backend))?;
+    // Elsewhere first: a job moved from cron to systemd must not run twice. A launchd agent
+    // written on another OS runs nothing here, so the working job stays.
+    if backend != Backend::Launchd || cfg!(target_os = "macos") {
+        remove_except(&job.id, places, &before, Some(backend))?;
+    }
     for file in &installed.files {
         let dir = file.path.parent().expect("a file in a folder");
         std::fs::create_dir_all(dir)
@@ -427,7 +447,10 @@ pub fn install(job: &Job, backend: Backend, places: &Places, dry_run: bool) -> R
         Backend::Launchd => {
             let path = &installed.files[0].path;
             if cfg!(target_os = "macos") {
-                run_tool("launchctl", &["load", "-w", &path.display().to_string()])?;
+                let path = path.display().to_string();
+                // A loaded agent keeps its old interval until it is unloaded.
+                let _ = run_tool("launchctl", &["unload", &path]);
+                run_tool("launchctl", &["load", "-w", &path])?;
             } else {
                 installed.next_step = Some(format!(
                     "on the Mac this home belongs to, load it with `launchctl load -w {}`",
@@ -478,13 +501,15 @@ impl JobState {
 pub fn state(id: &str, places: &Places) -> Result<JobState> {
     let timer = places.systemd_dir.join(format!("{id}.timer"));
     let plist = places.launchd_dir.join(format!("{id}.plist"));
-    let cron = if cron_available() {
-        read_crontab()?
-            .lines()
-            .find(|l| is_ours(l, id))
-            .map(str::to_string)
-    } else {
-        None
+    // A crontab that cannot be read (cron denied to this user) holds no job of ours that we
+    // could manage; installing with cron reports the error itself.
+    let cron = match cron_available().then(read_crontab) {
+        Some(Ok(table)) => table.lines().find(|l| is_ours(l, id)).map(str::to_string),
+        Some(Err(e)) => {
+            tracing::debug!("reading the crontab: {e}");
+            None
+        }
+        None => None,
     };
     Ok(JobState {
         id: id.to_string(),
@@ -546,23 +571,33 @@ fn remove_file(path: &Path) -> Result<()> {
 
 /// A crontab line is ours when it ends with our tag.
 fn is_ours(line: &str, id: &str) -> bool {
-    line.trim_end()
-        .strip_suffix(id)
-        .is_some_and(|rest| rest.trim_end().ends_with('#'))
+    // A line the user commented out is theirs now.
+    !line.trim_start().starts_with('#')
+        && line
+            .trim_end()
+            .strip_suffix(id)
+            .is_some_and(|rest| rest.trim_end().ends_with('#'))
 }
 
 fn read_crontab() -> Result<String> {
     let out = Command::new("crontab")
         .arg("-l")
+        .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| tool_missing("crontab", &e))?;
     if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        // Rewritten from this text later: a lossy decode would change the user's other lines.
+        return String::from_utf8(out.stdout).map_err(|_| {
+            Error::Other(
+                "your crontab holds bytes that are not UTF-8, and rewriting it could change them; fix it with `crontab -e`, or use --systemd".into(),
+            )
+        });
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // "no crontab for <user>": an empty table, not a failure.
-    if stderr.contains("no crontab") {
+    // "no crontab for <user>" (cronie, Debian), "can't open '<user>'" (BusyBox): an empty
+    // table, not a failure.
+    if stderr.contains("no crontab") || stderr.contains("can't open") {
         return Ok(String::new());
     }
     Err(Error::Other(format!(
@@ -683,6 +718,10 @@ mod tests {
         assert!(is_ours(&line, &j.id));
         assert!(!is_ours(&line, "backup-agent-00000000"));
         assert!(!is_ours("0 * * * * other-job", &j.id));
+        assert!(
+            !is_ours(&format!("# {line}"), &j.id),
+            "commented out by the user"
+        );
         let every_15 = job("/c.toml", "15m").crontab_line();
         assert!(
             every_15.split(' ').next().unwrap().ends_with("-59/15"),
