@@ -1,5 +1,6 @@
-//! Crash points for tests: a debug build whose `BACKUP_FAILPOINT` names a point dies there at
-//! once, as a `kill -9` would (no destructors, no clean-up). Release builds compile this away.
+//! Test hooks, in debug builds only (release builds compile them away): crash points, where a
+//! build whose `BACKUP_FAILPOINT` names a point dies at once, as a `kill -9` would (no
+//! destructors, no clean-up); and a settable clock for snapshot times.
 
 /// Environment variable naming the point to die at.
 pub const FAILPOINT_ENV: &str = "BACKUP_FAILPOINT";
@@ -12,4 +13,20 @@ pub fn hit(name: &str) {
     {
         std::process::abort();
     }
+}
+
+/// Environment variable that sets the clock of a debug build (RFC 3339), so tests can drive
+/// hourly runs across months without waiting.
+pub const CLOCK_ENV: &str = "BACKUP_TEST_CLOCK";
+
+/// The time a snapshot is taken at: now, or `BACKUP_TEST_CLOCK` in a debug build.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    if cfg!(debug_assertions)
+        && let Some(set) = std::env::var(CLOCK_ENV)
+            .ok()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+    {
+        return set.with_timezone(&chrono::Utc);
+    }
+    chrono::Utc::now()
 }

@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::time::Instant;
 
-use chrono::Utc;
-
 use crate::catalog::{self, LocalSnapshot};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
@@ -65,7 +63,7 @@ pub fn snapshot_and_push(
         Kind::Manual => "now",
         Kind::Scheduled => "run",
     };
-    let started_at = Utc::now();
+    let started_at = crate::failpoint::now();
     let started = Instant::now();
 
     let snapshot = match snapshot::take(config, kind, progress) {
@@ -74,7 +72,7 @@ pub fn snapshot_and_push(
             let record = LastRun {
                 command: command.into(),
                 started_at,
-                finished_at: Utc::now(),
+                finished_at: crate::failpoint::now(),
                 error: Some(e.to_string()),
                 durations_ms: Durations {
                     total: started.elapsed().as_millis() as u64,
@@ -145,7 +143,7 @@ pub fn snapshot_and_push(
     let record = LastRun {
         command: command.into(),
         started_at,
-        finished_at: Utc::now(),
+        finished_at: crate::failpoint::now(),
         ok: push.error.is_none() && push.damaged.is_empty() && prune_error.is_none(),
         snapshot_ok: true,
         push_ok: remote.as_ref().map(|_| push.error.is_none()),
@@ -271,6 +269,7 @@ fn push_pending(
             verified,
         };
         tracing::debug!("pushing {} ({} bytes)", snapshot.tag, snapshot.size);
+        crate::failpoint::hit("push-started");
         match remote.put(&upload) {
             Ok(()) => {
                 progress.advance(snapshot.size);

@@ -42,3 +42,9 @@ mod retention;
 
 /// Running unattended: `backup status` exit codes, quiet cron runs, the schedule installers.
 mod unattended;
+
+/// The soak: hourly cycles with faults, kills, a busy writer and restore drills; invariants.
+mod soak;
+
+/// The invariants of docs/invariants.md, one ordinary test each.
+mod invariants;

@@ -281,6 +281,14 @@ impl FakeGitHub {
         }
     }
 
+    /// Drops injected faults no request has met yet; returns how many there were.
+    pub fn clear_faults(&self) -> usize {
+        let mut state = self.state.lock().unwrap();
+        let left = state.faults.iter().map(|(_, q)| q.len()).sum();
+        state.faults.clear();
+        left
+    }
+
     pub fn releases(&self, repo: &str) -> Vec<StoredRelease> {
         self.state.lock().unwrap().repos[repo].releases.clone()
     }

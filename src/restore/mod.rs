@@ -165,22 +165,42 @@ pub(super) fn begin(config: &Config) -> Result<(RunLock, Option<Recovery>)> {
     Ok((lock, recovery))
 }
 
-/// Finishes or undoes an interrupted restore, if one is waiting and no other run is working.
-/// Every command calls this first.
+/// Finishes or undoes an interrupted restore, and removes the temp files and staging folders
+/// of killed runs, if there are any and no other run is working. Every command calls this
+/// first, so nothing a killed command left survives the next one.
 ///
 /// # Errors
-/// When an interrupted swap cannot be read or undone.
+/// When an interrupted swap cannot be read or undone, or a leftover cannot be removed.
 pub fn recover_interrupted(config: &Config) -> Result<Option<Recovery>> {
-    if !swap::pending(&config.local_dir) {
+    let swap_pending = swap::pending(&config.local_dir);
+    // Looked for first: taking the lock on every `backup status` is needless.
+    if !swap_pending && !has_leftovers(config) {
         return Ok(None);
     }
     let _lock = match RunLock::acquire(&config.local_dir) {
         Ok(lock) => lock,
-        // The restore itself (or another run) is working: not interrupted.
+        // The restore itself (or another run) is working: its files are not leftovers.
         Err(Error::Locked(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    swap::recover(&config.local_dir)
+    let recovery = swap::recover(&config.local_dir)?;
+    fsutil::remove_stale_temps(&config.local_dir)?;
+    remove_stale_staging(&config.base_dir)?;
+    Ok(recovery)
+}
+
+/// Whether a killed run left temp files in the snapshot folder or staging beside the live data.
+fn has_leftovers(config: &Config) -> bool {
+    let any = |dir: &Path, ours: &dyn Fn(&str) -> bool| {
+        fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_str().is_some_and(ours))
+        })
+    };
+    let staging = format!("{TEMP_PREFIX}{RESTORE_STAGING}");
+    any(&config.local_dir, &fsutil::is_our_temp)
+        || any(&config.base_dir, &|n: &str| n.starts_with(&staging))
 }
 
 /// Restore staging folders of killed runs beside the live data (only names this tool makes).

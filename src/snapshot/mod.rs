@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{SubsecRound, Utc};
+use chrono::SubsecRound;
 
 use crate::config::{Config, DatabaseConfig};
 use crate::error::{Error, IoContext, Result};
@@ -62,7 +62,7 @@ struct IncludedFile {
 pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snapshot> {
     let started = Instant::now();
     let host = tag::hostname();
-    let created_at = Utc::now().trunc_subsecs(0);
+    let created_at = crate::failpoint::now().trunc_subsecs(0);
     let tag = Tag::new(created_at, kind, &host);
     let local = &config.local_dir;
 
@@ -126,6 +126,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
         progress.advance(size);
     }
     progress.done();
+    crate::failpoint::hit("snapshot-copied");
 
     let mut file_entries = Vec::new();
     for file in &files {
