@@ -9,7 +9,9 @@ cd "$(dirname "$0")"
 SECONDS_EACH=${1:-10}
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-for target in $(cargo +nightly fuzz list); do
+targets=$(cargo +nightly fuzz list)
+[ -n "$targets" ] || { echo "cargo fuzz lists no targets" >&2; exit 1; }
+for target in $targets; do
     mkdir -p "$corpus/$target"
     if ! out=$(cargo +nightly fuzz run "$target" "$corpus/$target" "../fixtures/fuzz/$target" -- \
         -max_total_time="$SECONDS_EACH" -rss_limit_mb=1024 2>&1); then

@@ -22,10 +22,11 @@ pub const CLOCK_ENV: &str = "BACKUP_TEST_CLOCK";
 /// The time a snapshot is taken at: now, or `BACKUP_TEST_CLOCK` in a debug build.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     if cfg!(debug_assertions)
-        && let Some(set) = std::env::var(CLOCK_ENV)
-            .ok()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        && let Ok(text) = std::env::var(CLOCK_ENV)
     {
+        // A test that sets the clock wrongly must not silently run on the real one.
+        let set = chrono::DateTime::parse_from_rfc3339(&text)
+            .unwrap_or_else(|e| panic!("{CLOCK_ENV}={text} is not RFC 3339: {e}"));
         return set.with_timezone(&chrono::Utc);
     }
     chrono::Utc::now()

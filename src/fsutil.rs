@@ -208,11 +208,15 @@ fn remove_orphan_checksums(dir: &Path) -> Result<()> {
 }
 
 /// Whether `name` is a temporary this tool creates: a staging folder, an archive or checksum on
-/// its way into place, or `last_run.json` being replaced.
+/// its way into place, or `last_run.json` or the restore journal being replaced.
 pub fn is_our_temp(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
         return false;
     };
+    // A restore journal killed while being written: the swap it was to describe never began.
+    if rest == crate::restore::swap::JOURNAL_FILE {
+        return true;
+    }
     for staging in [STAGING_PREFIX, "restore-", "verify-"] {
         if let Some(tag) = rest.strip_prefix(staging) {
             return Tag::parse(tag).is_some();

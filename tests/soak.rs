@@ -101,9 +101,12 @@ impl Drop for Writer {
 struct Summary {
     cycles: u64,
     faults_injected: u64,
+    /// Injected faults no request met (cleared at the end of their cycle).
+    faults_unused: u64,
     kills: u64,
     restores_verified: u64,
     restores_swapped: u64,
+    writer_commits: u64,
     violations: Vec<String>,
 }
 
@@ -171,24 +174,38 @@ impl Soak {
         out
     }
 
-    /// Starts, then kills with SIGKILL after a random delay under `within_ms` (if it has not
-    /// finished by then).
-    fn run_killed(&mut self, args: &[&str], within_ms: u64) -> bool {
-        let delay = Duration::from_millis(self.rng.below(within_ms));
-        let mut child = self
-            .command(&self.app, args)
+    /// Starts, then kills with SIGKILL after a random delay under `within_ms`, or dies at
+    /// `failpoint` (an abort, as abrupt as a kill). Returns whether it died, and its output.
+    fn run_killed(
+        &mut self,
+        args: &[&str],
+        within_ms: u64,
+        failpoint: Option<&str>,
+    ) -> (bool, Output) {
+        let delay = Duration::from_millis(self.rng.below(within_ms.max(1)));
+        let mut cmd = self.command(&self.app, args);
+        if let Some(point) = failpoint {
+            cmd.env("BACKUP_FAILPOINT", point);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
-        let killed = matches!(child.try_wait(), Ok(None)) && child.kill().is_ok();
+        let killed = if failpoint.is_some() {
+            false
+        } else {
+            std::thread::sleep(delay);
+            matches!(child.try_wait(), Ok(None)) && child.kill().is_ok()
+        };
         let out = child.wait_with_output().unwrap();
         self.check_output(args, &out);
-        if killed {
+        // A failpoint abort ends by signal, with no exit code.
+        let died = killed || out.status.code().is_none();
+        if died {
             self.summary.kills += 1;
         }
-        killed
+        (died, out)
     }
 
     fn check_output(&mut self, args: &[&str], out: &Output) {
@@ -231,6 +248,9 @@ impl Soak {
 
     fn list(&mut self) -> Vec<Value> {
         let out = self.run(false, &["list", "--json"]);
+        if !out.status.success() {
+            self.violate(format!("list failed: {}", stderr(&out)));
+        }
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         v.as_array().cloned().unwrap_or_default()
     }
@@ -283,18 +303,27 @@ impl Soak {
             return;
         };
         let snapshot = manifest_counts(&latest);
-        let kill = self.rng.chance(50);
+        // Half the restores die: at a random moment, or at a chosen step of the swap.
         let args = ["restore", "latest", "--yes"];
-        let finished = if kill {
-            !self.run_killed(&args, 150)
-        } else {
-            true
-        };
-        if !kill {
-            let out = self.run(false, &args);
-            if !out.status.success() {
-                self.violate(format!("restore latest failed: {}", stderr(&out)));
+        let points = [
+            "restore-checked",
+            "swap-journaled",
+            "swap-move-0",
+            "swap-move-1",
+            "swap-recorded",
+            "swap-committed",
+        ];
+        let (died, out) = match self.rng.below(4) {
+            0 => self.run_killed(&args, 150, None),
+            1 => {
+                let point = points[self.rng.below(points.len() as u64) as usize];
+                self.run_killed(&args, 0, Some(point))
             }
+            _ => (false, self.run(false, &args)),
+        };
+        let finished = !died;
+        if finished && !out.status.success() {
+            self.violate(format!("restore latest failed: {}", stderr(&out)));
         }
         // The next command finishes or undoes an interrupted swap.
         let _ = self.list();
@@ -305,7 +334,7 @@ impl Soak {
                 !finished
             ));
         }
-        if finished && !kill && after != snapshot {
+        if finished && after != snapshot {
             self.violate(format!(
                 "2: a finished restore left {after:?}, not {snapshot:?}"
             ));
@@ -337,6 +366,7 @@ impl Soak {
     fn check_token_at_rest(&mut self) {
         let mut files = Vec::new();
         all_files(self.app.dir.path(), &mut files);
+        all_files(self.fresh.dir.path(), &mut files);
         for file in files {
             if fs::read(&file).is_ok_and(|b| b.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()))
             {
@@ -361,16 +391,30 @@ impl Soak {
             self.inject_faults();
         }
         if self.rng.chance(15) {
-            self.run_killed(&["run"], 250);
-            // The next command cleans up after the killed one.
+            let point = ["snapshot-copied", "push-started"][self.rng.below(2) as usize];
+            let failpoint = self.rng.chance(30).then_some(point);
+            self.run_killed(&["run"], 250, failpoint);
+            // The next command cleans up after the killed one, and the live data is whole.
             let _ = self.list();
             self.check_no_leftovers("a killed run and the next command");
+            let _open = writer.gate.lock().unwrap();
+            let integrity: String = Connection::open(self.app.path("data/tasks.db"))
+                .unwrap()
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            if integrity != "ok" {
+                self.violate(format!(
+                    "2: live database damaged after a killed run: {integrity}"
+                ));
+            }
         } else {
             let out = self.run(false, &["run"]);
             match out.status.code() {
                 Some(0) => {
                     self.check_no_leftovers("run");
-                    if !faulty || self.fake.clear_faults() == 0 {
+                    let unused = self.fake.clear_faults() as u64;
+                    self.summary.faults_unused += unused;
+                    if unused == 0 {
                         self.check_converged();
                     }
                 }
@@ -379,7 +423,10 @@ impl Soak {
                 other => self.violate(format!("run exited {other:?}: {}", stderr(&out))),
             }
         }
-        self.fake.clear_faults();
+        self.summary.faults_unused += self.fake.clear_faults() as u64;
+        if self.summary.cycles.is_multiple_of(6) {
+            self.check_token_at_rest();
+        }
         if self.summary.cycles.is_multiple_of(5) {
             self.drill();
         }
@@ -434,6 +481,8 @@ fn all_files(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 fn soak(cycles: u64, seed: u64) -> Summary {
+    // First, so a panic mid-soak still tells how to replay it.
+    println!("soak: {cycles} cycles, seed {seed} (replay with SOAK_SEED={seed})");
     let mut soak = Soak::new(seed);
     let writer = Writer::start(soak.app.path("data/tasks.db"));
     for _ in 0..cycles {
@@ -442,11 +491,13 @@ fn soak(cycles: u64, seed: u64) -> Summary {
     soak.finish();
     let rows = writer.rows.load(Ordering::Relaxed);
     drop(writer);
-    let s = std::mem::take(&mut soak.summary);
+    let mut s = std::mem::take(&mut soak.summary);
+    s.writer_commits = rows;
     println!(
-        "soak (seed {seed}): {} cycles, {} faults injected, {} kills, {} restores verified, {} restore swaps, {rows} writer commits, {} violations",
+        "soak (seed {seed}): {} cycles, {} faults injected ({} met by a request), {} kills, {} restores verified, {} restore swaps, {rows} writer commits, {} violations",
         s.cycles,
         s.faults_injected,
+        s.faults_injected - s.faults_unused,
         s.kills,
         s.restores_verified,
         s.restores_swapped,
@@ -455,10 +506,12 @@ fn soak(cycles: u64, seed: u64) -> Summary {
     s
 }
 
-fn seed() -> u64 {
+/// `SOAK_SEED`, else `default` (a fixed seed keeps CI repeatable), else the clock.
+fn seed(default: Option<u64>) -> u64 {
     std::env::var("SOAK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
+        .or(default)
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -469,9 +522,17 @@ fn seed() -> u64 {
 
 #[test]
 fn soak_short() {
-    let summary = soak(36, seed());
+    let summary = soak(36, seed(Some(20261202)));
     assert_eq!(summary.violations, Vec::<String>::new());
-    assert!(summary.restores_verified > 0);
+    // The soak soaked: drills ran, commands died, restores swapped, faults were met.
+    assert!(summary.restores_verified > 0, "{summary:?}");
+    assert!(summary.kills > 0, "{summary:?}");
+    assert!(summary.restores_swapped > 0, "{summary:?}");
+    assert!(
+        summary.faults_injected > summary.faults_unused,
+        "{summary:?}"
+    );
+    assert!(summary.writer_commits > summary.cycles, "{summary:?}");
 }
 
 #[test]
@@ -481,6 +542,6 @@ fn soak_long() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(400);
-    let summary = soak(cycles, seed());
+    let summary = soak(cycles, seed(None));
     assert_eq!(summary.violations, Vec::<String>::new());
 }

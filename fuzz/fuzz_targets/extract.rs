@@ -30,12 +30,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let result = extract(&archive, &dest, ArchiveSha::Check(None), &Silent);
 
-    // Nothing beside `dest` in the sandbox, and nothing but folders and regular files in it.
-    let beside: Vec<_> = fs::read_dir(&sandbox)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(beside, ["dest"], "wrote outside the destination");
+    // Nothing new around `dest`, two levels up, and nothing but folders and regular files in
+    // it (absolute paths are refused before any write, so they never get this far).
+    assert_eq!(names(&sandbox), ["dest"], "wrote outside the destination");
+    assert_eq!(
+        names(root.path()),
+        ["input.tar.gz", "sandbox"],
+        "wrote outside the destination"
+    );
     let mut files = 0;
     walk(&dest, &mut |path, meta| {
         assert!(
@@ -55,6 +57,15 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
 
 fn walk(dir: &Path, visit: &mut dyn FnMut(&Path, &fs::Metadata)) {
     for entry in fs::read_dir(dir).unwrap() {

@@ -32,25 +32,30 @@ fuzz_target!(|input: Input| {
         manual: count(input.tiers[5]),
     };
     let base = 1_577_836_800i64;
+    // Tags built from the input alone (the nonce from the index), so a crash replays.
     let mut candidates: Vec<Candidate> = input
         .snapshots
         .iter()
         .take(500)
-        .map(|&(offset, manual, unpushed)| {
+        .enumerate()
+        .map(|(i, &(offset, manual, unpushed))| {
             let time = DateTime::<Utc>::from_timestamp(base + i64::from(offset), 0).unwrap();
             let kind = if manual {
                 Kind::Manual
             } else {
                 Kind::Scheduled
             };
+            let text = format!(
+                "bk-{}-{kind}-fuzz-host-{i:06x}",
+                time.format("%Y%m%dT%H%M%SZ")
+            );
             Candidate {
-                tag: Tag::new(time, kind, "fuzz-host"),
+                tag: Tag::parse(&text).expect("a well-formed tag"),
                 unpushed,
             }
         })
         .collect();
     candidates.sort_by(|a, b| a.tag.cmp(&b.tag));
-    candidates.dedup_by(|a, b| a.tag == b.tag);
     let decisions = plan(&candidates, &policy);
     assert_eq!(decisions.len(), candidates.len());
     let newest = candidates.iter().map(|c| &c.tag).max();

@@ -181,11 +181,21 @@ pub fn recover_interrupted(config: &Config) -> Result<Option<Recovery>> {
         Ok(lock) => lock,
         // The restore itself (or another run) is working: its files are not leftovers.
         Err(Error::Locked(_)) => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) if swap_pending => return Err(e),
+        // Only tidying was due, and this user cannot take the lock (a monitor reading
+        // status): the owner's next run tidies instead.
+        Err(_) => return Ok(None),
     };
     let recovery = swap::recover(&config.local_dir)?;
-    fsutil::remove_stale_temps(&config.local_dir)?;
-    remove_stale_staging(&config.base_dir)?;
+    // Tidying is best effort: a leftover that cannot be removed must not fail `status`.
+    for tidy in [
+        fsutil::remove_stale_temps(&config.local_dir),
+        remove_stale_staging(&config.base_dir),
+    ] {
+        if let Err(e) = tidy {
+            tracing::warn!("leftover of a killed run not removed: {e}");
+        }
+    }
     Ok(recovery)
 }
 
@@ -198,9 +208,14 @@ fn has_leftovers(config: &Config) -> bool {
                 .any(|e| e.file_name().to_str().is_some_and(ours))
         })
     };
-    let staging = format!("{TEMP_PREFIX}{RESTORE_STAGING}");
-    any(&config.local_dir, &fsutil::is_our_temp)
-        || any(&config.base_dir, &|n: &str| n.starts_with(&staging))
+    any(&config.local_dir, &fsutil::is_our_temp) || any(&config.base_dir, &is_restore_staging)
+}
+
+/// A restore staging folder's name (beside the live data; only names this tool makes).
+fn is_restore_staging(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .and_then(|n| n.strip_prefix(RESTORE_STAGING))
+        .is_some_and(|tag| Tag::parse(tag).is_some())
 }
 
 /// Restore staging folders of killed runs beside the live data (only names this tool makes).
@@ -210,13 +225,7 @@ pub(crate) fn remove_stale_staging(base_dir: &Path) -> Result<()> {
         return Ok(());
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let ours = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
-            .and_then(|n| n.strip_prefix(RESTORE_STAGING))
-            .is_some_and(|tag| Tag::parse(tag).is_some());
-        if ours {
+        if entry.file_name().to_str().is_some_and(is_restore_staging) {
             let path = entry.path();
             fs::remove_dir_all(&path).at("cannot remove leftover staging folder", &path)?;
         }

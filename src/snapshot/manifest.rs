@@ -77,7 +77,11 @@ pub struct FileEntry {
 impl Manifest {
     /// Total bytes of the files the archive carries.
     pub fn payload_bytes(&self) -> u64 {
-        self.databases.iter().map(|d| d.size).sum::<u64>()
-            + self.files.iter().map(|f| f.size).sum::<u64>()
+        // Saturating: the sizes come from an archive that may be hostile (found by fuzzing).
+        self.databases
+            .iter()
+            .map(|d| d.size)
+            .chain(self.files.iter().map(|f| f.size))
+            .fold(0u64, u64::saturating_add)
     }
 }
