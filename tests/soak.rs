@@ -6,6 +6,7 @@
 //! `soak_short` runs in `cargo test` (a few dozen cycles). The long one is on demand:
 //! `SOAK_CYCLES=500 SOAK_SEED=7 cargo test --test cli soak_long -- --ignored --nocapture`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,6 +22,8 @@ use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
 use crate::support::{App, read_archive, row_counts, stderr, stdout};
 
 const REPO: &str = "soak/app-backups";
+/// The app's databases, in `data/<name>.db`: restores must swap them all or none.
+const DATABASES: [&str; 2] = ["tasks", "notes"];
 
 /// A small deterministic generator, so a failing seed can be replayed.
 struct Rng(u64);
@@ -52,7 +55,8 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(db: PathBuf) -> Writer {
+    /// Commits to every database in `dbs` in turn, as an app with several stores does.
+    fn start(dbs: Vec<PathBuf>) -> Writer {
         let gate = Arc::new(Mutex::new(()));
         let stop = Arc::new(AtomicBool::new(false));
         let rows = Arc::new(AtomicU64::new(0));
@@ -60,9 +64,9 @@ impl Writer {
             let (gate, stop, rows) = (gate.clone(), stop.clone(), rows.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    {
+                    for db in &dbs {
                         let _open = gate.lock().unwrap();
-                        if let Ok(conn) = Connection::open(&db) {
+                        if let Ok(conn) = Connection::open(db) {
                             let _ = conn.busy_timeout(Duration::from_secs(5));
                             let ok = conn
                                 .execute_batch(
@@ -126,6 +130,9 @@ fn config(fake: &FakeGitHub) -> String {
 [[database]]
 name = "tasks"
 path = "data/tasks.db"
+[[database]]
+name = "notes"
+path = "data/notes.db"
 [local]
 dir = "backups"
 [remote]
@@ -144,6 +151,7 @@ impl Soak {
         let fake = FakeGitHub::start();
         fake.add_repo(REPO, true);
         let app = App::new(200);
+        crate::support::make_db(&app.path("data/notes.db"), 80);
         app.write_config(&config(&fake));
         let fresh = App::new(0);
         fs::remove_file(fresh.path("data/tasks.db")).unwrap();
@@ -297,8 +305,7 @@ impl Soak {
     /// the next command, the live data is the old state or the snapshot's, whole (invariant 2).
     fn restore(&mut self, writer: &Writer) {
         let _stopped = writer.gate.lock().unwrap();
-        let db = self.app.path("data/tasks.db");
-        let before = row_counts(&db);
+        let before = self.live_counts();
         let Some(latest) = newest_local_archive(&self.app.path("backups")) else {
             return;
         };
@@ -327,10 +334,11 @@ impl Soak {
         }
         // The next command finishes or undoes an interrupted swap.
         let _ = self.list();
-        let after = row_counts(&db);
+        // All databases old, or all restored: a mix breaks all-or-nothing.
+        let after = self.live_counts();
         if after != before && after != snapshot {
             self.violate(format!(
-                "2: live data is neither old nor restored after restore (killed: {}): before {before:?}, snapshot {snapshot:?}, now {after:?}",
+                "2: live data is neither all old nor all restored after restore (killed: {}): before {before:?}, snapshot {snapshot:?}, now {after:?}",
                 !finished
             ));
         }
@@ -342,13 +350,7 @@ impl Soak {
         if after == snapshot {
             self.summary.restores_swapped += 1;
         }
-        let integrity: String = Connection::open(&db)
-            .unwrap()
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        if integrity != "ok" {
-            self.violate(format!("2: live database damaged: {integrity}"));
-        }
+        self.check_integrity("a restore");
         self.check_no_leftovers("a restore and the next command");
         // Old live sets pile up as pre_restore_<time>/; a user deletes them by hand.
         for entry in fs::read_dir(self.app.dir.path()).unwrap().flatten() {
@@ -358,6 +360,32 @@ impl Soak {
                 .starts_with("pre_restore_")
             {
                 let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Row counts of every table of every live database, by database name.
+    fn live_counts(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        DATABASES
+            .iter()
+            .map(|name| {
+                let path = self.app.path(&format!("data/{name}.db"));
+                (name.to_string(), row_counts(&path))
+            })
+            .collect()
+    }
+
+    fn check_integrity(&mut self, after: &str) {
+        for name in DATABASES {
+            let path = self.app.path(&format!("data/{name}.db"));
+            let integrity: String = Connection::open(&path)
+                .unwrap()
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            if integrity != "ok" {
+                self.violate(format!(
+                    "2: live database {name} damaged after {after}: {integrity}"
+                ));
             }
         }
     }
@@ -398,15 +426,7 @@ impl Soak {
             let _ = self.list();
             self.check_no_leftovers("a killed run and the next command");
             let _open = writer.gate.lock().unwrap();
-            let integrity: String = Connection::open(self.app.path("data/tasks.db"))
-                .unwrap()
-                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-                .unwrap();
-            if integrity != "ok" {
-                self.violate(format!(
-                    "2: live database damaged after a killed run: {integrity}"
-                ));
-            }
+            self.check_integrity("a killed run");
         } else {
             let out = self.run(false, &["run"]);
             match out.status.code() {
@@ -463,10 +483,21 @@ fn newest_local_archive(dir: &Path) -> Option<PathBuf> {
     archives.pop()
 }
 
-fn manifest_counts(archive: &Path) -> std::collections::BTreeMap<String, u64> {
+/// Row counts of every table of every database the snapshot holds, by database name.
+fn manifest_counts(archive: &Path) -> BTreeMap<String, BTreeMap<String, u64>> {
     let entries = read_archive(archive);
     let manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
-    serde_json::from_value(manifest["databases"][0]["tables"].clone()).unwrap()
+    manifest["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|db| {
+            (
+                db["name"].as_str().unwrap().to_string(),
+                serde_json::from_value(db["tables"].clone()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn all_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -484,7 +515,12 @@ fn soak(cycles: u64, seed: u64) -> Summary {
     // First, so a panic mid-soak still tells how to replay it.
     println!("soak: {cycles} cycles, seed {seed} (replay with SOAK_SEED={seed})");
     let mut soak = Soak::new(seed);
-    let writer = Writer::start(soak.app.path("data/tasks.db"));
+    let writer = Writer::start(
+        DATABASES
+            .iter()
+            .map(|name| soak.app.path(&format!("data/{name}.db")))
+            .collect(),
+    );
     for _ in 0..cycles {
         soak.cycle(&writer);
     }
