@@ -426,7 +426,19 @@ fn check_schedule(config: &Config, places: &crate::schedule::Places) -> Check {
     match crate::schedule::state(&id, places) {
         Ok(state) if state.is_installed() => {
             let names: Vec<&str> = state.backends().iter().map(|b| b.as_str()).collect();
-            Check::ok("schedule", format!("job {id} ({})", names.join(", ")))
+            match state.programs(places).into_iter().find(|p| !p.is_file()) {
+                Some(gone) => Check::not_ok(
+                    Verdict::Fail,
+                    "schedule",
+                    format!(
+                        "job {id} ({}) runs {}, which does not exist (moved, upgraded elsewhere or cleaned away)",
+                        names.join(", "),
+                        gone.display()
+                    ),
+                    "run `backup schedule install` again with the binary you keep",
+                ),
+                None => Check::ok("schedule", format!("job {id} ({})", names.join(", "))),
+            }
         }
         Ok(_) => Check::not_ok(
             Verdict::Warn,

@@ -564,3 +564,51 @@ fn systemd_without_a_user_manager_is_refused_before_writing() {
     assert!(stderr(&out).contains("--cron"), "{}", stderr(&out));
     assert!(!home.join(".config").exists());
 }
+
+/// A job whose binary went away (moved, upgraded elsewhere, `cargo clean`) would never run
+/// again without a word: `doctor` fails its schedule line.
+#[test]
+fn doctor_fails_a_job_whose_program_is_gone() {
+    let app = App::new(5);
+    let home = app.path("home");
+    let config = app.path("backup.toml");
+    let copy = app.path("old bin/backup");
+    fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_backup"), &copy).unwrap();
+    let out = Command::new(&copy)
+        .arg("--config")
+        .arg(&config)
+        .args(["schedule", "install", "--launchd"])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let schedule = |out: &Output| {
+        json(out)["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "schedule")
+            .unwrap()
+            .clone()
+    };
+    let before = backup(&home, &config, &["doctor", "--json"]);
+    assert_eq!(schedule(&before)["verdict"], "ok", "{}", stdout(&before));
+
+    fs::remove_file(&copy).unwrap();
+    let after = backup(&home, &config, &["doctor", "--json"]);
+    assert_eq!(after.status.code(), Some(1), "{}", stdout(&after));
+    let check = schedule(&after);
+    assert_eq!(check["verdict"], "fail", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("does not exist"),
+        "{check}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("backup schedule install"),
+        "{check}"
+    );
+}

@@ -475,6 +475,31 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// The program each installed entry runs, read back from the entry itself: a binary moved,
+    /// upgraded elsewhere or removed by `cargo clean` leaves a job that silently never runs.
+    pub fn programs(&self, places: &Places) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        if let Some(line) = &self.cron {
+            found.extend(cron_program(line));
+        }
+        if self.systemd.is_some() {
+            let service = places.systemd_dir.join(format!("{}.service", self.id));
+            found.extend(
+                std::fs::read_to_string(service)
+                    .ok()
+                    .and_then(|text| systemd_program(&text)),
+            );
+        }
+        if let Some(plist) = &self.launchd {
+            found.extend(
+                std::fs::read_to_string(plist)
+                    .ok()
+                    .and_then(|text| launchd_program(&text)),
+            );
+        }
+        found
+    }
+
     pub fn is_installed(&self) -> bool {
         self.cron.is_some() || self.systemd.is_some() || self.launchd.is_some()
     }
@@ -567,6 +592,72 @@ fn remove_file(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The program of a crontab line as [`Job::crontab_line`] writes it: the sixth field, one
+/// single-quoted sh word.
+fn cron_program(line: &str) -> Option<PathBuf> {
+    let mut rest = line.trim_start();
+    for _ in 0..5 {
+        let end = rest.find(char::is_whitespace)?;
+        rest = rest[end..].trim_start();
+    }
+    let mut word = String::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        match chars.next()? {
+            '\'' => loop {
+                match chars.next()? {
+                    '\'' => break,
+                    c => word.push(c),
+                }
+            },
+            // `'\''` inside the word: an escaped quote between two quoted parts.
+            '\\' => word.push(chars.next()?),
+            c if c.is_whitespace() => break,
+            _ => return None,
+        }
+        if chars.peek().is_none_or(|c| c.is_whitespace()) {
+            break;
+        }
+    }
+    // Cron turns `\%` back into `%` before sh sees the line.
+    Some(PathBuf::from(word.replace("\\%", "%")))
+}
+
+/// The program of a service as [`Job::systemd_units`] writes it: `ExecStart="…"`.
+fn systemd_program(service: &str) -> Option<PathBuf> {
+    let quoted = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))?
+        .strip_prefix('"')?;
+    let mut word = String::new();
+    let mut chars = quoted.chars();
+    loop {
+        match chars.next()? {
+            '"' => break,
+            '\\' => word.push(chars.next()?),
+            c @ ('%' | '$') => {
+                chars.next().filter(|&next| next == c)?;
+                word.push(c);
+            }
+            c => word.push(c),
+        }
+    }
+    Some(PathBuf::from(word))
+}
+
+/// The program of an agent as [`Job::launchd_plist`] writes it: the first string of
+/// `ProgramArguments`.
+fn launchd_program(plist: &str) -> Option<PathBuf> {
+    let after = plist.split_once("<key>ProgramArguments</key>")?.1;
+    let start = after.find("<string>")? + "<string>".len();
+    let end = start + after[start..].find("</string>")?;
+    let text = after[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    Some(PathBuf::from(text))
 }
 
 /// A crontab line is ours when it ends with our tag.
@@ -754,6 +845,40 @@ mod tests {
                 .1
                 .contains("OnCalendar=*-*-* *:00/15:00\n")
         );
+    }
+
+    #[test]
+    fn the_program_reads_back_from_every_kind_of_entry() {
+        for program in [
+            "/opt/backup agent/bin/backup",
+            "/home/ann/it's 100% $real/\\odd\"name/backup",
+            "/usr/local/bin/backup",
+        ] {
+            let j = Job::new(
+                Path::new(program),
+                Path::new("/c.toml"),
+                "1h".parse().unwrap(),
+            )
+            .unwrap();
+            let expected = Some(PathBuf::from(program));
+            assert_eq!(
+                cron_program(&j.crontab_line()),
+                expected,
+                "cron: {}",
+                j.crontab_line()
+            );
+            assert_eq!(
+                systemd_program(&j.systemd_units()[0].1),
+                expected,
+                "systemd"
+            );
+            assert_eq!(
+                launchd_program(&j.launchd_plist(Path::new("/h")).1),
+                expected,
+                "launchd"
+            );
+        }
+        assert_eq!(cron_program("0 * * * * backup run"), None);
     }
 
     #[test]
