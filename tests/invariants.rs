@@ -4,7 +4,7 @@ use std::fs;
 use std::process::Output;
 
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
-use crate::support::{App, sha256_hex, stderr, stdout};
+use crate::support::{App, all_files, sha256_hex, stderr, stdout};
 
 const REPO: &str = "inv/app-backups";
 
@@ -223,15 +223,4 @@ fn invariant_5_the_token_is_nowhere() {
     }
     // Nor was it sent where it does not belong (the storage host of downloads).
     assert_eq!(fake.violations(), Vec::<String>::new());
-}
-
-fn all_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            all_files(&path, found);
-        } else {
-            found.push(path);
-        }
-    }
 }

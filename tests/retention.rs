@@ -51,18 +51,7 @@ fn at(day: u32, hour: u32) -> DateTime<Utc> {
 fn app_with_dir_remote(rows: usize) -> App {
     let app = App::new(rows);
     fs::create_dir_all(app.path("remote")).unwrap();
-    app.write_config(
-        r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[local]
-dir = "backups"
-[remote]
-type = "dir"
-path = "remote"
-"#,
-    );
+    app.write_config(crate::support::DIR_REMOTE_CONFIG);
     app
 }
 

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
-use crate::support::{App, read_archive, row_counts, stderr, stdout};
+use crate::support::{App, all_files, read_archive, row_counts, stderr, stdout};
 
 const REPO: &str = "soak/app-backups";
 /// The app's databases, in `data/<name>.db`: restores must swap them all or none.
@@ -498,17 +498,6 @@ fn manifest_counts(archive: &Path) -> BTreeMap<String, BTreeMap<String, u64>> {
             )
         })
         .collect()
-}
-
-fn all_files(dir: &Path, found: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            all_files(&path, found);
-        } else {
-            found.push(path);
-        }
-    }
 }
 
 fn soak(cycles: u64, seed: u64) -> Summary {

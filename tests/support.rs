@@ -8,6 +8,31 @@ use rusqlite::Connection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// The config [`App::new`] writes: database `tasks`, local folder `backups`, folder remote
+/// `remote`.
+pub const DIR_REMOTE_CONFIG: &str = r#"
+[[database]]
+name = "tasks"
+path = "data/tasks.db"
+[local]
+dir = "backups"
+[remote]
+type = "dir"
+path = "remote"
+"#;
+
+/// Every file under `dir`, recursively.
+pub fn all_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all_files(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
 /// A temporary app: a folder with a config, databases and a remote folder.
 pub struct App {
     pub dir: tempfile::TempDir,
@@ -22,18 +47,7 @@ impl App {
         fs::create_dir_all(app.path("data")).unwrap();
         fs::create_dir_all(app.path("remote")).unwrap();
         make_db(&app.path("data/tasks.db"), rows);
-        app.write_config(
-            r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[local]
-dir = "backups"
-[remote]
-type = "dir"
-path = "remote"
-"#,
-        );
+        app.write_config(DIR_REMOTE_CONFIG);
         app
     }
 

@@ -17,30 +17,27 @@ fn status(app: &App) -> (i32, Value) {
     (code, json(&out))
 }
 
-const CONFIG: &str = r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[local]
-dir = "backups"
-[remote]
-type = "dir"
-path = "remote"
-"#;
+const CONFIG: &str = crate::support::DIR_REMOTE_CONFIG;
+
+/// `status --json` ends with `code`, in `state`, its summary saying `why`.
+fn assert_status(app: &App, code: i32, state: &str, why: &str) -> Value {
+    let (got, s) = status(app);
+    assert_eq!((got, s["state"].as_str()), (code, Some(state)), "{s}");
+    assert!(s["summary"].as_str().unwrap().contains(why), "{s}");
+    s
+}
 
 /// `status` from real runs: stale before the first one, fresh after it, stale once the window
 /// has passed, failed after a run whose push failed; exit codes 6, 0, 6, 7.
 #[test]
 fn status_exit_codes_follow_real_runs() {
     let app = App::new(20);
-    let (code, s) = status(&app);
-    assert_eq!((code, s["state"].as_str()), (6, Some("stale")), "{s}");
+    let s = assert_status(&app, 6, "stale", "no successful run");
     assert!(s["last_ok"].is_null());
 
     let out = app.run(&["run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (code, s) = status(&app);
-    assert_eq!((code, s["state"].as_str()), (0, Some("fresh")), "{s}");
+    let s = assert_status(&app, 0, "fresh", "inside the 1h30m window");
     assert_eq!(s["exit_code"], 0);
     assert_eq!(s["pending"].as_array().map(Vec::len), Some(0), "{s}");
     assert_eq!(s["last_scheduled"]["ok"], true, "{s}");
@@ -52,27 +49,11 @@ fn status_exit_codes_follow_real_runs() {
         "{CONFIG}[schedule]\nevery = \"1s\"\ngrace = \"0s\"\n"
     ));
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let (code, s) = status(&app);
-    assert_eq!((code, s["state"].as_str()), (6, Some("stale")), "{s}");
-    assert!(
-        s["summary"]
-            .as_str()
-            .unwrap()
-            .contains("past the 1s window"),
-        "{s}"
-    );
+    assert_status(&app, 6, "stale", "past the 1s window");
     // A snapshot by hand does not hide that the schedule stopped.
     let out = app.run(&["now"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (code, s) = status(&app);
-    assert_eq!((code, s["state"].as_str()), (6, Some("stale")), "{s}");
-    assert!(
-        s["summary"]
-            .as_str()
-            .unwrap()
-            .contains("scheduled `backup run` last ran"),
-        "{s}"
-    );
+    assert_status(&app, 6, "stale", "scheduled `backup run` last ran");
 
     // The remote disappears (an unmounted drive): the push fails, the snapshot stays local.
     app.write_config(CONFIG);
@@ -81,12 +62,7 @@ fn status_exit_codes_follow_real_runs() {
     });
     let out = app.run(&["run"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    let (code, s) = status(&app);
-    assert_eq!((code, s["state"].as_str()), (7, Some("failed")), "{s}");
-    assert!(
-        s["summary"].as_str().unwrap().contains("does not exist"),
-        "{s}"
-    );
+    let s = assert_status(&app, 7, "failed", "does not exist");
     // When things last worked is still known, and what waits for the remote.
     assert_eq!(s["last_ok"]["ok"], true, "{s}");
     // The whole remote is gone: all three snapshots wait for it.
