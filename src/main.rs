@@ -1,6 +1,24 @@
 //! `backup`: parse the command line, resolve the config, call the library, render the result,
 //! and map errors to exit codes (see README "Exit codes").
 
+/// `println!` that never panics: a reader that went away (`backup list | head`) ends the output
+/// quietly and the command keeps its own exit code (see [`term::write_stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::term::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::term::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that never panics; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::term::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod commands;
 mod logging;
 mod term;
@@ -106,13 +124,19 @@ fn main() -> ExitCode {
         Command::Schedule(command) => commands::schedule::run(config_path, &command),
         Command::Doctor(args) => commands::doctor::run(config_path, &args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "backup", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "backup", &mut script);
+            term::write_stdout_bytes(&script);
             ok()
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(|e| Error::Other(format!("cannot print the manual page: {e}")))
-            .and_then(|()| ok()),
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Error::Other(format!("cannot print the manual page: {e}")))
+                .map(|()| term::write_stdout_bytes(&page))
+                .and_then(|()| ok())
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

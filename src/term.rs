@@ -1,7 +1,8 @@
 //! Terminal rendering: progress on a TTY (nothing under cron), sizes and tables.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -103,4 +104,33 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// Set once stdout has failed: later writes are skipped, and the failure is told once.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout without ever panicking. A closed pipe (`backup list | head`, `backup now |
+/// true`) is not the command's failure: what it did stands, so the rest of the output is dropped
+/// quietly and the command ends with its own exit code. Any other write error is said once on
+/// stderr.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    write_with(|out| out.write_fmt(args));
+}
+
+/// [`write_stdout`] for bytes rendered elsewhere (completions, the manual page).
+pub fn write_stdout_bytes(bytes: &[u8]) {
+    write_with(|out| out.write_all(bytes).and_then(|()| out.flush()));
+}
+
+fn write_with(write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>) {
+    if STDOUT_FAILED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = write(&mut out) {
+        STDOUT_FAILED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("backup: warning: cannot write the output: {e}");
+        }
+    }
 }

@@ -48,3 +48,6 @@ mod soak;
 
 /// The invariants of docs/invariants.md, one ordinary test each.
 mod invariants;
+
+/// A closed stdout, a malformed token: one line and the command's own exit code, never a panic.
+mod output;

@@ -53,7 +53,7 @@ impl Subject {
             retry_budget_secs: 5,
             retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS.min(20),
         };
-        let token = Token::given(TOKEN).unwrap();
+        let token = Token::given(TOKEN).unwrap().unwrap();
         let remote = Remote::Github(Box::new(GithubRemote::with_token(config, token).unwrap()));
         Subject {
             remote,

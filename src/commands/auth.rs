@@ -55,7 +55,7 @@ pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
 }
 
 fn login(github: GithubConfig) -> Result<u8, Error> {
-    let token = Token::given(&read_token()?).ok_or_else(|| {
+    let token = Token::given(&read_token()?)?.ok_or_else(|| {
         Error::Config(
             "no token on stdin; pipe it in (`gh auth token | backup auth login`) or paste it at the prompt".into(),
         )
@@ -65,7 +65,7 @@ fn login(github: GithubConfig) -> Result<u8, Error> {
     // Checked before it is stored: a rejected token (401) fails here and is not kept.
     let state = GithubRemote::with_token(github, token.clone())?.repo_state()?;
     backup_agent::auth::store(&api_url, &token)?;
-    println!(
+    outln!(
         "the token is stored in the OS keyring for {api_url}; repository {repo} {}",
         describe(state)
     );
@@ -89,13 +89,13 @@ fn status(github: GithubConfig, args: &StatusArgs) -> Result<u8, Error> {
         repo_state,
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("serializes")
         );
     } else {
-        println!("token: from {}", status.source_text);
-        println!("repository {} {}", status.repo, describe(repo_state));
+        outln!("token: from {}", status.source_text);
+        outln!("repository {} {}", status.repo, describe(repo_state));
     }
     Ok(match repo_state {
         RepoState::Private => backup_agent::error::exit::OK,
@@ -105,12 +105,12 @@ fn status(github: GithubConfig, args: &StatusArgs) -> Result<u8, Error> {
 
 fn logout(github: &GithubConfig) -> Result<u8, Error> {
     if backup_agent::auth::forget(&github.api_url)? {
-        println!(
+        outln!(
             "the token for {} is removed from the OS keyring",
             github.api_url
         );
     } else {
-        println!("the OS keyring held no token for {}", github.api_url);
+        outln!("the OS keyring held no token for {}", github.api_url);
     }
     crate::ok()
 }

@@ -24,10 +24,10 @@ pub struct Args {
 pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
     let config_path = backup_agent::demo::prepare(&args.dir)?;
     if !args.json {
-        println!("sample app ready: {}", config_path.display());
+        outln!("sample app ready: {}", config_path.display());
         let code =
             super::snapshot::execute(Some(&config_path), false, Kind::Scheduled, true, progress)?;
-        println!();
+        outln!();
         super::list::run(
             Some(&config_path),
             &super::list::Args {
@@ -35,7 +35,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
                 explain: false,
             },
         )?;
-        println!(
+        outln!(
             "\nnext: `backup --config {} list --json`, or run `backup demo` again for another snapshot",
             config_path.display()
         );
@@ -53,7 +53,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         "damaged": report.damaged,
         "snapshots": snapshots,
     });
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&out).expect("serializes")
     );

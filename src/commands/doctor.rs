@@ -46,7 +46,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             ok: code == exit::OK,
             checks: &checks,
         };
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).expect("serializes")
         );
@@ -63,7 +63,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
                 .as_ref()
                 .map(|f| format!(" -> {f}"))
                 .unwrap_or_default();
-            println!("{verdict}  {:<width$}  {}{fix}", check.name, check.detail);
+            outln!("{verdict}  {:<width$}  {}{fix}", check.name, check.detail);
         }
     }
     Ok(code)

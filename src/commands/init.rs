@@ -26,12 +26,12 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     })?;
     let readiness = Remote::from_config(remote).init(args.create)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&readiness).expect("serializes")
         );
     } else {
-        println!("{}", readiness.detail);
+        outln!("{}", readiness.detail);
     }
     crate::ok()
 }

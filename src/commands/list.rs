@@ -81,17 +81,17 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                 }
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("serializes")
         );
     } else if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&entries).expect("serializes")
         );
     } else if entries.is_empty() {
-        println!("no snapshots yet; take one with `backup now`");
+        outln!("no snapshots yet; take one with `backup now`");
     } else {
         let rows: Vec<Vec<String>> = entries
             .iter()
@@ -114,7 +114,7 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         if args.explain {
             header.push("RETENTION");
         }
-        print!("{}", crate::term::table(&header, &rows));
+        out!("{}", crate::term::table(&header, &rows));
     }
     match remote_error {
         None => Ok(exit::OK),

@@ -45,7 +45,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             other_hosts: report.other_hosts,
             error: report.error.as_ref().map(ToString::to_string),
         };
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&out).expect("serializes")
         );
@@ -81,7 +81,7 @@ pub fn print_plan(report: &PruneReport) {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         crate::term::table(&["TAG", "ACTION", "WHERE", "KEPT BECAUSE"], &rows)
     );
@@ -91,7 +91,7 @@ pub fn print_plan(report: &PruneReport) {
         .filter(|s| !s.keep && (s.deleted || report.dry_run))
         .count();
     let kept = report.snapshots.iter().filter(|s| s.keep).count();
-    println!(
+    outln!(
         "{kept} kept, {deleted} {}{}",
         if report.dry_run {
             "to delete (dry run: nothing deleted)"

@@ -82,7 +82,7 @@ impl<'a> Checked<'a> {
 }
 
 fn print_json(value: &impl Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("serializes")
     );
@@ -90,7 +90,7 @@ fn print_json(value: &impl Serialize) {
 
 /// What the checks found, for people.
 fn describe(p: &Prepared) {
-    println!(
+    outln!(
         "snapshot {} (taken {} on {}, {} from the {} copy)",
         p.tag,
         p.manifest.created_at.format("%Y-%m-%d %H:%M:%SZ"),
@@ -101,7 +101,7 @@ fn describe(p: &Prepared) {
             Source::Remote => "remote",
         }
     );
-    println!(
+    outln!(
         "  archive sha256 {}; {} file(s) and {} database(s) match the manifest",
         if p.archive_sha256_recorded {
             "matches its record"
@@ -127,7 +127,7 @@ fn describe(p: &Prepared) {
             )
         };
         let rows: u64 = db.tables.values().sum();
-        println!(
+        outln!(
             "  {}: {schema}, integrity ok, foreign keys ok, {} tables, {rows} rows as recorded{}",
             db.name,
             db.tables.len(),
@@ -138,7 +138,7 @@ fn describe(p: &Prepared) {
             }
         );
         for change in &db.changed_by_migrations {
-            println!(
+            outln!(
                 "    table {}: {} -> {} rows (changed by a migration)",
                 change.table,
                 change.before.map_or("none".into(), |n| n.to_string()),
@@ -179,7 +179,7 @@ pub fn verify(
         });
     } else {
         describe(&prepared);
-        println!("verify passed: this snapshot restores");
+        outln!("verify passed: this snapshot restores");
     }
     crate::ok()
 }
@@ -231,19 +231,19 @@ fn restore_inner(
     if !args.json {
         describe(&plan.prepared);
         if plan.set_aside_count() == 0 {
-            println!("  no live data to set aside: the restored files go into empty places");
+            outln!("  no live data to set aside: the restored files go into empty places");
         } else {
-            println!(
+            outln!(
                 "  sets aside {} live file(s) (databases with their -wal/-shm, included files) into {}",
                 plan.set_aside_count(),
                 config.display_path(&plan.aside_dir)
             );
         }
         for concern in &plan.concerns {
-            println!("  note: {concern}");
+            outln!("  note: {concern}");
         }
         for reason in &plan.in_use {
-            println!(
+            outln!(
                 "  note: {reason} (--force: swapping anyway; restart the app afterwards, until then it keeps writing to the set-aside copy)"
             );
         }
@@ -259,7 +259,7 @@ fn restore_inner(
                 swap: None,
             });
         } else {
-            println!("dry run: every check passed; nothing was changed");
+            outln!("dry run: every check passed; nothing was changed");
         }
         return crate::ok();
     }
@@ -291,12 +291,12 @@ fn restore_inner(
             swap: &report,
         });
     } else if report.set_aside == 0 {
-        println!(
+        outln!(
             "restored {}; there was no live data to set aside (`backup rollback` would set the restored files aside again)",
             report.tag.as_deref().unwrap_or("the snapshot")
         );
     } else {
-        println!(
+        outln!(
             "restored {}; the previous live data ({} file(s)) is in {} (`backup rollback` puts it back)",
             report.tag.as_deref().unwrap_or("the snapshot"),
             report.set_aside,
@@ -350,7 +350,7 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
             report: &report,
         });
     } else {
-        println!(
+        outln!(
             "rolled back the restore of {}: {} file(s) put back; the state before the rollback is in {} (`backup rollback` again swaps back)",
             report.tag.as_deref().unwrap_or("a snapshot"),
             report.placed,

@@ -99,9 +99,9 @@ pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
                 });
             } else if removed.is_installed() {
                 let names: Vec<&str> = removed.backends().iter().map(|b| b.as_str()).collect();
-                println!("removed job {id} ({})", names.join(", "));
+                outln!("removed job {id} ({})", names.join(", "));
             } else {
-                println!("no job for {} was installed", config.file.display());
+                outln!("no job for {} was installed", config.file.display());
             }
             Ok(exit::OK)
         }
@@ -138,7 +138,7 @@ struct StatusJson<'a> {
 }
 
 fn print_json(value: &impl Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("serializes")
     );
@@ -150,7 +150,7 @@ fn print_installed(installed: &Installed) {
         (false, true) => "replaced",
         (false, false) => "installed",
     };
-    println!(
+    outln!(
         "{verb} job {} ({}, every {})",
         installed.id,
         installed.backend.as_str(),
@@ -158,45 +158,45 @@ fn print_installed(installed: &Installed) {
     );
     if let Some(line) = &installed.crontab_line {
         if installed.dry_run {
-            println!("crontab line:\n{line}");
+            outln!("crontab line:\n{line}");
         } else {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
     for file in &installed.files {
         if installed.dry_run {
-            println!("--- {}\n{}", file.path.display(), file.text);
+            outln!("--- {}\n{}", file.path.display(), file.text);
         } else {
-            println!("  {}", file.path.display());
+            outln!("  {}", file.path.display());
         }
     }
     if let Some(step) = &installed.next_step {
-        println!("next: {step}");
+        outln!("next: {step}");
     }
 }
 
 fn print_state(state: &JobState, last: Option<&backup_agent::last_run::Milestone>, config: &Path) {
     if !state.is_installed() {
-        println!(
+        outln!(
             "no job installed for {}; run `backup schedule install`",
             config.display()
         );
     }
     if let Some(line) = &state.cron {
-        println!("cron:     {line}");
+        outln!("cron:     {line}");
     }
     if let Some(timer) = &state.systemd {
-        println!("systemd:  {}", timer.display());
+        outln!("systemd:  {}", timer.display());
     }
     if let Some(plist) = &state.launchd {
-        println!("launchd:  {}", plist.display());
+        outln!("launchd:  {}", plist.display());
     }
     match last {
-        Some(m) => println!(
+        Some(m) => outln!(
             "last ran: {}, {}",
             m.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
             if m.ok { "ok" } else { "failed" }
         ),
-        None => println!("last ran: never (no `backup run` recorded)"),
+        None => outln!("last ran: never (no `backup run` recorded)"),
     }
 }

@@ -65,13 +65,13 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
         remote: config.remote.as_ref(),
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&shown).expect("serializes")
         );
     } else {
-        println!("# resolved from {}", config.file.display());
-        print!("{}", toml::to_string(&shown).expect("serializes"));
+        outln!("# resolved from {}", config.file.display());
+        out!("{}", toml::to_string(&shown).expect("serializes"));
     }
     crate::ok()
 }

@@ -135,13 +135,13 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             pruned: deleted_by_prune(report),
             prune_error: report.prune_error.as_ref().map(ToString::to_string),
         };
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&out).expect("serializes")
         );
         return;
     }
-    println!(
+    outln!(
         "snapshot {}: {} database(s), {} file(s), {} -> {} in {:.1}s",
         snapshot.tag,
         manifest.databases.len(),
@@ -150,19 +150,19 @@ fn render(config: &Config, report: &JobReport, json: bool) {
         human_bytes(snapshot.size),
         (snapshot.copy_time + snapshot.pack_time).as_secs_f64()
     );
-    println!("  saved as {}", config.display_path(&snapshot.archive));
+    outln!("  saved as {}", config.display_path(&snapshot.archive));
     match &report.remote {
-        None => println!(
+        None => outln!(
             "  no [remote] configured: this snapshot is on this machine only; add one to keep a copy elsewhere"
         ),
         Some(remote) if !report.pushed.is_empty() => {
-            println!("  pushed {} snapshot(s) to {remote}", report.pushed.len())
+            outln!("  pushed {} snapshot(s) to {remote}", report.pushed.len())
         }
         Some(_) => {}
     }
     let pruned = deleted_by_prune(report);
     if !pruned.is_empty() {
-        println!(
+        outln!(
             "  retention deleted {} older snapshot(s) (`backup prune --dry-run` shows why each kept one is kept)",
             pruned.len()
         );

@@ -21,7 +21,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     if args.json {
         let mut value = serde_json::to_value(&status).expect("serializes");
         value["exit_code"] = status.state.exit_code().into();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).expect("serializes")
         );
@@ -32,7 +32,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
 }
 
 fn print(status: &Status) {
-    println!(
+    outln!(
         "{}: {}",
         status.state.as_str().to_uppercase(),
         status.summary
@@ -92,6 +92,6 @@ fn print(status: &Status) {
         ));
     }
     for (label, value) in rows {
-        println!("  {label:<10} {value}");
+        outln!("  {label:<10} {value}");
     }
 }

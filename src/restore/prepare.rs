@@ -89,6 +89,8 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<Pa
         dbs.push(db.path.clone());
     }
     let mut files = Vec::new();
+    // Looked up once per file: a snapshot may hold tens of thousands.
+    let mut seen: std::collections::HashSet<PathBuf> = dbs.iter().cloned().collect();
     for entry in &manifest.files {
         let rel = entry
             .archive_path
@@ -110,7 +112,7 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<Pa
                 live.display()
             )));
         }
-        if dbs.contains(&live) || files.contains(&live) {
+        if !seen.insert(live.clone()) {
             return Err(db_refused(format!(
                 "the snapshot holds two files for {}",
                 live.display()

@@ -48,16 +48,36 @@ impl Token {
     }
 
     /// A token handed over directly; `None` when it is blank.
-    pub fn given(value: &str) -> Option<Token> {
+    ///
+    /// # Errors
+    /// A token that is more than one line, or holds spaces or control characters.
+    pub fn given(value: &str) -> Result<Option<Token>> {
         Token::new(value, TokenSource::Given)
     }
 
-    fn new(value: &str, source: TokenSource) -> Option<Token> {
+    /// The token in `value`, trimmed; `None` when blank. A token is one word of printable
+    /// characters: anything else (a two-line token file, a pasted line break) would be refused
+    /// by the HTTP layer deep down, so it is refused here, saying where it came from and never
+    /// what it holds.
+    fn new(value: &str, source: TokenSource) -> Result<Option<Token>> {
         let value = value.trim();
-        (!value.is_empty()).then(|| Token {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if let Some(bad) = value.chars().find(|c| !c.is_ascii_graphic()) {
+            let what = match bad {
+                '\n' | '\r' => "more than one line",
+                c if c.is_whitespace() => "a space inside it",
+                _ => "a character a token never has",
+            };
+            return Err(Error::Config(format!(
+                "the GitHub token from {source} has {what}; a token is a single word on one line: put only the token there (`backup auth login` reads it from stdin)"
+            )));
+        }
+        Ok(Some(Token {
             value: value.to_string(),
             source,
-        })
+        }))
     }
 }
 
@@ -78,7 +98,12 @@ pub fn find(config: &GithubConfig) -> Result<Token> {
         ("GITHUB_TOKEN", TokenSource::EnvGithubToken),
         ("GH_TOKEN", TokenSource::EnvGhToken),
     ] {
-        if let Some(token) = std::env::var(var).ok().and_then(|v| Token::new(&v, source)) {
+        if let Some(token) = std::env::var(var)
+            .ok()
+            .map(|v| Token::new(&v, source))
+            .transpose()?
+            .flatten()
+        {
             return Ok(token);
         }
     }
@@ -103,12 +128,12 @@ pub fn find(config: &GithubConfig) -> Result<Token> {
                 path.display()
             ))
         })?;
-        if let Some(token) = Token::new(&text, TokenSource::File(path.display().to_string())) {
+        if let Some(token) = Token::new(&text, TokenSource::File(path.display().to_string()))? {
             return Ok(token);
         }
     }
-    if let Some(token) = crate::auth::stored_token(&config.api_url)
-        .and_then(|value| Token::new(&value, TokenSource::Keyring))
+    if let Some(value) = crate::auth::stored_token(&config.api_url)
+        && let Some(token) = Token::new(&value, TokenSource::Keyring)?
     {
         return Ok(token);
     }
@@ -118,7 +143,7 @@ pub fn find(config: &GithubConfig) -> Result<Token> {
         .stderr(std::process::Stdio::null())
         .output()
         && out.status.success()
-        && let Some(token) = Token::new(&String::from_utf8_lossy(&out.stdout), TokenSource::GhCli)
+        && let Some(token) = Token::new(&String::from_utf8_lossy(&out.stdout), TokenSource::GhCli)?
     {
         return Ok(token);
     }
@@ -133,9 +158,23 @@ mod tests {
 
     #[test]
     fn a_token_never_shows_in_debug_output() {
-        let token = Token::new("ghp_secret_value\n", TokenSource::EnvGithubToken).unwrap();
+        let token = Token::new("ghp_secret_value\n", TokenSource::EnvGithubToken)
+            .unwrap()
+            .unwrap();
         let shown = format!("{token:?}");
         assert!(!shown.contains("secret"), "{shown}");
         assert_eq!(token.expose(), "ghp_secret_value");
+    }
+
+    #[test]
+    fn a_token_of_two_lines_is_refused_without_showing_it() {
+        for bad in ["ghp_first\nghp_second", "ghp a", "ghp\u{7f}x"] {
+            let err = Token::new(bad, TokenSource::EnvGhToken)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("ghp"), "{err}");
+            assert!(err.contains("GH_TOKEN"), "{err}");
+        }
+        assert!(Token::new("  \n", TokenSource::Given).unwrap().is_none());
     }
 }

@@ -1,0 +1,89 @@
+//! What the user sees when the reader or the input is not what we expect: a closed pipe, a
+//! malformed token.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use crate::fake_github::FakeGitHub;
+use crate::support::{App, stderr};
+
+/// Runs `backup ARGS` with stdout closed by its reader before anything is written, as
+/// `backup list | head -0` or `backup now | true` do; returns the exit code and stderr.
+fn with_closed_stdout(app: &App, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = app
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap().code(), err)
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_commands_own_exit_code() {
+    let app = App::new(20);
+    let (code, err) = with_closed_stdout(&app, &["now"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The snapshot `now` reported into the closed pipe is stored and pushed.
+    assert_eq!(app.archives("backups").len(), 1);
+    assert_eq!(app.archives("remote").len(), 1);
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["status"],
+        &["config"],
+        &["completions", "bash"],
+        &["man"],
+    ] {
+        let (code, err) = with_closed_stdout(&app, args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+    // A status that is not fresh keeps its own code into a closed pipe as well.
+    let (code, err) = with_closed_stdout(&app, &["verify", "bk-20990101T000000Z-manual-x-000000"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_token_of_two_lines_is_refused_in_one_line_that_never_shows_it() {
+    let fake = FakeGitHub::start();
+    let app = App::new(5);
+    app.write_config(&format!(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"github\"\nrepo = \"alice/app-backups\"\napi_url = \"{}\"\nretry_budget_secs = 2\ntoken_file = \"token\"\n",
+        fake.api_url
+    ));
+    let secret = "ghp_firstline0123456789";
+    for (env, file) in [
+        (Some(format!("{secret}\nghp_secondline")), None),
+        (None, Some(format!("{secret}\nghp_secondline\n"))),
+    ] {
+        let mut cmd = app.command(&["list"]);
+        if let Some(value) = &env {
+            cmd.env("GH_TOKEN", value);
+        }
+        if let Some(text) = &file {
+            std::fs::write(app.path("token"), text).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(app.path("token"), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        // `list` still shows the local snapshots, and says why the remote could not be read.
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains("ghp_"), "the token leaked: {err}");
+        assert!(err.contains("more than one line"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
