@@ -87,6 +87,17 @@ pub struct ListEntry {
     pub size: u64,
     #[serde(rename = "where")]
     pub location: Location,
+    /// How many findings SQLite's integrity and foreign key checks made when the snapshot was
+    /// taken (0: it passed); `None` when unknown (taken before snapshots ran those checks, or
+    /// only on a remote whose record does not say).
+    pub findings: Option<u64>,
+}
+
+/// What the listing knows of one snapshot while it is merged.
+struct Row {
+    size: u64,
+    location: Location,
+    findings: Option<u64>,
 }
 
 /// The merged listing, newest first, plus the remote's error if it could not be read (the local
@@ -95,24 +106,42 @@ pub struct ListEntry {
 /// # Errors
 /// When the local folder cannot be read.
 pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>, Option<Error>)> {
-    let mut rows: BTreeMap<Tag, (u64, Location)> = BTreeMap::new();
+    let mut rows: BTreeMap<Tag, Row> = BTreeMap::new();
     for snapshot in local_snapshots(local_dir)? {
-        rows.insert(snapshot.tag, (snapshot.size, Location::Local));
+        // Only the manifest is decompressed: the first entry of the archive.
+        let findings = crate::restore::extract::read_manifest(&snapshot.path)
+            .ok()
+            .and_then(|m| m.findings_count());
+        rows.insert(
+            snapshot.tag,
+            Row {
+                size: snapshot.size,
+                location: Location::Local,
+                findings,
+            },
+        );
     }
     let mut remote_error = None;
     if let Some(remote) = remote {
         match remote.list() {
             Ok(found) => {
                 for snapshot in found {
-                    rows.entry(snapshot.tag)
-                        .and_modify(|(size, location)| {
-                            *location = if *size == snapshot.size {
-                                Location::Both
-                            } else {
-                                Location::Differ
-                            };
-                        })
-                        .or_insert((snapshot.size, Location::Remote));
+                    let row = rows.entry(snapshot.tag.clone()).or_insert_with(|| Row {
+                        size: snapshot.size,
+                        location: Location::Remote,
+                        findings: snapshot.findings.or_else(|| {
+                            remote
+                                .peek_manifest(&snapshot.tag)
+                                .and_then(|m| m.findings_count())
+                        }),
+                    });
+                    if row.location == Location::Local {
+                        row.location = if row.size == snapshot.size {
+                            Location::Both
+                        } else {
+                            Location::Differ
+                        };
+                    }
                 }
             }
             Err(e) => remote_error = Some(e),
@@ -121,13 +150,14 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
     let entries = rows
         .into_iter()
         .rev()
-        .map(|(tag, (size, location))| ListEntry {
+        .map(|(tag, row)| ListEntry {
             time: tag.time(),
             kind: tag.kind(),
             host: tag.host().to_string(),
             tag,
-            size,
-            location,
+            size: row.size,
+            location: row.location,
+            findings: row.findings,
         })
         .collect();
     Ok((entries, remote_error))

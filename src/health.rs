@@ -73,6 +73,8 @@ pub struct Status {
     pub pending: Option<Vec<Tag>>,
     /// The remote, described; `None` when none is configured.
     pub remote: Option<String>,
+    /// What is not right although the state may be fresh, one sentence each, with what to do.
+    pub warnings: Vec<String>,
 }
 
 /// How far in the future a record may be before the clock is called wrong (NTP steps).
@@ -162,7 +164,23 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
             ),
         ),
     };
+    let mut warnings = Vec::new();
+    if let Some(r) = &record
+        && !r.findings.is_empty()
+    {
+        let found: Vec<String> = r
+            .findings
+            .iter()
+            .map(|(name, findings)| format!("`{name}`: {findings}"))
+            .collect();
+        warnings.push(format!(
+            "the last snapshot{} was stored with check findings in the live data ({}); it restores as it is: fix the data in the app (README \"Check findings\")",
+            r.tag.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
+            found.join("; ")
+        ));
+    }
     Ok(Status {
+        warnings,
         state,
         summary,
         every: config.schedule.every,

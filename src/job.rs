@@ -86,6 +86,9 @@ pub fn snapshot_and_push(
         }
     };
 
+    for (name, found) in snapshot.manifest.findings() {
+        tracing::info!("database `{name}`: the copy's checks found {found}");
+    }
     tracing::info!(
         "snapshot {} taken: {} database(s), {} file(s), {} into {} (copy {:.1}s, compress {:.1}s)",
         snapshot.tag,
@@ -164,6 +167,11 @@ pub fn snapshot_and_push(
         },
         pushed: push.pushed.clone(),
         pending: Some(push.pending.clone()),
+        findings: snapshot
+            .manifest
+            .findings()
+            .map(|(name, found)| (name.to_string(), found.clone()))
+            .collect(),
         ..LastRun::default()
     };
     let mut warnings = Vec::new();

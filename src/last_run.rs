@@ -1,11 +1,13 @@
 //! `last_run.json`: what the most recent `now`/`run` did, written atomically after every run so
 //! monitoring (and `backup status`) can read it at any moment.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::checks::Findings;
 use crate::error::Result;
 use crate::fsutil;
 use crate::tag::Tag;
@@ -43,6 +45,10 @@ pub struct LastRun {
     /// The newest `backup run` (the scheduled job), carried forward across `backup now`.
     #[serde(default)]
     pub last_scheduled: Option<Milestone>,
+    /// What the integrity and foreign key checks found in this run's snapshot, by database
+    /// (only those with findings): the snapshot is stored, and restores, with them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub findings: BTreeMap<String, Findings>,
 }
 
 /// One run, in short.

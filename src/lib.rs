@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod checks;
 pub mod config;
 pub mod demo;
 pub mod error;

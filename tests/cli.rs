@@ -51,3 +51,6 @@ mod invariants;
 
 /// A closed stdout, a malformed token: one line and the command's own exit code, never a panic.
 mod output;
+
+/// Check findings: flawed app data is snapshotted with its findings recorded and restores.
+mod findings;

@@ -149,6 +149,8 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
             size: db.len() as u64,
             sha256: sha256_hex(db),
             tables: row_counts(db_path),
+            // As the manifests of the first version were: no check findings recorded.
+            findings: None,
         }],
         files: vec![FileEntry {
             path: "data/queue/job-1.json".into(),

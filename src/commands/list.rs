@@ -103,6 +103,11 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                     e.host.clone(),
                     human_bytes(e.size),
                     e.location.as_str().to_string(),
+                    match e.findings {
+                        Some(0) => "ok".to_string(),
+                        Some(n) => format!("{n} finding(s)"),
+                        None => "-".to_string(),
+                    },
                 ];
                 if args.explain {
                     row.push(verdict(e).2);
@@ -110,7 +115,15 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                 row
             })
             .collect();
-        let mut header = vec!["TAG", "TIME (UTC)", "KIND", "HOST", "SIZE", "WHERE"];
+        let mut header = vec![
+            "TAG",
+            "TIME (UTC)",
+            "KIND",
+            "HOST",
+            "SIZE",
+            "WHERE",
+            "CHECKS",
+        ];
         if args.explain {
             header.push("RETENTION");
         }

@@ -21,8 +21,9 @@ pub struct RestoreArgs {
     /// Check everything and show what would happen, then stop
     #[arg(long)]
     pub dry_run: bool,
-    /// Restore a schema newer than the known migrations unmigrated, and swap even while another
-    /// process has a live database open
+    /// Restore past every failed check but the archive's sha256 (a schema newer than the known
+    /// migrations comes back unmigrated; new check findings, row counts), and swap even while
+    /// another process has a live database open
     #[arg(long)]
     pub force: bool,
     /// Print the outcome as JSON
@@ -127,8 +128,18 @@ fn describe(p: &Prepared) {
             )
         };
         let rows: u64 = db.tables.values().sum();
+        let checks = match (db.findings.is_empty(), db.forced.is_empty()) {
+            (true, _) => "integrity ok, foreign keys ok",
+            (false, true) => "checks found what the snapshot recorded (below)",
+            (false, false) => "checks found problems (below)",
+        };
+        let counts = if db.forced.is_empty() {
+            "as recorded"
+        } else {
+            "(checks forced, below)"
+        };
         outln!(
-            "  {}: {schema}, integrity ok, foreign keys ok, {} tables, {rows} rows as recorded{}",
+            "  {}: {schema}, {checks}, {} tables, {rows} rows {counts}{}",
             db.name,
             db.tables.len(),
             if db.forced_newer_schema {
@@ -137,6 +148,15 @@ fn describe(p: &Prepared) {
                 ""
             }
         );
+        if !db.findings.is_empty() && db.forced.is_empty() {
+            outln!(
+                "    note: {}; the live database had this when the snapshot was taken, so it comes back as it was: fix it in the app (README \"Check findings\")",
+                db.findings
+            );
+        }
+        for problem in &db.forced {
+            outln!("    forced (--force): {problem}");
+        }
         for change in &db.changed_by_migrations {
             outln!(
                 "    table {}: {} -> {} rows (changed by a migration)",

@@ -38,6 +38,8 @@ struct JsonReport<'a> {
     /// Deleted by retention after the push (`run`).
     pruned: Vec<&'a Tag>,
     prune_error: Option<String>,
+    /// What the integrity and foreign key checks found in the snapshot, by database.
+    findings: std::collections::BTreeMap<&'a str, &'a backup_agent::checks::Findings>,
 }
 
 pub fn run(
@@ -68,6 +70,9 @@ pub fn execute(
     let report = job::snapshot_and_push(&config, kind, progress)?;
     if json || show {
         render(&config, &report, json);
+    }
+    if let Some(line) = findings_warning(&report.snapshot) {
+        eprintln!("backup: warning: {line}");
     }
     for warning in &report.warnings {
         eprintln!("backup: warning: {warning}");
@@ -134,6 +139,7 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             damaged: &report.damaged,
             pruned: deleted_by_prune(report),
             prune_error: report.prune_error.as_ref().map(ToString::to_string),
+            findings: manifest.findings().collect(),
         };
         outln!(
             "{}",
@@ -167,4 +173,20 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             pruned.len()
         );
     }
+}
+
+/// One line saying the snapshot is stored although SQLite's checks fail on what it copied.
+fn findings_warning(snapshot: &backup_agent::snapshot::Snapshot) -> Option<String> {
+    let found: Vec<String> = snapshot
+        .manifest
+        .findings()
+        .map(|(name, findings)| format!("database `{name}`: {findings}"))
+        .collect();
+    (!found.is_empty()).then(|| {
+        format!(
+            "snapshot {} is stored, but the live data it copied fails SQLite's checks ({}); the findings are recorded, and a restore brings the data back as it is: fix it in the app (README \"Check findings\")",
+            snapshot.tag,
+            found.join("; ")
+        )
+    })
 }

@@ -91,6 +91,9 @@ fn print(status: &Status) {
             },
         ));
     }
+    for warning in &status.warnings {
+        rows.push(("warning", warning.clone()));
+    }
     for (label, value) in rows {
         outln!("  {label:<10} {value}");
     }

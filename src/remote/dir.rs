@@ -108,6 +108,7 @@ impl DirRemote {
                 tag,
                 size,
                 sha256: fsutil::read_checksum(&path),
+                findings: None,
             })
             .collect())
     }
@@ -167,6 +168,12 @@ impl DirRemote {
             )));
         }
         fsutil::write_checksum(&target, sha256)
+    }
+
+    /// The manifest of a stored archive, read in place (only its first entry is decompressed).
+    pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::snapshot::Manifest> {
+        self.check_root().ok()?;
+        crate::restore::extract::read_manifest(&self.root.join(tag.archive_name())).ok()
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {

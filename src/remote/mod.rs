@@ -26,6 +26,9 @@ pub struct RemoteSnapshot {
     pub size: u64,
     /// The sha256 the remote recorded when the snapshot was pushed, if it keeps one.
     pub sha256: Option<String>,
+    /// How many check findings the snapshot's manifest records, when the remote's own record
+    /// says so (a GitHub release body) without reading the archive.
+    pub findings: Option<u64>,
 }
 
 /// What `init` found or made.
@@ -123,6 +126,15 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.put(upload),
             Remote::Github(g) => g.put(upload),
+        }
+    }
+
+    /// The manifest of the snapshot of `tag`, when the remote can read it without a download
+    /// (a folder); `None` otherwise.
+    pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::snapshot::Manifest> {
+        match self {
+            Remote::Dir(d) => d.peek_manifest(tag),
+            Remote::Github(_) => None,
         }
     }
 

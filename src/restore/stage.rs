@@ -1,5 +1,7 @@
 //! Checks on a staged database: the newer-schema guard, row counts against the manifest,
-//! migrations forward, `PRAGMA integrity_check` and `PRAGMA foreign_key_check`.
+//! migrations forward, `PRAGMA integrity_check` and `PRAGMA foreign_key_check` (the same checks
+//! the snapshot ran on its copy, see [`crate::checks`]): findings the manifest records are
+//! accepted, any other refuses. `--force` overrides every check here.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +9,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::checks::{self, Findings};
 use crate::error::{Error, Result};
 use crate::migrate::Ladder;
 use crate::snapshot::DatabaseEntry;
@@ -30,6 +33,11 @@ pub struct DatabaseReport {
     /// Tables whose row count a migration of this restore changed (or created, or dropped).
     pub changed_by_migrations: Vec<TableChange>,
     pub size: u64,
+    /// What the integrity and foreign key checks found, all of it recorded in the manifest (so
+    /// accepted) unless [`DatabaseReport::forced`] says otherwise.
+    pub findings: Findings,
+    /// Checks that failed and were overridden by `--force`, in words.
+    pub forced: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -63,14 +71,13 @@ pub fn check_database(
     let snapshot_version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(sql)?;
+    let mut forced = Vec::new();
     if snapshot_version != entry.user_version {
-        return Err(refuse(
-            name,
-            format!(
-                "the file is at schema version {snapshot_version} but the manifest says {}; the manifest disagrees with its files",
-                entry.user_version
-            ),
-        ));
+        let problem = format!(
+            "the file is at schema version {snapshot_version} but the manifest says {}; the manifest disagrees with its files",
+            entry.user_version
+        );
+        overridable(name, problem, force, &mut forced)?;
     }
     let newest_known = ladder.map(Ladder::latest);
     let mut forced_newer_schema = false;
@@ -92,7 +99,9 @@ pub fn check_database(
 
     let before = if pending {
         let counts = count_rows(&conn).map_err(sql)?;
-        compare_counts(name, &entry.tables, &counts)?;
+        if let Some(problem) = count_mismatch(&entry.tables, &counts) {
+            overridable(name, problem, force, &mut forced)?;
+        }
         Some(counts)
     } else {
         None
@@ -113,40 +122,45 @@ pub fn check_database(
 
     // The two checks and the counts each read the whole file: run them side by side.
     let (integrity, foreign, after) = std::thread::scope(|s| {
-        let integrity = s.spawn(|| single_column(staged, "PRAGMA integrity_check"));
-        let foreign = s.spawn(|| foreign_key_findings(staged));
-        let after = read_only(staged).and_then(|c| count_rows(&c));
+        let integrity =
+            s.spawn(|| checks::open_read_only(staged).and_then(|c| checks::integrity(&c)));
+        let foreign =
+            s.spawn(|| checks::open_read_only(staged).and_then(|c| checks::foreign_keys(&c)));
+        let after = checks::open_read_only(staged).and_then(|c| count_rows(&c));
         (
             integrity.join().expect("check thread panicked"),
             foreign.join().expect("check thread panicked"),
             after,
         )
     });
-    let integrity = integrity.map_err(sql)?;
-    if integrity != ["ok"] {
-        return Err(refuse(
-            name,
+    let findings = Findings {
+        integrity: integrity.unwrap_or_else(|e| vec![format!("integrity_check stopped: {e}")]),
+        foreign_keys: foreign.map_err(sql)?,
+    };
+    let recorded = entry.findings.clone().unwrap_or_default();
+    let beyond = findings.beyond(&recorded);
+    if !beyond.is_empty() {
+        let problem = if entry.findings.is_none() {
             format!(
-                "PRAGMA integrity_check found: {}",
-                integrity.into_iter().take(5).collect::<Vec<_>>().join("; ")
-            ),
-        ));
-    }
-    let foreign = foreign.map_err(sql)?;
-    if !foreign.is_empty() {
-        return Err(refuse(
-            name,
+                "the checks found {beyond}; this snapshot was taken before snapshots recorded their check findings, so whether it was like this when it was taken is unknown"
+            )
+        } else if recorded.is_empty() {
             format!(
-                "PRAGMA foreign_key_check found {} row(s) pointing at missing parents, e.g. {}",
-                foreign.len(),
-                foreign.into_iter().take(3).collect::<Vec<_>>().join("; ")
-            ),
-        ));
+                "the checks found {beyond}, but the copy passed them when the snapshot was taken: the archive or a migration damaged it"
+            )
+        } else {
+            format!(
+                "the checks found {beyond}, beyond what the snapshot recorded ({recorded}): the archive or a migration damaged it"
+            )
+        };
+        overridable(name, problem, force, &mut forced)?;
     }
     let after = after.map_err(sql)?;
     let changed_by_migrations = match &before {
         None => {
-            compare_counts(name, &entry.tables, &after)?;
+            if let Some(problem) = count_mismatch(&entry.tables, &after) {
+                overridable(name, problem, force, &mut forced)?;
+            }
             Vec::new()
         }
         Some(before) => diff_counts(before, &after),
@@ -165,35 +179,22 @@ pub fn check_database(
         tables: after,
         changed_by_migrations,
         size,
+        findings,
+        forced,
     })
 }
 
-fn read_only(path: &Path) -> rusqlite::Result<Connection> {
-    Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-}
-
-fn single_column(path: &Path, sql: &str) -> rusqlite::Result<Vec<String>> {
-    let conn = read_only(path)?;
-    let mut stmt = conn.prepare(sql)?;
-    stmt.query_map([], |r| r.get(0))?.collect()
-}
-
-fn foreign_key_findings(path: &Path) -> rusqlite::Result<Vec<String>> {
-    let conn = read_only(path)?;
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-    stmt.query_map([], |r| {
-        let table: String = r.get(0)?;
-        let rowid: Option<i64> = r.get(1)?;
-        let parent: String = r.get(2)?;
-        Ok(match rowid {
-            Some(id) => format!("{table} row {id} -> {parent}"),
-            None => format!("{table} -> {parent}"),
-        })
-    })?
-    .collect()
+/// A failed check: refused, or with `force` noted in `forced` and let through.
+fn overridable(name: &str, problem: String, force: bool, forced: &mut Vec<String>) -> Result<()> {
+    if force {
+        forced.push(problem);
+        Ok(())
+    } else {
+        Err(refuse(
+            name,
+            format!("{problem}; pass --force to restore it as it is"),
+        ))
+    }
 }
 
 /// Row count of every ordinary table (virtual tables may need modules this build lacks).
@@ -214,15 +215,13 @@ pub(crate) fn count_rows(conn: &Connection) -> rusqlite::Result<BTreeMap<String,
     Ok(counts)
 }
 
-/// Every table of the manifest with its exact count, and no table the manifest lacks.
-fn compare_counts(
-    name: &str,
+/// Why `found` disagrees with the manifest's `expected` counts, if it does: every table of the
+/// manifest with its exact count, and no table the manifest lacks.
+fn count_mismatch(
     expected: &BTreeMap<String, u64>,
     found: &BTreeMap<String, u64>,
-) -> Result<()> {
-    let Some(change) = diff_counts(expected, found).into_iter().next() else {
-        return Ok(());
-    };
+) -> Option<String> {
+    let change = diff_counts(expected, found).into_iter().next()?;
     let text = match (change.before, change.after) {
         (Some(want), Some(have)) => format!(
             "table `{}` holds {have} rows but the manifest says {want}",
@@ -234,10 +233,7 @@ fn compare_counts(
         ),
         (None, _) => format!("table `{}` is not in the manifest", change.table),
     };
-    Err(refuse(
-        name,
-        format!("{text}; the manifest disagrees with its files"),
-    ))
+    Some(format!("{text}; the manifest disagrees with its files"))
 }
 
 fn diff_counts(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<TableChange> {

@@ -11,6 +11,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use crate::checks::{self, Findings};
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
 
@@ -26,6 +27,8 @@ pub(crate) struct CopyFacts {
     pub user_version: i64,
     pub page_size: u64,
     pub tables: BTreeMap<String, u64>,
+    /// What the restore checks find in the copy (recorded, not refused: see [`crate::checks`]).
+    pub findings: Findings,
 }
 
 pub(crate) fn db_error(db: &DatabaseConfig, reason: impl Into<String>) -> Error {
@@ -156,56 +159,44 @@ fn open_source(db: &DatabaseConfig) -> Result<Connection> {
     Ok(source)
 }
 
-/// Checks a copy with `PRAGMA quick_check` and reads the facts the manifest records.
+/// Runs on a copy the checks a restore runs (`integrity_check` and `foreign_key_check`, through
+/// [`checks`]), and reads the facts the manifest records: schema version, page size, row counts.
+/// The integrity check runs beside the rest, each on its own connection.
 ///
-/// The copy is opened immutable and read-only, so the check leaves no -wal/-shm files.
+/// The copy is opened immutable and read-only, so the checks leave no -wal/-shm files.
 pub(crate) fn inspect_copy(db: &DatabaseConfig, copy_path: &Path) -> Result<CopyFacts> {
-    let conn = Connection::open_with_flags(
-        immutable_uri(copy_path),
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| db_error(db, format!("cannot open the copy: {e}")))?;
-    let fail = |e: rusqlite::Error| db_error(db, format!("checking the copy: {e}"));
-
-    let findings: Vec<String> = conn
-        .prepare("PRAGMA quick_check")
-        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
-        .map_err(fail)?;
-    if findings != ["ok"] {
-        return Err(db_error(
-            db,
-            format!(
-                "the copy fails PRAGMA quick_check ({}); the live database may be damaged: run `sqlite3 {} 'PRAGMA integrity_check'`",
-                findings.join("; "),
-                db.path.display()
-            ),
-        ));
-    }
-    let user_version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(fail)?;
-    let page_size: i64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .map_err(fail)?;
-    let names: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' \
-             AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+    let open = || {
+        Connection::open_with_flags(
+            immutable_uri(copy_path),
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
-        .map_err(fail)?;
-    let mut tables = BTreeMap::new();
-    for name in names {
-        let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
-        let count: i64 = conn.query_row(&sql, [], |r| r.get(0)).map_err(fail)?;
-        tables.insert(name, count as u64);
-    }
+    };
+    let fail = |e: rusqlite::Error| db_error(db, format!("checking the copy: {e}"));
+    let (integrity, rest) = std::thread::scope(|s| {
+        let integrity = s.spawn(|| open().and_then(|conn| checks::integrity(&conn)));
+        let rest = open().and_then(|conn| {
+            let foreign_keys = checks::foreign_keys(&conn)?;
+            let user_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let tables = crate::restore::stage::count_rows(&conn)?;
+            Ok((foreign_keys, user_version, page_size, tables))
+        });
+        (integrity.join().expect("check thread panicked"), rest)
+    });
+    let (foreign_keys, user_version, page_size, tables) = rest.map_err(fail)?;
+    // A file SQLite cannot even check through is a finding too: the copy is still the best one
+    // there is of what the app has.
+    let integrity = integrity.unwrap_or_else(|e| vec![format!("integrity_check stopped: {e}")]);
     Ok(CopyFacts {
         user_version,
         page_size: page_size as u64,
         tables,
+        findings: Findings {
+            integrity,
+            foreign_keys,
+        },
     })
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::checks::Findings;
 use crate::tag::{Kind, Tag};
 
 /// The manifest format this build writes; restore refuses versions it does not know.
@@ -60,6 +61,10 @@ pub struct DatabaseEntry {
     pub sha256: String,
     /// Row count of every table, by name.
     pub tables: BTreeMap<String, u64>,
+    /// What `integrity_check` and `foreign_key_check` found in the copy (empty: it passed);
+    /// `None` in manifests written before snapshots ran the restore's checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Findings>,
 }
 
 /// One included plain file.
@@ -75,6 +80,24 @@ pub struct FileEntry {
 }
 
 impl Manifest {
+    /// The databases whose checks found something, with what they found.
+    pub fn findings(&self) -> impl Iterator<Item = (&str, &Findings)> {
+        self.databases.iter().filter_map(|d| {
+            d.findings
+                .as_ref()
+                .filter(|f| !f.is_empty())
+                .map(|f| (d.name.as_str(), f))
+        })
+    }
+
+    /// Total findings of every database; `None` when the snapshot predates the checks.
+    pub fn findings_count(&self) -> Option<u64> {
+        self.databases
+            .iter()
+            .map(|d| d.findings.as_ref().map(Findings::count))
+            .sum()
+    }
+
     /// Total bytes of the files the archive carries.
     pub fn payload_bytes(&self) -> u64 {
         // Saturating: the sizes come from an archive that may be hostile (found by fuzzing).

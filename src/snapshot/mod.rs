@@ -57,8 +57,9 @@ struct IncludedFile {
 /// temporary archive are removed.
 ///
 /// # Errors
-/// A missing or unreadable database or include, a copy that fails `quick_check`, too little free
-/// space (with the numbers), or an I/O failure writing the archive.
+/// A missing or unreadable database or include, a copy SQLite cannot read, too little free
+/// space (with the numbers), or an I/O failure writing the archive. A copy that fails the
+/// integrity or foreign key check is not an error: its findings go into the manifest.
 pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snapshot> {
     let started = Instant::now();
     let host = tag::hostname();
@@ -116,6 +117,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
             size,
             sha256,
             tables: facts.tables,
+            findings: Some(facts.findings),
         });
         staged.push(archive::Member {
             archive_path,

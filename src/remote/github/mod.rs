@@ -228,6 +228,7 @@ impl GithubRemote {
                 Some(RemoteSnapshot {
                     size: stored.iter().map(|a| a.size).sum(),
                     sha256,
+                    findings: recorded.as_ref().and_then(|r| r["findings"].as_u64()),
                     tag,
                 })
             })

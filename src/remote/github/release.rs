@@ -143,10 +143,17 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
             "rows": d.tables.values().sum::<u64>(),
         })).collect::<Vec<_>>()),
         "files": manifest.as_ref().map(|m| m.files.len()),
+        "findings": manifest.as_ref().and_then(|m| m.findings_count()),
     });
+    let findings = manifest
+        .as_ref()
+        .and_then(|m| m.findings_count())
+        .filter(|&n| n > 0)
+        .map(|n| format!("\n\nThe live data failed SQLite's integrity or foreign key checks when it was copied ({n} finding(s), recorded in the manifest); it restores as it was."))
+        .unwrap_or_default();
     let words = match &manifest {
         Some(m) => format!(
-            "Snapshot taken {} UTC on {} ({}): {} database(s) ({}), {} file(s); archive {}, sha256 {}.",
+            "Snapshot taken {} UTC on {} ({}): {} database(s) ({}), {} file(s); archive {}, sha256 {}.{findings}",
             upload.tag.time().format("%Y-%m-%d %H:%M:%S"),
             m.host,
             upload.tag.kind().as_str(),
