@@ -91,6 +91,10 @@ pub struct ListEntry {
     /// taken (0: it passed); `None` when unknown (taken before snapshots ran those checks, or
     /// only on a remote whose record does not say).
     pub findings: Option<u64>,
+    /// Dated in the future: taken under a wrong clock (`latest` skips it). Only present when
+    /// true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub future: bool,
 }
 
 /// What the listing knows of one snapshot while it is merged.
@@ -147,10 +151,12 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
             Err(e) => remote_error = Some(e),
         }
     }
+    let now = crate::failpoint::now();
     let entries = rows
         .into_iter()
         .rev()
         .map(|(tag, row)| ListEntry {
+            future: crate::retention::dated_in_future(&tag, now),
             time: tag.time(),
             kind: tag.kind(),
             host: tag.host().to_string(),
@@ -161,4 +167,89 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
         })
         .collect();
     Ok((entries, remote_error))
+}
+
+/// Which host's snapshot `latest` means among `tags` (local and remote): `host` when given
+/// (`--host`, as a host name or the identity `backup list` shows), else this machine's; on a
+/// machine with none of its own, the only host there is, with a note saying so. Refused when
+/// several other hosts share the remote and none was named.
+///
+/// # Errors
+/// Several hosts and none of them this machine, without `host`.
+pub fn latest_host(tags: &[&Tag], host: Option<&str>) -> Result<(String, Option<String>)> {
+    if let Some(name) = host {
+        return Ok((crate::tag::host_id(name), None));
+    }
+    let this = crate::tag::this_host();
+    let mut hosts: BTreeMap<&str, (usize, &Tag)> = BTreeMap::new();
+    for tag in tags {
+        let entry = hosts.entry(tag.host()).or_insert((0, tag));
+        entry.0 += 1;
+        if *tag > entry.1 {
+            entry.1 = tag;
+        }
+    }
+    if hosts.is_empty() || hosts.contains_key(this.as_str()) {
+        return Ok((this, None));
+    }
+    if hosts.len() == 1 {
+        let only = hosts.keys().next().expect("one host").to_string();
+        let note = format!(
+            "this machine ({this}) has no snapshots of its own; `latest` is the newest of host {only}, the only one there is"
+        );
+        return Ok((only, Some(note)));
+    }
+    let listed: Vec<String> = hosts
+        .iter()
+        .map(|(host, (count, newest))| {
+            format!(
+                "{host} ({count}, newest {})",
+                newest.time().format("%Y-%m-%d %H:%M:%SZ")
+            )
+        })
+        .collect();
+    Err(Error::Config(format!(
+        "this machine ({this}) has no snapshots of its own, and several hosts share the remote: {}; pass --host NAME to say whose latest snapshot you mean",
+        listed.join(", ")
+    )))
+}
+
+/// The newest of `host`'s snapshots among `tags` that is not dated in the future, with a note
+/// naming those skipped because they are (taken under a wrong clock: they would stay `latest`
+/// for ever). `None` when `host` has none.
+///
+/// # Errors
+/// Every one of `host`'s snapshots is dated in the future: this machine's clock is wrong now.
+pub fn latest_of<'a>(
+    tags: &[&'a Tag],
+    host: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(&'a Tag, Option<String>)>> {
+    let mut own: Vec<&Tag> = tags.iter().copied().filter(|t| t.host() == host).collect();
+    own.sort();
+    own.dedup();
+    let (future, past): (Vec<&Tag>, Vec<&Tag>) = own
+        .into_iter()
+        .partition(|t| crate::retention::dated_in_future(t, now));
+    match (past.last(), future.is_empty()) {
+        (None, true) => Ok(None),
+        (None, false) => Err(Error::Other(format!(
+            "every snapshot of host {host} is dated after this machine's clock ({}), the newest {}; fix the clock (e.g. enable NTP), or name the snapshot to restore",
+            now.format("%Y-%m-%d %H:%M:%SZ"),
+            future.last().expect("not empty")
+        ))),
+        (Some(latest), true) => Ok(Some((latest, None))),
+        (Some(latest), false) => Ok(Some((
+            latest,
+            Some(format!(
+                "{} snapshot(s) of host {host} are dated in the future ({}), taken under a wrong clock: `latest` is {latest}, the newest before now; name one of them to restore it",
+                future.len(),
+                future
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ))),
+    }
 }

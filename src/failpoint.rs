@@ -1,6 +1,7 @@
 //! Test hooks, in debug builds only (release builds compile them away): crash points, where a
 //! build whose `BACKUP_FAILPOINT` names a point dies at once, as a `kill -9` would (no
-//! destructors, no clean-up); and a settable clock for snapshot times.
+//! destructors, no clean-up); a settable clock for snapshot times; and a settable host name, so
+//! one machine can play several sharing a remote.
 
 /// Environment variable naming the point to die at.
 pub const FAILPOINT_ENV: &str = "BACKUP_FAILPOINT";
@@ -30,4 +31,17 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
         return set.with_timezone(&chrono::Utc);
     }
     chrono::Utc::now()
+}
+
+/// Environment variable that sets the host name of a debug build, so tests can play several
+/// machines sharing one remote.
+pub const HOST_ENV: &str = "BACKUP_TEST_HOST";
+
+/// The host name a debug build was told to use instead of the OS's, if any.
+pub fn hostname() -> Option<String> {
+    if cfg!(debug_assertions) {
+        std::env::var(HOST_ENV).ok().filter(|h| !h.is_empty())
+    } else {
+        None
+    }
 }

@@ -78,7 +78,7 @@ pub struct Status {
 }
 
 /// How far in the future a record may be before the clock is called wrong (NTP steps).
-const CLOCK_SLACK_SECS: i64 = 300;
+pub const CLOCK_SLACK_SECS: i64 = 300;
 
 /// The verdict at time `now`.
 ///
@@ -91,7 +91,7 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
     let newest_local = local
         .iter()
         .rev()
-        .find(|s| s.tag.host() == host)
+        .find(|s| s.tag.host() == host && !crate::retention::dated_in_future(&s.tag, now))
         .map(|s| s.tag.clone());
     let last_ok = record.as_ref().and_then(LastRun::last_good);
     // Negative when the record is from the future: this machine's clock went back.
@@ -165,6 +165,10 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
         ),
     };
     let mut warnings = Vec::new();
+    warnings.extend(future_warning(
+        local.iter().map(|s| &s.tag).filter(|t| t.host() == host),
+        now,
+    ));
     if let Some(r) = &record
         && !r.findings.is_empty()
     {
@@ -201,6 +205,25 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
             .remote
             .as_ref()
             .map(|r| crate::remote::Remote::from_config(r).describe()),
+    })
+}
+
+/// A warning naming the snapshots among `tags` that are dated in the future (taken under a wrong
+/// clock), if there are any.
+pub fn future_warning<'a>(
+    tags: impl Iterator<Item = &'a Tag>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let future: Vec<String> = tags
+        .filter(|t| crate::retention::dated_in_future(t, now))
+        .map(ToString::to_string)
+        .collect();
+    (!future.is_empty()).then(|| {
+        format!(
+            "{} snapshot(s) dated in the future, taken under a wrong clock: {}; `latest` skips them and retention keeps them apart: check the clock (e.g. enable NTP), and delete them by hand once you have what you need",
+            future.len(),
+            future.join(", ")
+        )
     })
 }
 
@@ -297,11 +320,38 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
         });
     }
     checks.push(check_local_folder(&config.local_dir));
+    checks.push(check_clock(config));
     checks.extend(check_remote(config));
     if let Some(places) = places {
         checks.push(check_schedule(config, places));
     }
     checks
+}
+
+/// Snapshots of this machine dated in the future: the clock was wrong when they were taken, or
+/// is wrong now.
+fn check_clock(config: &Config) -> Check {
+    let now = crate::failpoint::now();
+    let host = tag::this_host();
+    let local = catalog::local_snapshots(&config.local_dir).unwrap_or_default();
+    match future_warning(
+        local.iter().map(|s| &s.tag).filter(|t| t.host() == host),
+        now,
+    ) {
+        None => Check::ok(
+            "clock",
+            format!(
+                "{} UTC; no snapshot is dated after it",
+                now.format("%Y-%m-%d %H:%M:%S")
+            ),
+        ),
+        Some(warning) => Check::not_ok(
+            Verdict::Warn,
+            "clock",
+            warning,
+            "set the clock right (timedatectl set-ntp true), then delete the snapshots dated in the future",
+        ),
+    }
 }
 
 fn check_local_folder(dir: &std::path::Path) -> Check {

@@ -125,7 +125,11 @@ pub fn snapshot_and_push(
 
     // Retention after a good push: what the remote lacks is known, and kept.
     let (pruned, prune_error) = if kind == Kind::Scheduled && push.error.is_none() {
-        match crate::retention::prune(config, remote.as_ref(), false) {
+        let scope = crate::retention::Scope {
+            protect: Some(snapshot.tag.clone()),
+            ..crate::retention::Scope::this_host()
+        };
+        match crate::retention::prune(config, remote.as_ref(), false, &scope) {
             Ok(mut report) => {
                 let error = report.error.take();
                 (Some(report), error)

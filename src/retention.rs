@@ -248,6 +248,29 @@ pub fn plan(snapshots: &[Candidate], policy: &Policy) -> Vec<Decision> {
     decisions
 }
 
+/// [`plan`] as a prune carries it out for `scope`: snapshots dated in the future are kept and
+/// planned without (a 2099 snapshot would be "newest" for ever and fill a period of its own in
+/// every tier), and the snapshot the calling run took is kept. Newest first.
+pub fn plan_scoped(candidates: Vec<Candidate>, policy: &Policy, scope: &Scope) -> Vec<Decision> {
+    let (future, candidates): (Vec<Candidate>, Vec<Candidate>) = candidates
+        .into_iter()
+        .partition(|c| dated_in_future(&c.tag, scope.now));
+    let mut decisions = plan(&candidates, policy);
+    decisions.extend(future.into_iter().map(|c| Decision {
+        tag: c.tag,
+        keep: true,
+        reasons: vec!["dated in the future (a wrong clock)".into()],
+    }));
+    decisions.sort_by(|a, b| b.tag.cmp(&a.tag));
+    for decision in &mut decisions {
+        if scope.protect.as_ref() == Some(&decision.tag) {
+            decision.keep = true;
+            decision.reasons.push("taken by this run".into());
+        }
+    }
+    decisions
+}
+
 /// One snapshot of this machine in a prune.
 #[derive(Clone, Debug, Serialize)]
 pub struct Pruned {
@@ -274,8 +297,39 @@ pub struct PruneReport {
     pub error: Option<Error>,
 }
 
-/// Plans and (unless `dry_run`) carries out retention for this machine's snapshots, locally
-/// and on the remote, with one plan for both. The caller holds the run lock.
+/// Whose snapshots a prune plans for, and what it must keep whatever the plan says.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// The host whose snapshots are planned (this machine's unless `--host` names another);
+    /// every other host's are left alone.
+    pub host: String,
+    /// The snapshot the calling run just took: never deleted by its own run, whatever the
+    /// tiers say.
+    pub protect: Option<Tag>,
+    /// Now, for telling snapshots dated in the future (a wrong clock) apart: they are kept and
+    /// left out of the tiers, so they do not stand in for real periods.
+    pub now: DateTime<Utc>,
+}
+
+impl Scope {
+    /// This machine's snapshots, now.
+    pub fn this_host() -> Scope {
+        Scope {
+            host: crate::tag::this_host(),
+            protect: None,
+            now: crate::failpoint::now(),
+        }
+    }
+}
+
+/// Whether a snapshot's tag is later than `now` by more than a clock may be off (NTP steps):
+/// it was taken under a wrong clock.
+pub fn dated_in_future(tag: &Tag, now: DateTime<Utc>) -> bool {
+    tag.time() > now + chrono::Duration::seconds(crate::health::CLOCK_SLACK_SECS)
+}
+
+/// Plans and (unless `dry_run`) carries out retention for `scope`'s snapshots, locally and on
+/// the remote, with one plan for both. The caller holds the run lock.
 ///
 /// Each snapshot to delete goes first from the local folder, then from the remote: a crash in
 /// between leaves a remote copy that the next prune deletes, never a local one that the next
@@ -284,10 +338,15 @@ pub struct PruneReport {
 /// # Errors
 /// The local folder or the remote cannot be listed: then nothing is deleted anywhere (which
 /// snapshots the remote lacks is unknown).
-pub fn prune(config: &Config, remote: Option<&Remote>, dry_run: bool) -> Result<PruneReport> {
+pub fn prune(
+    config: &Config,
+    remote: Option<&Remote>,
+    dry_run: bool,
+    scope: &Scope,
+) -> Result<PruneReport> {
     let local = catalog::local_snapshots(&config.local_dir)?;
     let listed = remote.map(Remote::list).transpose()?;
-    let host = crate::tag::this_host();
+    let host = scope.host.as_str();
     let on_remote: HashMap<&Tag, &RemoteSnapshot> =
         listed.iter().flatten().map(|s| (&s.tag, s)).collect();
     let on_local: HashMap<&Tag, &LocalSnapshot> = local.iter().map(|s| (&s.tag, s)).collect();
@@ -319,7 +378,7 @@ pub fn prune(config: &Config, remote: Option<&Remote>, dry_run: bool) -> Result<
         error: None,
     };
     let mut remote_failed = false;
-    for decision in plan(&candidates, &policy) {
+    for decision in plan_scoped(candidates, &policy, scope) {
         let local_copy = on_local.get(&decision.tag);
         let mut entry = Pruned {
             local: local_copy.is_some(),

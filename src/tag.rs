@@ -3,8 +3,9 @@
 //! A tag is the snapshot's identity everywhere (archive name, git tag, release, asset), so it must
 //! - sort by time as a plain string: a fixed prefix, then the UTC time to the second;
 //! - say how it was made: `manual` (`backup now`) or `scheduled` (`backup run`);
-//! - never collide between machines sharing a remote, nor between two runs in one second: the host
-//!   name plus a random suffix;
+//! - never collide between machines sharing a remote, nor between two runs in one second: the
+//!   host's identity ([`host_id`]) plus a suffix whose first three hex digits are the millisecond
+//!   (so tags of one second order as they were taken) and last three are random;
 //! - be a valid git ref name and a GitHub asset name that GitHub keeps as is: only
 //!   `[a-z0-9-]` besides the digits, `T` and `Z` of the time (GitHub rewrites other characters
 //!   in asset names, and git refuses `:` and others).
@@ -19,7 +20,11 @@ const PREFIX: &str = "bk-";
 const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 const TIME_LEN: usize = 16;
 const NONCE_LEN: usize = 6;
+/// Hex digits of the suffix that carry the millisecond the snapshot was taken at.
+const MILLIS_LEN: usize = 3;
 const HOST_MAX: usize = 32;
+/// Hex digits of the name's sha256 that follow a host name which had to be shortened or cleaned.
+const HOST_HASH_LEN: usize = 6;
 /// Extension of a snapshot archive.
 pub const ARCHIVE_EXT: &str = ".tar.gz";
 
@@ -55,17 +60,21 @@ pub struct Tag {
     time: DateTime<Utc>,
     kind: Kind,
     host: String,
+    /// The millisecond within `time`, from the suffix (tags made before it carried one hold a
+    /// random number there: their order within a second was never defined).
+    millis: u32,
 }
 
 impl Tag {
-    /// A new tag for a snapshot taken at `time` on host `hostname`, with a fresh random suffix.
+    /// A new tag for a snapshot taken at `time` (to the millisecond) on host `hostname`.
     pub fn new(time: DateTime<Utc>, kind: Kind, hostname: &str) -> Tag {
-        let host = host_slug(hostname);
+        let host = host_id(hostname);
         let text = format!(
-            "{PREFIX}{}-{}-{host}-{}",
+            "{PREFIX}{}-{}-{host}-{:03x}{:03x}",
             time.format(TIME_FORMAT),
             kind.as_str(),
-            random_nonce()
+            time.timestamp_subsec_millis().min(999),
+            random_bits() & 0xfff
         );
         Tag::parse(&text).expect("a tag we format parses")
     }
@@ -89,7 +98,7 @@ impl Tag {
             (Kind::Scheduled, rest.strip_prefix("scheduled-")?)
         };
         let (host, nonce) = rest.rsplit_once('-')?;
-        let valid_host = !host.is_empty() && host.len() <= HOST_MAX && host_slug(host) == host;
+        let valid_host = is_clean_host(host);
         let valid_nonce = nonce.len() == NONCE_LEN
             && nonce
                 .bytes()
@@ -99,6 +108,7 @@ impl Tag {
             time,
             kind,
             host: host.to_string(),
+            millis: u32::from_str_radix(&nonce[..MILLIS_LEN], 16).unwrap_or_default(),
         })
     }
 
@@ -120,9 +130,14 @@ impl Tag {
         self.kind
     }
 
-    /// The host name as it appears in the tag (lowercase, `[a-z0-9-]`).
+    /// The host's identity as it appears in the tag ([`host_id`]).
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// When the snapshot was taken, to the millisecond its tag carries.
+    pub fn taken_at(&self) -> DateTime<Utc> {
+        self.time + chrono::Duration::milliseconds(i64::from(self.millis.min(999)))
     }
 
     /// `<tag>.tar.gz`
@@ -143,10 +158,11 @@ impl PartialOrd for Tag {
     }
 }
 
-/// Tags order as their text does, which is time order.
+/// Tags order by the time they were taken, to the millisecond (across seconds that is also
+/// their text order), then by their text.
 impl Ord for Tag {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.text.cmp(&other.text)
+        (self.time, self.millis, &self.text).cmp(&(other.time, other.millis, &other.text))
     }
 }
 
@@ -164,29 +180,57 @@ impl<'de> Deserialize<'de> for Tag {
     }
 }
 
-/// Lowercase `[a-z0-9-]`, no leading, trailing or doubled `-`, at most 32 characters.
-fn host_slug(hostname: &str) -> String {
-    let mut slug = String::new();
-    for c in hostname.chars().flat_map(char::to_lowercase) {
+/// Whether `host` can stand in a tag as it is: `[a-z0-9-]`, 1 to 32 characters, no leading,
+/// trailing or doubled `-`.
+fn is_clean_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= HOST_MAX
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !host.starts_with('-')
+        && !host.ends_with('-')
+        && !host.contains("--")
+}
+
+/// A host's identity in tags. Host names are case-insensitive, so the name is lowercased; a name
+/// that is then clean (`[a-z0-9-]`, at most 32 characters) is its own identity. Any other name
+/// is cleaned (other characters become `-`), cut to leave room, and followed by `-` and 6 hex
+/// digits of the sha256 of the lowercased name: two names that clean or cut to the same text
+/// (`build-agent-production-cluster-01` and `-02`) keep apart.
+pub fn host_id(hostname: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let lower = hostname.to_lowercase();
+    if is_clean_host(&lower) {
+        return lower;
+    }
+    let mut cleaned = String::new();
+    for c in lower.chars() {
         if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.is_empty() && !slug.ends_with('-') {
-            slug.push('-');
-        }
-        if slug.len() >= HOST_MAX {
-            break;
+            cleaned.push(c);
+        } else if !cleaned.is_empty() && !cleaned.ends_with('-') {
+            cleaned.push('-');
         }
     }
-    let slug = slug.trim_end_matches('-');
-    if slug.is_empty() {
-        "host".to_string()
+    cleaned.truncate(HOST_MAX - HOST_HASH_LEN - 1);
+    let cleaned = cleaned.trim_end_matches('-');
+    let digest = crate::fsutil::hex(&Sha256::digest(lower.as_bytes()));
+    let hash = &digest[..HOST_HASH_LEN];
+    if cleaned.is_empty() {
+        format!("host-{hash}")
     } else {
-        slug.to_string()
+        format!("{cleaned}-{hash}")
     }
 }
 
-/// Six hex digits from the OS-seeded hasher keys: enough to keep two same-second runs apart.
-fn random_nonce() -> String {
+/// Whether `name` (as `--host` takes it: the identity `backup list` shows, or the host name
+/// itself) names the host whose identity is `id`.
+pub fn names_host(name: &str, id: &str) -> bool {
+    name == id || host_id(name) == id
+}
+
+/// Random bits from the OS-seeded hasher keys.
+fn random_bits() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
         std::time::SystemTime::now()
@@ -195,20 +239,23 @@ fn random_nonce() -> String {
             .unwrap_or_default(),
     );
     hasher.write_u32(std::process::id());
-    format!("{:06x}", hasher.finish() & 0xff_ffff)
+    hasher.finish()
 }
 
-/// This machine's host name as its tags carry it: its snapshots are the ones with this host.
+/// This machine's identity as its tags carry it: its snapshots are the ones with this host.
 pub fn this_host() -> String {
-    host_slug(&hostname())
+    host_id(&hostname())
 }
 
-/// This machine's host name, as the OS reports it.
+/// This machine's host name, as the OS reports it (a debug build may be told another with
+/// `BACKUP_TEST_HOST`).
 pub fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
+    crate::failpoint::hostname().unwrap_or_else(|| {
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 #[cfg(test)]
@@ -222,17 +269,64 @@ mod tests {
 
     #[test]
     fn round_trips_and_carries_time_kind_host() {
-        let tag = Tag::new(at(7), Kind::Manual, "Dev.Laptop (work)");
+        let tag = Tag::new(at(7), Kind::Manual, "Laptop-2");
         assert!(
             tag.as_str()
-                .starts_with("bk-20261122T014207Z-manual-dev-laptop-work-")
+                .starts_with("bk-20261122T014207Z-manual-laptop-2-")
         );
         let parsed = Tag::parse(tag.as_str()).unwrap();
         assert_eq!(parsed, tag);
         assert_eq!(parsed.time(), at(7));
         assert_eq!(parsed.kind(), Kind::Manual);
-        assert_eq!(parsed.host(), "dev-laptop-work");
+        assert_eq!(parsed.host(), "laptop-2");
         assert_eq!(Tag::from_archive_name(&tag.archive_name()).unwrap(), tag);
+    }
+
+    #[test]
+    fn a_host_name_that_must_be_cut_or_cleaned_keeps_a_hash_of_itself() {
+        let one = host_id("build-agent-production-cluster-01");
+        let two = host_id("build-agent-production-cluster-02");
+        assert_ne!(one, two);
+        assert!(
+            one.len() <= HOST_MAX && two.len() <= HOST_MAX,
+            "{one} {two}"
+        );
+        assert!(one.starts_with("build-agent-production-"), "{one}");
+        assert_ne!(host_id("dev.laptop"), host_id("dev-laptop"));
+        assert!(host_id("Dev.Laptop (work)").starts_with("dev-laptop-work-"));
+        // Host names are case-insensitive; a clean one is its own identity.
+        assert_eq!(host_id("MacBook-Pro"), "macbook-pro");
+        assert_eq!(host_id("MACBOOK-PRO"), host_id("macbook-pro"));
+        assert!(names_host("build-agent-production-cluster-01", &one));
+        assert!(names_host(&one, &one));
+        assert!(!names_host("build-agent-production-cluster-02", &one));
+        for name in ["", "...", "ÄÖÜ", &"x".repeat(200)] {
+            let id = host_id(name);
+            assert!(is_clean_host(&id), "{name:?} -> {id}");
+        }
+    }
+
+    #[test]
+    fn tags_of_one_second_order_by_the_millisecond_they_were_taken() {
+        let second = at(0);
+        let early = Tag::new(
+            second + chrono::Duration::milliseconds(900),
+            Kind::Scheduled,
+            "box",
+        );
+        let late = Tag::new(
+            second + chrono::Duration::milliseconds(901),
+            Kind::Manual,
+            "box",
+        );
+        // As text, "manual" sorts before "scheduled"; by time the scheduled one came first.
+        assert!(late.as_str() < early.as_str());
+        assert!(early < late);
+        assert_eq!(
+            late.taken_at(),
+            second + chrono::Duration::milliseconds(901)
+        );
+        assert!(Tag::new(at(1), Kind::Manual, "box") > late);
     }
 
     #[test]
@@ -252,8 +346,14 @@ mod tests {
 
     #[test]
     fn same_second_same_host_do_not_collide() {
+        // One run at a time per local folder (the run lock): two snapshots of one host are at
+        // least a millisecond apart.
         let a = Tag::new(at(0), Kind::Manual, "box");
-        let b = Tag::new(at(0), Kind::Manual, "box");
+        let b = Tag::new(
+            at(0) + chrono::Duration::milliseconds(1),
+            Kind::Manual,
+            "box",
+        );
         assert_ne!(a, b);
     }
 

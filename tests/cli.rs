@@ -54,3 +54,6 @@ mod output;
 
 /// Check findings: flawed app data is snapshotted with its findings recorded and restores.
 mod findings;
+
+/// Which snapshot `latest` is: a wrong clock, one second, shared remotes, long host names.
+mod latest;

@@ -417,11 +417,12 @@ fn doctor_names_each_check_and_what_to_fix() {
             "config",
             "database tasks",
             "local folder",
+            "clock",
             "remote",
             "schedule"
         ]
     );
-    let schedule = &report["checks"][4];
+    let schedule = &report["checks"][5];
     assert_eq!(schedule["verdict"], "warn");
     assert!(
         schedule["fix"]
@@ -429,14 +430,14 @@ fn doctor_names_each_check_and_what_to_fix() {
             .unwrap()
             .contains("backup schedule install")
     );
-    assert!(verdicts[..4].iter().all(|(_, v)| v == "ok"), "{report}");
+    assert!(verdicts[..5].iter().all(|(_, v)| v == "ok"), "{report}");
 
     fs::rename(app.path("data/tasks.db"), app.path("data/moved.db")).unwrap();
     fs::remove_dir_all(app.path("remote")).unwrap();
     let out = backup(&home, &config, &["doctor"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = stdout(&out);
-    assert_eq!(text.lines().count(), 5, "one line per check: {text}");
+    assert_eq!(text.lines().count(), 6, "one line per check: {text}");
     let failed: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
     assert_eq!(failed.len(), 2, "{text}");
     assert!(failed.iter().all(|l| l.contains(" -> ")), "{text}");

@@ -33,6 +33,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
             &super::list::Args {
                 json: false,
                 explain: false,
+                host: None,
             },
         )?;
         outln!(

@@ -21,6 +21,10 @@ pub struct Args {
     /// Say why retention keeps each snapshot (or that the next prune deletes it)
     #[arg(long)]
     pub explain: bool,
+
+    /// Only this host's snapshots: a host name, or a HOST as the listing shows it
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 /// A row with its retention verdict.
@@ -33,24 +37,24 @@ struct Explained<'a> {
     reasons: Vec<String>,
 }
 
-/// The retention plan for the listed snapshots of this machine, by tag. A snapshot only held
+/// The retention plan for the listed snapshots of `scope`'s host, by tag. A snapshot only held
 /// locally counts as not pushed yet; so does every local one when the remote could not be read.
 fn explain(
     entries: &[ListEntry],
     policy: &retention::Policy,
     remote_known: bool,
+    scope: &retention::Scope,
 ) -> HashMap<Tag, Decision> {
-    let host = backup_agent::tag::this_host();
     let candidates: Vec<Candidate> = entries
         .iter()
-        .filter(|e| e.host == host)
+        .filter(|e| e.host == scope.host)
         .map(|e| Candidate {
             tag: e.tag.clone(),
             unpushed: remote_known && matches!(e.location, Location::Local | Location::Differ)
                 || !remote_known && e.location != Location::Remote,
         })
         .collect();
-    retention::plan(&candidates, policy)
+    retention::plan_scoped(candidates, policy, scope)
         .into_iter()
         .map(|d| (d.tag.clone(), d))
         .collect()
@@ -59,11 +63,27 @@ fn explain(
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
     let remote = config.remote.as_ref().map(Remote::from_config);
-    let (entries, remote_error) = catalog::list(&config.local_dir, remote.as_ref())?;
+    let (mut entries, remote_error) = catalog::list(&config.local_dir, remote.as_ref())?;
+    if let Some(name) = &args.host {
+        let host = backup_agent::tag::host_id(name);
+        let before: std::collections::BTreeSet<String> =
+            entries.iter().map(|e| e.host.clone()).collect();
+        entries.retain(|e| e.host == host);
+        if entries.is_empty() && !before.is_empty() {
+            eprintln!(
+                "backup: note: no snapshots of host {host}; the hosts with snapshots are {}",
+                before.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
     let remote_known = remote.is_some() && remote_error.is_none();
+    let mut scope = retention::Scope::this_host();
+    if let Some(name) = &args.host {
+        scope.host = backup_agent::tag::host_id(name);
+    }
     let plan = args
         .explain
-        .then(|| explain(&entries, &config.retention, remote_known));
+        .then(|| explain(&entries, &config.retention, remote_known, &scope));
     let verdict = |e: &ListEntry| match plan.as_ref().and_then(|p| p.get(&e.tag)) {
         Some(d) if d.keep => (Some(true), d.reasons.clone(), d.reasons.join(", ")),
         Some(_) => (Some(false), Vec::new(), "deleted by the next prune".into()),
@@ -98,7 +118,11 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
             .map(|e| {
                 let mut row = vec![
                     e.tag.to_string(),
-                    e.time.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+                    format!(
+                        "{}{}",
+                        e.time.format("%Y-%m-%d %H:%M:%SZ"),
+                        if e.future { " (future!)" } else { "" }
+                    ),
                     e.kind.to_string(),
                     e.host.clone(),
                     human_bytes(e.size),
@@ -128,6 +152,18 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
             header.push("RETENTION");
         }
         out!("{}", crate::term::table(&header, &rows));
+    }
+    let future: Vec<String> = entries
+        .iter()
+        .filter(|e| e.future)
+        .map(|e| e.tag.to_string())
+        .collect();
+    if !future.is_empty() {
+        eprintln!(
+            "backup: warning: {} snapshot(s) dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
+            future.len(),
+            future.join(", ")
+        );
     }
     match remote_error {
         None => Ok(exit::OK),

@@ -19,6 +19,11 @@ pub struct Args {
     /// Print the plan and its outcome as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Apply retention to this host's snapshots instead of this machine's (a retired machine's,
+    /// as `backup list` shows its HOST)
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -36,7 +41,11 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
         .map_err(|e| Error::io("cannot create snapshot folder", &config.local_dir, e))?;
     let _lock = RunLock::acquire(&config.local_dir)?;
     let remote = config.remote.as_ref().map(Remote::from_config);
-    let report = retention::prune(&config, remote.as_ref(), args.dry_run)?;
+    let mut scope = retention::Scope::this_host();
+    if let Some(name) = &args.host {
+        scope.host = backup_agent::tag::host_id(name);
+    }
+    let report = retention::prune(&config, remote.as_ref(), args.dry_run, &scope)?;
     if args.json {
         let out = JsonReport {
             ok: report.error.is_none(),

@@ -18,6 +18,9 @@ pub struct RestoreArgs {
     /// Set aside live data the snapshot lacks without asking (for scripts)
     #[arg(long)]
     pub yes: bool,
+    /// Whose `latest`: a host as `backup list` shows it (default: this machine)
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
     /// Check everything and show what would happen, then stop
     #[arg(long)]
     pub dry_run: bool,
@@ -36,6 +39,9 @@ pub struct VerifyArgs {
     /// Snapshot tag, or `latest`
     #[arg(value_name = "TAG|latest")]
     pub which: String,
+    /// Whose `latest`: a host as `backup list` shows it (default: this machine)
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
@@ -63,6 +69,8 @@ struct Checked<'a> {
     databases: &'a [DatabaseReport],
     files: usize,
     seconds: f64,
+    /// Why this snapshot (whose `latest`; snapshots skipped as dated in the future).
+    notes: &'a [String],
 }
 
 impl<'a> Checked<'a> {
@@ -78,6 +86,7 @@ impl<'a> Checked<'a> {
             databases: &p.databases,
             files: p.files.len(),
             seconds: p.elapsed.as_secs_f64(),
+            notes: &p.notes,
         }
     }
 }
@@ -175,8 +184,13 @@ pub fn verify(
 ) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
     let which = Which::parse(&args.which)?;
-    let prepared = match restore::verify(&config, &which, progress) {
-        Ok(prepared) => prepared,
+    let prepared = match restore::verify(&config, &which, args.host.as_deref(), progress) {
+        Ok(prepared) => {
+            for note in &prepared.notes {
+                eprintln!("backup: note: {note}");
+            }
+            prepared
+        }
         Err(e) if args.json => {
             // A scheduled drill reads the outcome from stdout either way.
             print_json(
@@ -242,7 +256,10 @@ fn restore_inner(
 ) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
     let which = Which::parse(&args.which)?;
-    let plan = restore::plan_restore(&config, &which, args.force, progress)?;
+    let plan = restore::plan_restore(&config, &which, args.host.as_deref(), args.force, progress)?;
+    for note in &plan.prepared.notes {
+        eprintln!("backup: note: {note}");
+    }
     if let Some(e) = &plan.prepared.remote_error {
         eprintln!(
             "backup: note: the remote could not be listed ({e}); `latest` is the newest local snapshot"

@@ -103,6 +103,9 @@ pub struct Prepared {
     pub archive_sha256_recorded: bool,
     /// The remote could not be listed, so `latest` means the newest local snapshot.
     pub remote_error: Option<String>,
+    /// What the user should know about which snapshot this is (whose `latest`, snapshots
+    /// skipped because they are dated in the future).
+    pub notes: Vec<String>,
     pub databases: Vec<DatabaseReport>,
     pub files: Vec<StagedFile>,
     /// (staged copy, live path) per database, in manifest order.
@@ -239,10 +242,15 @@ pub(crate) fn remove_stale_staging(base_dir: &Path) -> Result<()> {
 ///
 /// # Errors
 /// The first check that fails, naming it.
-pub fn verify(config: &Config, which: &Which, progress: &dyn Progress) -> Result<Prepared> {
+pub fn verify(
+    config: &Config,
+    which: &Which,
+    host: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
     let (_lock, _) = begin(config)?;
     let remote = config.remote.as_ref().map(Remote::from_config);
-    let located = locate(config, which, remote.as_ref())?;
+    let located = locate(config, which, remote.as_ref(), host)?;
     let staging = TempPath::new(
         config
             .local_dir
@@ -260,12 +268,13 @@ pub fn verify(config: &Config, which: &Which, progress: &dyn Progress) -> Result
 pub fn plan_restore(
     config: &Config,
     which: &Which,
+    host: Option<&str>,
     force: bool,
     progress: &dyn Progress,
 ) -> Result<RestorePlan> {
     let (lock, _) = begin(config)?;
     let remote = config.remote.as_ref().map(Remote::from_config);
-    let located = locate(config, which, remote.as_ref())?;
+    let located = locate(config, which, remote.as_ref(), host)?;
     let base = &config.base_dir;
     let staging =
         TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));

@@ -22,9 +22,18 @@ pub(super) struct Located {
     remote: Option<RemoteSnapshot>,
     /// Why the remote could not be listed, when `latest` fell back to the local snapshots.
     remote_error: Option<String>,
+    /// What the user should know about the choice (whose `latest`, snapshots skipped).
+    notes: Vec<String>,
 }
 
-pub(super) fn locate(config: &Config, which: &Which, remote: Option<&Remote>) -> Result<Located> {
+/// Finds the snapshot `which` names, locally first. `latest` is the newest snapshot of `host`
+/// (default: this machine; see [`catalog::latest_host`]) that is not dated in the future.
+pub(super) fn locate(
+    config: &Config,
+    which: &Which,
+    remote: Option<&Remote>,
+    host: Option<&str>,
+) -> Result<Located> {
     let local = catalog::local_snapshots(&config.local_dir)?;
     let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
     let mut remote_error = None;
@@ -43,27 +52,40 @@ pub(super) fn locate(config: &Config, which: &Which, remote: Option<&Remote>) ->
         (_, None) => None,
     };
     let remote_list = listed.unwrap_or_default();
+    let mut notes = Vec::new();
     let tag = match which {
         Which::Tag(tag) => tag.clone(),
-        Which::Latest => local
-            .iter()
-            .map(|s| &s.tag)
-            .chain(remote_list.iter().map(|s| &s.tag))
-            .max()
-            .cloned()
-            .ok_or_else(|| {
-                Error::Other(format!(
-                    "no snapshots found in {}{}; nothing to restore",
-                    config.local_dir.display(),
-                    remote.map_or(String::new(), |r| format!(" or on {}", r.describe()))
-                ))
-            })?,
+        Which::Latest => {
+            let tags: Vec<&Tag> = local
+                .iter()
+                .map(|s| &s.tag)
+                .chain(remote_list.iter().map(|s| &s.tag))
+                .collect();
+            let (host, whose) = catalog::latest_host(&tags, host)?;
+            notes.extend(whose);
+            let (latest, skipped) = catalog::latest_of(&tags, &host, crate::failpoint::now())?
+                .ok_or_else(|| {
+                    Error::Other(format!(
+                        "no snapshots of host {host} found in {}{}; nothing to restore{}",
+                        config.local_dir.display(),
+                        remote.map_or(String::new(), |r| format!(" or on {}", r.describe())),
+                        if tags.is_empty() {
+                            String::new()
+                        } else {
+                            "; `backup list` shows the hosts there are (pass --host NAME)".into()
+                        }
+                    ))
+                })?;
+            notes.extend(skipped);
+            latest.clone()
+        }
     };
     let located = Located {
         local: wanted_local(&tag),
         remote: remote_list.into_iter().find(|s| s.tag == tag),
         tag,
         remote_error,
+        notes,
     };
     if located.local.is_none() && located.remote.is_none() {
         return Err(Error::Other(format!(
@@ -239,6 +261,7 @@ pub(super) fn prepare(
         archive_sha256: extracted.archive_sha256,
         archive_sha256_recorded: recorded.is_some(),
         remote_error: located.remote_error.clone(),
+        notes: located.notes.clone(),
         manifest,
         databases,
         files,

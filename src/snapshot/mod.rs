@@ -63,9 +63,14 @@ struct IncludedFile {
 pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snapshot> {
     let started = Instant::now();
     let host = tag::hostname();
-    let created_at = crate::failpoint::now().trunc_subsecs(0);
-    let tag = Tag::new(created_at, kind, &host);
+    let taken = crate::failpoint::now();
+    // The tag orders snapshots to the millisecond; the manifest keeps the second it shows.
     let local = &config.local_dir;
+    // Never the name of an archive already here (a clock set back, or frozen by a test).
+    let tag = std::iter::repeat_with(|| Tag::new(taken, kind, &host))
+        .find(|t| fs::symlink_metadata(local.join(t.archive_name())).is_err())
+        .expect("a fresh random suffix is eventually free");
+    let created_at = taken.trunc_subsecs(0);
 
     let mut source_bytes = 0u64;
     for db in &config.databases {
