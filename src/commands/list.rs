@@ -58,7 +58,10 @@ fn explain(
 
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let (entries, remote_error) = catalog::list(&config.local_dir, remote.as_ref())?;
     let remote_known = remote.is_some() && remote_error.is_none();
     let plan = args

@@ -35,7 +35,10 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     std::fs::create_dir_all(&config.local_dir)
         .map_err(|e| Error::io("cannot create snapshot folder", &config.local_dir, e))?;
     let _lock = RunLock::acquire(&config.local_dir)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let report = retention::prune(&config, remote.as_ref(), args.dry_run)?;
     if args.json {
         let out = JsonReport {

@@ -241,7 +241,10 @@ pub(crate) fn remove_stale_staging(base_dir: &Path) -> Result<()> {
 /// The first check that fails, naming it.
 pub fn verify(config: &Config, which: &Which, progress: &dyn Progress) -> Result<Prepared> {
     let (_lock, _) = begin(config)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let located = locate(config, which, remote.as_ref())?;
     let staging = TempPath::new(
         config
@@ -264,7 +267,10 @@ pub fn plan_restore(
     progress: &dyn Progress,
 ) -> Result<RestorePlan> {
     let (lock, _) = begin(config)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let located = locate(config, which, remote.as_ref())?;
     let base = &config.base_dir;
     let staging =
