@@ -208,7 +208,8 @@ fn remove_orphan_checksums(dir: &Path) -> Result<()> {
 }
 
 /// Whether `name` is a temporary this tool creates: a staging folder, an archive or checksum on
-/// its way into place, or `last_run.json` or the restore journal being replaced.
+/// its way into place, or `last_run.json`, the remote folders record or the restore journal
+/// being replaced.
 pub fn is_our_temp(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
         return false;
@@ -223,7 +224,9 @@ pub fn is_our_temp(name: &str) -> bool {
         }
     }
     let rest = rest.strip_suffix(CHECKSUM_SUFFIX).unwrap_or(rest);
-    rest == crate::last_run::LAST_RUN_FILE || Tag::from_archive_name(rest).is_some()
+    rest == crate::last_run::LAST_RUN_FILE
+        || rest == crate::remote::RECORD_FILE
+        || Tag::from_archive_name(rest).is_some()
 }
 
 /// The checksum file of an archive.
@@ -409,6 +412,7 @@ mod tests {
             format!("{TEMP_PREFIX}{tag}.tar.gz"),
             format!("{TEMP_PREFIX}{tag}.tar.gz.sha256"),
             format!("{TEMP_PREFIX}last_run.json"),
+            format!("{TEMP_PREFIX}remote-folders.json"),
         ] {
             assert!(is_our_temp(&ours), "{ours}");
         }
@@ -417,6 +421,7 @@ mod tests {
             ".backup-tmp-",
             ".backup-tmp-my-work",
             "last_run.json",
+            "remote-folders.json",
         ] {
             assert!(!is_our_temp(theirs), "{theirs}");
         }

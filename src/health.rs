@@ -204,7 +204,7 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
         remote: config
             .remote
             .as_ref()
-            .map(|r| crate::remote::Remote::from_config(r).describe()),
+            .map(|r| crate::remote::Remote::from_config(r, &config.local_dir).describe()),
     })
 }
 
@@ -399,16 +399,14 @@ fn check_remote(config: &Config) -> Vec<Check> {
         )];
     };
     match remote {
-        RemoteConfig::Dir { .. } => {
-            let remote = crate::remote::Remote::from_config(remote);
-            vec![match remote.init(false) {
-                Ok(ready) => Check::ok("remote", ready.detail),
-                Err(e) => Check::not_ok(
-                    Verdict::Fail,
-                    "remote",
-                    e.to_string(),
-                    "mount the drive or fix [remote] path; `backup init --create` makes a missing folder",
-                ),
+        RemoteConfig::Dir { path } => {
+            use crate::remote::{Diagnosis, DirRemote};
+            let folder = DirRemote::new(path.clone(), config.local_dir.clone());
+            vec![match folder.diagnose() {
+                Diagnosis::Ready(detail) => Check::ok("remote", detail),
+                Diagnosis::Refused { problem, fix } => {
+                    Check::not_ok(Verdict::Fail, "remote", problem, fix)
+                }
             }]
         }
         RemoteConfig::Github(github) => {

@@ -100,7 +100,10 @@ pub fn snapshot_and_push(
         snapshot.pack_time.as_secs_f64()
     );
     let push_started = Instant::now();
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let push = match &remote {
         Some(remote) => push_pending(config, remote, &snapshot, progress),
         None => PushOutcome::default(),
@@ -223,7 +226,10 @@ fn push_pending(
             return outcome;
         }
     };
-    let on_remote: HashMap<Tag, RemoteSnapshot> = match remote.list() {
+    // A folder remote that is not this machine's (an empty mount point) is refused before
+    // anything is written, and a new one is marked.
+    let listed = remote.ready_for_push().and_then(|()| remote.list());
+    let on_remote: HashMap<Tag, RemoteSnapshot> = match listed {
         Ok(found) => found.into_iter().map(|s| (s.tag.clone(), s)).collect(),
         Err(e) => {
             outcome.pending = local.into_iter().map(|s| s.tag).collect();

@@ -78,7 +78,7 @@ enum Command {
     Rollback(commands::restore::RollbackArgs),
     /// Try it out: snapshot a sample app database to a local folder remote
     Demo(commands::demo::Args),
-    /// Check the remote can take snapshots; --create makes a missing one (private on GitHub)
+    /// Check the remote can take snapshots and mark a folder remote as this machine's; --create makes a missing one
     Init(commands::init::Args),
     /// The GitHub token: store it in the OS keyring, show where it comes from, remove it
     #[command(subcommand)]

@@ -10,7 +10,8 @@ mod snapshot;
 /// The run lock: concurrent runs refused, killed runs leave nothing stale.
 mod lock;
 
-/// The directory remote: push, pending pushes, repair of a truncated remote copy.
+/// The directory remote: push, pending pushes, repair of a truncated remote copy, the marker
+/// that tells the remote from an empty mount point.
 mod remote_dir;
 
 /// Config lookup, unknown keys, `backup config`, every example config parses.

@@ -31,9 +31,12 @@ impl Subject {
     /// A folder remote whose folder does not exist yet.
     fn dir() -> Subject {
         let dir = TempDir::new().unwrap();
-        let remote = Remote::from_config(&RemoteConfig::Dir {
-            path: dir.path().join("remote"),
-        });
+        let remote = Remote::from_config(
+            &RemoteConfig::Dir {
+                path: dir.path().join("remote"),
+            },
+            &dir.path().join("local"),
+        );
         Subject {
             remote,
             name: "dir",

@@ -2,7 +2,7 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::support::{App, stderr};
+use crate::support::{App, stderr, stdout};
 
 #[test]
 fn now_pushes_to_the_remote_and_the_copy_is_identical() {
@@ -170,4 +170,447 @@ fn a_remote_archive_missing_its_record_gets_it_on_the_next_run() {
     fs::remove_file(&record).unwrap();
     assert_eq!(app.run(&["run"]).status.code(), Some(0));
     assert_eq!(fs::read_to_string(&record).unwrap(), expected);
+}
+
+// The marker: a folder remote is used only while it holds the marker this machine knows, so an
+// empty mount point (an unmounted NAS) is never mistaken for the remote.
+
+const MARKER: &str = ".backup-agent-remote.json";
+const RECORD: &str = "backups/remote-folders.json";
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+fn marker_id(app: &App) -> String {
+    read_json(&app.path("remote").join(MARKER))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Names in a folder, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The NAS is unmounted: its files move aside and an empty folder stays at the mount point.
+fn unmount(app: &App) {
+    fs::rename(app.path("remote"), app.path("nas-disk")).unwrap();
+    fs::create_dir(app.path("remote")).unwrap();
+}
+
+fn remount(app: &App) {
+    fs::remove_dir(app.path("remote")).unwrap();
+    fs::rename(app.path("nas-disk"), app.path("remote")).unwrap();
+}
+
+/// `backup doctor --json`'s `remote` check, with a home folder of the app's own.
+fn doctor_remote(app: &App) -> Value {
+    fs::create_dir_all(app.path("home")).unwrap();
+    let out = app
+        .command(&["doctor", "--json"])
+        .env("HOME", app.path("home"))
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "remote")
+        .unwrap()
+        .clone();
+    let failed = check["verdict"] == "fail";
+    assert_eq!(out.status.code(), Some(i32::from(failed)), "{report}");
+    check
+}
+
+/// The one stderr line of a refused command.
+fn one_line(out: &std::process::Output) -> String {
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn the_first_push_to_an_empty_folder_marks_it_and_this_machine_remembers_it() {
+    let app = App::new(20);
+    // What a freshly formatted disk holds by itself does not make it someone else's folder.
+    fs::create_dir(app.path("remote/lost+found")).unwrap();
+    fs::write(app.path("remote/.DS_Store"), b"finder").unwrap();
+    // Reading never marks.
+    assert_eq!(app.list_json().len(), 0);
+    assert!(!app.path("remote").join(MARKER).exists());
+    assert!(!app.path(RECORD).exists());
+
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let marker = read_json(&app.path("remote").join(MARKER));
+    assert_eq!(marker["version"], 1, "{marker}");
+    let id = marker["id"].as_str().unwrap();
+    assert_eq!(id.len(), 32, "{marker}");
+    assert!(marker["created_at"].is_string(), "{marker}");
+    let record = read_json(&app.path(RECORD));
+    assert_eq!(record["folders"].as_array().unwrap().len(), 1, "{record}");
+    assert_eq!(record["folders"][0]["marker_id"], id, "{record}");
+    assert_eq!(
+        record["folders"][0]["path"],
+        fs::canonicalize(app.path("remote"))
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(marker_id(&app), id, "the marker is written once");
+    assert_eq!(app.archives("remote").len(), 2);
+    assert!(app.temp_leftovers().is_empty());
+}
+
+#[test]
+fn an_emptied_mount_point_is_refused_and_the_snapshots_wait_until_the_disk_is_back() {
+    let app = App::new(50);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    unmount(&app);
+
+    let out = app.run(&["run", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = one_line(&out);
+    assert!(
+        err.contains("no backup-agent marker") && err.contains("is the disk mounted?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("run `backup init`") && err.contains("safe locally"),
+        "{err}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let waiting = report["tag"].as_str().unwrap().to_string();
+    assert_eq!(report["pushed"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        app.archives("backups").len(),
+        2,
+        "the new snapshot is local"
+    );
+    assert!(
+        names(&app.path("remote")).is_empty(),
+        "nothing is written under the mount point"
+    );
+
+    let out = app.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stdout(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(
+        status["summary"]
+            .as_str()
+            .unwrap()
+            .contains("is the disk mounted?"),
+        "{status}"
+    );
+
+    // Every operation is refused, and the read-only ones write nothing either.
+    let out = app.run(&["list", "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = one_line(&out);
+    assert!(
+        err.contains("cannot list the remote") && err.contains("is the disk mounted?"),
+        "{err}"
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["where"] == "local"),
+        "{listed}"
+    );
+    let out = app.run(&["prune"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(app.archives("backups").len(), 2, "nothing is pruned");
+    assert!(names(&app.path("remote")).is_empty());
+
+    // The disk is back: the next run pushes what waited.
+    remount(&app);
+    let out = app.run(&["run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["pushed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == waiting.as_str()),
+        "{report}"
+    );
+    assert_eq!(app.archives("remote"), app.archives("backups"));
+    assert!(app.list_json().iter().all(|e| e["where"] == "both"));
+}
+
+/// A machine that pushed with an earlier version has no record; its `last_run.json` says it
+/// pushed, so an empty folder is still refused, run after run.
+#[test]
+fn an_earlier_versions_remote_left_unmounted_is_refused_run_after_run() {
+    let app = App::new(20);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    fs::remove_file(app.path("remote").join(MARKER)).unwrap();
+    fs::remove_file(app.path(RECORD)).unwrap();
+    unmount(&app);
+    for _ in 0..2 {
+        let out = app.run(&["run"]);
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is the disk mounted?"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(names(&app.path("remote")).is_empty());
+    }
+    remount(&app);
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(app.path("remote").join(MARKER).exists());
+    assert_eq!(app.archives("remote"), app.archives("backups"));
+}
+
+#[test]
+fn an_earlier_versions_remote_with_its_archives_is_adopted_silently() {
+    let app = App::new(20);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    // What an earlier version left: archives and their records, no marker, no local record.
+    fs::remove_file(app.path("remote").join(MARKER)).unwrap();
+    fs::remove_file(app.path(RECORD)).unwrap();
+
+    assert!(app.list_json().iter().all(|e| e["where"] == "both"));
+    let check = doctor_remote(&app);
+    assert_eq!(check["verdict"], "ok", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("holds snapshots of an earlier version"),
+        "{check}"
+    );
+    assert!(
+        !app.path("remote").join(MARKER).exists(),
+        "reading never marks"
+    );
+
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let id = marker_id(&app);
+    assert_eq!(read_json(&app.path(RECORD))["folders"][0]["marker_id"], id);
+    assert_eq!(app.archives("remote").len(), 2);
+}
+
+#[test]
+fn a_first_push_into_a_folder_with_foreign_files_is_refused_and_writes_nothing() {
+    let app = App::new(20);
+    fs::write(app.path("remote/notes.txt"), b"mine").unwrap();
+    fs::create_dir(app.path("remote/photos")).unwrap();
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = one_line(&out);
+    assert!(
+        err.contains("not backup-agent's (notes.txt, photos)")
+            && err.contains("point [remote] path at an empty folder of its own"),
+        "{err}"
+    );
+    assert_eq!(names(&app.path("remote")), ["notes.txt", "photos"]);
+    assert_eq!(
+        app.archives("backups").len(),
+        1,
+        "the snapshot is safe locally"
+    );
+    assert!(!app.path(RECORD).exists());
+
+    let check = doctor_remote(&app);
+    assert_eq!(check["verdict"], "fail", "{check}");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("an empty folder of its own"),
+        "{check}"
+    );
+    // `init` does not adopt someone else's folder either.
+    let out = app.run(&["init"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(names(&app.path("remote")), ["notes.txt", "photos"]);
+}
+
+/// A new, empty disk replaces the old one on purpose: refused until `backup init` adopts it,
+/// then the next run pushes everything to it.
+#[test]
+fn init_adopts_a_new_empty_remote_on_purpose() {
+    let app = App::new(20);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let old_id = marker_id(&app);
+    unmount(&app);
+    assert_eq!(app.run(&["now"]).status.code(), Some(4));
+
+    let out = app.run(&["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("marked it anew"), "{}", stdout(&out));
+    let new_id = marker_id(&app);
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        read_json(&app.path(RECORD))["folders"][0]["marker_id"],
+        new_id
+    );
+    let check = doctor_remote(&app);
+    assert_eq!(check["verdict"], "ok", "{check}");
+
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(app.archives("remote"), app.archives("backups"));
+    assert_eq!(app.archives("remote").len(), 3);
+}
+
+/// Another backup-agent disk mounted where this machine's was: refused, with what to do, until
+/// `backup init` adopts it.
+#[test]
+fn another_remotes_disk_at_the_same_place_is_refused_until_init_adopts_it() {
+    let app = App::new(20);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let other = App::new(5);
+    assert_eq!(other.run(&["now"]).status.code(), Some(0));
+    let other_id = marker_id(&other);
+    fs::rename(app.path("remote"), app.path("nas-disk")).unwrap();
+    fs::rename(other.path("remote"), app.path("remote")).unwrap();
+    let theirs = app.archives("remote");
+
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = one_line(&out);
+    assert!(
+        err.contains("the marker of another backup-agent remote")
+            && err.contains(&other_id[..8])
+            && err.contains("`backup init` to adopt this one"),
+        "{err}"
+    );
+    assert_eq!(app.archives("remote"), theirs, "nothing was written there");
+    let check = doctor_remote(&app);
+    assert_eq!(check["verdict"], "fail", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another disk may be mounted there"),
+        "{check}"
+    );
+
+    let out = app.run(&["init", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ready: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        ready["detail"].as_str().unwrap().contains("adopted"),
+        "{ready}"
+    );
+    assert_eq!(marker_id(&app), other_id, "the disk keeps its marker");
+    let out = app.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let remote = app.archives("remote");
+    assert!(app.archives("backups").iter().all(|a| remote.contains(a)));
+}
+
+#[test]
+fn doctor_says_how_the_remote_folder_is_marked() {
+    let app = App::new(10);
+    let check = doctor_remote(&app);
+    assert_eq!(check["verdict"], "ok", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("will be marked by the first push"),
+        "{check}"
+    );
+    assert!(
+        names(&app.path("remote")).is_empty(),
+        "doctor writes nothing"
+    );
+
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let check = doctor_remote(&app);
+    assert_eq!(check["verdict"], "ok", "{check}");
+    let id = marker_id(&app);
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("marked (id {})", &id[..8])),
+        "{check}"
+    );
+
+    unmount(&app);
+    let check = doctor_remote(&app);
+    assert_eq!(check["verdict"], "fail", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is the disk mounted?"),
+        "{check}"
+    );
+    assert!(
+        check["fix"].as_str().unwrap().contains("run `backup init`"),
+        "{check}"
+    );
+    assert!(
+        names(&app.path("remote")).is_empty(),
+        "doctor writes nothing"
+    );
+}
+
+/// The real thing: snapshots pushed to a tmpfs mounted over the remote folder (in a private
+/// mount namespace), the tmpfs unmounted, the next run refused.
+#[test]
+fn a_really_unmounted_disk_is_refused() {
+    if !crate::support::can_mount_tmpfs() {
+        return;
+    }
+    let app = App::new(50);
+    let script = r#"
+        mount -t tmpfs -o size=64m tmpfs "$REMOTE" || exit 90
+        "$BIN" --config "$CONFIG" now > /dev/null || exit 91
+        ls -A "$REMOTE" > "$APP/on-the-disk.txt"
+        umount "$REMOTE" || exit 92
+        "$BIN" --config "$CONFIG" run 2> "$APP/run.err"
+        echo $? > "$APP/run.code"
+    "#;
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .env("REMOTE", app.path("remote"))
+        .env("BIN", env!("CARGO_BIN_EXE_backup"))
+        .env("CONFIG", app.path("backup.toml"))
+        .env("APP", app.path(""))
+        .env_remove("BACKUP_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let on_the_disk = fs::read_to_string(app.path("on-the-disk.txt")).unwrap();
+    assert!(on_the_disk.contains(MARKER), "{on_the_disk}");
+    assert_eq!(on_the_disk.matches(".tar.gz\n").count(), 1, "{on_the_disk}");
+    assert_eq!(
+        fs::read_to_string(app.path("run.code")).unwrap().trim(),
+        "4"
+    );
+    let err = fs::read_to_string(app.path("run.err")).unwrap();
+    assert!(err.contains("is the disk mounted?"), "{err}");
+    assert!(
+        names(&app.path("remote")).is_empty(),
+        "the mount point stays empty"
+    );
+    assert_eq!(app.archives("backups").len(), 2);
 }

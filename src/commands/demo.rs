@@ -44,7 +44,10 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
     }
     let config = crate::load_config(Some(&config_path))?;
     let report = job::snapshot_and_push(&config, Kind::Scheduled, progress)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;
     let out = serde_json::json!({
         "config": config_path,

@@ -1,4 +1,6 @@
-//! `backup init [--create]`: checks the remote can take snapshots, and makes it when asked.
+//! `backup init [--create]`: checks the remote can take snapshots, and makes it when asked. A
+//! folder remote is marked as this machine's here, and run on purpose, `init` adopts a folder
+//! whose marker is missing (a new, empty disk) or another remote's.
 
 use std::path::Path;
 
@@ -24,7 +26,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             config.file.display()
         ))
     })?;
-    let readiness = Remote::from_config(remote).init(args.create)?;
+    let readiness = Remote::from_config(remote, &config.local_dir).init(args.create)?;
     if args.json {
         outln!(
             "{}",

@@ -62,7 +62,10 @@ fn explain(
 
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config(config)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let (mut entries, remote_error) = catalog::list(&config.local_dir, remote.as_ref())?;
     if let Some(name) = &args.host {
         let host = backup_agent::tag::host_id(name);

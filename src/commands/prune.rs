@@ -40,7 +40,10 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     std::fs::create_dir_all(&config.local_dir)
         .map_err(|e| Error::io("cannot create snapshot folder", &config.local_dir, e))?;
     let _lock = RunLock::acquire(&config.local_dir)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let mut scope = retention::Scope::this_host();
     if let Some(name) = &args.host {
         scope.host = backup_agent::tag::host_id(name);

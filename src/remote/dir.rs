@@ -1,9 +1,15 @@
 //! The directory remote: a folder on a NAS, an external disk or a cloud-synced drive.
+//!
+//! The folder is never created by a push, and it must be this machine's remote: marked by its
+//! first push or by `backup init`, and holding the marker this machine remembers (see
+//! [`super::marker`]). Every operation checks that first, so an empty mount point is refused
+//! instead of filling up with what looks like a backup.
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::marker::{self, Refusal, State};
 use super::{Readiness, RemoteSnapshot, Upload};
 use crate::catalog::scan_archives;
 use crate::error::{Error, Result};
@@ -14,6 +20,19 @@ use crate::tag::Tag;
 #[derive(Debug)]
 pub struct DirRemote {
     root: PathBuf,
+    /// The local snapshot folder, which holds the record of the folders this machine pushed to.
+    local_dir: PathBuf,
+}
+
+/// What `backup doctor` says of the folder.
+#[derive(Debug)]
+pub enum Diagnosis {
+    /// It can take snapshots; the detail says how it is marked.
+    Ready(String),
+    Refused {
+        problem: String,
+        fix: String,
+    },
 }
 
 /// Any failure while talking to the remote is a remote failure (exit code 4), whatever its cause.
@@ -25,8 +44,9 @@ fn remote<T>(result: Result<T>) -> Result<T> {
 }
 
 impl DirRemote {
-    pub fn new(root: PathBuf) -> DirRemote {
-        DirRemote { root }
+    /// The folder `root`, used by the machine whose local snapshot folder is `local_dir`.
+    pub fn new(root: PathBuf, local_dir: PathBuf) -> DirRemote {
+        DirRemote { root, local_dir }
     }
 
     pub fn describe(&self) -> String {
@@ -53,17 +73,29 @@ impl DirRemote {
         }
     }
 
+    /// Makes the folder when asked, checks it is writable, and marks it as this machine's
+    /// remote. Run on purpose, it adopts a folder whose marker is missing (a new, empty disk) or
+    /// is another remote's.
     pub fn init(&self, create: bool) -> Result<Readiness> {
-        if create && !self.root.exists() {
+        let created = create && !self.root.exists();
+        if created {
             fs::create_dir_all(&self.root).map_err(|e| {
                 Error::Remote(format!("cannot create {}: {e}", self.root.display()))
             })?;
-            self.check_root()?;
-            return Ok(Readiness {
-                created: true,
-                detail: format!("{} was created", self.describe()),
-            });
         }
+        self.check_writable()?;
+        let marked = remote(self.adopt())?;
+        Ok(Readiness {
+            created,
+            detail: if created {
+                format!("{} was created; {marked}", self.describe())
+            } else {
+                format!("{} is writable; {marked}", self.describe())
+            },
+        })
+    }
+
+    fn check_writable(&self) -> Result<()> {
         self.check_root()?;
         let probe = TempPath::new(self.root.join(format!("{TEMP_PREFIX}init-probe")));
         fsutil::create_private(probe.path()).map_err(|e| {
@@ -72,14 +104,144 @@ impl DirRemote {
                 self.describe()
             ))
         })?;
-        Ok(Readiness {
-            created: false,
-            detail: format!("{} is writable", self.describe()),
+        Ok(())
+    }
+
+    /// `init`'s marking: what it found or did, in words.
+    fn adopt(&self) -> Result<String> {
+        let (root, local) = (&self.root, &self.local_dir);
+        let mark = |replace| -> Result<String> {
+            let id = marker::write_marker(root, replace)?;
+            marker::remember(root, local, Some(&id))?;
+            Ok(id)
+        };
+        Ok(match marker::inspect(root, local)? {
+            State::Marked { id, recorded: true } => {
+                format!(
+                    "marked as this machine's remote (id {})",
+                    marker::short(&id)
+                )
+            }
+            State::Marked {
+                id,
+                recorded: false,
+            } => {
+                marker::remember(root, local, Some(&id))?;
+                format!(
+                    "marked as a backup-agent remote (id {}); this machine now pushes to it",
+                    marker::short(&id)
+                )
+            }
+            State::Unmarked { .. } => format!(
+                "marked it as this machine's remote (id {})",
+                marker::short(&mark(false)?)
+            ),
+            State::Refused(Refusal::MarkerMissing { .. }) => format!(
+                "it had no marker although this machine pushed there; marked it anew as you asked (id {}): the next run pushes every local snapshot to it",
+                marker::short(&mark(false)?)
+            ),
+            State::Refused(Refusal::OtherMarker { found, expected }) => {
+                marker::remember(root, local, Some(&found))?;
+                format!(
+                    "adopted the marker found there (id {}) in place of id {}: the next run pushes every local snapshot it lacks",
+                    marker::short(&found),
+                    marker::short(&expected)
+                )
+            }
+            State::Refused(Refusal::UnreadableMarker(_)) => format!(
+                "its marker was unreadable; wrote a new one (id {})",
+                marker::short(&mark(true)?)
+            ),
+            State::Refused(refusal) => return Err(refusal.into_error(root)),
         })
     }
 
-    pub fn delete(&self, tag: &Tag) -> Result<()> {
+    /// Refuses a folder that is not this machine's remote. Writes nothing.
+    fn check_marked(&self) -> Result<()> {
         self.check_root()?;
+        match remote(marker::inspect(&self.root, &self.local_dir))? {
+            State::Refused(refusal) => Err(refusal.into_error(&self.root)),
+            State::Marked { .. } | State::Unmarked { .. } => Ok(()),
+        }
+    }
+
+    /// Before anything is written: refuses a folder that is not this machine's remote, marks a
+    /// new one, and records the folder as this machine's.
+    pub fn ready_for_push(&self) -> Result<()> {
+        self.check_root()?;
+        remote(self.mark_for_push())
+    }
+
+    fn mark_for_push(&self) -> Result<()> {
+        let (root, local) = (&self.root, &self.local_dir);
+        match marker::inspect(root, local)? {
+            State::Marked { recorded: true, .. } => Ok(()),
+            State::Marked { id, .. } => marker::remember(root, local, Some(&id)),
+            State::Unmarked { .. } => {
+                let id = marker::write_marker(root, false)?;
+                marker::remember(root, local, Some(&id))
+            }
+            State::Refused(refusal) => {
+                // Only an earlier version's `last_run.json` said this machine pushed here; the
+                // failed run replaces it, so the record keeps the refusal for the next run.
+                if let Refusal::MarkerMissing { recorded: false } = refusal {
+                    marker::remember(root, local, None)?;
+                }
+                Err(refusal.into_error(root))
+            }
+        }
+    }
+
+    /// `backup doctor`'s line: ready and how it is marked, or what is wrong and what to do.
+    /// Writes nothing but a probe file it removes.
+    pub fn diagnose(&self) -> Diagnosis {
+        let refused = |e: Error, fix: &str| Diagnosis::Refused {
+            problem: match e {
+                Error::Remote(message) => message,
+                other => other.to_string(),
+            },
+            fix: fix.to_string(),
+        };
+        if let Err(e) = self.check_root() {
+            return refused(
+                e,
+                "mount the drive or fix [remote] path; `backup init --create` makes a missing folder",
+            );
+        }
+        if let Err(e) = self.check_writable() {
+            return refused(e, "fix the folder's permissions");
+        }
+        let describe = self.describe();
+        match marker::inspect(&self.root, &self.local_dir) {
+            Ok(State::Marked { id, recorded }) => Diagnosis::Ready(format!(
+                "{describe} is writable and marked (id {}){}",
+                marker::short(&id),
+                if recorded {
+                    ""
+                } else {
+                    "; this machine has not pushed to it yet"
+                }
+            )),
+            Ok(State::Unmarked {
+                earlier_archives: true,
+            }) => Diagnosis::Ready(format!(
+                "{describe} is writable; it holds snapshots of an earlier version and will be marked by the next push"
+            )),
+            Ok(State::Unmarked {
+                earlier_archives: false,
+            }) => Diagnosis::Ready(format!(
+                "{describe} is writable; it will be marked by the first push"
+            )),
+            Ok(State::Refused(refusal)) => Diagnosis::Refused {
+                problem: refusal.problem(&self.root),
+                fix: refusal.fix().to_string(),
+            },
+            Err(e) => refused(e, "check the folder's permissions"),
+        }
+    }
+
+    pub fn delete(&self, tag: &Tag) -> Result<()> {
+        self.check_marked()?;
         let archive = self.root.join(tag.archive_name());
         // The archive first: a record left alone lists as nothing, and the next delete
         // removes it.
@@ -99,7 +261,7 @@ impl DirRemote {
     }
 
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
-        self.check_root()?;
+        self.check_marked()?;
         let found = scan_archives(&self.root)
             .map_err(|e| Error::Remote(format!("cannot list {}: {e}", self.root.display())))?;
         Ok(found
@@ -114,7 +276,7 @@ impl DirRemote {
     }
 
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
-        self.check_root()?;
+        self.ready_for_push()?;
         remote(self.store(upload))
     }
 
@@ -177,7 +339,7 @@ impl DirRemote {
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
-        self.check_root()?;
+        self.check_marked()?;
         let source = self.root.join(tag.archive_name());
         let mut input = fs::File::open(&source)
             .map_err(|e| Error::Remote(format!("cannot read {}: {e}", source.display())))?;

@@ -4,13 +4,16 @@
 //! - `list` returns the snapshots it holds (only names this tool made), with their sizes;
 //! - `put` stores an archive and converges: a retry that finds the snapshot already there, whole
 //!   and identical, succeeds without storing it twice; a partial leftover is replaced;
-//! - a remote never holds a half-written archive under its final name.
+//! - a remote never holds a half-written archive under its final name;
+//! - a folder remote is used only while it holds the marker this machine knows ([`marker`]).
 
 mod dir;
 pub mod github;
+mod marker;
 
-pub use dir::DirRemote;
+pub use dir::{Diagnosis, DirRemote};
 pub use github::GithubRemote;
+pub use marker::{MARKER_FILE, RECORD_FILE};
 
 use std::path::Path;
 
@@ -59,9 +62,13 @@ pub enum Remote {
 }
 
 impl Remote {
-    pub fn from_config(config: &RemoteConfig) -> Remote {
+    /// The configured remote, for the machine whose local snapshot folder is `local_dir` (the
+    /// folder remote keeps its record of the folders this machine pushed to there).
+    pub fn from_config(config: &RemoteConfig, local_dir: &Path) -> Remote {
         match config {
-            RemoteConfig::Dir { path } => Remote::Dir(DirRemote::new(path.clone())),
+            RemoteConfig::Dir { path } => {
+                Remote::Dir(DirRemote::new(path.clone(), local_dir.to_path_buf()))
+            }
             RemoteConfig::Github(github) => {
                 Remote::Github(Box::new(GithubRemote::new(github.clone())))
             }
@@ -97,6 +104,19 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.init(create),
             Remote::Github(g) => g.init(create),
+        }
+    }
+
+    /// Checks, before a run pushes anything, that this is the remote this machine pushes to: a
+    /// folder remote that lacks its marker (an empty mount point) is refused here, and a new one
+    /// is marked. GitHub needs nothing.
+    ///
+    /// # Errors
+    /// [`crate::Error::Remote`] when the folder is refused or cannot be marked.
+    pub fn ready_for_push(&self) -> Result<()> {
+        match self {
+            Remote::Dir(d) => d.ready_for_push(),
+            Remote::Github(_) => Ok(()),
         }
     }
 

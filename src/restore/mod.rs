@@ -249,7 +249,10 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let (_lock, _) = begin(config)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let located = locate(config, which, remote.as_ref(), host)?;
     let staging = TempPath::new(
         config
@@ -273,7 +276,10 @@ pub fn plan_restore(
     progress: &dyn Progress,
 ) -> Result<RestorePlan> {
     let (lock, _) = begin(config)?;
-    let remote = config.remote.as_ref().map(Remote::from_config);
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| Remote::from_config(r, &config.local_dir));
     let located = locate(config, which, remote.as_ref(), host)?;
     let base = &config.base_dir;
     let staging =
