@@ -149,6 +149,9 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
             size: db.len() as u64,
             sha256: sha256_hex(db),
             tables: row_counts(db_path),
+            // Written as manifests were before these fields: restore falls back for both.
+            copied_at: None,
+            mode: None,
         }],
         files: vec![FileEntry {
             path: "data/queue/job-1.json".into(),

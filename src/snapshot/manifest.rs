@@ -60,6 +60,14 @@ pub struct DatabaseEntry {
     pub sha256: String,
     /// Row count of every table, by name.
     pub tables: BTreeMap<String, u64>,
+    /// When the copy was taken, to the nanosecond (the start of the backup step's read): a live
+    /// file modified later may hold changes the copy lacks. Absent in older manifests.
+    #[serde(default)]
+    pub copied_at: Option<DateTime<Utc>>,
+    /// Unix permission bits of the live database, for a restore where none exists. Absent in
+    /// older manifests.
+    #[serde(default)]
+    pub mode: Option<u32>,
 }
 
 /// One included plain file.
