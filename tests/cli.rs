@@ -26,6 +26,9 @@ mod fixtures_gen;
 /// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
 mod restore;
 
+/// Restore's guards: an app holding a database open, what live data would be lost, restored modes.
+mod restore_guards;
+
 /// GitHub's OpenAPI description as validators.
 mod openapi;
 

@@ -151,6 +151,9 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
             tables: row_counts(db_path),
             // As the manifests of the first version were: no check findings recorded.
             findings: None,
+            // Written as manifests were before these fields: restore falls back for both.
+            copied_at: None,
+            mode: None,
         }],
         files: vec![FileEntry {
             path: "data/queue/job-1.json".into(),

@@ -34,7 +34,7 @@ fn dump(path: &Path) -> String {
 }
 
 /// sha256 of every file under `dir`, by relative path.
-fn hashes(dir: &Path) -> BTreeMap<String, String> {
+pub(crate) fn hashes(dir: &Path) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
     fn walk(root: &Path, dir: &Path, found: &mut BTreeMap<String, String>) {
         let Ok(entries) = fs::read_dir(dir) else {

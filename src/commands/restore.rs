@@ -8,7 +8,9 @@ use serde::Serialize;
 use backup_agent::error::{Error, exit};
 use backup_agent::fsutil::human_bytes;
 use backup_agent::progress::Progress;
-use backup_agent::restore::{self, DatabaseReport, Prepared, Source, SwapReport, Which};
+use backup_agent::restore::{
+    self, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
@@ -225,6 +227,7 @@ struct RestoreOut<'a> {
     #[serde(flatten)]
     checked: Checked<'a>,
     concerns: &'a [String],
+    table_differences: &'a [TableDifference],
     in_use: &'a [String],
     swap: Option<&'a SwapReport>,
 }
@@ -276,8 +279,8 @@ fn restore_inner(
                 config.display_path(&plan.aside_dir)
             );
         }
-        for concern in &plan.concerns {
-            outln!("  note: {concern}");
+        for line in plan.concerns.iter().chain(&plan.notes) {
+            outln!("  note: {line}");
         }
         for reason in &plan.in_use {
             outln!(
@@ -292,6 +295,7 @@ fn restore_inner(
                 dry_run: true,
                 checked: Checked::of(&plan.prepared),
                 concerns: &plan.concerns,
+                table_differences: &plan.table_differences,
                 in_use: &plan.in_use,
                 swap: None,
             });
@@ -300,10 +304,14 @@ fn restore_inner(
         }
         return crate::ok();
     }
-    if !plan.concerns.is_empty() && !args.yes && !confirm(&plan.concerns, args.json)? {
+    if !plan.concerns.is_empty() && !args.yes && !confirm(&plan.concerns, &plan.notes, args.json)? {
         return Ok(exit::UNCONFIRMED);
     }
-    let prepared_summary = (plan.concerns.clone(), plan.in_use.clone());
+    let prepared_summary = (
+        plan.concerns.clone(),
+        plan.in_use.clone(),
+        plan.table_differences.clone(),
+    );
     let checked_json = args
         .json
         .then(|| serde_json::to_value(Checked::of(&plan.prepared)).expect("serializes"));
@@ -316,6 +324,7 @@ fn restore_inner(
             #[serde(flatten)]
             checked: serde_json::Value,
             concerns: &'a [String],
+            table_differences: &'a [TableDifference],
             in_use: &'a [String],
             swap: &'a SwapReport,
         }
@@ -324,6 +333,7 @@ fn restore_inner(
             dry_run: false,
             checked,
             concerns: &prepared_summary.0,
+            table_differences: &prepared_summary.2,
             in_use: &prepared_summary.1,
             swap: &report,
         });
@@ -343,19 +353,25 @@ fn restore_inner(
     crate::ok()
 }
 
-/// Asks on the terminal; without one, refuses with what to do.
-fn confirm(concerns: &[String], json: bool) -> Result<bool, Error> {
+/// Asks on the terminal; without one, refuses with what to do. `notes` (rows the restore brings
+/// back) are shown with the concerns.
+fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Error> {
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !interactive {
         eprintln!(
             "backup: error: the restore would set aside live data the snapshot lacks ({}); nothing was changed: run it again with --yes to go ahead, or --dry-run to look first",
-            concerns.join("; ")
+            concerns
+                .iter()
+                .chain(notes)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         );
         return Ok(false);
     }
     if json {
-        for concern in concerns {
-            eprintln!("note: {concern}");
+        for line in concerns.iter().chain(notes) {
+            eprintln!("note: {line}");
         }
     }
     eprint!("Set the live data aside and restore? [y/N] ");

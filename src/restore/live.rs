@@ -1,8 +1,10 @@
 //! The live data a restore would set aside: what it holds compared with the snapshot, and whether
 //! an app has it open right now.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -20,7 +22,8 @@ pub struct LiveDatabase {
     pub exists: bool,
     pub user_version: Option<i64>,
     pub tables: BTreeMap<String, u64>,
-    /// Newest modification time of the file and its WAL.
+    /// Newest modification time of the file and of its WAL when the WAL holds frames (an empty
+    /// WAL, which any reader may create, and the -shm index say nothing about changes).
     pub modified: Option<DateTime<Utc>>,
     /// Why it could not be read, if it could not.
     pub unreadable: Option<String>,
@@ -33,6 +36,15 @@ fn modified(path: &Path) -> Option<DateTime<Utc>> {
         .and_then(|m| m.modified())
         .ok()
         .map(DateTime::<Utc>::from)
+}
+
+/// The WAL's modification time, when it holds frames.
+fn wal_modified(path: &Path) -> Option<DateTime<Utc>> {
+    let wal = fs::metadata(with_suffix(path, "-wal")).ok()?;
+    if wal.len() == 0 {
+        return None;
+    }
+    wal.modified().ok().map(DateTime::<Utc>::from)
 }
 
 /// Opens a live database so that closing it leaves its files as they were: no CREATE; no
@@ -78,7 +90,7 @@ pub fn inspect(name: &str, path: &Path) -> LiveDatabase {
         exists: fs::symlink_metadata(path).is_ok(),
         user_version: None,
         tables: BTreeMap::new(),
-        modified: [modified(path), modified(&with_suffix(path, "-wal"))]
+        modified: [modified(path), wal_modified(path)]
             .into_iter()
             .flatten()
             .max(),
@@ -107,58 +119,144 @@ pub fn inspect(name: &str, path: &Path) -> LiveDatabase {
     live
 }
 
-/// What setting `live` aside would lose compared with the restored `report`, in words; empty when
-/// the live database holds nothing the snapshot lacks.
-pub fn concerns(
+/// A table whose row count differs between the live database and the restored copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TableDifference {
+    pub database: String,
+    pub table: String,
+    /// Rows in the live table; `None`: the live database has no such table.
+    pub live: Option<u64>,
+    /// Rows the restore brings back (after migrations); `None`: the snapshot has no such table.
+    pub snapshot: Option<u64>,
+}
+
+impl TableDifference {
+    /// The live table holds rows the snapshot lacks.
+    pub fn gained(&self) -> bool {
+        self.live.unwrap_or(0) > self.snapshot.unwrap_or(0)
+    }
+}
+
+/// How a live database compares with the restored copy.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// What setting it aside would lose (a newer schema, more rows, changes after the copy was
+    /// taken), with the line of every table that differs beside them: reasons to ask first.
+    pub concerns: Vec<String>,
+    /// The tables line when nothing of this database is a concern (it only lost rows, which the
+    /// restore brings back): shown, but no reason to ask.
+    pub note: Option<String>,
+    /// Every table whose row count differs, gained or lost, created or dropped.
+    pub tables: Vec<TableDifference>,
+}
+
+/// Compares `live` with the restored `report`. `changed_after`: the moment the snapshot's copy
+/// was taken; a live file modified later holds changes the snapshot may lack.
+pub fn compare(
     live: &LiveDatabase,
     report: &DatabaseReport,
-    snapshot_time: DateTime<Utc>,
-) -> Vec<String> {
-    let mut out = Vec::new();
+    changed_after: DateTime<Utc>,
+) -> Comparison {
+    let mut out = Comparison::default();
     if !live.exists {
         return out;
     }
     if let Some(reason) = &live.unreadable {
-        out.push(format!(
+        out.concerns.push(format!(
             "live `{}` cannot be read ({reason}); it will be set aside as it is",
             live.name
         ));
         return out;
     }
+    out.tables = table_differences(live, report);
+    let mut asks = false;
     if let Some(version) = live.user_version
         && version > report.restored_version
     {
-        out.push(format!(
+        asks = true;
+        out.concerns.push(format!(
             "live `{}` is at schema version {version}, the restored copy at {}",
             live.name, report.restored_version
         ));
     }
-    for (table, &rows) in &live.tables {
-        let restored = report.tables.get(table).copied().unwrap_or(0);
-        if rows > restored {
-            out.push(format!(
-                "live `{}` table `{table}` has {rows} rows, the snapshot {restored}",
-                live.name
-            ));
-        }
+    let tables_line = (!out.tables.is_empty()).then(|| describe_tables(&live.name, &out.tables));
+    asks |= out.tables.iter().any(TableDifference::gained);
+    let changed = live.modified.filter(|&t| t > changed_after);
+    asks |= changed.is_some();
+    match tables_line {
+        Some(line) if asks => out.concerns.push(line),
+        line => out.note = line,
     }
-    if let Some(changed) = live.modified
-        && changed > snapshot_time
-    {
-        out.push(format!(
-            "live `{}` changed at {}, after the snapshot was taken ({})",
+    if let Some(changed) = changed {
+        out.concerns.push(format!(
+            "live `{}` changed at {}, after the snapshot's copy was taken ({})",
             live.name,
-            changed.format("%Y-%m-%d %H:%M:%SZ"),
-            snapshot_time.format("%Y-%m-%d %H:%M:%SZ")
+            changed.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+            changed_after.format("%Y-%m-%d %H:%M:%S%.3fZ")
         ));
     }
     out
 }
 
-/// Why the database cannot be swapped now, if it cannot: another process has it open (WAL
-/// mode) or locked, tried without waiting (an exclusive lock is refused while any other
-/// connection holds the WAL index or a lock); or it has a hot journal that only opening it (and
-/// so changing it) would resolve.
+fn table_differences(live: &LiveDatabase, report: &DatabaseReport) -> Vec<TableDifference> {
+    let names: std::collections::BTreeSet<&String> =
+        live.tables.keys().chain(report.tables.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|table| {
+            let (live_rows, snapshot_rows) = (
+                live.tables.get(table).copied(),
+                report.tables.get(table).copied(),
+            );
+            (live_rows != snapshot_rows).then(|| TableDifference {
+                database: live.name.clone(),
+                table: table.clone(),
+                live: live_rows,
+                snapshot: snapshot_rows,
+            })
+        })
+        .collect()
+}
+
+/// One line for people: "live `tasks`: table `tasks` 90 rows, the snapshot 100; table `notes`
+/// 7 rows, not in the snapshot".
+fn describe_tables(name: &str, tables: &[TableDifference]) -> String {
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|t| match (t.live, t.snapshot) {
+            (Some(live), Some(snapshot)) => {
+                format!("table `{}` {live} rows, the snapshot {snapshot}", t.table)
+            }
+            (Some(live), None) => format!("table `{}` {live} rows, not in the snapshot", t.table),
+            (None, Some(snapshot)) => format!(
+                "table `{}` not in the live database, the snapshot {snapshot} rows",
+                t.table
+            ),
+            (None, None) => unreachable!("a difference has a table on one side"),
+        })
+        .collect();
+    format!("live `{name}`: {}", parts.join("; "))
+}
+
+/// Whether the live included file at `path` holds what the snapshot's copy holds: the size
+/// first, then the sha256. An unreadable file does not.
+pub fn same_content(path: &Path, size: u64, sha256: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    if !fs::metadata(path).is_ok_and(|m| m.len() == size) {
+        return false;
+    }
+    // A small buffer: included files are often many and small.
+    let mut hasher = Sha256::new();
+    fs::File::open(path)
+        .and_then(|mut file| std::io::copy(&mut file, &mut hasher))
+        .is_ok_and(|_| format!("{:x}", hasher.finalize()) == sha256)
+}
+
+/// Why the database cannot be swapped now, if it cannot: it has a hot journal that only opening
+/// it (and so changing it) would resolve; another process has it (or its -wal/-shm/-journal)
+/// open, found by its open files ([`holders`]), since an app idle in rollback-journal mode holds
+/// no lock; or it is locked, tried without waiting (an exclusive lock is refused while any other
+/// connection holds the WAL index or a lock), which also covers an opener the scan cannot see.
 pub fn in_use(path: &Path) -> Option<String> {
     if !path.exists() {
         return None;
@@ -167,6 +265,28 @@ pub fn in_use(path: &Path) -> Option<String> {
         return Some(format!(
             "{} has an unfinished transaction (its -journal file): start and stop the app once, or open it with sqlite3, so SQLite rolls it back",
             path.display()
+        ));
+    }
+    let holders = holders(path);
+    if !holders.is_empty() {
+        let named: Vec<String> = holders
+            .iter()
+            .take(3)
+            .map(|h| match h.command.as_str() {
+                "" => format!("pid {}", h.pid),
+                command => format!("pid {} `{command}`", h.pid),
+            })
+            .collect();
+        let more = holders.len().saturating_sub(named.len());
+        return Some(format!(
+            "{} is open in another process ({}{}): stop it",
+            path.display(),
+            named.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     let probe = || -> rusqlite::Result<()> {
@@ -185,5 +305,145 @@ pub fn in_use(path: &Path) -> Option<String> {
             ))
         }
         _ => None,
+    }
+}
+
+/// A process that has a file open.
+#[derive(Debug, PartialEq, Eq)]
+struct Holder {
+    pid: u32,
+    /// Its command name (`/proc/<pid>/comm`), empty when unknown.
+    command: String,
+}
+
+/// The other processes that have the database or one of its -wal/-shm/-journal files open: read
+/// from `/proc/<pid>/fd` where there is a `/proc` (Linux), else asked of `lsof` when it is
+/// installed. Processes this user may not look into are not seen.
+fn holders(path: &Path) -> Vec<Holder> {
+    let files: Vec<PathBuf> = std::iter::once(path.to_path_buf())
+        .chain(
+            crate::fsutil::DB_COMPANIONS
+                .iter()
+                .map(|s| with_suffix(path, s)),
+        )
+        .filter(|f| f.exists())
+        .collect();
+    if Path::new("/proc/self/fd").is_dir() {
+        proc_holders(&files)
+    } else {
+        lsof_holders(&files)
+    }
+}
+
+fn proc_holders(files: &[PathBuf]) -> Vec<Holder> {
+    let mut inodes = HashSet::new();
+    let mut names: HashSet<OsString> = HashSet::new();
+    for file in files {
+        if let Ok(meta) = fs::metadata(file) {
+            inodes.insert((meta.dev(), meta.ino()));
+        }
+        // The name a descriptor's link shows is the resolved one (a linked database shows its
+        // target's).
+        if let Some(name) = fs::canonicalize(file)
+            .ok()
+            .and_then(|p| p.file_name().map(OsString::from))
+        {
+            names.insert(name);
+        }
+    }
+    let me = std::process::id();
+    let Ok(processes) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for process in processes.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Another user's process, or one that just ended.
+        let Ok(descriptors) = fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        let holds = descriptors.flatten().any(|fd| {
+            let link = fd.path();
+            // Only a descriptor named like one of the files is looked at closer: a stat of every
+            // descriptor could hang on a dead network mount. Then (device, inode), which a
+            // rename or another path to the same file does not change.
+            fs::read_link(&link)
+                .is_ok_and(|target| target.file_name().is_some_and(|n| names.contains(n)))
+                && fs::metadata(&link).is_ok_and(|m| inodes.contains(&(m.dev(), m.ino())))
+        });
+        if holds {
+            let command = fs::read_to_string(process.path().join("comm"))
+                .map(|c| c.trim_end().to_string())
+                .unwrap_or_default();
+            found.push(Holder { pid, command });
+        }
+    }
+    found
+}
+
+/// `lsof -F pc`, where there is no `/proc`: nothing is known when lsof is not installed.
+fn lsof_holders(files: &[PathBuf]) -> Vec<Holder> {
+    if files.is_empty() {
+        return Vec::new();
+    }
+    let Ok(out) = std::process::Command::new("lsof")
+        .args(["-F", "pc", "--"])
+        .args(files)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    parse_lsof(&String::from_utf8_lossy(&out.stdout), std::process::id())
+}
+
+/// lsof's field output: a `p<pid>` line starts each process, `c<command>` names it; other
+/// fields (the files) are ignored.
+fn parse_lsof(text: &str, me: u32) -> Vec<Holder> {
+    let mut found: Vec<Holder> = Vec::new();
+    for line in text.lines() {
+        if let Some(pid) = line.strip_prefix('p').and_then(|p| p.parse().ok()) {
+            found.push(Holder {
+                pid,
+                command: String::new(),
+            });
+        } else if let (Some(command), Some(last)) = (line.strip_prefix('c'), found.last_mut()) {
+            last.command = command.to_string();
+        }
+    }
+    found.retain(|h| h.pid != me);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsof_field_output_names_each_other_process() {
+        let text = "p4242\ncpython3\nf5\nf7\np77\ncbackup\nf3\np9\n";
+        assert_eq!(
+            parse_lsof(text, 77),
+            vec![
+                Holder {
+                    pid: 4242,
+                    command: "python3".into()
+                },
+                Holder {
+                    pid: 9,
+                    command: String::new()
+                }
+            ]
+        );
     }
 }

@@ -22,7 +22,7 @@ pub mod swap;
 use prepare::{locate, prepare};
 pub use rollback::rollback;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ use crate::progress::Progress;
 use crate::remote::Remote;
 use crate::snapshot::{self, Manifest};
 use crate::tag::Tag;
-pub use live::LiveDatabase;
+pub use live::{LiveDatabase, TableDifference};
 pub use stage::{DatabaseReport, TableChange};
 pub use swap::{ASIDE_PREFIX, Recovery};
 
@@ -120,8 +120,10 @@ pub struct LiveState {
     pub databases: Vec<LiveDatabase>,
     /// Included files that exist now.
     pub files: usize,
-    /// Included files changed after the snapshot was taken.
-    pub files_newer: usize,
+    /// Included files the snapshot does not hold.
+    pub files_not_in_snapshot: usize,
+    /// Included files whose content differs from the snapshot's copy.
+    pub files_differing: usize,
 }
 
 /// A restore, checked and ready to swap.
@@ -129,8 +131,14 @@ pub struct LiveState {
 pub struct RestorePlan {
     pub prepared: Prepared,
     pub live: LiveState,
-    /// What the swap would set aside that the snapshot lacks, in words: reasons to ask first.
+    /// What the swap would set aside that the snapshot lacks, in words, with the row counts of
+    /// those databases beside them: reasons to ask first.
     pub concerns: Vec<String>,
+    /// Row counts of live databases that only lost rows (the restore brings them back): shown,
+    /// no reason to ask.
+    pub notes: Vec<String>,
+    /// Every table whose live row count differs from the restored one.
+    pub table_differences: Vec<TableDifference>,
     /// Why live databases cannot be swapped now (only with `--force`; otherwise refused).
     pub in_use: Vec<String>,
     pub aside_dir: PathBuf,
@@ -285,17 +293,34 @@ pub fn plan_restore(
     let staging =
         TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
     let prepared = prepare(config, &located, remote.as_ref(), staging, force, progress)?;
-    let snapshot_time = prepared.manifest.created_at;
 
     // Live databases the snapshot brings back, with their -wal/-shm files.
     let mut live_dbs = Vec::new();
     let mut concerns = Vec::new();
+    let mut notes = Vec::new();
+    let mut table_differences = Vec::new();
     let mut in_use = Vec::new();
-    for (report, (_, live_path)) in prepared.databases.iter().zip(&prepared.db_targets) {
+    let databases = prepared.databases.iter().zip(&prepared.db_targets);
+    for ((report, (staged, live_path)), entry) in databases.zip(&prepared.manifest.databases) {
+        // Older manifests know only the whole second the snapshot started in; the copy was taken
+        // within it.
+        let changed_after = entry
+            .copied_at
+            .unwrap_or(prepared.manifest.created_at + chrono::TimeDelta::seconds(1));
         let live = live::inspect(&report.name, live_path);
-        concerns.extend(live::concerns(&live, report, snapshot_time));
+        let comparison = live::compare(&live, report, changed_after);
+        concerns.extend(comparison.concerns);
+        notes.extend(comparison.note);
+        table_differences.extend(comparison.tables);
         if let Some(reason) = live::in_use(live_path) {
             in_use.push(reason);
+        }
+        // The recorded mode for a database with no live file to take it from (commit gives a
+        // replaced one the live file's); never setuid, setgid or sticky bits from an archive.
+        if let Some(mode) = entry.mode {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(staged, fs::Permissions::from_mode(mode & 0o777))
+                .at("cannot set the mode of", staged)?;
         }
         live_dbs.push(live);
     }
@@ -303,18 +328,48 @@ pub fn plan_restore(
         return Err(in_use_error(&in_use));
     }
     let db_paths: Vec<PathBuf> = prepared.db_targets.iter().map(|(_, l)| l.clone()).collect();
+    // Every live included file goes aside: one the snapshot lacks, or holds otherwise, is lost
+    // from its place whatever its modification time says (`cp -p` and `rsync -a` keep old ones).
     let live_files = snapshot::live_included_files(config)?;
-    let files_newer = live_files
+    let in_snapshot: HashMap<&Path, &snapshot::FileEntry> = prepared
+        .files
         .iter()
-        .filter(|f| {
-            fs::metadata(f)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| chrono::DateTime::<Utc>::from(t) > snapshot_time)
-        })
-        .count();
-    if files_newer > 0 {
+        .zip(&prepared.manifest.files)
+        .map(|(staged, entry)| (staged.live.as_path(), entry))
+        .collect();
+    let (mut not_in_snapshot, mut differing) = (Vec::new(), Vec::new());
+    for file in &live_files {
+        match in_snapshot.get(file.as_path()) {
+            None => not_in_snapshot.push(file),
+            Some(entry) if !live::same_content(file, entry.size, &entry.sha256) => {
+                differing.push(file);
+            }
+            Some(_) => {}
+        }
+    }
+    let a_few = |files: &[&PathBuf]| {
+        let mut named: Vec<String> = files
+            .iter()
+            .take(3)
+            .map(|f| config.display_path(f))
+            .collect();
+        if files.len() > named.len() {
+            named.push("…".into());
+        }
+        named.join(", ")
+    };
+    if !not_in_snapshot.is_empty() {
         concerns.push(format!(
-            "{files_newer} included file(s) changed after the snapshot was taken"
+            "{} live included file(s) the snapshot does not hold ({})",
+            not_in_snapshot.len(),
+            a_few(&not_in_snapshot)
+        ));
+    }
+    if !differing.is_empty() {
+        concerns.push(format!(
+            "{} live included file(s) differ from the snapshot's copy ({})",
+            differing.len(),
+            a_few(&differing)
         ));
     }
     let incoming: Vec<(PathBuf, PathBuf)> = prepared
@@ -343,12 +398,15 @@ pub fn plan_restore(
     let live = LiveState {
         databases: live_dbs,
         files: live_files.len(),
-        files_newer,
+        files_not_in_snapshot: not_in_snapshot.len(),
+        files_differing: differing.len(),
     };
     Ok(RestorePlan {
         prepared,
         live,
         concerns,
+        notes,
+        table_differences,
         in_use,
         aside_dir,
         swap: plan,

@@ -7,6 +7,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -87,7 +88,8 @@ fn stalled(db: &DatabaseConfig, doing: &str, stalled: Stalled) -> Error {
     }
 }
 
-/// Copies the live database `db` to `dest` in one backup step and returns its journal mode.
+/// Copies the live database `db` to `dest` in one backup step; returns its journal mode and the
+/// time the copy was taken (read just before the step that made it).
 ///
 /// One `step(-1)` copies every page inside a single read transaction: WAL writers carry on, and
 /// the copy is one point in time. (Small steps restart whenever a writer commits, which under a
@@ -96,7 +98,7 @@ fn stalled(db: &DatabaseConfig, doing: &str, stalled: Stalled) -> Error {
 /// The live file is only read: the connection opens without CREATE and never checkpoints on
 /// close (SQLite's default would fold the WAL into the database when ours is the last
 /// connection).
-pub(crate) fn copy_database(db: &DatabaseConfig, dest: &Path) -> Result<String> {
+pub(crate) fn copy_database(db: &DatabaseConfig, dest: &Path) -> Result<(String, DateTime<Utc>)> {
     let source = open_source(db)?;
     let journal_mode: String = retry_busy(|| {
         source
@@ -110,13 +112,17 @@ pub(crate) fn copy_database(db: &DatabaseConfig, dest: &Path) -> Result<String> 
     // The copy only lives until it is packed, and the archive is fsynced: no need to sync it.
     copy.pragma_update(None, "synchronous", "OFF")
         .map_err(|e| db_error(db, e.to_string()))?;
+    let mut copied_at = crate::failpoint::now();
     retry_busy(|| {
+        // The step's read transaction starts after this: what was committed before is in the
+        // copy. Read again on every attempt, since only the last one counts.
+        copied_at = crate::failpoint::now();
         let backup = Backup::new(&source, &mut copy)?;
         // Busy/Locked, or `More` (not expected with -1): start over within the budget.
         Ok(matches!(backup.step(-1)?, StepResult::Done).then_some(()))
     })
     .map_err(|e| stalled(db, "online backup failed", e))?;
-    Ok(journal_mode)
+    Ok((journal_mode, copied_at))
 }
 
 /// What `backup doctor` needs to know of a live database: its schema version and how many

@@ -65,6 +65,14 @@ pub struct DatabaseEntry {
     /// `None` in manifests written before snapshots ran the restore's checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings: Option<Findings>,
+    /// When the copy was taken, to the nanosecond (the start of the backup step's read): a live
+    /// file modified later may hold changes the copy lacks. Absent in older manifests.
+    #[serde(default)]
+    pub copied_at: Option<DateTime<Utc>>,
+    /// Unix permission bits of the live database, for a restore where none exists. Absent in
+    /// older manifests.
+    #[serde(default)]
+    pub mode: Option<u32>,
 }
 
 /// One included plain file.

@@ -103,7 +103,11 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     for db in &config.databases {
         let archive_path = format!("databases/{}.db", db.name);
         let copy_path = staging.path().join(&archive_path);
-        let journal_mode = hot_copy::copy_database(db, &copy_path)?;
+        // Given back to a restore where no live file exists.
+        let mode = fs::metadata(&db.path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777);
+        let (journal_mode, copied_at) = hot_copy::copy_database(db, &copy_path)?;
         // The check and the hash each read the whole copy: run them side by side.
         let (facts, hashed) = std::thread::scope(|s| {
             let hashing = s.spawn(|| fsutil::hash_file(&copy_path));
@@ -123,6 +127,8 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
             sha256,
             tables: facts.tables,
             findings: Some(facts.findings),
+            copied_at: Some(copied_at),
+            mode,
         });
         staged.push(archive::Member {
             archive_path,
