@@ -25,6 +25,9 @@ mod fixtures_gen;
 /// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
 mod restore;
 
+/// Where a restore may write: never through a link nor over the config; swap leftovers; modes.
+mod restore_bounds;
+
 /// GitHub's OpenAPI description as validators.
 mod openapi;
 

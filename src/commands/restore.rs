@@ -61,6 +61,7 @@ struct Checked<'a> {
     archive_sha256_recorded: bool,
     databases: &'a [DatabaseReport],
     files: usize,
+    notes: &'a [String],
     seconds: f64,
 }
 
@@ -76,6 +77,7 @@ impl<'a> Checked<'a> {
             archive_sha256_recorded: p.archive_sha256_recorded,
             databases: &p.databases,
             files: p.files.len(),
+            notes: &p.notes,
             seconds: p.elapsed.as_secs_f64(),
         }
     }
@@ -111,6 +113,9 @@ fn describe(p: &Prepared) {
         p.files.len(),
         p.databases.len()
     );
+    for note in &p.notes {
+        outln!("  note: {note}");
+    }
     for db in &p.databases {
         let schema = if db.migrations_applied.is_empty() {
             format!("schema {}", db.restored_version)
@@ -290,17 +295,18 @@ fn restore_inner(
             in_use: &prepared_summary.1,
             swap: &report,
         });
-    } else if report.set_aside == 0 {
-        outln!(
-            "restored {}; there was no live data to set aside (`backup rollback` would set the restored files aside again)",
-            report.tag.as_deref().unwrap_or("the snapshot")
-        );
-    } else {
+    } else if let Some(aside_dir) = &report.aside_dir {
         outln!(
             "restored {}; the previous live data ({} file(s)) is in {} (`backup rollback` puts it back)",
             report.tag.as_deref().unwrap_or("the snapshot"),
             report.set_aside,
-            config.display_path(&report.aside_dir)
+            config.display_path(aside_dir)
+        );
+    } else {
+        outln!(
+            "restored {}; there was no live data to set aside, so no {}* folder was made and `backup rollback` has nothing to put back",
+            report.tag.as_deref().unwrap_or("the snapshot"),
+            restore::ASIDE_PREFIX
         );
     }
     crate::ok()
@@ -350,11 +356,17 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
             report: &report,
         });
     } else {
+        let before = match &report.aside_dir {
+            Some(dir) => format!(
+                "the state before the rollback is in {} (`backup rollback` again swaps back)",
+                config.display_path(dir)
+            ),
+            None => "there was no live data to set aside".to_string(),
+        };
         outln!(
-            "rolled back the restore of {}: {} file(s) put back; the state before the rollback is in {} (`backup rollback` again swaps back)",
+            "rolled back the restore of {}: {} file(s) put back; {before}",
             report.tag.as_deref().unwrap_or("a snapshot"),
             report.placed,
-            config.display_path(&report.aside_dir)
         );
     }
     crate::ok()
