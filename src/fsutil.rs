@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -78,6 +78,27 @@ pub fn create_private(path: &Path) -> Result<File> {
         .at("cannot create", path)
 }
 
+/// Creates a folder only this user can enter (mode 0700, whatever the umask), failing if it
+/// exists: staging and set-aside folders, where another user must not swap a checked file.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+/// Creates `path` mode 0700 if it is missing, with any missing parents as the umask makes them
+/// (they are the app's folders, not ours). An existing folder keeps its mode.
+pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match create_private_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
 /// Makes a completed rename durable by syncing the folder that holds it.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -88,15 +109,17 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let temp = TempPath::new(dir.join(format!(
-        "{TEMP_PREFIX}{}",
-        name.unwrap_or_else(|| "file".into())
-    )));
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let temp = TempPath::new(dir.join(format!("{TEMP_PREFIX}{name}")));
     let mut file = create_private(temp.path())?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .at("cannot write", temp.path())?;
+    if cfg!(debug_assertions) {
+        crate::failpoint::hit(&format!("temp-written-{name}"));
+    }
     temp.persist(path)?;
     sync_dir(dir)
 }
@@ -215,7 +238,14 @@ pub fn is_our_temp(name: &str) -> bool {
         return false;
     };
     // A restore journal killed while being written: the swap it was to describe never began.
-    if rest == crate::restore::swap::JOURNAL_FILE {
+    // A record of a swap (in an aside folder, or of the last swap) cut short the same way.
+    if [
+        crate::restore::swap::JOURNAL_FILE,
+        crate::restore::swap::RECORD_FILE,
+        crate::restore::swap::LAST_SWAP_FILE,
+    ]
+    .contains(&rest)
+    {
         return true;
     }
     for staging in [STAGING_PREFIX, "restore-", "verify-"] {
@@ -413,6 +443,8 @@ mod tests {
             format!("{TEMP_PREFIX}{tag}.tar.gz.sha256"),
             format!("{TEMP_PREFIX}last_run.json"),
             format!("{TEMP_PREFIX}remote-folders.json"),
+            format!("{TEMP_PREFIX}RESTORE.json"),
+            format!("{TEMP_PREFIX}last-swap.json"),
         ] {
             assert!(is_our_temp(&ours), "{ours}");
         }

@@ -2,7 +2,6 @@
 //! remote lacks, record the outcome in `last_run.json`.
 
 use std::collections::HashMap;
-use std::fs;
 use std::time::Instant;
 
 use crate::catalog::{self, LocalSnapshot};
@@ -52,7 +51,7 @@ pub fn snapshot_and_push(
     progress: &dyn Progress,
 ) -> Result<JobReport> {
     let local = &config.local_dir;
-    fs::create_dir_all(local).at("cannot create snapshot folder", local)?;
+    fsutil::create_private_dir_all(local).at("cannot create snapshot folder", local)?;
     let _lock = RunLock::acquire(local)?;
     // An interrupted restore is undone (or finished) before anything else: a snapshot of a
     // half-swapped state, or removing the staging folder it still needs, would be worse.

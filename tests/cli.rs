@@ -26,6 +26,8 @@ mod fixtures_gen;
 /// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
 mod restore;
 
+/// Where a restore may write: never through a link nor over the config; swap leftovers; modes.
+mod restore_bounds;
 /// Restore's guards: an app holding a database open, what live data would be lost, restored modes.
 mod restore_guards;
 

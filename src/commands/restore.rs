@@ -71,7 +71,8 @@ struct Checked<'a> {
     databases: &'a [DatabaseReport],
     files: usize,
     seconds: f64,
-    /// Why this snapshot (whose `latest`; snapshots skipped as dated in the future).
+    /// Why this snapshot (whose `latest`; snapshots skipped as dated in the future), and how it
+    /// maps to this machine.
     notes: &'a [String],
 }
 
@@ -337,17 +338,18 @@ fn restore_inner(
             in_use: &prepared_summary.1,
             swap: &report,
         });
-    } else if report.set_aside == 0 {
-        outln!(
-            "restored {}; there was no live data to set aside (`backup rollback` would set the restored files aside again)",
-            report.tag.as_deref().unwrap_or("the snapshot")
-        );
-    } else {
+    } else if let Some(aside_dir) = &report.aside_dir {
         outln!(
             "restored {}; the previous live data ({} file(s)) is in {} (`backup rollback` puts it back)",
             report.tag.as_deref().unwrap_or("the snapshot"),
             report.set_aside,
-            config.display_path(&report.aside_dir)
+            config.display_path(aside_dir)
+        );
+    } else {
+        outln!(
+            "restored {}; there was no live data to set aside, so no {}* folder was made and `backup rollback` has nothing to put back",
+            report.tag.as_deref().unwrap_or("the snapshot"),
+            restore::ASIDE_PREFIX
         );
     }
     crate::ok()
@@ -403,11 +405,17 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
             report: &report,
         });
     } else {
+        let before = match &report.aside_dir {
+            Some(dir) => format!(
+                "the state before the rollback is in {} (`backup rollback` again swaps back)",
+                config.display_path(dir)
+            ),
+            None => "there was no live data to set aside".to_string(),
+        };
         outln!(
-            "rolled back the restore of {}: {} file(s) put back; the state before the rollback is in {} (`backup rollback` again swaps back)",
+            "rolled back the restore of {}: {} file(s) put back; {before}",
             report.tag.as_deref().unwrap_or("a snapshot"),
             report.placed,
-            config.display_path(&report.aside_dir)
         );
     }
     crate::ok()

@@ -22,7 +22,7 @@ pub mod swap;
 use prepare::{locate, prepare};
 pub use rollback::rollback;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,8 @@ pub struct Prepared {
     /// The remote could not be listed, so `latest` means the newest local snapshot.
     pub remote_error: Option<String>,
     /// What the user should know about which snapshot this is (whose `latest`, snapshots
-    /// skipped because they are dated in the future).
+    /// skipped because they are dated in the future) and how it maps to this machine (a copy
+    /// of the config file it holds, left unplaced).
     pub notes: Vec<String>,
     pub databases: Vec<DatabaseReport>,
     pub files: Vec<StagedFile>,
@@ -154,8 +155,8 @@ pub struct RestorePlan {
 pub struct SwapReport {
     pub operation: String,
     pub tag: Option<String>,
-    /// Where the previous live set now is.
-    pub aside_dir: PathBuf,
+    /// Where the previous live set now is; `None` when there was no live data to set aside.
+    pub aside_dir: Option<PathBuf>,
     pub set_aside: usize,
     pub placed: usize,
 }
@@ -168,11 +169,12 @@ pub(super) fn db_refused(reason: String) -> Error {
 /// runs: the start of every restore, verify and rollback.
 pub(super) fn begin(config: &Config) -> Result<(RunLock, Option<Recovery>)> {
     let local = &config.local_dir;
-    fs::create_dir_all(local).at("cannot create snapshot folder", local)?;
+    fsutil::create_private_dir_all(local).at("cannot create snapshot folder", local)?;
     let lock = RunLock::acquire(local)?;
     let recovery = swap::recover(local)?;
     fsutil::remove_stale_temps(local)?;
     remove_stale_staging(&config.base_dir)?;
+    swap::remove_orphan_aside_dirs(&config.base_dir);
     Ok((lock, recovery))
 }
 
@@ -207,19 +209,24 @@ pub fn recover_interrupted(config: &Config) -> Result<Option<Recovery>> {
             tracing::warn!("leftover of a killed run not removed: {e}");
         }
     }
+    swap::remove_orphan_aside_dirs(&config.base_dir);
     Ok(recovery)
 }
 
-/// Whether a killed run left temp files in the snapshot folder or staging beside the live data.
+/// Whether a killed run left temp files in the snapshot folder, or staging or an empty aside
+/// folder beside the live data.
 fn has_leftovers(config: &Config) -> bool {
-    let any = |dir: &Path, ours: &dyn Fn(&str) -> bool| {
+    let any = |dir: &Path, ours: &dyn Fn(&Path, &str) -> bool| {
         fs::read_dir(dir).is_ok_and(|entries| {
             entries
                 .flatten()
-                .any(|e| e.file_name().to_str().is_some_and(ours))
+                .any(|e| e.file_name().to_str().is_some_and(|n| ours(&e.path(), n)))
         })
     };
-    any(&config.local_dir, &fsutil::is_our_temp) || any(&config.base_dir, &is_restore_staging)
+    any(&config.local_dir, &|_, name| fsutil::is_our_temp(name))
+        || any(&config.base_dir, &|path, name| {
+            is_restore_staging(name) || swap::is_orphan_aside_dir(path)
+        })
 }
 
 /// A restore staging folder's name (beside the live data; only names this tool makes).
@@ -292,7 +299,10 @@ pub fn plan_restore(
     let base = &config.base_dir;
     let staging =
         TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
-    let prepared = prepare(config, &located, remote.as_ref(), staging, force, progress)?;
+    let mut prepared = prepare(config, &located, remote.as_ref(), staging, force, progress)?;
+    for (_, live_path) in &mut prepared.db_targets {
+        *live_path = live_database_path(config, live_path)?;
+    }
 
     // Live databases the snapshot brings back, with their -wal/-shm files.
     let mut live_dbs = Vec::new();
@@ -417,6 +427,41 @@ pub fn plan_restore(
     })
 }
 
+/// Where a configured database really is: its path, or, when that is a symbolic link, the file
+/// the link leads to. The app's SQLite writes there, and keeps its -wal/-shm/-journal beside it,
+/// so a restore replaces that file and leaves the link as it is.
+fn live_database_path(config: &Config, configured: &Path) -> Result<PathBuf> {
+    // The same rule as for the resolved path in the swap: no link among the folders below the
+    // config's folder.
+    let guard = configured
+        .starts_with(&config.base_dir)
+        .then_some(config.base_dir.as_path());
+    check_folders_above(configured, guard, &mut HashSet::new())?;
+    if !fs::symlink_metadata(configured).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Ok(configured.to_path_buf());
+    }
+    let link_text =
+        fs::read_link(configured).map_or(String::new(), |t| format!(" {}", t.display()));
+    let what = match fs::canonicalize(configured) {
+        Ok(target) if !target.is_dir() => Ok(target),
+        Ok(_) => Err("a folder"),
+        Err(_) => Err("missing"),
+    };
+    let target = what.map_err(|what| {
+        db_refused(format!(
+            "database {} is a symbolic link to{link_text}, which is {what}; point the link at the database file, or remove the link to restore into {} itself",
+            configured.display(),
+            configured.display()
+        ))
+    })?;
+    // Shown, and set aside, relative to the config's folder when the target lies inside it.
+    let base = fs::canonicalize(&config.base_dir).unwrap_or_else(|_| config.base_dir.clone());
+    Ok(match target.strip_prefix(&base) {
+        Ok(rel) => config.base_dir.join(rel),
+        Err(_) => target,
+    })
+}
+
 /// Everything live a swap must set aside: the databases with their -wal/-shm/-journal files,
 /// every file under the includes, and whatever sits where an incoming file goes.
 pub(super) fn live_set(
@@ -459,11 +504,17 @@ pub(super) fn swap_plan(
 ) -> Result<swap::SwapPlan> {
     let base = &config.base_dir;
     let base_dev = fs::metadata(base).at("cannot read", base)?.dev();
+    // The config file in use never moves, whatever an aside folder of an older build lists:
+    // the next command must be able to read it to recover an interrupted swap.
+    let incoming: Vec<(PathBuf, PathBuf)> = incoming
+        .into_iter()
+        .filter(|(_, live)| !is_config_file(config, live))
+        .collect();
     let mut seen = BTreeSet::new();
     let mut stored_names = BTreeMap::new();
     let mut set_aside = Vec::new();
     for live in touched {
-        if !seen.insert(live.clone()) {
+        if !seen.insert(live.clone()) || is_config_file(config, live) {
             continue;
         }
         // Only files move: a folder in a file's place is not ours to move.
@@ -489,32 +540,29 @@ pub(super) fn swap_plan(
             live: live.clone(),
         });
     }
-    // Every incoming file needs folders above it; a file in the way is not ours to move.
-    for (_, live) in &incoming {
-        let mut ancestor = live.parent();
-        while let Some(dir) = ancestor {
-            match fs::symlink_metadata(dir) {
-                Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() && dir.is_dir() => break,
-                Ok(_) => {
-                    return Err(db_refused(format!(
-                        "{} is a file where the snapshot needs a folder (for {}); move it away first",
-                        dir.display(),
-                        live.display()
-                    )));
-                }
-                Err(_) => ancestor = dir.parent(),
-            }
-        }
+    // Every incoming file needs real folders above it (a file in the way is not ours to move),
+    // and no path the swap moves may lead through a link below its root.
+    let mut sound = HashSet::new();
+    let moved = incoming
+        .iter()
+        .map(|(_, live)| live)
+        .chain(set_aside.iter().map(|e| &e.live));
+    for live in moved {
+        let guard = link_free_below(config, &databases, live);
+        check_folders_above(live, guard, &mut sound)?;
     }
     // Renames must stay on one file system to be atomic.
     let aside_sources = set_aside.iter().map(|e| &e.live);
     for live in incoming.iter().map(|(_, live)| live).chain(aside_sources) {
+        // A link itself is what moves: where it sits counts, not where it leads.
         let mut probe = live.as_path();
+        let mut found = fs::symlink_metadata(probe);
         let dev = loop {
-            match fs::metadata(probe) {
+            match found {
                 Ok(meta) => break meta.dev(),
                 Err(_) => probe = probe.parent().unwrap_or(Path::new("/")),
             }
+            found = fs::metadata(probe);
         };
         if dev != base_dev {
             return Err(db_refused(format!(
@@ -533,6 +581,78 @@ pub(super) fn swap_plan(
         databases,
         cleanup,
     })
+}
+
+/// Whether `path` is the config file in use (names compared first: this runs once per file).
+pub(super) fn is_config_file(config: &Config, path: &Path) -> bool {
+    path.file_name() == config.file.file_name()
+        && fsutil::comparable_path(path) == fsutil::comparable_path(&config.file)
+}
+
+/// The folder below which no folder of `live` may be a symbolic link: for a database and its
+/// -wal/-shm/-journal, the config's folder when it is inside it; for an included file, the deepest
+/// `[[include]]` that covers it. The include itself may be a link, as the snapshot's walk follows
+/// it, but never one below it, which the walk skips.
+fn link_free_below<'a>(config: &'a Config, databases: &[PathBuf], live: &Path) -> Option<&'a Path> {
+    let database_file = databases.iter().any(|db| {
+        live == db
+            || fsutil::DB_COMPANIONS
+                .iter()
+                .any(|s| fsutil::with_suffix(db, s) == live)
+    });
+    if database_file {
+        return live
+            .starts_with(&config.base_dir)
+            .then_some(config.base_dir.as_path());
+    }
+    config
+        .includes
+        .iter()
+        .filter(|root| live.starts_with(root))
+        .max_by_key(|root| root.components().count())
+        .map(PathBuf::as_path)
+}
+
+/// Refuses when a folder above `live` is a file (the snapshot needs a folder there) or, below
+/// `guard`, a symbolic link: a restore never writes through a link, as a snapshot never reads
+/// through one. `sound` caches the folders found fine, per guard, so 50,000 files in a few
+/// folders cost a few checks.
+fn check_folders_above(
+    live: &Path,
+    guard: Option<&Path>,
+    sound: &mut HashSet<(Option<PathBuf>, PathBuf)>,
+) -> Result<()> {
+    let guard_key = guard.map(Path::to_path_buf);
+    let mut above: Vec<&Path> = live
+        .ancestors()
+        .skip(1)
+        .take_while(|dir| !sound.contains(&(guard_key.clone(), dir.to_path_buf())))
+        .collect();
+    // Top down: the first missing folder ends the check, as the swap makes real ones from there.
+    while let Some(dir) = above.pop() {
+        let Ok(meta) = fs::symlink_metadata(dir) else {
+            return Ok(());
+        };
+        let link = meta.file_type().is_symlink();
+        if link && guard.is_some_and(|g| dir.starts_with(g) && dir != g) {
+            let target =
+                fs::read_link(dir).map_or(String::new(), |t| format!(" (to {})", t.display()));
+            return Err(db_refused(format!(
+                "{} is a symbolic link{target} where the snapshot has a folder (for {}); a restore never writes through a link: move the link away, or make it a real folder",
+                dir.display(),
+                live.display()
+            )));
+        }
+        if !(meta.is_dir() || link && dir.is_dir()) {
+            return Err(db_refused(format!(
+                "{} is a file where the snapshot needs a folder (for {}); move it away first",
+                dir.display(),
+                live.display()
+            )));
+        }
+        sound.insert((guard_key.clone(), dir.to_path_buf()));
+    }
+    Ok(())
 }
 
 impl RestorePlan {
@@ -596,7 +716,7 @@ impl RestorePlan {
         Ok(SwapReport {
             operation: record.operation,
             tag: record.tag,
-            aside_dir: swap.aside_dir.clone(),
+            aside_dir: (!record.set_aside.is_empty()).then(|| swap.aside_dir.clone()),
             set_aside: record.set_aside.len(),
             placed: record.placed.len(),
         })

@@ -1,11 +1,12 @@
 //! Steps 1–4 of a restore: find the archive (local or remote), map its contents to this
 //! machine, extract and check everything into a staging folder.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, extract, stage};
+use super::{
+    Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, extract, is_config_file, stage,
+};
 use crate::catalog;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
@@ -99,7 +100,8 @@ pub(super) fn locate(
 }
 
 /// Where each listed item of the snapshot belongs on this machine, decided before extraction.
-fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+/// A file with no place (`None`) is extracted and checked, but not put back.
+fn targets(config: &Config, manifest: &Manifest) -> Result<Targets> {
     let mut dbs = Vec::new();
     for entry in &manifest.databases {
         let Some(db) = config.databases.iter().find(|d| d.name == entry.name) else {
@@ -111,6 +113,7 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<Pa
         dbs.push(db.path.clone());
     }
     let mut files = Vec::new();
+    let mut notes = Vec::new();
     // Looked up once per file: a snapshot may hold tens of thousands.
     let mut seen: std::collections::HashSet<PathBuf> = dbs.iter().cloned().collect();
     for entry in &manifest.files {
@@ -128,6 +131,16 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<Pa
                 .chain(fsutil::DB_COMPANIONS.iter().map(|s| s.to_string()))
                 .any(|suffix| fsutil::with_suffix(&db.path, &suffix) == live)
         });
+        // Older snapshots of `path = "."` hold the config file. The one in use stays: a
+        // restore killed midway must find its journal through it.
+        if is_config_file(config, &live) {
+            notes.push(format!(
+                "the snapshot's copy of the config file {} is checked but not put back: the config in use stays as it is",
+                config.display_path(&live)
+            ));
+            files.push(None);
+            continue;
+        }
         if database_file {
             return Err(db_refused(format!(
                 "the snapshot holds {} as a plain file, but the config names it as a database (or its -wal/-shm/-journal); restore such a snapshot with a config that does not list that database",
@@ -146,9 +159,16 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<(Vec<PathBuf>, Vec<Pa
                 live.display()
             )));
         }
-        files.push(live);
+        files.push(Some(live));
     }
-    Ok((dbs, files))
+    Ok(Targets { dbs, files, notes })
+}
+
+/// Live paths of a snapshot's databases and files, in manifest order, and what to tell the user.
+struct Targets {
+    dbs: Vec<PathBuf>,
+    files: Vec<Option<PathBuf>>,
+    notes: Vec<String>,
 }
 
 /// Gets the archive, extracts and checks everything into `staging`.
@@ -166,7 +186,8 @@ pub(super) fn prepare(
         .parent()
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
+    fsutil::create_private_dir(staging.path())
+        .at("cannot create staging folder", staging.path())?;
     // The archive's sha256: a local one is hashed during extraction against its record; a
     // download was hashed on its way in and compared with the remote's record.
     let (archive, recorded, downloaded_sha256, source) = match (&located.local, &located.remote) {
@@ -211,9 +232,13 @@ pub(super) fn prepare(
         manifest.payload_bytes() + SPACE_MARGIN,
         "the extracted snapshot (the live data is set aside by renaming, which takes no room)",
     )?;
-    let (db_lives, file_lives) = targets(config, &manifest)?;
+    let Targets {
+        dbs: db_lives,
+        files: file_lives,
+        notes,
+    } = targets(config, &manifest)?;
     let payload = staging.path().join("payload");
-    fs::create_dir(&payload).at("cannot create staging folder", &payload)?;
+    fsutil::create_private_dir(&payload).at("cannot create staging folder", &payload)?;
     let archive_sha = match &downloaded_sha256 {
         Some(sha256) => extract::ArchiveSha::Known(sha256),
         None => extract::ArchiveSha::Check(recorded.as_deref()),
@@ -248,10 +273,12 @@ pub(super) fn prepare(
         .files
         .iter()
         .zip(file_lives)
-        .map(|(entry, live)| StagedFile {
-            live,
-            size: entry.size,
-            staged: payload.join(&entry.archive_path),
+        .filter_map(|(entry, live)| {
+            Some(StagedFile {
+                live: live?,
+                size: entry.size,
+                staged: payload.join(&entry.archive_path),
+            })
         })
         .collect();
     Ok(Prepared {
@@ -261,10 +288,10 @@ pub(super) fn prepare(
         archive_sha256: extracted.archive_sha256,
         archive_sha256_recorded: recorded.is_some(),
         remote_error: located.remote_error.clone(),
-        notes: located.notes.clone(),
         manifest,
         databases,
         files,
+        notes: located.notes.iter().cloned().chain(notes).collect(),
         db_targets,
         elapsed: started.elapsed(),
         staging,

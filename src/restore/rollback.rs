@@ -19,9 +19,25 @@ use crate::fsutil;
 pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
     let (_lock, _) = begin(config)?;
     let base = &config.base_dir;
-    let Some((old_dir, record)) = swap::aside_dirs(base)?.into_iter().next() else {
+    let newest = swap::aside_dirs(base)?.into_iter().next();
+    // A last restore that found no live data set nothing aside: undoing it puts nothing back,
+    // and an older folder belongs to an older restore.
+    if let Some(last) = swap::last_swap(&config.local_dir)
+        && last.aside_dir.is_none()
+    {
         return Err(Error::Other(format!(
-            "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo",
+            "the last {} found no live data to set aside, so there is nothing to put back{}",
+            last.operation,
+            newest.map_or(String::new(), |(dir, record)| format!(
+                "; {} holds what the earlier {} set aside: move its files back by hand if you need them",
+                dir.display(),
+                record.operation
+            ))
+        )));
+    }
+    let Some((old_dir, record)) = newest else {
+        return Err(Error::Other(format!(
+            "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo, nothing was changed",
             swap::RECORD_FILE,
             base.display()
         )));
@@ -116,7 +132,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
     Ok(SwapReport {
         operation: done.operation,
         tag: done.tag,
-        aside_dir,
+        aside_dir: (!done.set_aside.is_empty()).then_some(aside_dir),
         set_aside: done.set_aside.len(),
         placed: done.placed.len(),
     })

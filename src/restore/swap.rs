@@ -3,18 +3,22 @@
 //! swap (or finish a committed one), so a crash leaves the old state or the new one, whole.
 //!
 //! Order of a swap, and what a crash at each point leaves:
-//! 1. the journal is written (state `swapping`) with every planned rename;
-//! 2. renames, live files aside first, then incoming files into place;
-//! 3. folders are synced, then `RESTORE.json` goes into the aside folder;
-//! 4. the journal is rewritten as `committed`: from here on the new state stands;
-//! 5. clean-up (staging, a consumed aside folder), then the journal is removed.
+//! 1. the journal is written (state `swapping`) with every planned rename, before any folder is
+//!    made, so no aside folder ever exists that recovery does not know about;
+//! 2. the aside folder (0700, only when there is live data to set aside) and the folders the
+//!    renames need;
+//! 3. renames, live files aside first, then incoming files into place;
+//! 4. folders are synced, then `RESTORE.json` goes into the aside folder;
+//! 5. the journal is rewritten as `committed`: from here on the new state stands;
+//! 6. clean-up (staging, a consumed aside folder), `last-swap.json`, then the journal is removed.
 //!
-//! Recovery of `swapping` undoes every rename that happened, newest first: the old state. Recovery
-//! of `committed` finishes the clean-up: the new state.
+//! Recovery of `swapping` undoes every rename that happened, newest first, and removes the aside
+//! folder: the old state. Recovery of `committed` finishes the clean-up: the new state.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -30,6 +34,24 @@ pub const JOURNAL_FILE: &str = "restore-journal.json";
 pub const RECORD_FILE: &str = "RESTORE.json";
 /// Prefix of the folders that hold a set-aside live set.
 pub const ASIDE_PREFIX: &str = "pre_restore_";
+/// The last completed swap, in the local snapshot folder: how `backup rollback` tells a last
+/// restore that set nothing aside (nothing to put back) from an older one that did.
+pub const LAST_SWAP_FILE: &str = "last-swap.json";
+
+/// What [`LAST_SWAP_FILE`] holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LastSwap {
+    /// `restore <tag>` or `rollback of <folder>`.
+    pub operation: String,
+    /// Where it set the live data aside; `None` when there was none.
+    pub aside_dir: Option<PathBuf>,
+}
+
+/// The last completed swap, if this folder has a readable record of one.
+pub fn last_swap(local_dir: &Path) -> Option<LastSwap> {
+    let bytes = fs::read(local_dir.join(LAST_SWAP_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,16 +198,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
             .and_then(|f| f.sync_all())
             .at("cannot sync", staged)?;
     }
-    fs::create_dir_all(local_dir).at("cannot create folder", local_dir)?;
-    fs::create_dir(&plan.aside_dir).at("cannot create folder", &plan.aside_dir)?;
-    for m in &moves {
-        if let Some(parent) = m.to.parent()
-            && let Err(e) = fs::create_dir_all(parent)
-        {
-            let _ = fs::remove_dir_all(&plan.aside_dir);
-            return Err(Error::io("cannot create folder", parent, e));
-        }
-    }
+    fsutil::create_private_dir_all(local_dir).at("cannot create snapshot folder", local_dir)?;
     let mut journal = Journal {
         journal_version: 1,
         state: State::Swapping,
@@ -194,11 +207,16 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         cleanup: plan.cleanup.clone(),
         moves,
     };
-    if let Err(e) = write_journal(local_dir, &journal) {
-        let _ = fs::remove_dir_all(&plan.aside_dir);
+    // The journal comes before any folder: recovery of a swap killed from here on knows the
+    // aside folder and removes it, so no `pre_restore_*` without a record is ever left.
+    write_journal(local_dir, &journal)?;
+    failpoint::hit("swap-journaled");
+    if let Err(e) = create_folders(plan, &journal.moves) {
+        remove_aside_dir(&plan.aside_dir);
+        let _ = fs::remove_file(journal_path(local_dir));
         return Err(e);
     }
-    failpoint::hit("swap-journaled");
+    failpoint::hit("swap-folders-created");
 
     let mut done = 0;
     let mut failure = None;
@@ -230,6 +248,9 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         set_aside: plan.set_aside.clone(),
     };
     let recorded = synced.and_then(|()| {
+        if plan.set_aside.is_empty() {
+            return Ok(()); // no aside folder: nothing for a rollback to put back
+        }
         let json = serde_json::to_vec_pretty(&record).expect("record serializes");
         fsutil::write_atomic(&plan.aside_dir.join(RECORD_FILE), &json)
     });
@@ -268,6 +289,27 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     failpoint::hit("swap-committed");
     finish(local_dir, &journal);
     Ok(record)
+}
+
+/// The folders the renames need: the aside folder and its subfolders (0700: only this user may
+/// look at or swap the set-aside data), and any missing live folder an incoming file goes into.
+fn create_folders(plan: &SwapPlan, moves: &[Move]) -> Result<()> {
+    if !plan.set_aside.is_empty() {
+        fsutil::create_private_dir(&plan.aside_dir).at("cannot create folder", &plan.aside_dir)?;
+        failpoint::hit("swap-aside-created");
+    }
+    for parent in moves.iter().filter_map(|m| m.to.parent()) {
+        let made = if parent.starts_with(&plan.aside_dir) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+        } else {
+            fs::create_dir_all(parent)
+        };
+        made.at("cannot create folder", parent)?;
+    }
+    Ok(())
 }
 
 /// Syncs every folder a rename touched, so the renames survive a power cut.
@@ -347,7 +389,8 @@ fn undo(moves: &[Move], aside_dir: &Path) -> Undone {
     undone
 }
 
-/// Removes an aside folder that holds no files any more (only folders and its record).
+/// Removes an aside folder that holds no files any more (only folders, its record, and our own
+/// temp files, such as a record a kill cut short).
 fn remove_aside_dir(dir: &Path) {
     if holds_only_folders(dir, dir) {
         let _ = fs::remove_dir_all(dir);
@@ -362,7 +405,11 @@ fn holds_only_folders(root: &Path, dir: &Path) -> bool {
         let path = entry.path();
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_dir() => holds_only_folders(root, &path),
-            Ok(_) => dir == root && entry.file_name() == RECORD_FILE,
+            Ok(_) => {
+                let name = entry.file_name();
+                (dir == root && name == RECORD_FILE)
+                    || name.to_str().is_some_and(fsutil::is_our_temp)
+            }
             Err(_) => false,
         }
     })
@@ -384,8 +431,51 @@ fn finish(local_dir: &Path, journal: &Journal) {
             let _ = fs::remove_dir_all(path);
         }
     }
+    let set_aside = journal
+        .moves
+        .iter()
+        .any(|m| m.to.starts_with(&journal.aside_dir));
+    let last = LastSwap {
+        operation: journal.operation.clone(),
+        aside_dir: set_aside.then(|| journal.aside_dir.clone()),
+    };
+    // Before the journal goes: a kill in between writes it again on recovery.
+    let json = serde_json::to_vec_pretty(&last).expect("record serializes");
+    if let Err(e) = fsutil::write_atomic(&local_dir.join(LAST_SWAP_FILE), &json) {
+        tracing::warn!("the record of the last swap was not written: {e}");
+    }
     let _ = fs::remove_file(journal_path(local_dir));
     let _ = fsutil::sync_dir(local_dir);
+}
+
+/// Removes `pre_restore_<time>` folders that hold no record and no files besides our temps: what
+/// a swap killed at its start by an older version left. Call only while holding the run lock,
+/// with no journal pending (then no swap is using one).
+pub fn remove_orphan_aside_dirs(base_dir: &Path) {
+    let Ok(entries) = fs::read_dir(base_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if is_orphan_aside_dir(&path) {
+            remove_aside_dir(&path);
+        }
+    }
+}
+
+/// A folder named as this tool names aside folders, without a record, holding no files.
+pub fn is_orphan_aside_dir(path: &Path) -> bool {
+    let ours = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(ASIDE_PREFIX))
+        .is_some_and(|stamp| {
+            let time = stamp.split_once('-').map_or(stamp, |(time, _)| time);
+            chrono::NaiveDateTime::parse_from_str(time, "%Y%m%dT%H%M%SZ").is_ok()
+        });
+    ours && fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        && !path.join(RECORD_FILE).exists()
+        && holds_only_folders(path, path)
 }
 
 /// What recovery did.

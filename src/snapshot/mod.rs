@@ -86,9 +86,10 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     )?;
 
     let staging = TempPath::new(local.join(format!("{TEMP_PREFIX}{STAGING_PREFIX}{tag}")));
-    fs::create_dir(staging.path()).at("cannot create staging folder", staging.path())?;
+    fsutil::create_private_dir(staging.path())
+        .at("cannot create staging folder", staging.path())?;
     let db_dir = staging.path().join("databases");
-    fs::create_dir(&db_dir).at("cannot create staging folder", &db_dir)?;
+    fsutil::create_private_dir(&db_dir).at("cannot create staging folder", &db_dir)?;
 
     let mut databases = Vec::new();
     let mut staged = Vec::new();
@@ -205,7 +206,8 @@ fn database_bytes(db: &DatabaseConfig) -> Result<u64> {
 }
 
 /// What a walk of the includes must not pick up: the snapshot folders (each archive would hold
-/// all earlier ones) and the databases' own files (copied consistently through SQLite, never raw).
+/// all earlier ones), the databases' own files (copied consistently through SQLite, never raw),
+/// and the config file in use (a restore never replaces it, so recovery can always read it).
 struct Exclusions {
     folders: Vec<PathBuf>,
     files: HashSet<PathBuf>,
@@ -221,10 +223,13 @@ impl Exclusions {
             .databases
             .iter()
             .flat_map(|db| {
+                // A database behind a link keeps its -wal/-shm beside the link's target.
+                let db = fsutil::comparable_path(&db.path);
                 std::iter::once("")
                     .chain(fsutil::DB_COMPANIONS)
-                    .map(|suffix| fsutil::comparable_path(&fsutil::with_suffix(&db.path, suffix)))
+                    .map(move |suffix| fsutil::comparable_path(&fsutil::with_suffix(&db, suffix)))
             })
+            .chain(std::iter::once(fsutil::comparable_path(&config.file)))
             .collect();
         Exclusions { folders, files }
     }
