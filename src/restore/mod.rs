@@ -692,9 +692,12 @@ impl RestorePlan {
             self.swap.cleanup.clone(),
         )?;
         // A restored file keeps the owner and mode of the live file it replaces, so an app that
-        // runs as another user can still open it.
+        // runs as another user can still open it. Only a regular file's: a link in its place is
+        // set aside as a link, and what it points to is not ours to read.
         for (staged, live_path) in &swap.incoming {
-            if let Ok(meta) = fs::metadata(live_path) {
+            if let Ok(meta) = fs::symlink_metadata(live_path)
+                && meta.is_file()
+            {
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::os::unix::fs::chown(staged, Some(meta.uid()), Some(meta.gid()));
                 let _ = fs::set_permissions(
