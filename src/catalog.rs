@@ -60,8 +60,8 @@ pub enum Location {
     Local,
     Remote,
     Both,
-    /// On both sides, with different sizes: one copy is damaged (`backup run` repairs a damaged
-    /// remote copy from a good local one, and says so when the local one is the damaged one).
+    /// On both sides, with different sizes: one copy is damaged (`backup run` repairs either one
+    /// from the other, whichever still matches its record).
     Differ,
 }
 
@@ -87,6 +87,8 @@ pub struct ListEntry {
     pub size: u64,
     #[serde(rename = "where")]
     pub location: Location,
+    /// The local copy was found damaged by a run's check or a restore (`checked.json`).
+    pub local_damaged: bool,
 }
 
 /// The merged listing, newest first, plus the remote's error if it could not be read (the local
@@ -99,6 +101,10 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
     for snapshot in local_snapshots(local_dir)? {
         rows.insert(snapshot.tag, (snapshot.size, Location::Local));
     }
+    let damaged: Vec<Tag> = crate::integrity::known_damaged(local_dir)
+        .into_iter()
+        .map(|d| d.tag)
+        .collect();
     let mut remote_error = None;
     if let Some(remote) = remote {
         match remote.list() {
@@ -125,6 +131,7 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
             time: tag.time(),
             kind: tag.kind(),
             host: tag.host().to_string(),
+            local_damaged: damaged.contains(&tag),
             tag,
             size,
             location,

@@ -208,7 +208,7 @@ fn remove_orphan_checksums(dir: &Path) -> Result<()> {
 }
 
 /// Whether `name` is a temporary this tool creates: a staging folder, an archive or checksum on
-/// its way into place, or `last_run.json` or the restore journal being replaced.
+/// its way into place, or `last_run.json`, `checked.json` or the restore journal being replaced.
 pub fn is_our_temp(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
         return false;
@@ -223,7 +223,9 @@ pub fn is_our_temp(name: &str) -> bool {
         }
     }
     let rest = rest.strip_suffix(CHECKSUM_SUFFIX).unwrap_or(rest);
-    rest == crate::last_run::LAST_RUN_FILE || Tag::from_archive_name(rest).is_some()
+    rest == crate::last_run::LAST_RUN_FILE
+        || rest == crate::integrity::CHECKED_FILE
+        || Tag::from_archive_name(rest).is_some()
 }
 
 /// The checksum file of an archive.
@@ -409,6 +411,7 @@ mod tests {
             format!("{TEMP_PREFIX}{tag}.tar.gz"),
             format!("{TEMP_PREFIX}{tag}.tar.gz.sha256"),
             format!("{TEMP_PREFIX}last_run.json"),
+            format!("{TEMP_PREFIX}checked.json"),
         ] {
             assert!(is_our_temp(&ours), "{ours}");
         }
@@ -417,6 +420,7 @@ mod tests {
             ".backup-tmp-",
             ".backup-tmp-my-work",
             "last_run.json",
+            "checked.json",
         ] {
             assert!(!is_our_temp(theirs), "{theirs}");
         }

@@ -73,6 +73,9 @@ pub struct Status {
     pub pending: Option<Vec<Tag>>,
     /// The remote, described; `None` when none is configured.
     pub remote: Option<String>,
+    /// Things worth a look that do not change the verdict (a damaged local copy the remote
+    /// can stand in for).
+    pub warnings: Vec<String>,
 }
 
 /// How far in the future a record may be before the clock is called wrong (NTP steps).
@@ -183,6 +186,7 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
             .remote
             .as_ref()
             .map(|r| crate::remote::Remote::from_config(r).describe()),
+        warnings: crate::integrity::status_warnings(&config.local_dir),
     })
 }
 

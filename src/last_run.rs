@@ -43,6 +43,10 @@ pub struct LastRun {
     /// The newest `backup run` (the scheduled job), carried forward across `backup now`.
     #[serde(default)]
     pub last_scheduled: Option<Milestone>,
+    /// The bounded re-check of the local archives after the push: what it hashed, the damaged
+    /// local copies known, the ones repaired from the remote.
+    #[serde(default)]
+    pub local_check: Option<crate::integrity::CheckReport>,
 }
 
 /// One run, in short.

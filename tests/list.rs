@@ -22,7 +22,18 @@ fn list_json_has_a_stable_shape_newest_first() {
             .map(String::as_str)
             .collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["host", "kind", "size", "tag", "time", "where"]);
+        assert_eq!(
+            keys,
+            [
+                "host",
+                "kind",
+                "local_damaged",
+                "size",
+                "tag",
+                "time",
+                "where"
+            ]
+        );
         assert!(entry["size"].as_u64().unwrap() > 0);
         let tag = entry["tag"].as_str().unwrap();
         let time = entry["time"].as_str().unwrap();

@@ -102,7 +102,11 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                     e.kind.to_string(),
                     e.host.clone(),
                     human_bytes(e.size),
-                    e.location.as_str().to_string(),
+                    if e.local_damaged {
+                        format!("{} (local damaged)", e.location.as_str())
+                    } else {
+                        e.location.as_str().to_string()
+                    },
                 ];
                 if args.explain {
                     row.push(verdict(e).2);

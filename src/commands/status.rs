@@ -91,6 +91,7 @@ fn print(status: &Status) {
             },
         ));
     }
+    rows.extend(status.warnings.iter().map(|w| ("warning", w.clone())));
     for (label, value) in rows {
         outln!("  {label:<10} {value}");
     }

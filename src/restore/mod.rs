@@ -103,6 +103,9 @@ pub struct Prepared {
     pub archive_sha256_recorded: bool,
     /// The remote could not be listed, so `latest` means the newest local snapshot.
     pub remote_error: Option<String>,
+    /// The local copy failed its sha256 record (known from `checked.json`, or found during
+    /// extraction), so the archive came from the remote copy.
+    pub local_damaged: bool,
     pub databases: Vec<DatabaseReport>,
     pub files: Vec<StagedFile>,
     /// (staged copy, live path) per database, in manifest order.
