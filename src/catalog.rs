@@ -60,8 +60,8 @@ pub enum Location {
     Local,
     Remote,
     Both,
-    /// On both sides, with different sizes: one copy is damaged (`backup run` repairs a damaged
-    /// remote copy from a good local one, and says so when the local one is the damaged one).
+    /// On both sides, with different sizes: one copy is damaged (`backup run` repairs either one
+    /// from the other, whichever still matches its record).
     Differ,
 }
 
@@ -95,6 +95,8 @@ pub struct ListEntry {
     /// true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub future: bool,
+    /// The local copy was found damaged by a run's check or a restore (`checked.json`).
+    pub local_damaged: bool,
 }
 
 /// What the listing knows of one snapshot while it is merged.
@@ -125,6 +127,10 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
             },
         );
     }
+    let damaged: Vec<Tag> = crate::integrity::known_damaged(local_dir)
+        .into_iter()
+        .map(|d| d.tag)
+        .collect();
     let mut remote_error = None;
     if let Some(remote) = remote {
         match remote.list() {
@@ -160,6 +166,7 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
             time: tag.time(),
             kind: tag.kind(),
             host: tag.host().to_string(),
+            local_damaged: damaged.contains(&tag),
             tag,
             size: row.size,
             location: row.location,

@@ -231,8 +231,8 @@ fn remove_orphan_checksums(dir: &Path) -> Result<()> {
 }
 
 /// Whether `name` is a temporary this tool creates: a staging folder, an archive or checksum on
-/// its way into place, or `last_run.json`, the remote folders record or the restore journal
-/// being replaced.
+/// its way into place, or `last_run.json`, `checked.json`, the remote folders record or the
+/// restore journal being replaced.
 pub fn is_our_temp(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
         return false;
@@ -256,6 +256,7 @@ pub fn is_our_temp(name: &str) -> bool {
     let rest = rest.strip_suffix(CHECKSUM_SUFFIX).unwrap_or(rest);
     rest == crate::last_run::LAST_RUN_FILE
         || rest == crate::remote::RECORD_FILE
+        || rest == crate::integrity::CHECKED_FILE
         || Tag::from_archive_name(rest).is_some()
 }
 
@@ -445,6 +446,7 @@ mod tests {
             format!("{TEMP_PREFIX}remote-folders.json"),
             format!("{TEMP_PREFIX}RESTORE.json"),
             format!("{TEMP_PREFIX}last-swap.json"),
+            format!("{TEMP_PREFIX}checked.json"),
         ] {
             assert!(is_our_temp(&ours), "{ours}");
         }
@@ -454,6 +456,7 @@ mod tests {
             ".backup-tmp-my-work",
             "last_run.json",
             "remote-folders.json",
+            "checked.json",
         ] {
             assert!(!is_our_temp(theirs), "{theirs}");
         }

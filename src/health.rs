@@ -73,7 +73,9 @@ pub struct Status {
     pub pending: Option<Vec<Tag>>,
     /// The remote, described; `None` when none is configured.
     pub remote: Option<String>,
-    /// What is not right although the state may be fresh, one sentence each, with what to do.
+    /// What is not right although the state may be fresh (a damaged local copy the remote can
+    /// stand in for, check findings, snapshots dated in the future), one sentence each, with
+    /// what to do; they do not change the verdict.
     pub warnings: Vec<String>,
 }
 
@@ -164,7 +166,7 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
             ),
         ),
     };
-    let mut warnings = Vec::new();
+    let mut warnings = crate::integrity::status_warnings(&config.local_dir);
     warnings.extend(future_warning(
         local.iter().map(|s| &s.tag).filter(|t| t.host() == host),
         now,

@@ -8,6 +8,7 @@ use crate::catalog::{self, LocalSnapshot};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
+use crate::integrity::{CheckReport, Finding};
 use crate::last_run::{Durations, LastRun};
 use crate::lock::RunLock;
 use crate::progress::Progress;
@@ -26,9 +27,11 @@ pub struct JobReport {
     pub pending: Vec<Tag>,
     /// Why pushing stopped, if it did. The new snapshot is safe locally either way.
     pub push_error: Option<Error>,
-    /// Local archives that no longer match the sha256 recorded when they were made: never
-    /// pushed, with what to do about each.
+    /// Local archives that no longer match the sha256 recorded when they were made and of which
+    /// no good copy exists elsewhere: never pushed, with what to do about each.
     pub damaged: Vec<String>,
+    /// The bounded re-check of the local archives after the push, and repairs from the remote.
+    pub local_check: CheckReport,
     /// The remote, described; `None` when none is configured.
     pub remote: Option<String>,
     /// Things that went wrong after the snapshot was safely stored.
@@ -149,18 +152,22 @@ pub fn snapshot_and_push(
         );
     }
 
+    let local_check =
+        crate::integrity::after_push(config, remote.as_ref(), &snapshot, &push.hashed, progress);
+    let damaged = local_check.failures(local);
+
     let record = LastRun {
         command: command.into(),
         started_at,
         finished_at: crate::failpoint::now(),
-        ok: push.error.is_none() && push.damaged.is_empty() && prune_error.is_none(),
+        ok: push.error.is_none() && damaged.is_empty() && prune_error.is_none(),
         snapshot_ok: true,
         push_ok: remote.as_ref().map(|_| push.error.is_none()),
         error: push
             .error
             .as_ref()
             .map(|e| e.to_string())
-            .or_else(|| push.damaged.first().cloned())
+            .or_else(|| damaged.first().cloned())
             .or_else(|| prune_error.as_ref().map(|e| format!("retention: {e}"))),
         tag: Some(snapshot.tag.clone()),
         source_bytes: snapshot.manifest.payload_bytes(),
@@ -178,9 +185,10 @@ pub fn snapshot_and_push(
             .findings()
             .map(|(name, found)| (name.to_string(), found.clone()))
             .collect(),
+        local_check: Some(local_check.clone()),
         ..LastRun::default()
     };
-    let mut warnings = Vec::new();
+    let mut warnings = local_check.warnings(local);
     if let Err(e) = record.write(local) {
         warnings.push(format!("the snapshot is stored, but {e}"));
     }
@@ -189,7 +197,8 @@ pub fn snapshot_and_push(
         pushed: push.pushed,
         pending: push.pending,
         push_error: push.error,
-        damaged: push.damaged,
+        damaged,
+        local_check,
         remote: remote.map(|r| r.describe()),
         warnings,
         pruned,
@@ -202,14 +211,16 @@ struct PushOutcome {
     pushed: Vec<Tag>,
     pending: Vec<Tag>,
     error: Option<Error>,
-    damaged: Vec<String>,
+    /// Archives hashed against their records on the way (not the new one).
+    hashed: Vec<(Tag, Finding)>,
 }
 
 /// Pushes, oldest first, every local snapshot the remote lacks (or holds with another size).
 ///
 /// A local archive that no longer matches the checksum recorded when it was made is skipped, so
-/// a damaged file never replaces a good remote copy. The first remote failure stops the pushes:
-/// a dead remote costs one error, not one per snapshot.
+/// a damaged file never replaces a good remote copy ([`crate::integrity::after_push`] reports
+/// it). The first remote failure stops the pushes: a dead remote costs one error, not one per
+/// snapshot.
 fn push_pending(
     config: &Config,
     remote: &Remote,
@@ -252,26 +263,16 @@ fn push_pending(
         let checked = if snapshot.tag == fresh.tag {
             Ok(Checked::Verified(fresh.sha256.clone()))
         } else {
-            check_local(&snapshot)
+            let checked = check_local(&snapshot);
+            if let Ok(found) = &checked {
+                outcome.hashed.push((snapshot.tag.clone(), found.finding()));
+            }
+            checked
         };
         let (sha256, verified) = match checked {
             Ok(Checked::Verified(sha)) => (sha, true),
             Ok(Checked::Unrecorded(sha)) => (sha, false),
-            Ok(Checked::Damaged) => {
-                let good_copy = on_remote
-                    .get(&snapshot.tag)
-                    .is_some_and(|r| r.sha256.is_some());
-                outcome.damaged.push(format!(
-                    "local archive {} no longer matches the sha256 recorded when it was made (the disk may be failing); it was not pushed. {}",
-                    snapshot.path.display(),
-                    if good_copy {
-                        "The remote holds a checked copy: delete the local file and its .sha256."
-                    } else {
-                        "No other copy exists: keep it for a partial restore, and take a new snapshot with `backup now`."
-                    }
-                ));
-                continue;
-            }
+            Ok(Checked::Damaged) => continue,
             Err(e) => {
                 outcome.pending.push(snapshot.tag);
                 outcome.error.get_or_insert(e);
@@ -310,6 +311,16 @@ enum Checked {
     /// No record (the user removed it, or copied the archive in by hand).
     Unrecorded(String),
     Damaged,
+}
+
+impl Checked {
+    fn finding(&self) -> Finding {
+        match self {
+            Checked::Verified(_) => Finding::Intact,
+            Checked::Unrecorded(_) => Finding::Unrecorded,
+            Checked::Damaged => Finding::Damaged,
+        }
+    }
 }
 
 fn check_local(snapshot: &LocalSnapshot) -> Result<Checked> {

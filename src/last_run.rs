@@ -49,6 +49,10 @@ pub struct LastRun {
     /// (only those with findings): the snapshot is stored, and restores, with them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub findings: BTreeMap<String, Findings>,
+    /// The bounded re-check of the local archives after the push: what it hashed, the damaged
+    /// local copies known, the ones repaired from the remote.
+    #[serde(default)]
+    pub local_check: Option<crate::integrity::CheckReport>,
 }
 
 /// One run, in short.

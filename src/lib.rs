@@ -9,6 +9,7 @@
 //! - [`auth`]: the GitHub token in the OS keyring;
 //! - [`job`]: the `now`/`run` job: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
+//! - [`integrity`]: damaged local copies: a bounded re-check per run, repair from the remote;
 //! - [`schedule`]: the cadence and the job that runs `backup run` (systemd, cron, launchd);
 //! - [`health`]: is the last good snapshot recent enough (`backup status`, `backup doctor`);
 //! - [`restore`]: restore, verify and rollback, checked before live data is touched;
@@ -36,6 +37,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fsutil;
 pub mod health;
+pub mod integrity;
 pub mod job;
 pub mod last_run;
 pub mod lock;

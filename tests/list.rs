@@ -24,7 +24,16 @@ fn list_json_has_a_stable_shape_newest_first() {
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["findings", "host", "kind", "size", "tag", "time", "where"]
+            [
+                "findings",
+                "host",
+                "kind",
+                "local_damaged",
+                "size",
+                "tag",
+                "time",
+                "where"
+            ]
         );
         assert_eq!(entry["findings"], 0, "clean data: {entry}");
         assert!(entry["size"].as_u64().unwrap() > 0);

@@ -668,3 +668,64 @@ fn logs_at_every_level_never_show_the_token() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_damaged_local_copy_is_found_restored_around_and_repaired_with_github() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 50);
+    crate::remote_dir::a_damaged_local_copy_is_found_shown_restored_around_and_repaired(
+        &app,
+        &|args| run(&app, args),
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A damaged local copy no check has found yet: `verify` finds it while extracting, confirms it
+/// against its record, and checks GitHub's copy instead; the next `now` repairs it.
+#[test]
+fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 50);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    let name = app.archives("backups")[0].clone();
+    let tag = name.strip_suffix(".tar.gz").unwrap();
+    let local = app.path("backups").join(&name);
+    let good = fs::read(&local).unwrap();
+    crate::remote_dir::flip_a_byte(&local);
+
+    let out = run(&app, &["verify", tag]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "the local copy of {tag} is damaged; verified the remote copy"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("from the remote copy"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&app, &["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["local_damaged"], true, "{rows}");
+
+    crate::remote_dir::next_second();
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("repaired local copy of {tag} from the remote")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(fs::read(&local).unwrap(), good);
+    assert!(
+        app.temp_leftovers().is_empty(),
+        "{:?}",
+        app.temp_leftovers()
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

@@ -129,7 +129,11 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                     e.kind.to_string(),
                     e.host.clone(),
                     human_bytes(e.size),
-                    e.location.as_str().to_string(),
+                    if e.local_damaged {
+                        format!("{} (local damaged)", e.location.as_str())
+                    } else {
+                        e.location.as_str().to_string()
+                    },
                     match e.findings {
                         Some(0) => "ok".to_string(),
                         Some(n) => format!("{n} finding(s)"),

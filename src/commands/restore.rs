@@ -68,6 +68,8 @@ struct Checked<'a> {
     archive_size: u64,
     archive_sha256: &'a str,
     archive_sha256_recorded: bool,
+    /// The local copy failed its sha256 record, so the remote copy was used.
+    local_damaged: bool,
     databases: &'a [DatabaseReport],
     files: usize,
     seconds: f64,
@@ -86,11 +88,22 @@ impl<'a> Checked<'a> {
             archive_size: p.archive_size,
             archive_sha256: &p.archive_sha256,
             archive_sha256_recorded: p.archive_sha256_recorded,
+            local_damaged: p.local_damaged,
             databases: &p.databases,
             files: p.files.len(),
             seconds: p.elapsed.as_secs_f64(),
             notes: &p.notes,
         }
+    }
+}
+
+/// Says on stderr that the remote copy stood in for a damaged local one; `done` ends the sentence.
+fn note_local_damaged(p: &Prepared, done: &str) {
+    if p.local_damaged {
+        eprintln!(
+            "backup: note: the local copy of {} is damaged; {done} (the next `backup run` repairs the local copy)",
+            p.tag
+        );
     }
 }
 
@@ -203,6 +216,7 @@ pub fn verify(
         }
         Err(e) => return Err(e),
     };
+    note_local_damaged(&prepared, "verified the remote copy");
     if args.json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -290,6 +304,7 @@ fn restore_inner(
         }
     }
     if args.dry_run {
+        note_local_damaged(&plan.prepared, "the dry run checked the remote copy");
         if args.json {
             print_json(&RestoreOut {
                 ok: true,
@@ -313,10 +328,20 @@ fn restore_inner(
         plan.in_use.clone(),
         plan.table_differences.clone(),
     );
+    // Said once the restore is done: the plan is consumed by the swap.
+    let damaged_note = plan
+        .prepared
+        .local_damaged
+        .then(|| plan.prepared.tag.clone());
     let checked_json = args
         .json
         .then(|| serde_json::to_value(Checked::of(&plan.prepared)).expect("serializes"));
     let report = plan.commit()?;
+    if let Some(tag) = damaged_note {
+        eprintln!(
+            "backup: note: the local copy of {tag} is damaged; restored from the remote copy (the next `backup run` repairs the local copy)"
+        );
+    }
     if let Some(checked) = checked_json {
         #[derive(Serialize)]
         struct Out<'a> {

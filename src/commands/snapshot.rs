@@ -8,6 +8,7 @@ use serde::Serialize;
 use backup_agent::config::Config;
 use backup_agent::error::{Error, exit};
 use backup_agent::fsutil::human_bytes;
+use backup_agent::integrity::CheckReport;
 use backup_agent::job::{self, JobReport};
 use backup_agent::progress::Progress;
 use backup_agent::tag::{Kind, Tag};
@@ -35,6 +36,8 @@ struct JsonReport<'a> {
     pending: &'a [Tag],
     push_error: Option<String>,
     damaged: &'a [String],
+    /// The bounded re-check of the local archives and repairs from the remote.
+    local_check: &'a CheckReport,
     /// Deleted by retention after the push (`run`).
     pruned: Vec<&'a Tag>,
     prune_error: Option<String>,
@@ -137,6 +140,7 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             pending: &report.pending,
             push_error: report.push_error.as_ref().map(ToString::to_string),
             damaged: &report.damaged,
+            local_check: &report.local_check,
             pruned: deleted_by_prune(report),
             prune_error: report.prune_error.as_ref().map(ToString::to_string),
             findings: manifest.findings().collect(),
@@ -165,6 +169,9 @@ fn render(config: &Config, report: &JobReport, json: bool) {
             outln!("  pushed {} snapshot(s) to {remote}", report.pushed.len())
         }
         Some(_) => {}
+    }
+    for tag in &report.local_check.repaired {
+        outln!("  repaired local copy of {tag} from the remote");
     }
     let pruned = deleted_by_prune(report);
     if !pruned.is_empty() {

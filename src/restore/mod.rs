@@ -107,6 +107,9 @@ pub struct Prepared {
     /// skipped because they are dated in the future) and how it maps to this machine (a copy
     /// of the config file it holds, left unplaced).
     pub notes: Vec<String>,
+    /// The local copy failed its sha256 record (known from `checked.json`, or found during
+    /// extraction), so the archive came from the remote copy.
+    pub local_damaged: bool,
     pub databases: Vec<DatabaseReport>,
     pub files: Vec<StagedFile>,
     /// (staged copy, live path) per database, in manifest order.

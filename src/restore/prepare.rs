@@ -11,6 +11,7 @@ use crate::catalog;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TempPath};
+use crate::integrity;
 use crate::migrate::Ladder;
 use crate::progress::Progress;
 use crate::remote::{Remote, RemoteSnapshot};
@@ -25,6 +26,8 @@ pub(super) struct Located {
     remote_error: Option<String>,
     /// What the user should know about the choice (whose `latest`, snapshots skipped).
     notes: Vec<String>,
+    /// The local copy is known to be damaged (`checked.json`): the remote copy is used instead.
+    local_damaged: bool,
 }
 
 /// Finds the snapshot `which` names, locally first. `latest` is the newest snapshot of `host`
@@ -37,10 +40,12 @@ pub(super) fn locate(
 ) -> Result<Located> {
     let local = catalog::local_snapshots(&config.local_dir)?;
     let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
+    let damaged = integrity::known_damaged(&config.local_dir);
+    let known_damaged = |tag: &Tag| damaged.iter().any(|d| &d.tag == tag);
     let mut remote_error = None;
     let listed = match (which, remote) {
-        // A local copy needs no remote.
-        (Which::Tag(tag), _) if wanted_local(tag).is_some() => None,
+        // A local copy needs no remote, unless it is known to be damaged.
+        (Which::Tag(tag), _) if wanted_local(tag).is_some() && !known_damaged(tag) => None,
         (_, Some(remote)) => match remote.list() {
             Ok(found) => Some(found),
             Err(e) if matches!(which, Which::Tag(_)) || local.is_empty() => return Err(e),
@@ -83,6 +88,7 @@ pub(super) fn locate(
     };
     let located = Located {
         local: wanted_local(&tag),
+        local_damaged: known_damaged(&tag),
         remote: remote_list.into_iter().find(|s| s.tag == tag),
         tag,
         remote_error,
@@ -188,17 +194,41 @@ pub(super) fn prepare(
         .to_path_buf();
     fsutil::create_private_dir(staging.path())
         .at("cannot create staging folder", staging.path())?;
-    // The archive's sha256: a local one is hashed during extraction against its record; a
-    // download was hashed on its way in and compared with the remote's record.
-    let (archive, recorded, downloaded_sha256, source) = match (&located.local, &located.remote) {
-        (Some(path), _) => (
-            path.clone(),
-            fsutil::read_checksum(path),
-            None,
-            Source::Local,
-        ),
-        (None, Some(found)) => {
-            let remote = remote.expect("a remote listed it");
+    let payload = staging.path().join("payload");
+    let local_record = located.local.as_deref().and_then(fsutil::read_checksum);
+    let mut local_damaged = located.local_damaged;
+    let mut from_local = None;
+    if let Some(path) = located.local.as_ref().filter(|_| !local_damaged) {
+        // Hashed during extraction against its record.
+        let archive_sha = extract::ArchiveSha::Check(local_record.as_deref());
+        match unpack(
+            config,
+            &located.tag,
+            path,
+            archive_sha,
+            &payload,
+            &parent,
+            progress,
+        ) {
+            Ok(unpacked) => from_local = Some(unpacked),
+            // Damage can show as any refusal (a garbled manifest, a bad member, a bad sha256):
+            // the whole file against its record tells whether the local copy is to blame.
+            Err(e) if !integrity::is_damaged(path).unwrap_or(false) => return Err(e),
+            Err(e) => {
+                tracing::info!("the local copy of {} is damaged: {e}", located.tag);
+                local_damaged = true;
+                if payload.exists() {
+                    std::fs::remove_dir_all(&payload)
+                        .at("cannot clear staging folder", &payload)?;
+                }
+            }
+        }
+    }
+    let (unpacked, recorded, source) = match from_local {
+        Some(unpacked) => (unpacked, local_record, Source::Local),
+        None => {
+            let found = remote_copy(config, located, remote, local_damaged, local_record)?;
+            let remote = remote.expect("a remote copy was found");
             fsutil::ensure_space(
                 &parent,
                 found.size + SPACE_MARGIN,
@@ -214,36 +244,26 @@ pub(super) fn prepare(
                     located.tag, found.size
                 )));
             }
-            (path, found.sha256.clone(), Some(sha256), Source::Remote)
+            // Hashed on its way in and compared with the remote's record: not hashed again.
+            let archive_sha = extract::ArchiveSha::Known(&sha256);
+            let unpacked = unpack(
+                config,
+                &located.tag,
+                &path,
+                archive_sha,
+                &payload,
+                &parent,
+                progress,
+            )?;
+            (unpacked, found.sha256, Source::Remote)
         }
-        (None, None) => unreachable!("located has a copy"),
     };
-    let manifest = extract::read_manifest(&archive)?;
-    if manifest.tag != located.tag {
-        return Err(db_refused(format!(
-            "archive {} holds the manifest of {}, not of {}",
-            archive.display(),
-            manifest.tag,
-            located.tag
-        )));
-    }
-    fsutil::ensure_space(
-        &parent,
-        manifest.payload_bytes() + SPACE_MARGIN,
-        "the extracted snapshot (the live data is set aside by renaming, which takes no room)",
-    )?;
-    let Targets {
-        dbs: db_lives,
-        files: file_lives,
+    let Unpacked {
+        extracted,
+        db_lives,
+        file_lives,
         notes,
-    } = targets(config, &manifest)?;
-    let payload = staging.path().join("payload");
-    fsutil::create_private_dir(&payload).at("cannot create staging folder", &payload)?;
-    let archive_sha = match &downloaded_sha256 {
-        Some(sha256) => extract::ArchiveSha::Known(sha256),
-        None => extract::ArchiveSha::Check(recorded.as_deref()),
-    };
-    let extracted = extract::extract(&archive, &payload, archive_sha, progress)?;
+    } = unpacked;
     let manifest = extracted.manifest;
     crate::failpoint::hit("restore-extracted");
 
@@ -288,6 +308,7 @@ pub(super) fn prepare(
         archive_sha256: extracted.archive_sha256,
         archive_sha256_recorded: recorded.is_some(),
         remote_error: located.remote_error.clone(),
+        local_damaged,
         manifest,
         databases,
         files,
@@ -296,4 +317,107 @@ pub(super) fn prepare(
         elapsed: started.elapsed(),
         staging,
     })
+}
+
+/// A snapshot's archive extracted into the staging payload, with where its contents belong.
+struct Unpacked {
+    extracted: extract::Extracted,
+    db_lives: Vec<PathBuf>,
+    /// Where each listed file goes; `None` for one that stays unplaced (the config file).
+    file_lives: Vec<Option<PathBuf>>,
+    /// How the snapshot maps to this machine, for the user.
+    notes: Vec<String>,
+}
+
+/// Reads the manifest of `archive`, maps it to this machine, and extracts it into `payload`,
+/// checking everything on the way.
+fn unpack(
+    config: &Config,
+    tag: &Tag,
+    archive: &Path,
+    archive_sha: extract::ArchiveSha<'_>,
+    payload: &Path,
+    parent: &Path,
+    progress: &dyn Progress,
+) -> Result<Unpacked> {
+    let manifest = extract::read_manifest(archive)?;
+    if manifest.tag != *tag {
+        return Err(db_refused(format!(
+            "archive {} holds the manifest of {}, not of {tag}",
+            archive.display(),
+            manifest.tag,
+        )));
+    }
+    fsutil::ensure_space(
+        parent,
+        manifest.payload_bytes() + SPACE_MARGIN,
+        "the extracted snapshot (the live data is set aside by renaming, which takes no room)",
+    )?;
+    let Targets {
+        dbs: db_lives,
+        files: file_lives,
+        notes,
+    } = targets(config, &manifest)?;
+    fsutil::create_private_dir(payload).at("cannot create staging folder", payload)?;
+    let extracted = extract::extract(archive, payload, archive_sha, progress)?;
+    Ok(Unpacked {
+        extracted,
+        db_lives,
+        file_lives,
+        notes,
+    })
+}
+
+/// The remote's copy to restore from. With a damaged local copy, only a remote copy whose
+/// recorded sha256 is the local record will do (anything else is another archive); that finding
+/// is recorded for `list`, `status` and the next run's repair.
+fn remote_copy(
+    config: &Config,
+    located: &Located,
+    remote: Option<&Remote>,
+    local_damaged: bool,
+    local_record: Option<String>,
+) -> Result<RemoteSnapshot> {
+    if !local_damaged {
+        return Ok(located.remote.clone().expect("located has a copy"));
+    }
+    let damaged = format!(
+        "the local copy of {} no longer matches the sha256 recorded when it was made (it is damaged)",
+        located.tag
+    );
+    let Some(remote) = remote else {
+        return Err(db_refused(format!(
+            "{damaged}, and no remote is configured: no good copy of this snapshot exists; restore another snapshot (`backup list`)"
+        )));
+    };
+    let found = match &located.remote {
+        Some(found) => Some(found.clone()),
+        // Not listed yet: a local copy needed no remote until it failed.
+        None => match remote.list() {
+            Ok(listed) => listed.into_iter().find(|s| s.tag == located.tag),
+            Err(e) => {
+                return Err(Error::Remote(format!(
+                    "{damaged}, and the remote could not be listed for a good copy: {e}; the live data was not touched"
+                )));
+            }
+        },
+    };
+    let good = integrity::remote_matches(found.as_ref(), local_record.as_deref());
+    if let Err(e) = integrity::mark_damaged(&config.local_dir, &located.tag, Some(good)) {
+        tracing::info!(
+            "the damaged local copy of {} was not recorded: {e}",
+            located.tag
+        );
+    }
+    match found {
+        Some(found) if good => Ok(found),
+        Some(_) => Err(db_refused(format!(
+            "{damaged}, and the copy on {} has another sha256: no good copy of this snapshot exists; restore another snapshot (`backup list`)",
+            remote.describe()
+        ))),
+        None => Err(db_refused(format!(
+            "{damaged}, and {} does not hold it: no good copy of this snapshot exists; restore another snapshot (`backup list`)",
+            remote.describe()
+        ))),
+    }
 }
