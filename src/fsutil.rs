@@ -106,6 +106,42 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .at("cannot sync folder", dir)
 }
 
+/// Makes the files at `paths` durable. On Linux one `syncfs` per file system they are on
+/// (a restore's are all on one) instead of a flush per file: a snapshot of 50,000 small files
+/// would otherwise wait on 50,000 flushes. Elsewhere, each file is synced.
+pub fn sync_files<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // A file is on its folder's file system: one look per folder.
+        let mut folders = std::collections::HashSet::new();
+        let mut synced = std::collections::HashSet::new();
+        for path in paths {
+            let folder = path.parent().unwrap_or(path);
+            if !folders.insert(folder.to_path_buf()) {
+                continue;
+            }
+            let meta = fs::metadata(folder).at("cannot sync", folder)?;
+            if synced.insert(meta.dev()) {
+                let dir = File::open(folder).at("cannot sync", folder)?;
+                rustix::fs::syncfs(&dir)
+                    .map_err(io::Error::from)
+                    .at("cannot sync the file system of", folder)?;
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for path in paths {
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .at("cannot sync", path)?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -381,20 +417,36 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     Ok((size, sha))
 }
 
-/// `io::copy` with a 1 MiB buffer: fewer syscalls and hash calls on big files.
+/// `io::copy` with a 1 MiB buffer: fewer syscalls and hash calls on big files. The buffer is
+/// kept per thread: a fresh zeroed megabyte per call cost more than copying 50,000 small files.
 pub fn copy_large(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        writer.write_all(&buf[..n])?;
-        total += n as u64;
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    BUFFER.with_borrow_mut(|buf| {
+        if buf.is_empty() {
+            buf.resize(1 << 20, 0);
+        }
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            writer.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+    })
+}
+
+/// A buffer size for reading or writing a file of `size` bytes: up to 1 MiB, but no more than
+/// the file needs (a megabyte per small file is a megabyte allocated and faulted in for nothing).
+pub fn buffer_for(size: u64) -> usize {
+    usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .clamp(8 << 10, 1 << 20)
 }
 
 /// Bytes available to this user on the file system that holds `dir`; `None` when the file system

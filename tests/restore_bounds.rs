@@ -553,6 +553,8 @@ fn the_folders_a_snapshot_and_a_restore_make_are_private_under_umask_000() {
         .unwrap()
         .execute("DELETE FROM tasks WHERE id < 10", [])
         .unwrap();
+    // Changed, so it goes aside (a file that still holds the snapshot's bytes stays in place).
+    fs::write(app.path("data/queue/job.json"), b"{\"changed\":1}").unwrap();
     killed_at(&["restore", "latest", "--yes"], "restore-extracted");
     let staging = ours(app.dir.path(), ".backup-tmp-restore-");
     assert_eq!(mode(&staging), 0o700);

@@ -162,11 +162,19 @@ fn live_included_files_the_snapshot_lacks_or_holds_otherwise_ask_whatever_their_
     );
     assert_eq!(hashes(&queue), before);
 
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let same_inode = inode(&queue.join("same.json"));
     let out = app.run(&["restore", "latest", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(inode(&queue.join("same.json")), same_inode, "never moved");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).join("data/queue");
-    assert_eq!(hashes(&aside), before, "every live file is kept aside");
+    // Every live file the restore replaces or removes is kept aside; one that already holds the
+    // snapshot's bytes stays where it is, untouched.
+    let mut moved = before.clone();
+    let same = moved.remove("same.json").expect("the unchanged file");
+    assert_eq!(hashes(&aside), moved);
+    assert_eq!(hashes(&queue)["same.json"], same);
     assert!(!queue.join("c.json").exists());
     assert_eq!(fs::read(queue.join("a.json")).unwrap(), b"aaaa");
 }

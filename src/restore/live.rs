@@ -238,18 +238,42 @@ fn describe_tables(name: &str, tables: &[TableDifference]) -> String {
     format!("live `{name}`: {}", parts.join("; "))
 }
 
-/// Whether the live included file at `path` holds what the snapshot's copy holds: the size
-/// first, then the sha256. An unreadable file does not.
-pub fn same_content(path: &Path, size: u64, sha256: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    if !fs::metadata(path).is_ok_and(|m| m.len() == size) {
-        return false;
+/// What a live file looked like when it was found to hold a snapshot's bytes: a restore that
+/// leaves it in place checks, just before its swap, that it still looks so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Stamp {
+    pub len: u64,
+    #[serde(skip)]
+    pub modified: Option<std::time::SystemTime>,
+    #[serde(skip)]
+    pub inode: u64,
+}
+
+impl Stamp {
+    /// The stamp of the regular file at `path` now (a link is never a live copy of a file).
+    pub fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode: meta.ino(),
+        })
     }
+}
+
+/// Whether the regular file at `path` holds exactly `size` bytes with this `sha256`: its stamp
+/// when it does.
+pub fn same_content(path: &Path, size: u64, sha256: &str) -> Option<Stamp> {
+    use sha2::{Digest, Sha256};
+    let stamp = Stamp::of(path).filter(|s| s.len == size)?;
     // A small buffer: included files are often many and small.
     let mut hasher = Sha256::new();
-    fs::File::open(path)
+    let same = fs::File::open(path)
         .and_then(|mut file| std::io::copy(&mut file, &mut hasher))
-        .is_ok_and(|_| format!("{:x}", hasher.finalize()) == sha256)
+        .is_ok_and(|_| format!("{:x}", hasher.finalize()) == sha256);
+    // Unchanged while it was read, too.
+    (same && Stamp::of(path) == Some(stamp)).then_some(stamp)
 }
 
 /// Why the database cannot be swapped now, if it cannot: it has a hot journal that only opening

@@ -22,7 +22,7 @@ pub mod swap;
 use prepare::{locate, prepare};
 pub use rollback::rollback;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -87,6 +87,9 @@ pub enum Source {
 pub struct StagedFile {
     pub live: PathBuf,
     pub size: u64,
+    /// The live file already holds these bytes: it stays in place, nothing is staged for it.
+    #[serde(skip)]
+    unchanged: Option<live::Stamp>,
     #[serde(skip)]
     staged: PathBuf,
 }
@@ -146,6 +149,8 @@ pub struct RestorePlan {
     /// Why live databases cannot be swapped now (only with `--force`; otherwise refused).
     pub in_use: Vec<String>,
     pub aside_dir: PathBuf,
+    /// Live included files that already hold the snapshot's bytes: left in place, not moved.
+    unchanged: HashMap<PathBuf, live::Stamp>,
     swap: swap::SwapPlan,
     local_dir: PathBuf,
     config: Config,
@@ -277,7 +282,17 @@ pub fn verify(
             .local_dir
             .join(format!("{TEMP_PREFIX}{VERIFY_STAGING}{}", located.tag)),
     );
-    prepare(config, &located, remote.as_ref(), staging, false, progress)
+    // A drill writes the databases (SQLite checks them in place) but only checks the included
+    // files as they stream past.
+    prepare(
+        config,
+        &located,
+        remote.as_ref(),
+        staging,
+        false,
+        extract::Files::CheckOnly,
+        progress,
+    )
 }
 
 /// Prepares a restore: every check, the comparison with the live data, and the swap plan.
@@ -302,7 +317,15 @@ pub fn plan_restore(
     let base = &config.base_dir;
     let staging =
         TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
-    let mut prepared = prepare(config, &located, remote.as_ref(), staging, force, progress)?;
+    let mut prepared = prepare(
+        config,
+        &located,
+        remote.as_ref(),
+        staging,
+        force,
+        extract::Files::Write,
+        progress,
+    )?;
     for (_, live_path) in &mut prepared.db_targets {
         *live_path = live_database_path(config, live_path)?;
     }
@@ -344,20 +367,18 @@ pub fn plan_restore(
     // Every live included file goes aside: one the snapshot lacks, or holds otherwise, is lost
     // from its place whatever its modification time says (`cp -p` and `rsync -a` keep old ones).
     let live_files = snapshot::live_included_files(config)?;
-    let in_snapshot: HashMap<&Path, &snapshot::FileEntry> = prepared
+    let in_snapshot: HashMap<&Path, &StagedFile> = prepared
         .files
         .iter()
-        .zip(&prepared.manifest.files)
-        .map(|(staged, entry)| (staged.live.as_path(), entry))
+        .map(|staged| (staged.live.as_path(), staged))
         .collect();
     let (mut not_in_snapshot, mut differing) = (Vec::new(), Vec::new());
     for file in &live_files {
         match in_snapshot.get(file.as_path()) {
             None => not_in_snapshot.push(file),
-            Some(entry) if !live::same_content(file, entry.size, &entry.sha256) => {
-                differing.push(file);
-            }
-            Some(_) => {}
+            // Found the same as the snapshot's copy while extracting: it stays in place.
+            Some(staged) if staged.unchanged.is_some() => {}
+            Some(_) => differing.push(file),
         }
     }
     let a_few = |files: &[&PathBuf]| {
@@ -393,10 +414,19 @@ pub fn plan_restore(
             prepared
                 .files
                 .iter()
+                .filter(|f| f.unchanged.is_none())
                 .map(|f| (f.staged.clone(), f.live.clone())),
         )
         .collect();
-    let touched = live_set(config, &db_paths, &incoming)?;
+    let unchanged: HashMap<PathBuf, live::Stamp> = prepared
+        .files
+        .iter()
+        .filter_map(|f| Some((f.live.clone(), f.unchanged?)))
+        .collect();
+    let touched: Vec<PathBuf> = live_set_with(&db_paths, live_files.clone(), &incoming)
+        .into_iter()
+        .filter(|live| !unchanged.contains_key(live))
+        .collect();
     let aside_dir = swap::new_aside_dir(base, Utc::now());
     let plan = swap_plan(
         config,
@@ -422,6 +452,7 @@ pub fn plan_restore(
         table_differences,
         in_use,
         aside_dir,
+        unchanged,
         swap: plan,
         local_dir: config.local_dir.clone(),
         config: config.clone(),
@@ -472,7 +503,20 @@ pub(super) fn live_set(
     databases: &[PathBuf],
     incoming: &[(PathBuf, PathBuf)],
 ) -> Result<Vec<PathBuf>> {
-    Ok(databases
+    Ok(live_set_with(
+        databases,
+        snapshot::live_included_files(config)?,
+        incoming,
+    ))
+}
+
+/// [`live_set`] with the included files already walked.
+fn live_set_with(
+    databases: &[PathBuf],
+    live_files: Vec<PathBuf>,
+    incoming: &[(PathBuf, PathBuf)],
+) -> Vec<PathBuf> {
+    databases
         .iter()
         .flat_map(|db| {
             std::iter::once(db.clone()).chain(
@@ -481,9 +525,9 @@ pub(super) fn live_set(
                     .map(|s| fsutil::with_suffix(db, s)),
             )
         })
-        .chain(snapshot::live_included_files(config)?)
+        .chain(live_files)
         .chain(incoming.iter().map(|(_, live)| live.clone()))
-        .collect())
+        .collect()
 }
 
 pub(super) fn in_use_error(reasons: &[String]) -> Error {
@@ -513,8 +557,9 @@ pub(super) fn swap_plan(
         .into_iter()
         .filter(|(_, live)| !is_config_file(config, live))
         .collect();
-    let mut seen = BTreeSet::new();
-    let mut stored_names = BTreeMap::new();
+    // Hashed, not ordered: a snapshot may hold tens of thousands of files.
+    let mut seen = HashSet::new();
+    let mut stored_names = HashMap::new();
     let mut set_aside = Vec::new();
     for live in touched {
         if !seen.insert(live.clone()) || is_config_file(config, live) {
@@ -554,18 +599,25 @@ pub(super) fn swap_plan(
         let guard = link_free_below(config, &databases, live);
         check_folders_above(live, guard, &mut sound)?;
     }
-    // Renames must stay on one file system to be atomic.
+    // Renames must stay on one file system to be atomic. A file (or a link: where it sits counts,
+    // not where it leads) is on its folder's file system, so each folder is looked at once.
     let aside_sources = set_aside.iter().map(|e| &e.live);
+    let mut folder_devs: HashMap<PathBuf, u64> = HashMap::new();
     for live in incoming.iter().map(|(_, live)| live).chain(aside_sources) {
-        // A link itself is what moves: where it sits counts, not where it leads.
-        let mut probe = live.as_path();
-        let mut found = fs::symlink_metadata(probe);
-        let dev = loop {
-            match found {
-                Ok(meta) => break meta.dev(),
-                Err(_) => probe = probe.parent().unwrap_or(Path::new("/")),
+        let folder = live.parent().unwrap_or(Path::new("/"));
+        let dev = match folder_devs.get(folder) {
+            Some(&dev) => dev,
+            None => {
+                let mut probe = folder;
+                let dev = loop {
+                    match fs::metadata(probe) {
+                        Ok(meta) => break meta.dev(),
+                        Err(_) => probe = probe.parent().unwrap_or(Path::new("/")),
+                    }
+                };
+                folder_devs.insert(folder.to_path_buf(), dev);
+                dev
             }
-            found = fs::metadata(probe);
         };
         if dev != base_dev {
             return Err(db_refused(format!(
@@ -682,14 +734,30 @@ impl RestorePlan {
                 return Err(in_use_error(&busy));
             }
         }
+        // Files left in place because they held the snapshot's bytes must still hold them.
+        if let Some(changed) = self
+            .unchanged
+            .iter()
+            .find(|(path, stamp)| live::Stamp::of(path).as_ref() != Some(*stamp))
+        {
+            return Err(Error::Other(format!(
+                "{} changed while the restore was being prepared (is the app running?); nothing was changed: run the restore again",
+                changed.0.display()
+            )));
+        }
         // The live set again, now: files the app wrote, or a -wal it left, while the user was
         // being asked must be set aside too, never overwritten.
+        let touched: Vec<PathBuf> =
+            live_set(&self.config, &self.swap.databases, &self.swap.incoming)?
+                .into_iter()
+                .filter(|live| !self.unchanged.contains_key(live))
+                .collect();
         let swap = swap_plan(
             &self.config,
             self.swap.operation.clone(),
             self.swap.tag.clone(),
             &self.swap.aside_dir,
-            &live_set(&self.config, &self.swap.databases, &self.swap.incoming)?,
+            &touched,
             self.swap.incoming.clone(),
             self.swap.databases.clone(),
             self.swap.cleanup.clone(),
@@ -697,12 +765,18 @@ impl RestorePlan {
         // A restored file keeps the owner and mode of the live file it replaces, so an app that
         // runs as another user can still open it. Only a regular file's: a link in its place is
         // set aside as a link, and what it points to is not ours to read.
+        let ours = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
         for (staged, live_path) in &swap.incoming {
             if let Ok(meta) = fs::symlink_metadata(live_path)
                 && meta.is_file()
             {
                 use std::os::unix::fs::PermissionsExt;
-                let _ = std::os::unix::fs::chown(staged, Some(meta.uid()), Some(meta.gid()));
+                if (meta.uid(), meta.gid()) != ours {
+                    let _ = std::os::unix::fs::chown(staged, Some(meta.uid()), Some(meta.gid()));
+                }
                 let _ = fs::set_permissions(
                     staged,
                     fs::Permissions::from_mode(meta.permissions().mode() & 0o7777),

@@ -1,11 +1,13 @@
 //! Steps 1–4 of a restore: find the archive (local or remote), map its contents to this
 //! machine, extract and check everything into a staging folder.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, extract, is_config_file, stage,
+    Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, extract, is_config_file, live,
+    stage,
 };
 use crate::catalog;
 use crate::config::Config;
@@ -184,6 +186,7 @@ pub(super) fn prepare(
     remote: Option<&Remote>,
     staging: TempPath,
     force: bool,
+    files: extract::Files<'_>,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let started = Instant::now();
@@ -195,21 +198,18 @@ pub(super) fn prepare(
     fsutil::create_private_dir(staging.path())
         .at("cannot create staging folder", staging.path())?;
     let payload = staging.path().join("payload");
+    let into = Destination {
+        payload: &payload,
+        parent: &parent,
+        files,
+    };
     let local_record = located.local.as_deref().and_then(fsutil::read_checksum);
     let mut local_damaged = located.local_damaged;
     let mut from_local = None;
     if let Some(path) = located.local.as_ref().filter(|_| !local_damaged) {
         // Hashed during extraction against its record.
         let archive_sha = extract::ArchiveSha::Check(local_record.as_deref());
-        match unpack(
-            config,
-            &located.tag,
-            path,
-            archive_sha,
-            &payload,
-            &parent,
-            progress,
-        ) {
+        match unpack(config, &located.tag, path, archive_sha, &into, progress) {
             Ok(unpacked) => from_local = Some(unpacked),
             // Damage can show as any refusal (a garbled manifest, a bad member, a bad sha256):
             // the whole file against its record tells whether the local copy is to blame.
@@ -246,15 +246,7 @@ pub(super) fn prepare(
             }
             // Hashed on its way in and compared with the remote's record: not hashed again.
             let archive_sha = extract::ArchiveSha::Known(&sha256);
-            let unpacked = unpack(
-                config,
-                &located.tag,
-                &path,
-                archive_sha,
-                &payload,
-                &parent,
-                progress,
-            )?;
+            let unpacked = unpack(config, &located.tag, &path, archive_sha, &into, progress)?;
             (unpacked, found.sha256, Source::Remote)
         }
     };
@@ -263,6 +255,7 @@ pub(super) fn prepare(
         db_lives,
         file_lives,
         notes,
+        unchanged,
     } = unpacked;
     let manifest = extracted.manifest;
     crate::failpoint::hit("restore-extracted");
@@ -297,6 +290,7 @@ pub(super) fn prepare(
             Some(StagedFile {
                 live: live?,
                 size: entry.size,
+                unchanged: unchanged.get(&entry.archive_path).copied(),
                 staged: payload.join(&entry.archive_path),
             })
         })
@@ -319,6 +313,15 @@ pub(super) fn prepare(
     })
 }
 
+/// Where an archive is unpacked, and whether its included files are written or only checked.
+#[derive(Clone, Copy)]
+struct Destination<'a> {
+    payload: &'a Path,
+    /// The folder that holds the staging folder, for the free-space check.
+    parent: &'a Path,
+    files: extract::Files<'a>,
+}
+
 /// A snapshot's archive extracted into the staging payload, with where its contents belong.
 struct Unpacked {
     extracted: extract::Extracted,
@@ -327,6 +330,9 @@ struct Unpacked {
     file_lives: Vec<Option<PathBuf>>,
     /// How the snapshot maps to this machine, for the user.
     notes: Vec<String>,
+    /// Archive paths of the files whose live copy already holds the same bytes, with what the
+    /// live file looked like then.
+    unchanged: HashMap<String, live::Stamp>,
 }
 
 /// Reads the manifest of `archive`, maps it to this machine, and extracts it into `payload`,
@@ -336,10 +342,14 @@ fn unpack(
     tag: &Tag,
     archive: &Path,
     archive_sha: extract::ArchiveSha<'_>,
-    payload: &Path,
-    parent: &Path,
+    into: &Destination<'_>,
     progress: &dyn Progress,
 ) -> Result<Unpacked> {
+    let Destination {
+        payload,
+        parent,
+        files,
+    } = *into;
     let manifest = extract::read_manifest(archive)?;
     if manifest.tag != *tag {
         return Err(db_refused(format!(
@@ -358,13 +368,31 @@ fn unpack(
         files: file_lives,
         notes,
     } = targets(config, &manifest)?;
+    // A restore leaves a live file that is already the snapshot's copy where it is: nothing
+    // to stage, set aside or move (most of a queue folder, after one bad DELETE).
+    let mut unchanged = HashMap::new();
+    if let extract::Files::Write = files {
+        for (entry, live) in manifest.files.iter().zip(&file_lives) {
+            if let Some(live) = live
+                && let Some(stamp) = live::same_content(live, entry.size, &entry.sha256)
+            {
+                unchanged.insert(entry.archive_path.clone(), stamp);
+            }
+        }
+    }
+    let skip: std::collections::HashSet<String> = unchanged.keys().cloned().collect();
+    let files = match files {
+        extract::Files::Write => extract::Files::WriteExcept(&skip),
+        other => other,
+    };
     fsutil::create_private_dir(payload).at("cannot create staging folder", payload)?;
-    let extracted = extract::extract(archive, payload, archive_sha, progress)?;
+    let extracted = extract::extract_with(archive, payload, archive_sha, files, progress)?;
     Ok(Unpacked {
         extracted,
         db_lives,
         file_lives,
         notes,
+        unchanged,
     })
 }
 

@@ -15,7 +15,7 @@
 //! Recovery of `swapping` undoes every rename that happened, newest first, and removes the aside
 //! folder: the old state. Recovery of `committed` finishes the clean-up: the new state.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
@@ -192,12 +192,8 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         from: staged.clone(),
         to: live.clone(),
     }));
-    // Incoming data is durable before anything moves.
-    for (staged, _) in &plan.incoming {
-        fs::File::open(staged)
-            .and_then(|f| f.sync_all())
-            .at("cannot sync", staged)?;
-    }
+    // Incoming data is durable before anything moves (extraction does not sync file by file).
+    fsutil::sync_files(plan.incoming.iter().map(|(staged, _)| staged.as_path()))?;
     fsutil::create_private_dir_all(local_dir).at("cannot create snapshot folder", local_dir)?;
     let mut journal = Journal {
         journal_version: 1,
@@ -298,7 +294,9 @@ fn create_folders(plan: &SwapPlan, moves: &[Move]) -> Result<()> {
         fsutil::create_private_dir(&plan.aside_dir).at("cannot create folder", &plan.aside_dir)?;
         failpoint::hit("swap-aside-created");
     }
-    for parent in moves.iter().filter_map(|m| m.to.parent()) {
+    // Each folder once: a queue folder holds thousands of files.
+    let parents: HashSet<&Path> = moves.iter().filter_map(|m| m.to.parent()).collect();
+    for parent in parents {
         let made = if parent.starts_with(&plan.aside_dir) {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -314,7 +312,7 @@ fn create_folders(plan: &SwapPlan, moves: &[Move]) -> Result<()> {
 
 /// Syncs every folder a rename touched, so the renames survive a power cut.
 fn sync_parents(moves: &[Move]) -> Result<()> {
-    let folders: BTreeSet<&Path> = moves
+    let folders: HashSet<&Path> = moves
         .iter()
         .flat_map(|m| [m.from.parent(), m.to.parent()])
         .flatten()

@@ -60,7 +60,10 @@ pub(crate) fn write(
     for member in members {
         let source = File::open(&member.source).at("cannot read staged copy", &member.source)?;
         // 1 MiB reads instead of io::copy's 8 KiB: an eighth of the system calls.
-        let reader = CountingReader::new(io::BufReader::with_capacity(1 << 20, source), progress);
+        let reader = CountingReader::new(
+            io::BufReader::with_capacity(crate::fsutil::buffer_for(member.size), source),
+            progress,
+        );
         append(
             &mut tar,
             &member.archive_path,

@@ -8,7 +8,7 @@ pub(crate) use hot_copy::probe_database;
 pub mod manifest;
 pub mod pgzip;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -249,9 +249,17 @@ fn collect_includes(config: &Config) -> Result<Vec<IncludedFile>> {
     walk_includes(config, false)
 }
 
+/// Files found by a walk, each once (an include may be reached twice, through a link or an
+/// overlapping include); hashed rather than ordered, for walks of tens of thousands of files.
+#[derive(Default)]
+struct Found {
+    seen: HashSet<PathBuf>,
+    files: Vec<IncludedFile>,
+}
+
 fn walk_includes(config: &Config, missing_ok: bool) -> Result<Vec<IncludedFile>> {
     let exclusions = Exclusions::new(config);
-    let mut files = BTreeMap::new();
+    let mut files = Found::default();
     for root in &config.includes {
         if missing_ok && fs::symlink_metadata(root).is_err() {
             continue;
@@ -263,10 +271,13 @@ fn walk_includes(config: &Config, missing_ok: bool) -> Result<Vec<IncludedFile>>
                 root.display()
             ))
         })?;
+        // Resolved once here; below it the walk follows no links, so a path's resolved form is
+        // its folder's plus its name (resolving each of 50,000 files cost 350,000 readlinks).
+        let resolved = fsutil::comparable_path(root);
         if meta.is_dir() {
-            walk(config, &exclusions, root, &mut files)?;
+            walk(config, &exclusions, root, &resolved, &mut files)?;
         } else if meta.is_file() {
-            add_file(config, &exclusions, root, meta.len(), &mut files)?;
+            add_file(config, &exclusions, root, resolved, meta.len(), &mut files)?;
         } else {
             return Err(Error::Other(format!(
                 "include {} is neither a file nor a folder; list plain files or folders only",
@@ -274,16 +285,21 @@ fn walk_includes(config: &Config, missing_ok: bool) -> Result<Vec<IncludedFile>>
             )));
         }
     }
-    Ok(files.into_values().collect())
+    // A stable order, whatever order the includes were listed or reached in.
+    let mut files = files.files;
+    files.sort_unstable_by(|a, b| a.archive_path.cmp(&b.archive_path));
+    Ok(files)
 }
 
+/// Walks the folder `dir`, whose resolved path (links and `..` resolved) is `resolved`.
 fn walk(
     config: &Config,
     exclusions: &Exclusions,
     dir: &Path,
-    files: &mut BTreeMap<PathBuf, IncludedFile>,
+    resolved: &Path,
+    files: &mut Found,
 ) -> Result<()> {
-    if exclusions.folders.contains(&fsutil::comparable_path(dir)) {
+    if exclusions.folders.iter().any(|f| f == resolved) {
         return Ok(());
     }
     let entries =
@@ -309,25 +325,27 @@ fn walk(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io("cannot read", &path, e)),
         };
+        let resolved = resolved.join(entry.file_name());
         if meta.is_dir() {
-            walk(config, exclusions, &path, files)?;
+            walk(config, exclusions, &path, &resolved, files)?;
         } else if meta.is_file() {
-            add_file(config, exclusions, &path, meta.len(), files)?;
+            add_file(config, exclusions, &path, resolved, meta.len(), files)?;
         }
         // Links, sockets and devices are not data a restore can put back safely: skipped.
     }
     Ok(())
 }
 
+/// Adds the file at `source`, whose resolved path is `key` (an include may be reached twice).
 fn add_file(
     config: &Config,
     exclusions: &Exclusions,
     source: &Path,
+    key: PathBuf,
     size: u64,
-    files: &mut BTreeMap<PathBuf, IncludedFile>,
+    files: &mut Found,
 ) -> Result<()> {
-    let key = fsutil::comparable_path(source);
-    if exclusions.files.contains(&key) || files.contains_key(&key) {
+    if exclusions.files.contains(&key) || files.seen.contains(&key) {
         return Ok(());
     }
     // Inside the config folder: the relative path; elsewhere: the absolute path under `_root/`.
@@ -342,15 +360,13 @@ fn add_file(
             source.display()
         )));
     };
-    files.insert(
-        key,
-        IncludedFile {
-            display: config.display_path(source),
-            source: source.to_path_buf(),
-            archive_path: format!("files/{relative}"),
-            size,
-        },
-    );
+    files.seen.insert(key);
+    files.files.push(IncludedFile {
+        display: config.display_path(source),
+        source: source.to_path_buf(),
+        archive_path: format!("files/{relative}"),
+        size,
+    });
     Ok(())
 }
 /// Copies an included file into staging, hashing it on the way; returns size, sha256 and mode,
