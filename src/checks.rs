@@ -101,6 +101,7 @@ impl Findings {
 impl fmt::Display for ForeignKeyFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.error {
+            Some(error) if self.table.is_empty() => f.write_str(error),
             Some(error) => write!(
                 f,
                 "the foreign key of `{}` on `{}` cannot be checked ({error})",
@@ -178,10 +179,18 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 /// When SQLite cannot read the file at all.
 pub fn integrity(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-    let lines: Vec<String> = stmt
+    let rows: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    Ok(lines.into_iter().filter(|line| line != "ok").collect())
+    // A row may hold several lines (the b-tree checks report under a "*** in database main ***"
+    // heading): one finding per line, so every message stays on one line.
+    Ok(rows
+        .iter()
+        .flat_map(|row| row.lines())
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && *line != "ok" && !line.starts_with("*** in database"))
+        .map(str::to_string)
+        .collect())
 }
 
 /// `PRAGMA foreign_key_check` on the file at `path`, table by table, so a foreign key SQLite
@@ -256,11 +265,10 @@ fn parent_named_in(message: &str) -> Option<String> {
     Some(rest.trim().trim_matches('"').to_string())
 }
 
-/// Both checks, side by side on connections from `open` (each reads the whole file).
-///
-/// # Errors
-/// When SQLite cannot read the file.
-pub fn run(open: impl Fn() -> rusqlite::Result<Connection> + Sync) -> rusqlite::Result<Findings> {
+/// Both checks, side by side on connections from `open` (each reads the whole file): what a
+/// snapshot runs on its copy and a restore on what it extracted. A check SQLite cannot finish
+/// (a file too damaged to read through) is a finding too, the same on both sides.
+pub fn run(open: impl Fn() -> rusqlite::Result<Connection> + Sync) -> Findings {
     let (integrity, foreign_keys) = std::thread::scope(|s| {
         let integrity = s.spawn(|| integrity(&open()?));
         let foreign_keys = open().and_then(|conn| foreign_keys(&conn));
@@ -269,10 +277,18 @@ pub fn run(open: impl Fn() -> rusqlite::Result<Connection> + Sync) -> rusqlite::
             foreign_keys,
         )
     });
-    Ok(Findings {
-        integrity: integrity?,
-        foreign_keys: foreign_keys?,
-    })
+    Findings {
+        integrity: integrity.unwrap_or_else(|e| vec![format!("integrity_check stopped: {e}")]),
+        foreign_keys: foreign_keys.unwrap_or_else(|e| {
+            vec![ForeignKeyFinding {
+                table: String::new(),
+                parent: String::new(),
+                rows: 0,
+                examples: Vec::new(),
+                error: Some(format!("foreign_key_check stopped: {e}")),
+            }]
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,16 @@ struct Entry {
     /// when last asked (`None`: it could not be asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     remote_good: Option<bool>,
+    /// The remote copy (`sha256:size` as the remote records it) whose download did not match
+    /// its record: not downloaded again, nor counted as a good copy, until the remote's record
+    /// changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bad_remote: Option<String>,
+}
+
+/// How a remote copy is told apart from another under the same tag.
+fn remote_key(found: &RemoteSnapshot) -> String {
+    format!("{}:{}", found.sha256.as_deref().unwrap_or("-"), found.size)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -75,6 +85,7 @@ impl Entry {
             size,
             modified,
             remote_good: None,
+            bad_remote: None,
         }
     }
 
@@ -272,12 +283,14 @@ impl LazyListing<'_> {
             .map_err(Clone::clone)
     }
 
-    /// Whether the remote holds a good copy of the local archive `path`.
-    fn holds_good_copy(&mut self, tag: &Tag, path: &Path) -> Option<bool> {
+    /// Whether the remote holds a good copy of the local archive `path`: one whose record is the
+    /// local record, and not the copy `bad` whose download already failed that record.
+    fn holds_good_copy(&mut self, tag: &Tag, path: &Path, bad: Option<&str>) -> Option<bool> {
         let recorded = fsutil::read_checksum(path);
-        self.get()
-            .ok()
-            .map(|found| remote_matches(found.get(tag), recorded.as_deref()))
+        self.get().ok().map(|found| {
+            let copy = found.get(tag);
+            remote_matches(copy, recorded.as_deref()) && copy.map(remote_key).as_deref() != bad
+        })
     }
 }
 
@@ -319,8 +332,12 @@ pub fn after_push(
         let Some(snapshot) = local.iter().find(|s| s.tag == damaged.tag) else {
             continue;
         };
-        match repair(snapshot, &mut listing, remote, progress) {
-            Ok(true) => {
+        let bad = state
+            .archives
+            .get(&snapshot.tag)
+            .and_then(|e| e.bad_remote.clone());
+        match repair(snapshot, &mut listing, remote, bad.as_deref(), progress) {
+            Ok(Repair::Done) => {
                 tracing::info!("repaired local copy of {} from the remote", snapshot.tag);
                 state.archives.insert(
                     snapshot.tag.clone(),
@@ -328,7 +345,16 @@ pub fn after_push(
                 );
                 report.repaired.push(snapshot.tag.clone());
             }
-            Ok(false) => {}
+            Ok(Repair::NoGoodCopy) => {}
+            Ok(Repair::RemoteBad { copy, why }) => {
+                if let Some(entry) = state.archives.get_mut(&snapshot.tag) {
+                    entry.bad_remote = Some(copy);
+                }
+                report.problems.push(format!(
+                    "the local copy of {} was not repaired from the remote: {why}; the remote copy is not tried again until it changes",
+                    snapshot.tag
+                ));
+            }
             Err(e) => report.problems.push(format!(
                 "the local copy of {} was not repaired from the remote: {e}",
                 snapshot.tag
@@ -426,7 +452,7 @@ pub fn after_push(
             continue;
         }
         entry.remote_good = if remote.is_some() {
-            listing.holds_good_copy(tag, &path)
+            listing.holds_good_copy(tag, &path, entry.bad_remote.as_deref())
         } else {
             Some(false)
         };
@@ -443,23 +469,40 @@ pub fn after_push(
     report
 }
 
+/// What a repair from the remote came to.
+enum Repair {
+    Done,
+    /// The remote holds no copy with the local record's sha256 (yet), or only the one whose
+    /// download failed before.
+    NoGoodCopy,
+    /// The remote's copy claims the local record, but its bytes do not match it.
+    RemoteBad {
+        copy: String,
+        why: String,
+    },
+}
+
 /// Replaces a damaged local archive with the remote's copy, when the remote holds one whose
-/// sha256 is the local record. `Ok(false)`: no good copy to repair from (yet).
+/// sha256 is the local record (and is not `bad`, the copy whose download already failed).
 fn repair(
     snapshot: &LocalSnapshot,
     listing: &mut LazyListing<'_>,
     remote: Option<&Remote>,
+    bad: Option<&str>,
     progress: &dyn Progress,
-) -> Result<bool> {
+) -> Result<Repair> {
     let (Some(remote), Some(recorded)) = (remote, fsutil::read_checksum(&snapshot.path)) else {
-        return Ok(false);
+        return Ok(Repair::NoGoodCopy);
     };
     let found = match listing.get() {
         Ok(found) => found.get(&snapshot.tag).cloned(),
         Err(e) => return Err(Error::Remote(e)),
     };
-    let Some(found) = found.filter(|f| remote_matches(Some(f), Some(&recorded))) else {
-        return Ok(false);
+    let Some(found) = found
+        .filter(|f| remote_matches(Some(f), Some(&recorded)))
+        .filter(|f| Some(remote_key(f).as_str()) != bad)
+    else {
+        return Ok(Repair::NoGoodCopy);
     };
     let dir = snapshot.path.parent().unwrap_or(Path::new("."));
     fsutil::ensure_space(dir, found.size, "the repaired archive")?;
@@ -468,17 +511,20 @@ fn repair(
     let _ = fs::remove_file(temp.path());
     let (size, sha256) = remote.fetch(&snapshot.tag, temp.path(), progress)?;
     if sha256 != recorded || size != found.size {
-        return Err(Error::Other(format!(
-            "the download has sha256 {sha256} ({size} bytes), but {recorded} ({} bytes) was recorded; the transfer or the remote copy is damaged",
-            found.size
-        )));
+        return Ok(Repair::RemoteBad {
+            copy: remote_key(&found),
+            why: format!(
+                "the download has sha256 {sha256} ({size} bytes), but {recorded} ({} bytes) was recorded; the remote copy is damaged",
+                found.size
+            ),
+        });
     }
     fs::File::open(temp.path())
         .and_then(|f| f.sync_all())
         .at("cannot sync", temp.path())?;
     temp.persist(&snapshot.path)?;
     fsutil::sync_dir(dir)?;
-    Ok(true)
+    Ok(Repair::Done)
 }
 
 #[cfg(test)]

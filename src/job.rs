@@ -258,8 +258,19 @@ fn push_pending(
         })
         .collect();
     progress.phase("pushing", waiting.iter().map(|s| s.size).sum());
+    // Copies an earlier check found damaged (and unchanged since) are not hashed again every
+    // push: they wait, counted, until the repair or the user deals with them.
+    let known_damaged: std::collections::HashSet<Tag> =
+        crate::integrity::known_damaged(&config.local_dir)
+            .into_iter()
+            .map(|d| d.tag)
+            .collect();
     let mut waiting = waiting.into_iter();
     while let Some(snapshot) = waiting.next() {
+        if known_damaged.contains(&snapshot.tag) {
+            outcome.pending.push(snapshot.tag);
+            continue;
+        }
         let checked = if snapshot.tag == fresh.tag {
             Ok(Checked::Verified(fresh.sha256.clone()))
         } else {
@@ -272,7 +283,10 @@ fn push_pending(
         let (sha256, verified) = match checked {
             Ok(Checked::Verified(sha)) => (sha, true),
             Ok(Checked::Unrecorded(sha)) => (sha, false),
-            Ok(Checked::Damaged) => continue,
+            Ok(Checked::Damaged) => {
+                outcome.pending.push(snapshot.tag);
+                continue;
+            }
             Err(e) => {
                 outcome.pending.push(snapshot.tag);
                 outcome.error.get_or_insert(e);

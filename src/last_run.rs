@@ -84,8 +84,15 @@ impl LastRun {
             tag: self.tag.clone(),
             ok: self.ok,
         };
-        self.last_ok = if self.ok {
-            Some(this.clone())
+        // The last good snapshot is the newest one stored and pushed, even when something after
+        // the push failed (retention, a damaged older copy): the older one a run's prune may
+        // have deleted must not stand in for it.
+        let stored_and_pushed = self.snapshot_ok && self.push_ok != Some(false);
+        self.last_ok = if stored_and_pushed {
+            Some(Milestone {
+                ok: true,
+                ..this.clone()
+            })
         } else {
             previous.as_ref().and_then(LastRun::last_good)
         };

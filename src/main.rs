@@ -12,6 +12,24 @@ macro_rules! outln {
     };
 }
 
+/// `errln!` that never panics: a closed stderr (`backup now 2>&1 | true`) drops the message
+/// and the command keeps its own exit code.
+macro_rules! errln {
+    () => {
+        $crate::term::write_stderr(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::term::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `err!` that never panics; see [`errln!`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::term::write_stderr(format_args!($($arg)*))
+    };
+}
+
 /// `print!` that never panics; see [`outln!`].
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -144,7 +162,7 @@ fn main() -> ExitCode {
             // A bar left ticking would redraw over the error.
             progress.done();
             term::clear_progress_line();
-            eprintln!("backup: error: {e}");
+            errln!("backup: error: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -173,7 +191,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("bad command line");
     let message = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("backup: error: {message}; run `backup --help` for the commands and options");
+    errln!("backup: error: {message}; run `backup --help` for the commands and options");
     ExitCode::from(exit::USAGE)
 }
 
@@ -183,7 +201,7 @@ fn load_config(path: Option<&std::path::Path>) -> Result<backup_agent::config::C
     let path = backup_agent::config::Config::locate(path)?;
     let config = backup_agent::config::Config::load(&path)?;
     if let Some(done) = backup_agent::restore::recover_interrupted(&config)? {
-        eprintln!(
+        errln!(
             "backup: note: an interrupted {} was {}",
             done.operation,
             if done.undone {
@@ -193,7 +211,7 @@ fn load_config(path: Option<&std::path::Path>) -> Result<backup_agent::config::C
             }
         );
         for note in &done.problems {
-            eprintln!("backup: note: {note}");
+            errln!("backup: note: {note}");
         }
     }
     Ok(config)

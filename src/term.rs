@@ -23,7 +23,7 @@ pub fn progress(disabled: bool) -> Box<dyn Progress> {
 /// Erases a progress line before an error is printed, on a terminal only.
 pub fn clear_progress_line() {
     if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[2K");
+        write_stderr(format_args!("\r\x1b[2K"));
     }
 }
 
@@ -130,7 +130,14 @@ fn write_with(write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::
     if let Err(e) = write(&mut out) {
         STDOUT_FAILED.store(true, Ordering::Relaxed);
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("backup: warning: cannot write the output: {e}");
+            write_stderr(format_args!(
+                "backup: warning: cannot write the output: {e}\n"
+            ));
         }
     }
+}
+
+/// Writes to stderr without ever panicking: with no one reading it, a message is dropped.
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
 }

@@ -290,7 +290,7 @@ fn a_migration_that_breaks_a_foreign_key_is_refused_unless_forced() {
     let out = app.run(&["verify", "latest"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("a migration damaged it"),
+        stderr(&out).contains("a migration breaks it"),
         "{}",
         stderr(&out)
     );

@@ -71,7 +71,7 @@ fn login(github: GithubConfig) -> Result<u8, Error> {
     );
     for var in ["GITHUB_TOKEN", "GH_TOKEN"] {
         if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
-            eprintln!("backup: note: {var} is set, and is used before the keyring");
+            errln!("backup: note: {var} is set, and is used before the keyring");
         }
     }
     crate::ok()
@@ -139,7 +139,7 @@ fn read_token() -> Result<String, Error> {
             .map_err(read_error)?;
         return Ok(text.lines().next().unwrap_or("").to_string());
     }
-    eprint!("GitHub token (input hidden): ");
+    err!("GitHub token (input hidden): ");
     let saved = rustix::termios::tcgetattr(&stdin).ok();
     if let Some(saved) = &saved {
         let mut quiet = saved.clone();
@@ -151,7 +151,7 @@ fn read_token() -> Result<String, Error> {
     if let Some(saved) = &saved {
         let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, saved);
     }
-    eprintln!();
+    errln!();
     result.map_err(read_error)?;
     Ok(line)
 }

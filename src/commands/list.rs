@@ -73,7 +73,7 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
             entries.iter().map(|e| e.host.clone()).collect();
         entries.retain(|e| e.host == host);
         if entries.is_empty() && !before.is_empty() {
-            eprintln!(
+            errln!(
                 "backup: note: no snapshots of host {host}; the hosts with snapshots are {}",
                 before.into_iter().collect::<Vec<_>>().join(", ")
             );
@@ -166,7 +166,7 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         .map(|e| e.tag.to_string())
         .collect();
     if !future.is_empty() {
-        eprintln!(
+        errln!(
             "backup: warning: {} snapshot(s) dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
             future.len(),
             future.join(", ")
@@ -175,7 +175,7 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     match remote_error {
         None => Ok(exit::OK),
         Some(e) => {
-            eprintln!("backup: error: cannot list the remote, showing local snapshots only: {e}");
+            errln!("backup: error: cannot list the remote, showing local snapshots only: {e}");
             Ok(exit::REMOTE)
         }
     }

@@ -126,7 +126,7 @@ pub fn finish(report: &PruneReport) -> u8 {
     match &report.error {
         None => exit::OK,
         Some(e) => {
-            eprintln!(
+            errln!(
                 "backup: error: pruning stopped: {e}; what was not deleted is tried again by the next prune"
             );
             e.exit_code()

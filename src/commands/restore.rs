@@ -100,7 +100,7 @@ impl<'a> Checked<'a> {
 /// Says on stderr that the remote copy stood in for a damaged local one; `done` ends the sentence.
 fn note_local_damaged(p: &Prepared, done: &str) {
     if p.local_damaged {
-        eprintln!(
+        errln!(
             "backup: note: the local copy of {} is damaged; {done} (the next `backup run` repairs the local copy)",
             p.tag
         );
@@ -203,7 +203,7 @@ pub fn verify(
     let prepared = match restore::verify(&config, &which, args.host.as_deref(), progress) {
         Ok(prepared) => {
             for note in &prepared.notes {
-                eprintln!("backup: note: {note}");
+                errln!("backup: note: {note}");
             }
             prepared
         }
@@ -276,12 +276,7 @@ fn restore_inner(
     let which = Which::parse(&args.which)?;
     let plan = restore::plan_restore(&config, &which, args.host.as_deref(), args.force, progress)?;
     for note in &plan.prepared.notes {
-        eprintln!("backup: note: {note}");
-    }
-    if let Some(e) = &plan.prepared.remote_error {
-        eprintln!(
-            "backup: note: the remote could not be listed ({e}); `latest` is the newest local snapshot"
-        );
+        errln!("backup: note: {note}");
     }
     if !args.json {
         describe(&plan.prepared);
@@ -338,7 +333,7 @@ fn restore_inner(
         .then(|| serde_json::to_value(Checked::of(&plan.prepared)).expect("serializes"));
     let report = plan.commit()?;
     if let Some(tag) = damaged_note {
-        eprintln!(
+        errln!(
             "backup: note: the local copy of {tag} is damaged; restored from the remote copy (the next `backup run` repairs the local copy)"
         );
     }
@@ -385,7 +380,7 @@ fn restore_inner(
 fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Error> {
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !interactive {
-        eprintln!(
+        errln!(
             "backup: error: the restore would set aside live data the snapshot lacks ({}); nothing was changed: run it again with --yes to go ahead, or --dry-run to look first",
             concerns
                 .iter()
@@ -398,10 +393,10 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
     }
     if json {
         for line in concerns.iter().chain(notes) {
-            eprintln!("note: {line}");
+            errln!("note: {line}");
         }
     }
-    eprint!("Set the live data aside and restore? [y/N] ");
+    err!("Set the live data aside and restore? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()
@@ -410,7 +405,7 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
         .map_err(|e| Error::Other(format!("cannot read the answer: {e}")))?;
     let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
     if !yes {
-        eprintln!("backup: nothing was changed");
+        errln!("backup: nothing was changed");
     }
     Ok(yes)
 }

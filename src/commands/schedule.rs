@@ -82,7 +82,7 @@ pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
                 print_installed(&installed);
             }
             if every != config.schedule.every {
-                eprintln!(
+                errln!(
                     "backup: note: `backup status` judges freshness by [schedule] every = \"{}\"; set every = \"{every}\" in {} to match",
                     config.schedule.every,
                     config.file.display()

@@ -75,13 +75,13 @@ pub fn execute(
         render(&config, &report, json);
     }
     if let Some(line) = findings_warning(&report.snapshot) {
-        eprintln!("backup: warning: {line}");
+        errln!("backup: warning: {line}");
     }
     for warning in &report.warnings {
-        eprintln!("backup: warning: {warning}");
+        errln!("backup: warning: {warning}");
     }
     for damaged in &report.damaged {
-        eprintln!("backup: error: {damaged}");
+        errln!("backup: error: {damaged}");
     }
     match &report.push_error {
         Some(e) => {
@@ -89,7 +89,7 @@ pub fn execute(
                 Error::Remote(message) => message.clone(),
                 other => other.to_string(),
             };
-            eprintln!(
+            errln!(
                 "backup: error: push to {} failed: {reason}; snapshot {} is safe locally, and the {} snapshot(s) waiting are pushed by the next `backup run`",
                 report.remote.as_deref().unwrap_or("the remote"),
                 report.snapshot.tag,
@@ -100,7 +100,7 @@ pub fn execute(
         None if !report.damaged.is_empty() => Ok(exit::FAILED),
         None => match &report.prune_error {
             Some(e) => {
-                eprintln!(
+                errln!(
                     "backup: error: snapshot {} is stored and pushed, but retention stopped: {e}; the next run tries again",
                     report.snapshot.tag
                 );

@@ -557,6 +557,14 @@ pub(super) fn swap_plan(
         .into_iter()
         .filter(|(_, live)| !is_config_file(config, live))
         .collect();
+    // Two incoming files for one place: the second rename would fail half way through.
+    let mut placed = HashSet::new();
+    if let Some((_, twice)) = incoming.iter().find(|(_, live)| !placed.insert(live)) {
+        return Err(db_refused(format!(
+            "the snapshot brings two files to {}; nothing was restored",
+            twice.display()
+        )));
+    }
     // Hashed, not ordered: a snapshot may hold tens of thousands of files.
     let mut seen = HashSet::new();
     let mut stored_names = HashMap::new();
@@ -638,10 +646,23 @@ pub(super) fn swap_plan(
     })
 }
 
-/// Whether `path` is the config file in use (names compared first: this runs once per file).
+/// Whether `path` is the config file in use, or what it links to (names compared first: this
+/// runs once per file).
 pub(super) fn is_config_file(config: &Config, path: &Path) -> bool {
-    path.file_name() == config.file.file_name()
-        && fsutil::comparable_path(path) == fsutil::comparable_path(&config.file)
+    // Resolved once per process: a `backup.toml` that is a link to `conf/real.toml` is that file.
+    static RESOLVED: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    let resolve = || (config.file.clone(), fsutil::comparable_path(&config.file));
+    let cached = RESOLVED.get_or_init(resolve);
+    let fresh;
+    let resolved = if cached.0 == config.file {
+        &cached.1
+    } else {
+        fresh = resolve();
+        &fresh.1
+    };
+    let name = path.file_name();
+    (name == config.file.file_name() || name == resolved.file_name())
+        && fsutil::comparable_path(path) == *resolved
 }
 
 /// The folder below which no folder of `live` may be a symbolic link: for a database and its

@@ -60,7 +60,12 @@ pub(super) fn locate(
         (_, None) => None,
     };
     let remote_list = listed.unwrap_or_default();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = remote_error
+        .iter()
+        .map(|e| {
+            format!("the remote could not be listed ({e}); `latest` is among the local snapshots")
+        })
+        .collect();
     let tag = match which {
         Which::Tag(tag) => tag.clone(),
         Which::Latest => {
@@ -120,6 +125,15 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<Targets> {
         };
         dbs.push(db.path.clone());
     }
+    // Databases where they really are (a link followed): their -wal/-shm/-journal are there.
+    let real_dbs: Vec<PathBuf> = config
+        .databases
+        .iter()
+        .filter_map(|db| {
+            let real = std::fs::canonicalize(&db.path).ok()?;
+            (real != db.path).then_some(real)
+        })
+        .collect();
     let mut files = Vec::new();
     let mut notes = Vec::new();
     // Looked up once per file: a snapshot may hold tens of thousands.
@@ -134,11 +148,22 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<Targets> {
             None => config.base_dir.join(rel),
         };
         let inside = config.includes.iter().any(|root| live.starts_with(root));
-        let database_file = config.databases.iter().any(|db| {
-            std::iter::once(String::new())
-                .chain(fsutil::DB_COMPANIONS.iter().map(|s| s.to_string()))
-                .any(|suffix| fsutil::with_suffix(&db.path, &suffix) == live)
-        });
+        let database_file = config
+            .databases
+            .iter()
+            .map(|db| db.path.as_path())
+            .chain(real_dbs.iter().map(PathBuf::as_path))
+            .any(|db| {
+                std::iter::once("")
+                    .chain(fsutil::DB_COMPANIONS)
+                    .any(|suffix| fsutil::with_suffix(db, suffix) == live)
+            });
+        if let Some(whose) = tool_owned(config, &live) {
+            return Err(db_refused(format!(
+                "the snapshot holds {}, which lies in {whose}; a snapshot never holds the tool's own files, so this archive was not made by backup-agent as it is",
+                live.display()
+            )));
+        }
         // Older snapshots of `path = "."` hold the config file. The one in use stays: a
         // restore killed midway must find its journal through it.
         if is_config_file(config, &live) {
@@ -179,6 +204,33 @@ struct Targets {
     notes: Vec<String>,
 }
 
+/// Where `live` lies among the places the snapshot walk never takes files from, if it does: the
+/// local snapshot folder, the remote folder, a temp name of this tool, or a `pre_restore_*`
+/// folder beside the config. An archive that lists such a file was made or changed by hand.
+fn tool_owned(config: &Config, live: &Path) -> Option<&'static str> {
+    if live.starts_with(&config.local_dir) {
+        return Some("the local snapshot folder");
+    }
+    if let Some(folder) = config.remote.as_ref().and_then(|r| r.folder())
+        && live.starts_with(folder)
+    {
+        return Some("the remote folder");
+    }
+    let below_base = live.strip_prefix(&config.base_dir).ok();
+    if below_base
+        .and_then(|rel| rel.components().next())
+        .and_then(|first| first.as_os_str().to_str())
+        .is_some_and(|first| first.starts_with(super::ASIDE_PREFIX))
+    {
+        return Some("a folder where a restore set live data aside");
+    }
+    let temp = live
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .any(fsutil::is_our_temp);
+    temp.then_some("a temporary file or folder of this tool")
+}
+
 /// Gets the archive, extracts and checks everything into `staging`.
 pub(super) fn prepare(
     config: &Config,
@@ -212,8 +264,9 @@ pub(super) fn prepare(
         match unpack(config, &located.tag, path, archive_sha, &into, progress) {
             Ok(unpacked) => from_local = Some(unpacked),
             // Damage can show as any refusal (a garbled manifest, a bad member, a bad sha256):
-            // the whole file against its record tells whether the local copy is to blame.
-            Err(e) if !integrity::is_damaged(path).unwrap_or(false) => return Err(e),
+            // the whole file against its record tells whether the local copy is to blame. A
+            // file that cannot even be read through (a failing disk) is to blame too.
+            Err(e) if !integrity::is_damaged(path).unwrap_or(true) => return Err(e),
             Err(e) => {
                 tracing::info!("the local copy of {} is damaged: {e}", located.tag);
                 local_damaged = true;

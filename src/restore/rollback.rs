@@ -64,6 +64,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         })
     };
     for entry in &record.set_aside {
+        check_recorded(config, &old_dir, entry)?;
         let stored = old_dir.join(&entry.stored);
         // Opening the set-aside database once (to look at it) checkpoints and removes its
         // -wal/-shm: the database alone then holds everything.
@@ -136,4 +137,40 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         set_aside: done.set_aside.len(),
         placed: done.placed.len(),
     })
+}
+
+/// A record entry a rollback may act on: stored at a plain path inside its folder, and going
+/// back to a database the swap concerned (or its -wal/-shm/-journal) or under an `[[include]]`.
+/// Anything else was not written by a restore: the folder was changed by hand, or crafted.
+fn check_recorded(config: &Config, old_dir: &Path, entry: &swap::AsideEntry) -> Result<()> {
+    let plain = entry
+        .stored
+        .to_str()
+        .is_some_and(super::extract::is_plain_relative);
+    // The config's databases, as configured and where a link leads (never the record's own
+    // list, which could name anything).
+    let databases: Vec<PathBuf> = config
+        .databases
+        .iter()
+        .flat_map(|d| [Some(d.path.clone()), fs::canonicalize(&d.path).ok()])
+        .flatten()
+        .collect();
+    let database_file = databases.iter().any(|db| {
+        std::iter::once("")
+            .chain(fsutil::DB_COMPANIONS)
+            .any(|suffix| fsutil::with_suffix(db, suffix) == entry.live)
+    });
+    let included = config
+        .includes
+        .iter()
+        .any(|root| entry.live.starts_with(root));
+    if plain && entry.live.is_absolute() && (database_file || included) {
+        return Ok(());
+    }
+    Err(Error::Other(format!(
+        "{} lists {} -> {}, which no restore would set aside (outside every [[include]] and database of the config); the folder was changed by hand, so nothing was rolled back",
+        old_dir.join(swap::RECORD_FILE).display(),
+        entry.stored.display(),
+        entry.live.display()
+    )))
 }

@@ -97,14 +97,17 @@ pub fn check_database(
     let pending =
         ladder.is_some_and(|l| !forced_newer_schema && i64::from(l.latest()) > snapshot_version);
 
-    let before = if pending {
+    let open = || checks::open_read_only(staged);
+    // Findings are compared with the record on the file as it was snapshotted: a migration may
+    // rename what a finding names. What a migration adds is then compared with that.
+    let (before, found_before) = if pending {
         let counts = count_rows(&conn).map_err(sql)?;
         if let Some(problem) = count_mismatch(&entry.tables, &counts) {
             overridable(name, problem, force, &mut forced)?;
         }
-        Some(counts)
+        (Some(counts), Some(checks::run(open)))
     } else {
-        None
+        (None, None)
     };
     let migrations_applied = match ladder {
         Some(ladder) if pending => ladder.apply(&mut conn).map_err(|e| {
@@ -120,25 +123,15 @@ pub fn check_database(
         .map_err(sql)?;
     drop(conn);
 
-    // The two checks and the counts each read the whole file: run them side by side.
-    let (integrity, foreign, after) = std::thread::scope(|s| {
-        let integrity =
-            s.spawn(|| checks::open_read_only(staged).and_then(|c| checks::integrity(&c)));
-        let foreign =
-            s.spawn(|| checks::open_read_only(staged).and_then(|c| checks::foreign_keys(&c)));
-        let after = checks::open_read_only(staged).and_then(|c| count_rows(&c));
-        (
-            integrity.join().expect("check thread panicked"),
-            foreign.join().expect("check thread panicked"),
-            after,
-        )
+    // The checks and the counts each read the whole file: side by side.
+    let (findings, after) = std::thread::scope(|s| {
+        let findings = s.spawn(|| checks::run(open));
+        let after = open().and_then(|c| count_rows(&c));
+        (findings.join().expect("check thread panicked"), after)
     });
-    let findings = Findings {
-        integrity: integrity.unwrap_or_else(|e| vec![format!("integrity_check stopped: {e}")]),
-        foreign_keys: foreign.map_err(sql)?,
-    };
     let recorded = entry.findings.clone().unwrap_or_default();
-    let beyond = findings.beyond(&recorded);
+    let as_snapshotted = found_before.as_ref().unwrap_or(&findings);
+    let beyond = as_snapshotted.beyond(&recorded);
     if !beyond.is_empty() {
         let problem = if entry.findings.is_none() {
             format!(
@@ -146,14 +139,32 @@ pub fn check_database(
             )
         } else if recorded.is_empty() {
             format!(
-                "the checks found {beyond}, but the copy passed them when the snapshot was taken: the archive or a migration damaged it"
+                "the checks found {beyond}, but the copy passed them when the snapshot was taken: the archive is damaged"
             )
         } else {
             format!(
-                "the checks found {beyond}, beyond what the snapshot recorded ({recorded}): the archive or a migration damaged it"
+                "the checks found {beyond}, beyond what the snapshot recorded ({recorded}): the archive is damaged"
             )
         };
         overridable(name, problem, force, &mut forced)?;
+    }
+    if let Some(before) = &found_before {
+        let added = findings.beyond(before);
+        if !added.is_empty() {
+            let steps: Vec<String> = migrations_applied
+                .iter()
+                .map(|v| format!("{v:04}"))
+                .collect();
+            overridable(
+                name,
+                format!(
+                    "the checks found {added} after migration(s) {}, which the snapshot did not have: a migration breaks it",
+                    steps.join(", ")
+                ),
+                force,
+                &mut forced,
+            )?;
+        }
     }
     let after = after.map_err(sql)?;
     let changed_by_migrations = match &before {
@@ -192,7 +203,7 @@ fn overridable(name: &str, problem: String, force: bool, forced: &mut Vec<String
     } else {
         Err(refuse(
             name,
-            format!("{problem}; pass --force to restore it as it is"),
+            format!("{problem}; `backup restore --force` restores it as it is"),
         ))
     }
 }

@@ -165,9 +165,8 @@ fn open_source(db: &DatabaseConfig) -> Result<Connection> {
     Ok(source)
 }
 
-/// Runs on a copy the checks a restore runs (`integrity_check` and `foreign_key_check`, through
-/// [`checks`]), and reads the facts the manifest records: schema version, page size, row counts.
-/// The integrity check runs beside the rest, each on its own connection.
+/// Runs on a copy the checks a restore runs ([`checks::run`]), and reads the facts the manifest
+/// records: schema version, page size, row counts; side by side, each on its own connection.
 ///
 /// The copy is opened immutable and read-only, so the checks leave no -wal/-shm files.
 pub(crate) fn inspect_copy(db: &DatabaseConfig, copy_path: &Path) -> Result<CopyFacts> {
@@ -180,29 +179,23 @@ pub(crate) fn inspect_copy(db: &DatabaseConfig, copy_path: &Path) -> Result<Copy
         )
     };
     let fail = |e: rusqlite::Error| db_error(db, format!("checking the copy: {e}"));
-    let (integrity, rest) = std::thread::scope(|s| {
-        let integrity = s.spawn(|| open().and_then(|conn| checks::integrity(&conn)));
-        let rest = open().and_then(|conn| {
-            let foreign_keys = checks::foreign_keys(&conn)?;
+    // The restore's own checks (one function for both sides), beside the facts.
+    let (findings, facts) = std::thread::scope(|s| {
+        let findings = s.spawn(|| checks::run(open));
+        let facts = open().and_then(|conn| {
             let user_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             let tables = crate::restore::stage::count_rows(&conn)?;
-            Ok((foreign_keys, user_version, page_size, tables))
+            Ok((user_version, page_size, tables))
         });
-        (integrity.join().expect("check thread panicked"), rest)
+        (findings.join().expect("check thread panicked"), facts)
     });
-    let (foreign_keys, user_version, page_size, tables) = rest.map_err(fail)?;
-    // A file SQLite cannot even check through is a finding too: the copy is still the best one
-    // there is of what the app has.
-    let integrity = integrity.unwrap_or_else(|e| vec![format!("integrity_check stopped: {e}")]);
+    let (user_version, page_size, tables) = facts.map_err(fail)?;
     Ok(CopyFacts {
         user_version,
         page_size: page_size as u64,
         tables,
-        findings: Findings {
-            integrity,
-            foreign_keys,
-        },
+        findings,
     })
 }
 
