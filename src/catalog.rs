@@ -189,10 +189,12 @@ pub fn latest_host(tags: &[&Tag], host: Option<&str>) -> Result<(String, Option<
     }
     let this = crate::tag::this_host();
     let mut hosts: BTreeMap<&str, (usize, &Tag)> = BTreeMap::new();
-    for tag in tags {
+    // A snapshot held locally and remotely is one snapshot.
+    let unique: std::collections::BTreeSet<&Tag> = tags.iter().copied().collect();
+    for tag in unique {
         let entry = hosts.entry(tag.host()).or_insert((0, tag));
         entry.0 += 1;
-        if *tag > entry.1 {
+        if tag > entry.1 {
             entry.1 = tag;
         }
     }

@@ -108,38 +108,72 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Makes the files at `paths` durable. On Linux one `syncfs` per file system they are on
 /// (a restore's are all on one) instead of a flush per file: a snapshot of 50,000 small files
-/// would otherwise wait on 50,000 flushes. Elsewhere, each file is synced.
+/// would otherwise wait on 50,000 flushes. Each file is synced where `syncfs` cannot be trusted
+/// to: before Linux 5.8 it did not report write-back errors, and on FUSE file systems it does
+/// not reach the daemon's storage; and elsewhere than Linux.
 pub fn sync_files<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::MetadataExt;
-        // A file is on its folder's file system: one look per folder.
-        let mut folders = std::collections::HashSet::new();
-        let mut synced = std::collections::HashSet::new();
-        for path in paths {
-            let folder = path.parent().unwrap_or(path);
-            if !folders.insert(folder.to_path_buf()) {
-                continue;
-            }
-            let meta = fs::metadata(folder).at("cannot sync", folder)?;
-            if synced.insert(meta.dev()) {
-                let dir = File::open(folder).at("cannot sync", folder)?;
-                rustix::fs::syncfs(&dir)
-                    .map_err(io::Error::from)
-                    .at("cannot sync the file system of", folder)?;
-            }
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
+    let paths: Vec<&Path> = paths.into_iter().collect();
+    let sync_each = |paths: &[&Path]| -> Result<()> {
         for path in paths {
             File::open(path)
                 .and_then(|f| f.sync_all())
                 .at("cannot sync", path)?;
         }
         Ok(())
+    };
+    #[cfg(target_os = "linux")]
+    if syncfs_reports_errors() {
+        use std::collections::HashMap;
+        use std::os::unix::fs::MetadataExt;
+        const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+        // A file is on its folder's file system: one look per folder, one sync per file system.
+        let mut folder_is_fuse: HashMap<&Path, bool> = HashMap::new();
+        let mut synced = std::collections::HashSet::new();
+        let mut one_by_one = Vec::new();
+        for path in &paths {
+            let folder = path.parent().unwrap_or(path);
+            let fuse = match folder_is_fuse.get(folder) {
+                Some(&fuse) => fuse,
+                None => {
+                    let dir = File::open(folder).at("cannot sync", folder)?;
+                    let dev = dir.metadata().at("cannot sync", folder)?.dev();
+                    let fuse = rustix::fs::fstatfs(&dir)
+                        // `f_type`'s integer type differs between architectures.
+                        .is_ok_and(|s| {
+                            #[allow(clippy::useless_conversion)]
+                            let kind = i64::try_from(s.f_type).ok();
+                            kind == Some(FUSE_SUPER_MAGIC)
+                        });
+                    if !fuse && synced.insert(dev) {
+                        rustix::fs::syncfs(&dir)
+                            .map_err(io::Error::from)
+                            .at("cannot sync the file system of", folder)?;
+                    }
+                    folder_is_fuse.insert(folder, fuse);
+                    fuse
+                }
+            };
+            if fuse {
+                one_by_one.push(*path);
+            }
+        }
+        return sync_each(&one_by_one);
     }
+    sync_each(&paths)
+}
+
+/// Whether `syncfs` reports write-back errors: Linux 5.8 and later.
+#[cfg(target_os = "linux")]
+fn syncfs_reports_errors() -> bool {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    version >= (5, 8)
 }
 
 /// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync the folder.

@@ -293,7 +293,32 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
     )];
     for db in &config.databases {
         let name = format!("database {}", db.name);
+        // A folder on the way that is a link: snapshots read through it, but a restore never
+        // writes through one without --force.
+        let linked_folder = db
+            .path
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| dir.starts_with(&config.base_dir) && *dir != config.base_dir)
+            .find(|dir| std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()));
         checks.push(match crate::snapshot::probe_database(db) {
+            Ok(_) if linked_folder.is_some() => {
+                let link = linked_folder.expect("checked");
+                let real = std::fs::canonicalize(&db.path).unwrap_or_else(|_| db.path.clone());
+                Check::not_ok(
+                    Verdict::Warn,
+                    name,
+                    format!(
+                        "{} is reached through the link {}: a restore refuses to write through it",
+                        db.path.display(),
+                        link.display()
+                    ),
+                    format!(
+                        "set `path` of this [[database]] to where it really is ({}), or restore with --force",
+                        real.display()
+                    ),
+                )
+            }
             Ok((version, tables)) => Check::ok(
                 name,
                 format!(

@@ -87,3 +87,20 @@ fn a_token_of_two_lines_is_refused_in_one_line_that_never_shows_it() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn a_closed_stderr_ends_quietly_with_the_commands_own_exit_code() {
+    let app = App::new(20);
+    // No remote folder: `now` stores the snapshot and says on stderr that the push failed.
+    std::fs::remove_dir(app.path("remote")).unwrap();
+    let mut child = app
+        .command(&["now"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+    assert_eq!(app.archives("backups").len(), 1);
+}

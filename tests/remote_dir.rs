@@ -940,3 +940,48 @@ fn a_truncated_local_copy_is_repaired_from_the_remote_by_the_next_run() {
             .all(|r| r["where"] == "both" && r["local_damaged"] == false)
     );
 }
+
+/// Both copies damaged: the local one fails its record, and the remote's bytes fail the same
+/// record although the remote lists it. The repair downloads it once, finds it bad, and says
+/// so; the runs after neither download it again nor count it as a good copy.
+#[test]
+fn a_remote_copy_that_fails_its_record_is_not_downloaded_every_hour() {
+    let app = App::new(50);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let name = app.archives("backups")[0].clone();
+    flip_a_byte(&app.path("backups").join(&name));
+    flip_a_byte(&app.path("remote").join(&name));
+    let runs: Vec<Value> = (0..3)
+        .map(|_| {
+            next_second();
+            let out = app.run(&["run", "--json"]);
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    let problems = |run: &Value| run["local_check"]["problems"].to_string();
+    // The first run finds the damage; the second tries the remote copy and finds it bad too.
+    assert!(
+        problems(&runs[1]).contains("the remote copy is damaged"),
+        "{}",
+        runs[1]
+    );
+    // The third does not download it again.
+    assert!(
+        !problems(&runs[2]).contains("the download has"),
+        "{}",
+        runs[2]
+    );
+    assert_eq!(
+        runs[2]["local_check"]["damaged"][0]["remote_good"], false,
+        "{}",
+        runs[2]
+    );
+    let out = app.run(&["status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["warnings"]
+            .to_string()
+            .contains("No other copy exists"),
+        "{status}"
+    );
+}

@@ -576,3 +576,198 @@ fn the_folders_a_snapshot_and_a_restore_make_are_private_under_umask_000() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(mode(&app.path("backups")), 0o700, "the local folder");
 }
+
+/// Repacks a local archive with `extra` files added to it and to its manifest, and records its
+/// new sha256: an archive crafted by someone who can write to the remote.
+fn add_to_archive(archive: &Path, extra: &[(&str, &[u8])]) {
+    let mut entries = read_archive(archive);
+    let mut manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    for (path, bytes) in extra {
+        let archive_path = format!("files/{path}");
+        manifest["files"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "path": path, "archive_path": archive_path, "size": bytes.len(),
+                "mode": 0o644, "sha256": sha256_hex(bytes),
+            }));
+        entries.push((archive_path, bytes.to_vec(), 0o644));
+    }
+    entries[0].1 = serde_json::to_vec_pretty(&manifest).unwrap();
+    let out = fs::File::create(archive).unwrap();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        out,
+        flate2::Compression::fast(),
+    ));
+    for (name, bytes, mode) in &entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(*mode);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, bytes.as_slice())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+    let name = archive.file_name().unwrap().to_string_lossy();
+    let sha = sha256_hex(&fs::read(archive).unwrap());
+    fs::write(
+        format!("{}.sha256", archive.display()),
+        format!("{sha}  {name}\n"),
+    )
+    .unwrap();
+}
+
+/// An archive that lists files in the tool's own places (the local snapshot folder, a
+/// `pre_restore_*` folder, a temp name) was not made by the snapshot walk, which never takes
+/// files from there: refused whole, nothing written. A rollback record that sends a file
+/// outside every include is refused the same way.
+#[test]
+fn an_archive_or_record_naming_the_tools_own_places_is_refused() {
+    let app = App::new(20);
+    app.write_config(&QUEUE_CONFIG.replace("path = \"data/queue\"", "path = \".\""));
+    fs::create_dir_all(app.path("data/queue")).unwrap();
+    fs::write(app.path("data/queue/job.json"), b"{}").unwrap();
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let archive = app.path(&format!("backups/{}", app.archives("backups")[0]));
+    let pristine = fs::read(&archive).unwrap();
+    let pristine_record = fs::read(format!("{}.sha256", archive.display())).unwrap();
+    let not_backups = |name: &str| name == "backups";
+    let before = hashes(app.dir.path(), &not_backups);
+    for (path, place) in [
+        ("backups/last_run.json", "the local snapshot folder"),
+        (
+            "pre_restore_20990101T000000Z/RESTORE.json",
+            "a folder where a restore set live data aside",
+        ),
+        (
+            "data/queue/.backup-tmp-last_run.json",
+            "a temporary file or folder",
+        ),
+    ] {
+        fs::write(&archive, &pristine).unwrap();
+        fs::write(format!("{}.sha256", archive.display()), &pristine_record).unwrap();
+        add_to_archive(&archive, &[(path, b"crafted")]);
+        let out = app.run(&["restore", "latest", "--yes"]);
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(place) && err.contains("not made by backup-agent"),
+            "{err}"
+        );
+        assert_eq!(hashes(app.dir.path(), &not_backups), before, "{path}");
+        assert!(aside_dirs(&app).is_empty());
+    }
+
+    // A record planted in a pre_restore_* folder that would send a file outside the includes.
+    let planted = app.path("pre_restore_20990101T000000Z");
+    fs::create_dir_all(planted.join("x")).unwrap();
+    fs::write(planted.join("x/payload"), b"planted").unwrap();
+    let outside = app.dir.path().parent().unwrap().join(format!(
+        "outside-{}",
+        app.dir.path().file_name().unwrap().to_string_lossy()
+    ));
+    fs::write(
+        planted.join("RESTORE.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "record_version": 1, "operation": "restore", "tag": null,
+            "swapped_at": "2099-01-01T00:00:00Z", "databases": [outside],
+            "placed": [], "set_aside": [{ "stored": "x/payload", "live": outside }],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = app.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no restore would set aside"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!outside.exists(), "nothing written outside the includes");
+}
+
+/// `backup.toml` may be a link (to `conf/real.toml`, kept with the app's other settings): the
+/// file it leads to is the config in use, never set aside or replaced.
+#[test]
+fn a_config_file_behind_a_link_is_never_moved() {
+    let app = App::new(20);
+    fs::create_dir_all(app.path("conf")).unwrap();
+    fs::write(
+        app.path("conf/real.toml"),
+        QUEUE_CONFIG.replace("path = \"data/queue\"", "path = \".\""),
+    )
+    .unwrap();
+    fs::remove_file(app.path("backup.toml")).unwrap();
+    symlink(app.path("conf/real.toml"), app.path("backup.toml")).unwrap();
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    // An older snapshot held the config (as earlier versions took it): put one in.
+    let archive = app.path(&format!("backups/{}", app.archives("backups")[0]));
+    add_to_archive(&archive, &[("conf/real.toml", b"# an old config\n")]);
+    let config_before = fs::read(app.path("conf/real.toml")).unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let config_inode = inode(&app.path("conf/real.toml"));
+    Connection::open(app.path("data/tasks.db"))
+        .unwrap()
+        .execute("DELETE FROM tasks WHERE id < 5", [])
+        .unwrap();
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("config file"), "{}", stderr(&out));
+    assert_eq!(fs::read(app.path("conf/real.toml")).unwrap(), config_before);
+    assert_eq!(inode(&app.path("conf/real.toml")), config_inode);
+    assert!(
+        fs::symlink_metadata(app.path("backup.toml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// A database reached through a linked folder (`data -> /fast/disk/data`): snapshots read
+/// through the link, `doctor` warns, a restore refuses to write through it unless `--force`,
+/// which restores into the folder the link leads to.
+#[test]
+fn a_database_behind_a_linked_folder_restores_with_force_into_the_real_folder() {
+    let app = App::new(30);
+    fs::rename(app.path("data"), app.path("real-data")).unwrap();
+    symlink(app.path("real-data"), app.path("data")).unwrap();
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    fs::create_dir_all(app.path("home")).unwrap();
+    let out = app
+        .command(&["doctor", "--json"])
+        .env("HOME", app.path("home"))
+        .output()
+        .unwrap();
+    let doctor = json(&out);
+    let db = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "database tasks")
+        .unwrap()
+        .clone();
+    assert_eq!(db["verdict"], "warn", "{db}");
+    let expected = row_counts(&app.path("real-data/tasks.db"));
+    Connection::open(app.path("real-data/tasks.db"))
+        .unwrap()
+        .execute("DELETE FROM tasks", [])
+        .unwrap();
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is a symbolic link") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = app.run(&["restore", "latest", "--yes", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        fs::symlink_metadata(app.path("data"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(row_counts(&app.path("real-data/tasks.db")), expected);
+}

@@ -208,11 +208,16 @@ impl DirRemote {
                 "mount the drive or fix [remote] path; `backup init --create` makes a missing folder",
             );
         }
-        if let Err(e) = self.check_writable() {
+        let describe = self.describe();
+        let state = marker::inspect(&self.root, &self.local_dir);
+        // Nothing is written into a folder that is refused (an empty mount point), not even a
+        // probe: the write probe comes after the marker says the folder is ours.
+        if !matches!(state, Ok(State::Refused(_)) | Err(_))
+            && let Err(e) = self.check_writable()
+        {
             return refused(e, "fix the folder's permissions");
         }
-        let describe = self.describe();
-        match marker::inspect(&self.root, &self.local_dir) {
+        match state {
             Ok(State::Marked { id, recorded }) => Diagnosis::Ready(format!(
                 "{describe} is writable and marked (id {}){}",
                 marker::short(&id),

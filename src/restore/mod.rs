@@ -327,7 +327,7 @@ pub fn plan_restore(
         progress,
     )?;
     for (_, live_path) in &mut prepared.db_targets {
-        *live_path = live_database_path(config, live_path)?;
+        *live_path = live_database_path(config, live_path, force)?;
     }
 
     // Live databases the snapshot brings back, with their -wal/-shm files.
@@ -464,13 +464,35 @@ pub fn plan_restore(
 /// Where a configured database really is: its path, or, when that is a symbolic link, the file
 /// the link leads to. The app's SQLite writes there, and keeps its -wal/-shm/-journal beside it,
 /// so a restore replaces that file and leaves the link as it is.
-fn live_database_path(config: &Config, configured: &Path) -> Result<PathBuf> {
+///
+/// A folder on the way that is a link is refused (a restore never writes through one) unless
+/// `force`: the user's own config put the database behind it, and SQLite reads through it, so
+/// `--force` restores into the folder it leads to.
+fn live_database_path(config: &Config, configured: &Path, force: bool) -> Result<PathBuf> {
     // The same rule as for the resolved path in the swap: no link among the folders below the
     // config's folder.
     let guard = configured
         .starts_with(&config.base_dir)
         .then_some(config.base_dir.as_path());
-    check_folders_above(configured, guard, &mut HashSet::new())?;
+    if let Err(e) = check_folders_above(configured, guard, &mut HashSet::new()) {
+        let resolved = configured
+            .parent()
+            .and_then(|folder| fs::canonicalize(folder).ok())
+            .zip(configured.file_name())
+            .map(|(folder, name)| folder.join(name));
+        return match resolved {
+            Some(real) if force => live_database_path(config, &real, false),
+            Some(real) => Err(Error::Other(
+                format!(
+                    "{}; or set `path` of this [[database]] to where it really is ({}), or pass --force to restore it there",
+                    e.to_string()
+                        .trim_end_matches("; the live data was not touched"),
+                    real.display()
+                ) + "; the live data was not touched",
+            )),
+            None => Err(e),
+        };
+    }
     if !fs::symlink_metadata(configured).is_ok_and(|m| m.file_type().is_symlink()) {
         return Ok(configured.to_path_buf());
     }

@@ -67,7 +67,14 @@ pub(super) fn locate(
         })
         .collect();
     let tag = match which {
-        Which::Tag(tag) => tag.clone(),
+        Which::Tag(tag) => {
+            if host.is_some() {
+                notes.push(format!(
+                    "--host only chooses whose `latest`; {tag} was named, so it is the one"
+                ));
+            }
+            tag.clone()
+        }
         Which::Latest => {
             let tags: Vec<&Tag> = local
                 .iter()

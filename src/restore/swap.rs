@@ -233,7 +233,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         }
         done += 1;
     }
-    let synced = failure.map_or_else(|| sync_parents(&journal.moves), Err);
+    let synced = failure.map_or_else(|| sync_parents(&journal.moves, &plan.aside_dir), Err);
     let record = Record {
         record_version: 1,
         operation: plan.operation.clone(),
@@ -310,13 +310,23 @@ fn create_folders(plan: &SwapPlan, moves: &[Move]) -> Result<()> {
     Ok(())
 }
 
-/// Syncs every folder a rename touched, so the renames survive a power cut.
-fn sync_parents(moves: &[Move]) -> Result<()> {
-    let folders: HashSet<&Path> = moves
+/// Syncs every folder a rename touched, so the renames survive a power cut, and the folders
+/// above them up to the one holding the aside folder: a folder the swap made (the aside folder,
+/// its subfolders, new live folders) is only there for good once its own parent is synced.
+fn sync_parents(moves: &[Move], aside_dir: &Path) -> Result<()> {
+    let top = aside_dir.parent().unwrap_or(aside_dir);
+    let mut folders: HashSet<&Path> = HashSet::new();
+    for folder in moves
         .iter()
         .flat_map(|m| [m.from.parent(), m.to.parent()])
         .flatten()
-        .collect();
+    {
+        for dir in folder.ancestors() {
+            if !folders.insert(dir) || dir == top || !dir.starts_with(top) {
+                break;
+            }
+        }
+    }
     for folder in folders {
         if folder.exists() {
             fsutil::sync_dir(folder)?;
@@ -350,6 +360,12 @@ fn undo(moves: &[Move], aside_dir: &Path) -> Undone {
                     ));
                 }
             }
+            // A live file that was to go aside and is gone from both places: something else (a
+            // queue worker) removed it before the swap reached it. Nothing of ours to put back.
+            (false, false) if m.to.starts_with(aside_dir) => undone.notes.push(format!(
+                "{} was removed by something else while the swap ran; there is nothing to put back",
+                m.from.display()
+            )),
             (false, false) => problems.push(format!(
                 "{} is in neither place it could be ({} or {})",
                 m.from
@@ -383,7 +399,7 @@ fn undo(moves: &[Move], aside_dir: &Path) -> Undone {
             (true, _) => {} // never moved
         }
     }
-    let _ = sync_parents(moves);
+    let _ = sync_parents(moves, aside_dir);
     undone
 }
 
