@@ -311,7 +311,18 @@ fn restore_inner(
                 swap: None,
             });
         } else {
-            outln!("dry run: every check passed; nothing was changed");
+            let forced = plan
+                .prepared
+                .databases
+                .iter()
+                .any(|db| !db.forced.is_empty() || db.forced_newer_schema);
+            if forced {
+                outln!(
+                    "dry run: every check passed or was overridden by --force (above); nothing was changed"
+                );
+            } else {
+                outln!("dry run: every check passed; nothing was changed");
+            }
         }
         return crate::ok();
     }
