@@ -152,6 +152,17 @@ impl Soak {
         fake.add_repo(REPO, true);
         let app = App::new(200);
         crate::support::make_db(&app.path("data/notes.db"), 80);
+        // As real app data often is: a row whose parent is gone (foreign keys are off unless the
+        // app turns them on). Every snapshot records it, and every drill and restore accepts it.
+        let notes = rusqlite::Connection::open(app.path("data/notes.db")).unwrap();
+        notes
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF;
+                 CREATE TABLE links (id INTEGER PRIMARY KEY, note_id INTEGER REFERENCES notes(id));
+                 INSERT INTO links (note_id) VALUES (1), (999999);",
+            )
+            .unwrap();
+        drop(notes);
         app.write_config(&config(&fake));
         let fresh = App::new(0);
         fs::remove_file(fresh.path("data/tasks.db")).unwrap();
