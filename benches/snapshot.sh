@@ -5,6 +5,8 @@
 #   RUNS=N        timed runs per mode and size, after one warm-up each (default 3)
 #   BENCH_DIR=D   scratch folder (default target/bench); generated databases are kept there
 #   SHARED=D      folder with make-db.py and baselines.sh (default ../shared/bench)
+#   BASE_BIN=B    another build of `backup` (say, of the previous release) timed beside this one
+#                 as "base", to see what a change costs
 #
 # For every size it makes a WAL database with make-db.py, then times, interleaved:
 #   backup   `backup now` (release build, no remote: the snapshot alone, like the baselines)
@@ -57,11 +59,13 @@ dir = "snapshots"
 TOML
     rm -f "$work"/times.*
     for i in $(seq 0 "$RUNS"); do
-        for mode in backup shell gzip6; do
+        for mode in ${BASE_BIN:+base} backup shell gzip6; do
             target=$work/times.$mode; [ "$i" -eq 0 ] && target=$work/warmup.$mode
             case $mode in
                 backup) rm -rf "$work/snapshots"
                         measure "$target" "$BIN" --config "$work/backup.toml" --no-progress now ;;
+                base)   rm -rf "$work/snapshots"
+                        measure "$target" "$BASE_BIN" --config "$work/backup.toml" --no-progress now ;;
                 *)      measure "$target" bash "$SHARED/baselines.sh" "$mode" "$db" "$work/scratch" ;;
             esac
         done
@@ -75,7 +79,10 @@ import statistics, sys
 work, size = sys.argv[1], sys.argv[2]
 outs = dict(zip(("backup", "shell", "gzip6"), map(int, sys.argv[3:6])))
 med = {}
-for mode in ("backup", "shell", "gzip6"):
+import os
+modes = ["backup", "shell", "gzip6"] + (["base"] if os.path.exists(f"{work}/times.base") else [])
+outs["base"] = outs["backup"]
+for mode in modes:
     rows = [tuple(map(float, l.split())) for l in open(f"{work}/times.{mode}")]
     walls = [r[0] for r in rows]; rss = [r[1] / 1024 for r in rows]
     med[mode] = (statistics.median(walls), statistics.median(rss))
@@ -88,6 +95,9 @@ with open(f"{work}/verdict", "w") as f:
     f.write(f"{size} MiB: wall {wr:.3f}x shell (target <= 0.3) {'PASS' if wr <= 0.3 else 'FAIL'}; "
             f"size {sr:.4f}x gzip -6 (target <= 1.05) {'PASS' if sr <= 1.05 else 'FAIL'}; "
             f"peak RSS {rss:.0f} MiB (target <= 64) {'PASS' if rss <= 64 else 'FAIL'}\n")
+    if "base" in med:
+        f.write(f"{size} MiB: wall {med['backup'][0] / med['base'][0]:.3f}x the BASE_BIN build "
+                f"({med['backup'][0]:.2f} s against {med['base'][0]:.2f} s)\n")
 PY
     verdicts+=("$(cat "$work/verdict")")
 done
