@@ -106,9 +106,9 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .at("cannot sync folder", dir)
 }
 
-/// Makes the files at `paths` durable. On Linux one `syncfs` per file system they are on
-/// (a restore's are all on one) instead of a flush per file: a snapshot of 50,000 small files
-/// would otherwise wait on 50,000 flushes. Each file is synced where `syncfs` cannot be trusted
+/// Makes the files at `paths` durable. For many files, on Linux, one `syncfs` per file system
+/// they are on (a restore's are all on one) instead of a flush per file: a snapshot of 50,000
+/// small files would otherwise wait on 50,000 flushes. Each file is synced where `syncfs` cannot be trusted
 /// to: before Linux 5.8 it did not report write-back errors, and on FUSE file systems it does
 /// not reach the daemon's storage; and elsewhere than Linux.
 pub fn sync_files<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
@@ -121,8 +121,10 @@ pub fn sync_files<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
         }
         Ok(())
     };
+    // A few files are synced one by one: one `syncfs` also waits for everything else dirty on
+    // that file system (another program's big write), which only pays off for many files.
     #[cfg(target_os = "linux")]
-    if syncfs_reports_errors() {
+    if paths.len() > SYNC_ONE_BY_ONE_MAX && syncfs_reports_errors() {
         use std::collections::HashMap;
         use std::os::unix::fs::MetadataExt;
         const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
@@ -161,6 +163,10 @@ pub fn sync_files<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     }
     sync_each(&paths)
 }
+
+/// Up to this many files, [`sync_files`] syncs each one.
+#[cfg(target_os = "linux")]
+const SYNC_ONE_BY_ONE_MAX: usize = 64;
 
 /// Whether `syncfs` reports write-back errors: Linux 5.8 and later.
 #[cfg(target_os = "linux")]
