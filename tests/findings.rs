@@ -4,7 +4,6 @@
 //! is recorded and refuses only what is new.
 
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -162,44 +161,11 @@ fn a_snapshot_of_flawed_data_is_stored_says_so_everywhere_and_restores() {
 /// Rewrites the manifest of a local archive with `edit`, repacks it and records its new
 /// sha256, as if an earlier version had written it that way.
 fn rewrite_manifest(archive: &Path, edit: impl Fn(&mut Value)) {
-    let mut entries = Vec::new();
-    {
-        let file = fs::File::open(archive).unwrap();
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        for entry in tar.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let name = entry.path().unwrap().to_string_lossy().into_owned();
-            let mode = entry.header().mode().unwrap();
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).unwrap();
-            entries.push((name, bytes, mode));
-        }
-    }
+    let mut entries = crate::support::read_archive(archive);
     let mut manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
     edit(&mut manifest);
     entries[0].1 = serde_json::to_vec_pretty(&manifest).unwrap();
-    let out = fs::File::create(archive).unwrap();
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        out,
-        flate2::Compression::fast(),
-    ));
-    for (name, bytes, mode) in &entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(*mode);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, bytes.as_slice())
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap();
-    let sha = crate::support::sha256_hex(&fs::read(archive).unwrap());
-    let name = archive.file_name().unwrap().to_string_lossy();
-    fs::write(
-        format!("{}.sha256", archive.display()),
-        format!("{sha}  {name}\n"),
-    )
-    .unwrap();
+    crate::support::write_archive(archive, &entries);
 }
 
 #[test]

@@ -594,28 +594,7 @@ fn add_to_archive(archive: &Path, extra: &[(&str, &[u8])]) {
         entries.push((archive_path, bytes.to_vec(), 0o644));
     }
     entries[0].1 = serde_json::to_vec_pretty(&manifest).unwrap();
-    let out = fs::File::create(archive).unwrap();
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        out,
-        flate2::Compression::fast(),
-    ));
-    for (name, bytes, mode) in &entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(*mode);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, bytes.as_slice())
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap();
-    let name = archive.file_name().unwrap().to_string_lossy();
-    let sha = sha256_hex(&fs::read(archive).unwrap());
-    fs::write(
-        format!("{}.sha256", archive.display()),
-        format!("{sha}  {name}\n"),
-    )
-    .unwrap();
+    crate::support::write_archive(archive, &entries);
 }
 
 /// An archive that lists files in the tool's own places (the local snapshot folder, a

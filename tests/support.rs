@@ -212,3 +212,30 @@ pub fn row_counts(path: &Path) -> BTreeMap<String, u64> {
         })
         .collect()
 }
+
+/// Writes `entries` (name, bytes, mode) as a `.tar.gz` at `path` and records its sha256 beside
+/// it, as a snapshot's record: an archive repacked by a test to play one made by hand.
+pub fn write_archive(path: &Path, entries: &[(String, Vec<u8>, u32)]) {
+    let out = fs::File::create(path).unwrap();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        out,
+        flate2::Compression::fast(),
+    ));
+    for (name, bytes, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(*mode);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, bytes.as_slice())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+    let name = path.file_name().unwrap().to_string_lossy();
+    let sha = sha256_hex(&fs::read(path).unwrap());
+    fs::write(
+        format!("{}.sha256", path.display()),
+        format!("{sha}  {name}\n"),
+    )
+    .unwrap();
+}

@@ -354,15 +354,7 @@ pub fn extract_with(
             fsutil::copy_large(&mut counted, &mut sink)
                 .map_err(|e| bad(archive, unreadable(&e)))?;
             let (_, size, sha256) = sink.finish();
-            if size != want.size || sha256 != want.sha256 {
-                return Err(bad(
-                    archive,
-                    format!(
-                        "`{path}` does not match its manifest (sha256 {sha256}, expected {})",
-                        want.sha256
-                    ),
-                ));
-            }
+            matches_manifest(archive, &path, want, size, &sha256)?;
             continue;
         }
         let target = dest.join(&path);
@@ -389,15 +381,7 @@ pub fn extract_with(
         let out = buffered
             .into_inner()
             .map_err(|e| Error::io("cannot write", &target, e.into_error()))?;
-        if size != want.size || sha256 != want.sha256 {
-            return Err(bad(
-                archive,
-                format!(
-                    "`{path}` does not match its manifest (sha256 {sha256}, expected {})",
-                    want.sha256
-                ),
-            ));
-        }
+        matches_manifest(archive, &path, want, size, &sha256)?;
         // Not synced here: a verify needs no durability, and a restore syncs the whole staging
         // once before its swap (one flush instead of one per file).
         out.set_permissions(fs::Permissions::from_mode(want.mode))
@@ -433,6 +417,26 @@ pub fn extract_with(
         archive_size,
         archive_sha256,
     })
+}
+
+/// Whether the `size` bytes with this `sha256` read for `path` are what the manifest lists.
+fn matches_manifest(
+    archive: &Path,
+    path: &str,
+    want: &Expected,
+    size: u64,
+    sha256: &str,
+) -> Result<()> {
+    if size == want.size && sha256 == want.sha256 {
+        return Ok(());
+    }
+    Err(bad(
+        archive,
+        format!(
+            "`{path}` does not match its manifest (sha256 {sha256}, expected {})",
+            want.sha256
+        ),
+    ))
 }
 
 fn describe_kind(kind: tar::EntryType) -> &'static str {
