@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: `backup.toml`, resolved once and passed in;
 //! - [`snapshot`]: consistent copies, `MANIFEST.json`, `<tag>.tar.gz`;
+//! - [`checks`]: the database checks a snapshot and a restore both run, and their findings;
 //! - [`remote`]: where snapshots go off the machine: a folder, or GitHub Releases;
 //! - [`auth`]: the GitHub token in the OS keyring;
 //! - [`job`]: the `now`/`run` job: lock, snapshot, push what the remote lacks, `last_run.json`;
