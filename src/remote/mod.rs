@@ -5,7 +5,7 @@
 //! - `put` stores an archive and converges: a retry that finds the snapshot already there, whole
 //!   and identical, succeeds without storing it twice; a partial leftover is replaced;
 //! - a remote never holds a half-written archive under its final name;
-//! - a folder remote is used only while it holds the marker this machine knows ([`marker`]).
+//! - a folder remote is used only while it holds the marker this machine knows (`marker`).
 
 mod dir;
 pub mod github;

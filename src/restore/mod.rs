@@ -10,7 +10,7 @@
 //! 4. per database: newer-schema guard, row counts, migrations forward, `integrity_check`,
 //!    `foreign_key_check` ([`stage`]);
 //! 5. compare with the live data and check no app has it open ([`live`]);
-//! 6. swap under a journal ([`swap`]), writing only where the rules of [`places`] allow.
+//! 6. swap under a journal ([`swap`]), writing only where the rules of `places` allow.
 
 pub mod extract;
 pub mod live;
