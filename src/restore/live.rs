@@ -278,7 +278,7 @@ pub fn same_content(path: &Path, size: u64, sha256: &str) -> Option<Stamp> {
 
 /// Why the database cannot be swapped now, if it cannot: it has a hot journal that only opening
 /// it (and so changing it) would resolve; another process has it (or its -wal/-shm/-journal)
-/// open, found by its open files ([`holders`]), since an app idle in rollback-journal mode holds
+/// open, found by its open files (`holders`), since an app idle in rollback-journal mode holds
 /// no lock; or it is locked, tried without waiting (an exclusive lock is refused while any other
 /// connection holds the WAL index or a lock), which also covers an opener the scan cannot see.
 pub fn in_use(path: &Path) -> Option<String> {
