@@ -107,7 +107,6 @@ fn a_damaged_local_archive_is_not_pushed() {
     let app = App::new(50);
     fs::remove_dir(app.path("remote")).unwrap();
     assert_eq!(app.run(&["now"]).status.code(), Some(4));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(app.run(&["now"]).status.code(), Some(4));
     let names = app.archives("backups");
     flip_a_byte(&app.path("backups").join(&names[0]));
@@ -648,11 +647,6 @@ fn add_rows(app: &App, n: usize) {
     }
 }
 
-/// Snapshot tags are to the second: runs a second apart never share one.
-pub fn next_second() {
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-}
-
 /// The life of a damaged local copy whose remote copy is good, through `backup` (which runs the
 /// binary with whatever the remote needs); the GitHub remote's tests run it too. A byte flipped
 /// in the least recently checked archive (its size kept) is found by the next run's bounded
@@ -666,7 +660,6 @@ pub fn a_damaged_local_copy_is_found_shown_restored_around_and_repaired(
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows_then = row_counts(&app.path("data/tasks.db"));
     add_rows(app, 20);
-    next_second();
     let out = backup(&["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // The first archive was checked by the second `now`, and is the older of the two: the least
@@ -685,7 +678,6 @@ pub fn a_damaged_local_copy_is_found_shown_restored_around_and_repaired(
         .to_string();
 
     // Found by the next run, within its bound; the remote's good copy makes it a warning.
-    next_second();
     let out = backup(&["run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
@@ -756,7 +748,6 @@ pub fn a_damaged_local_copy_is_found_shown_restored_around_and_repaired(
     assert_eq!(row_counts(&app.path("data/tasks.db")), rows_then);
 
     // The next run repairs the local copy from the remote.
-    next_second();
     let out = backup(&["run", "--json", "-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -812,7 +803,6 @@ fn a_damaged_local_copy_with_no_remote_copy_is_refused_and_never_pushed() {
     );
     assert_eq!(fs::read(app.path("data/tasks.db")).unwrap(), live_before);
 
-    next_second();
     let out = app.run(&["run"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
@@ -845,7 +835,6 @@ fn the_check_hashes_the_least_recently_checked_archives_within_the_new_snapshots
     let app = App::new(5);
     for _ in 0..3 {
         assert_eq!(app.run(&["now"]).status.code(), Some(0));
-        next_second();
     }
     let small = app.archives("backups");
     // A much larger snapshot: its size lets this run check every small archive.
@@ -886,7 +875,6 @@ fn the_check_takes_one_archive_even_when_it_exceeds_the_budget() {
         .unwrap();
     conn.execute_batch("VACUUM").unwrap();
     drop(conn);
-    next_second();
     let out = app.run(&["now", "--json", "-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let check = serde_json::from_slice::<Value>(&out.stdout).unwrap()["local_check"].clone();
@@ -915,7 +903,6 @@ fn a_truncated_local_copy_is_repaired_from_the_remote_by_the_next_run() {
     fs::write(&local, &good[..good.len() / 2]).unwrap();
     assert_eq!(app.list_json()[0]["where"], "differ");
 
-    next_second();
     let out = app.run(&["run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -924,7 +911,6 @@ fn a_truncated_local_copy_is_repaired_from_the_remote_by_the_next_run() {
         stderr(&out)
     );
     assert_eq!(fs::read(app.path("remote").join(&name)).unwrap(), good);
-    next_second();
     let out = app.run(&["run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -953,7 +939,6 @@ fn a_remote_copy_that_fails_its_record_is_not_downloaded_every_hour() {
     flip_a_byte(&app.path("remote").join(&name));
     let runs: Vec<Value> = (0..3)
         .map(|_| {
-            next_second();
             let out = app.run(&["run", "--json"]);
             serde_json::from_slice(&out.stdout).unwrap()
         })

@@ -713,7 +713,6 @@ fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["local_damaged"], true, "{rows}");
 
-    crate::remote_dir::next_second();
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
