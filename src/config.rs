@@ -92,6 +92,9 @@ impl RawRemote {
 pub struct Config {
     /// The config file this came from.
     pub file: PathBuf,
+    /// That file where it really is (links resolved): a restore never sets it aside.
+    #[serde(skip)]
+    pub file_resolved: PathBuf,
     /// Folder relative paths were resolved against (the config file's folder).
     pub base_dir: PathBuf,
     pub databases: Vec<DatabaseConfig>,
@@ -330,6 +333,7 @@ impl Config {
         };
         let config = Config {
             file: file.to_path_buf(),
+            file_resolved: crate::fsutil::comparable_path(file),
             base_dir,
             databases,
             includes,

@@ -221,20 +221,9 @@ pub(super) fn swap_plan(
 /// Whether `path` is the config file in use, or what it links to (names compared first: this
 /// runs once per file).
 pub(super) fn is_config_file(config: &Config, path: &Path) -> bool {
-    // Resolved once per process: a `backup.toml` that is a link to `conf/real.toml` is that file.
-    static RESOLVED: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
-    let resolve = || (config.file.clone(), fsutil::comparable_path(&config.file));
-    let cached = RESOLVED.get_or_init(resolve);
-    let fresh;
-    let resolved = if cached.0 == config.file {
-        &cached.1
-    } else {
-        fresh = resolve();
-        &fresh.1
-    };
     let name = path.file_name();
-    (name == config.file.file_name() || name == resolved.file_name())
-        && fsutil::comparable_path(path) == *resolved
+    (name == config.file.file_name() || name == config.file_resolved.file_name())
+        && fsutil::comparable_path(path) == config.file_resolved
 }
 
 /// The folder below which no folder of `live` may be a symbolic link: for a database and its

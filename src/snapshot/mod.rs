@@ -243,7 +243,7 @@ impl Exclusions {
                     .chain(fsutil::DB_COMPANIONS)
                     .map(move |suffix| fsutil::comparable_path(&fsutil::with_suffix(&db, suffix)))
             })
-            .chain(std::iter::once(fsutil::comparable_path(&config.file)))
+            .chain(std::iter::once(config.file_resolved.clone()))
             .collect();
         Exclusions { folders, files }
     }
