@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -76,6 +76,41 @@ pub fn create_private(path: &Path) -> Result<File> {
         .mode(0o600)
         .open(path)
         .at("cannot create", path)
+}
+
+/// Creates a new file with the permission bits `mode` (whatever the umask), failing if it exists.
+/// For files inside a folder only this user can enter (staging): the mode is set at creation, and
+/// changed again only when the umask took bits from it, which saves a call per file when a
+/// restore puts 50,000 of them in place.
+pub fn create_with_mode(path: &Path, mode: u32) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .at("cannot create", path)?;
+    if mode & process_umask().unwrap_or(0o777) != 0 {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .at("cannot write", path)?;
+    }
+    Ok(file)
+}
+
+/// The permission bits `create_dir_all` gives a new folder under the current umask; `None` where
+/// the umask cannot be read.
+pub fn new_folder_mode() -> Option<u32> {
+    process_umask().map(|umask| 0o777 & !umask)
+}
+
+/// The process's umask, read once without changing it (`umask(2)` can only set it, which would
+/// race with other threads): from `/proc/self/status` on Linux; `None` where it cannot be read.
+fn process_umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+    })
 }
 
 /// Creates a folder only this user can enter (mode 0700, whatever the umask), failing if it

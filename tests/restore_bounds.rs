@@ -315,8 +315,20 @@ fn recovery_reads_the_config_whatever_the_swap_moved() {
         "the config in use stays"
     );
     assert_eq!(new_state["notes/b.txt"], sha256_hex(b"b1"));
-    let moves =
-        report["swap"]["set_aside"].as_u64().unwrap() + report["swap"]["placed"].as_u64().unwrap();
+    // The renames the swap makes (a folder whose every file moves goes in one), as its journal
+    // lists them.
+    let probe = copy_app(&template);
+    let out = probe
+        .command(&["restore", &old_tag, "--yes"])
+        .env("BACKUP_FAILPOINT", "swap-journaled")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", stderr(&out));
+    let journal: Value =
+        serde_json::from_slice(&fs::read(probe.path("backups/restore-journal.json")).unwrap())
+            .unwrap();
+    let moves = journal["moves"].as_array().unwrap().len();
+    assert!(moves > 0);
 
     let mut points: Vec<String> = [
         "temp-written-restore-journal.json",
@@ -555,6 +567,7 @@ fn the_folders_a_snapshot_and_a_restore_make_are_private_under_umask_000() {
         .unwrap();
     // Changed, so it goes aside (a file that still holds the snapshot's bytes stays in place).
     fs::write(app.path("data/queue/job.json"), b"{\"changed\":1}").unwrap();
+    let queue_mode = mode(&app.path("data/queue"));
     killed_at(&["restore", "latest", "--yes"], "restore-extracted");
     let staging = ours(app.dir.path(), ".backup-tmp-restore-");
     assert_eq!(mode(&staging), 0o700);
@@ -566,7 +579,9 @@ fn the_folders_a_snapshot_and_a_restore_make_are_private_under_umask_000() {
     let aside = ours(app.dir.path(), "pre_restore_");
     assert_eq!(mode(&aside), 0o700);
     assert_eq!(mode(&aside.join("data")), 0o700);
-    assert_eq!(mode(&aside.join("data/queue")), 0o700);
+    // The queue folder, every file of which went aside, went whole, with the mode it had live:
+    // the app's own folder, not one the restore made; the aside folder above it keeps others out.
+    assert_eq!(mode(&aside.join("data/queue")), queue_mode);
 
     // A fresh machine: the restore makes the local folder.
     fs::remove_dir_all(app.path("backups")).unwrap();
@@ -749,4 +764,119 @@ fn a_database_behind_a_linked_folder_restores_with_force_into_the_real_folder() 
             .is_symlink()
     );
     assert_eq!(row_counts(&app.path("real-data/tasks.db")), expected);
+}
+
+/// A folder every file of which changed goes aside whole and the snapshot's folder takes its
+/// place in one rename; the result is what the file-by-file swap leaves: the folder's mode, a
+/// live subfolder the snapshot has no file in, and a link kept where they are (those folders
+/// then move file by file), and a rollback brings every old file back.
+#[test]
+fn a_folder_whose_every_file_changed_is_swapped_whole_with_the_same_result() {
+    let app = App::new(5);
+    let config = "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n";
+    app.write_config(config);
+    for (folder, n) in [("a", 30), ("b", 30), ("c", 3)] {
+        fs::create_dir_all(app.path(&format!("data/queue/{folder}"))).unwrap();
+        for i in 0..n {
+            fs::write(
+                app.path(&format!("data/queue/{folder}/job-{i}.json")),
+                format!("{folder}{i} v1"),
+            )
+            .unwrap();
+        }
+    }
+    fs::set_permissions(app.path("data/queue/a"), fs::Permissions::from_mode(0o750)).unwrap();
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let snapshot = hashes(&app.path("data/queue"), &|_| false);
+
+    // Every file changes; b gains an empty subfolder, c a link: they must stay as they are.
+    for (folder, n) in [("a", 30), ("b", 30), ("c", 3)] {
+        for i in 0..n {
+            fs::write(
+                app.path(&format!("data/queue/{folder}/job-{i}.json")),
+                format!("{folder}{i} v2"),
+            )
+            .unwrap();
+        }
+    }
+    fs::write(app.path("data/queue/a/new.json"), "not in the snapshot").unwrap();
+    fs::create_dir(app.path("data/queue/b/inbox")).unwrap();
+    symlink("job-0.json", app.path("data/queue/c/link")).unwrap();
+    let changed = hashes(&app.path("data/queue"), &|_| false);
+
+    let probe = copy_app(&app);
+    let out = probe
+        .command(&["restore", "latest", "--yes"])
+        .env("BACKUP_FAILPOINT", "swap-journaled")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", stderr(&out));
+    let journal: Value =
+        serde_json::from_slice(&fs::read(probe.path("backups/restore-journal.json")).unwrap())
+            .unwrap();
+    let renamed: Vec<String> = journal["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect();
+    // a whole (aside and back), b and c file by file, and the database with its -wal/-shm.
+    assert!(
+        renamed.iter().any(|to| to.ends_with("/data/queue/a")),
+        "{renamed:?}"
+    );
+    assert!(
+        renamed.len() < 2 * (31 + 30 + 3),
+        "{} renames: {renamed:?}",
+        renamed.len()
+    );
+
+    let out = app.run(&["restore", "latest", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(
+        report["swap"]["set_aside"].as_u64(),
+        Some(64 + 1),
+        "{report}"
+    );
+    let restored = hashes(&app.path("data/queue"), &|_| false);
+    let mut expected = snapshot.clone();
+    expected.insert("c/link".into(), "-> job-0.json".into());
+    assert_eq!(restored, expected);
+    assert_eq!(mode(&app.path("data/queue/a")), 0o750);
+    assert!(app.path("data/queue/b/inbox").is_dir());
+
+    let out = app.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(hashes(&app.path("data/queue"), &|_| false), changed);
+    assert_eq!(mode(&app.path("data/queue/a")), 0o750);
+}
+
+/// On a machine without the included folder, it comes in whole, with the modes new folders get.
+#[test]
+fn a_missing_folder_comes_in_whole_with_the_modes_new_folders_get() {
+    let app = App::new(5);
+    let config = "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n";
+    app.write_config(config);
+    fs::create_dir_all(app.path("data/queue/x/y")).unwrap();
+    fs::set_permissions(app.path("data/queue/x"), fs::Permissions::from_mode(0o700)).unwrap();
+    for i in 0..40 {
+        fs::write(app.path(&format!("data/queue/x/y/{i}.json")), i.to_string()).unwrap();
+    }
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let snapshot = hashes(&app.path("data/queue"), &|_| false);
+    fs::remove_dir_all(app.path("data/queue")).unwrap();
+
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(hashes(&app.path("data/queue"), &|_| false), snapshot);
+    let made = fs::metadata(app.path("data")).unwrap().permissions().mode() & 0o777;
+    for folder in ["data/queue", "data/queue/x", "data/queue/x/y"] {
+        assert_eq!(mode(&app.path(folder)), made, "{folder}");
+    }
+    assert!(
+        aside_dirs(&app)
+            .iter()
+            .all(|d| !d.join("data/queue").exists())
+    );
 }

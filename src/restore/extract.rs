@@ -6,9 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
@@ -114,13 +113,32 @@ pub fn validate_manifest(manifest: &Manifest) -> std::result::Result<(), String>
 /// When the archive cannot be read, does not start with a valid manifest, or has a
 /// `manifest_version` this build does not know.
 pub fn read_manifest(archive: &Path) -> Result<Manifest> {
+    read_manifest_as_read(archive).map(|read| read.manifest)
+}
+
+/// A manifest with the bytes it was parsed from: extraction meets the same bytes again, and
+/// then need not parse them twice (a manifest may list 50,000 files).
+pub struct ReadManifest {
+    pub manifest: Manifest,
+    json: Vec<u8>,
+}
+
+/// [`read_manifest`], keeping the bytes for [`extract_with`].
+///
+/// # Errors
+/// As [`read_manifest`].
+pub fn read_manifest_as_read(archive: &Path) -> Result<ReadManifest> {
     let file = fs::File::open(archive).at("cannot open archive", archive)?;
     let mut tar = tar::Archive::new(MultiGzDecoder::new(io::BufReader::new(file)));
     let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
-    first_manifest(archive, &mut entries)
+    first_manifest(archive, &mut entries, None)
 }
 
-fn first_manifest<R: Read>(archive: &Path, entries: &mut tar::Entries<'_, R>) -> Result<Manifest> {
+fn first_manifest<R: Read>(
+    archive: &Path,
+    entries: &mut tar::Entries<'_, R>,
+    known: Option<ReadManifest>,
+) -> Result<ReadManifest> {
     let mut first = match entries.next() {
         Some(entry) => entry.map_err(|e| bad(archive, unreadable(&e)))?,
         None => return Err(bad(archive, "it is empty")),
@@ -144,7 +162,11 @@ fn first_manifest<R: Read>(archive: &Path, entries: &mut tar::Entries<'_, R>) ->
         .take(MANIFEST_MAX)
         .read_to_end(&mut json)
         .map_err(|e| bad(archive, unreadable(&e)))?;
-    parse_manifest(&json).map_err(|reason| bad(archive, reason))
+    if let Some(known) = known.filter(|known| known.json == json) {
+        return Ok(known);
+    }
+    let manifest = parse_manifest(&json).map_err(|reason| bad(archive, reason))?;
+    Ok(ReadManifest { manifest, json })
 }
 
 /// Parses and validates `MANIFEST.json`: a `manifest_version` this build knows, then the
@@ -153,10 +175,15 @@ fn first_manifest<R: Read>(archive: &Path, entries: &mut tar::Entries<'_, R>) ->
 /// # Errors
 /// Why the manifest is refused, as the end of a sentence about the archive.
 pub fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, String> {
-    // The version alone first: a newer manifest may not parse as this build's struct.
-    let version = serde_json::from_slice::<serde_json::Value>(json)
+    // The version alone first: a newer manifest may not parse as this build's struct. Only that
+    // field is kept (the rest is skipped, not built): a manifest may list 50,000 files.
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        manifest_version: Option<serde_json::Value>,
+    }
+    let version = serde_json::from_slice::<VersionOnly>(json)
         .ok()
-        .and_then(|v| v.get("manifest_version")?.as_u64());
+        .and_then(|v| v.manifest_version?.as_u64());
     match version {
         None => return Err("its manifest is not valid JSON with a manifest_version".into()),
         Some(v) if v != u64::from(MANIFEST_VERSION) => {
@@ -212,7 +239,7 @@ pub fn extract(
     archive_sha: ArchiveSha<'_>,
     progress: &dyn Progress,
 ) -> Result<Extracted> {
-    extract_with(archive, dest, archive_sha, Files::Write, progress)
+    extract_with(archive, dest, archive_sha, Files::Write, None, progress)
 }
 
 /// What extraction does with the included files (the databases are always written: SQLite
@@ -229,7 +256,8 @@ pub enum Files<'a> {
     WriteExcept(&'a std::collections::HashSet<String>),
 }
 
-/// [`extract`], with the included files written or only checked as `files` says.
+/// [`extract`], with the included files written or only checked as `files` says. `known` is the
+/// manifest as read before, if it was: the archive's own is still read and compared.
 ///
 /// # Errors
 /// As [`extract`].
@@ -238,6 +266,7 @@ pub fn extract_with(
     dest: &Path,
     archive_sha: ArchiveSha<'_>,
     files: Files<'_>,
+    known: Option<ReadManifest>,
     progress: &dyn Progress,
 ) -> Result<Extracted> {
     let file = fs::File::open(archive).at("cannot open archive", archive)?;
@@ -250,7 +279,7 @@ pub fn extract_with(
         hashing,
     )));
     let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
-    let manifest = first_manifest(archive, &mut entries)?;
+    let manifest = first_manifest(archive, &mut entries, known)?.manifest;
 
     let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
     for db in &manifest.databases {
@@ -286,6 +315,7 @@ pub fn extract_with(
 
     progress.phase("extracting", manifest.payload_bytes());
     let mut done = BTreeSet::new();
+    let mut writer = BackgroundWriter::start();
     // Files of one folder come one after another: its folder is made once.
     let mut made_folder: Option<std::path::PathBuf> = None;
     for entry in entries {
@@ -364,7 +394,18 @@ pub fn extract_with(
             fs::create_dir_all(parent).at("cannot create staging folder", parent)?;
             made_folder = Some(parent.to_path_buf());
         }
-        let out = fsutil::create_private(&target)?;
+        if want.size <= BackgroundWriter::MAX_SIZE && path.starts_with("files/") {
+            let mut bytes = Vec::with_capacity(usize::try_from(want.size).unwrap_or(0));
+            CountingReader::new(&mut entry, progress)
+                .read_to_end(&mut bytes)
+                .map_err(|e| bad(archive, unreadable(&e)))?;
+            let sha256 = fsutil::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            matches_manifest(archive, &path, want, bytes.len() as u64, &sha256)?;
+            writer.write(target, bytes, want.mode)?;
+            continue;
+        }
+        // With its final mode: staging is a folder only this user can enter.
+        let out = fsutil::create_with_mode(&target, want.mode)?;
         let mut writer = HashingWriter::new(io::BufWriter::with_capacity(
             fsutil::buffer_for(want.size),
             out,
@@ -384,9 +425,9 @@ pub fn extract_with(
         matches_manifest(archive, &path, want, size, &sha256)?;
         // Not synced here: a verify needs no durability, and a restore syncs the whole staging
         // once before its swap (one flush instead of one per file).
-        out.set_permissions(fs::Permissions::from_mode(want.mode))
-            .at("cannot write", &target)?;
+        drop(out);
     }
+    writer.finish()?;
     progress.done();
     if let Some(missing) = expected.keys().find(|p| !done.contains(*p)) {
         return Err(bad(
@@ -417,6 +458,66 @@ pub fn extract_with(
         archive_size,
         archive_sha256,
     })
+}
+
+/// Writes small files on a helper thread while the archive is read on: for a folder of 50,000
+/// small files, creating them costs the kernel more than reading them from the archive, and the
+/// two then overlap. Files arrive checked; the thread only creates and writes them.
+struct BackgroundWriter {
+    sender: Option<std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>, u32)>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl BackgroundWriter {
+    /// Larger files are written as they stream, never held whole in memory.
+    const MAX_SIZE: u64 = 64 << 10;
+    /// Files waiting for the thread: at most 256 x 64 KiB in memory.
+    const QUEUE: usize = 256;
+
+    fn start() -> BackgroundWriter {
+        let (sender, receiver) =
+            std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>, u32)>(Self::QUEUE);
+        // One thread: a second measured no faster, as creating files in one folder is serial.
+        let thread = std::thread::spawn(move || -> Result<()> {
+            for (path, bytes, mode) in receiver {
+                // With its final mode: staging is a folder only this user can enter.
+                fsutil::create_with_mode(&path, mode)?
+                    .write_all(&bytes)
+                    .at("cannot write", &path)?;
+            }
+            Ok(())
+        });
+        BackgroundWriter {
+            sender: Some(sender),
+            thread: Some(thread),
+        }
+    }
+
+    fn write(&mut self, path: PathBuf, bytes: Vec<u8>, mode: u32) -> Result<()> {
+        let sender = self.sender.as_ref().expect("not finished");
+        if sender.send((path, bytes, mode)).is_err() {
+            // The thread stopped on an error: that error is the answer.
+            return self.finish();
+        }
+        Ok(())
+    }
+
+    /// Waits until every file is written; the first error, if any.
+    fn finish(&mut self) -> Result<()> {
+        self.sender = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(Error::Other("the file writer thread failed".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    /// A refused archive ends extraction early: nothing may go on writing into staging after.
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }
 
 /// Whether the `size` bytes with this `sha256` read for `path` are what the manifest lists.

@@ -141,8 +141,17 @@ pub(super) fn swap_plan(
     let mut seen = HashSet::new();
     let mut stored_names = HashMap::new();
     let mut set_aside = Vec::new();
+    // Each folder looked at once: on a fresh machine none of 50,000 incoming files is there.
+    let mut folder_exists: HashMap<&Path, bool> = HashMap::new();
     for live in touched {
         if !seen.insert(live.clone()) || is_config_file(config, live) {
+            continue;
+        }
+        if let Some(folder) = live.parent()
+            && !*folder_exists
+                .entry(folder)
+                .or_insert_with(|| fs::symlink_metadata(folder).is_ok())
+        {
             continue;
         }
         // Only files move: a folder in a file's place is not ours to move.
@@ -207,6 +216,10 @@ pub(super) fn swap_plan(
             )));
         }
     }
+    let whole = whole_folders(
+        config, aside_dir, &cleanup, &databases, &set_aside, &incoming,
+    );
+    let renames = renames(base, aside_dir, &set_aside, &incoming, &whole);
     Ok(swap::SwapPlan {
         operation,
         tag,
@@ -215,7 +228,296 @@ pub(super) fn swap_plan(
         incoming,
         databases,
         cleanup,
+        renames,
+        folder_modes: whole.iter().flat_map(|w| w.modes.iter().cloned()).collect(),
+        folders_inside: whole.into_iter().flat_map(|w| w.inside).collect(),
     })
+}
+
+/// A live folder that changes in one rename instead of file by file: the staged folder that
+/// holds exactly its incoming files moves into its place, after the live folder (when there is
+/// one, and every file in it goes aside) moved aside whole.
+struct WholeFolder {
+    live: PathBuf,
+    staged: PathBuf,
+    /// The live folder exists and moves aside whole first.
+    replaces_live: bool,
+    /// Modes the staged folders take before they move, so each comes out as the file-by-file
+    /// swap leaves it: the live folder's it replaces, else what a new folder gets.
+    modes: Vec<(PathBuf, u32)>,
+    /// Every folder in the tree, where it ends up: synced after the swap.
+    inside: Vec<PathBuf>,
+}
+
+/// How many incoming files and set-aside files lie below one live folder, and which staged
+/// folder mirrors it.
+#[derive(Default)]
+struct Candidate<'a> {
+    staged: Option<&'a Path>,
+    incoming: usize,
+    aside: usize,
+    /// An incoming file below it does not come from `staged`, or a database is below it.
+    mixed: bool,
+}
+
+/// The folders below an include that can move whole (see [`WholeFolder`]): a restore of 50,000
+/// files into a fresh machine, or over a folder of which every file changed, then costs one
+/// rename per folder instead of one per file.
+///
+/// A folder qualifies only when moving it whole leaves what the file-by-file swap leaves:
+/// - its staged counterpart holds exactly the incoming files below it, and nothing else;
+/// - the live folder is missing, or holds only regular files and folders (no link, no file the
+///   swap would leave in place), every file of it goes aside, every folder of it is in the
+///   staged tree too, and its folders are this user's, on its parent's file system, with no
+///   extended attributes (an ACL would be lost);
+/// - no database is below it (the app keeps its database's folder open), nor the config file, the
+///   local snapshot folder, the aside folder or staging.
+///
+/// The highest qualifying folder wins; the rest move file by file.
+fn whole_folders(
+    config: &Config,
+    aside_dir: &Path,
+    cleanup: &[PathBuf],
+    databases: &[PathBuf],
+    set_aside: &[swap::AsideEntry],
+    incoming: &[(PathBuf, PathBuf)],
+) -> Vec<WholeFolder> {
+    let Some(new_folder_mode) = fsutil::new_folder_mode() else {
+        return Vec::new();
+    };
+    let roots: Vec<(&Path, usize)> = config
+        .includes
+        .iter()
+        .map(|root| (root.as_path(), root.components().count()))
+        .collect();
+    // Levels from a file up to the deepest include that covers it (inclusive).
+    let levels_up_to_root = |live: &Path| -> usize {
+        roots
+            .iter()
+            .filter(|(root, _)| live.starts_with(root))
+            .map(|&(_, depth)| depth)
+            .max()
+            .map_or(0, |depth| live.components().count().saturating_sub(depth))
+    };
+    let mut candidates: HashMap<&Path, Candidate<'_>> = HashMap::new();
+    for (staged, live) in incoming {
+        let (mut live_at, mut staged_at) = (live.as_path(), staged.as_path());
+        let mut aligned = true;
+        for _ in 0..levels_up_to_root(live) {
+            aligned &= live_at.file_name() == staged_at.file_name();
+            let (Some(live_up), Some(staged_up)) = (live_at.parent(), staged_at.parent()) else {
+                break;
+            };
+            let candidate = candidates.entry(live_up).or_default();
+            candidate.incoming += 1;
+            match candidate.staged {
+                _ if !aligned => candidate.mixed = true,
+                None => candidate.staged = Some(staged_up),
+                Some(other) if other != staged_up => candidate.mixed = true,
+                Some(_) => {}
+            }
+            (live_at, staged_at) = (live_up, staged_up);
+        }
+    }
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    for entry in set_aside {
+        let mut live_at = entry.live.as_path();
+        for _ in 0..levels_up_to_root(&entry.live) {
+            let Some(up) = live_at.parent() else { break };
+            candidates.entry(up).or_default().aside += 1;
+            live_at = up;
+        }
+    }
+    for db in databases {
+        for folder in db.ancestors().skip(1) {
+            if let Some(candidate) = candidates.get_mut(folder) {
+                candidate.mixed = true;
+            }
+        }
+    }
+    let base = &config.base_dir;
+    let ours_to_keep = |folder: &Path| {
+        base.starts_with(folder)
+            || config.local_dir.starts_with(folder)
+            || aside_dir.starts_with(folder)
+            || config.file.starts_with(folder)
+            || config.file_resolved.starts_with(folder)
+            || cleanup.iter().any(|p| p.starts_with(folder))
+    };
+    let mut order: Vec<(&Path, &Candidate<'_>)> = candidates
+        .iter()
+        .filter(|(_, c)| !c.mixed && c.staged.is_some())
+        .map(|(folder, c)| (*folder, c))
+        .collect();
+    order.sort_by_key(|(folder, _)| (folder.components().count(), *folder));
+    let mut chosen: Vec<WholeFolder> = Vec::new();
+    let mut chosen_folders: HashSet<&Path> = HashSet::new();
+    for (folder, candidate) in order {
+        if folder
+            .ancestors()
+            .skip(1)
+            .any(|a| chosen_folders.contains(a))
+            || ours_to_keep(folder)
+        {
+            continue;
+        }
+        let staged = candidate.staged.expect("filtered");
+        if let Some(whole) = whole_folder(folder, staged, candidate, new_folder_mode) {
+            chosen_folders.insert(folder);
+            chosen.push(whole);
+        }
+    }
+    chosen
+}
+
+/// One folder's tree: how many regular files, and each folder (relative, "" for the top) with
+/// its metadata; `None` when it holds anything else (a link, a device).
+fn tree(top: &Path) -> Option<(usize, HashMap<PathBuf, fs::Metadata>)> {
+    let mut files = 0;
+    let mut folders = HashMap::new();
+    let mut pending = vec![PathBuf::new()];
+    folders.insert(PathBuf::new(), fs::symlink_metadata(top).ok()?);
+    while let Some(rel) = pending.pop() {
+        for entry in fs::read_dir(top.join(&rel)).ok()? {
+            let entry = entry.ok()?;
+            let kind = entry.file_type().ok()?;
+            if kind.is_file() {
+                files += 1;
+            } else if kind.is_dir() {
+                let sub = rel.join(entry.file_name());
+                folders.insert(sub.clone(), entry.metadata().ok()?);
+                pending.push(sub);
+            } else {
+                return None;
+            }
+        }
+    }
+    Some((files, folders))
+}
+
+/// Whether `live` can be replaced whole by `staged` (see [`whole_folders`]), and how.
+fn whole_folder(
+    live: &Path,
+    staged: &Path,
+    candidate: &Candidate<'_>,
+    new_folder_mode: u32,
+) -> Option<WholeFolder> {
+    let (staged_files, staged_folders) = tree(staged)?;
+    if staged_files != candidate.incoming {
+        return None;
+    }
+    let live_folders = match fs::symlink_metadata(live) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && candidate.aside == 0 => {
+            HashMap::new()
+        }
+        Ok(meta) if meta.is_dir() => {
+            let parent_dev = fs::metadata(live.parent()?).ok()?.dev();
+            let (live_files, live_folders) = tree(live)?;
+            let euid = rustix::process::geteuid().as_raw();
+            let plain = |rel: &PathBuf, m: &fs::Metadata| {
+                m.dev() == parent_dev
+                    && m.uid() == euid
+                    && staged_folders.contains_key(rel)
+                    && !has_own_xattrs(&live.join(rel))
+            };
+            if live_files != candidate.aside || !live_folders.iter().all(|(r, m)| plain(r, m)) {
+                return None;
+            }
+            live_folders
+        }
+        _ => return None,
+    };
+    let modes = staged_folders
+        .iter()
+        .filter_map(|(rel, staged_meta)| {
+            let want = live_folders
+                .get(rel)
+                .map_or(new_folder_mode, |m| m.mode() & 0o7777);
+            (staged_meta.mode() & 0o7777 != want).then(|| (staged.join(rel), want))
+        })
+        .collect();
+    Some(WholeFolder {
+        live: live.to_path_buf(),
+        staged: staged.to_path_buf(),
+        replaces_live: !live_folders.is_empty(),
+        modes,
+        inside: staged_folders.keys().map(|rel| live.join(rel)).collect(),
+    })
+}
+
+/// Whether `path` carries extended attributes other than security labels (an ACL, say), which
+/// a folder made anew would not have.
+fn has_own_xattrs(path: &Path) -> bool {
+    let mut names = vec![0u8; 4096];
+    match rustix::fs::llistxattr(path, &mut names[..]) {
+        Ok(len) => names[..len]
+            .split(|b| *b == 0)
+            .any(|name| !name.is_empty() && !name.starts_with(b"security.")),
+        Err(e) => e != rustix::io::Errno::NOTSUP, // a list too long to read counts as some
+    }
+}
+
+/// The swap's renames, in order: files and whole folders aside, then files and whole folders
+/// into place.
+fn renames(
+    base: &Path,
+    aside_dir: &Path,
+    set_aside: &[swap::AsideEntry],
+    incoming: &[(PathBuf, PathBuf)],
+    whole: &[WholeFolder],
+) -> Vec<swap::Move> {
+    let set_of = |replacing: bool| -> HashSet<&std::ffi::OsStr> {
+        whole
+            .iter()
+            .filter(|w| !replacing || w.replaces_live)
+            .map(|w| w.live.as_os_str())
+            .collect()
+    };
+    let (aside_whole, incoming_whole) = (set_of(true), set_of(false));
+    let shortest = whole.iter().map(|w| w.live.as_os_str().len()).min();
+    // Compared as bytes, shortest folder first out: this runs for every file.
+    let below = |live: &Path, folders: &HashSet<&std::ffi::OsStr>| {
+        shortest.is_some_and(|shortest| {
+            live.ancestors()
+                .skip(1)
+                .map(Path::as_os_str)
+                .take_while(|a| a.len() >= shortest)
+                .any(|a| folders.contains(a))
+        })
+    };
+    let mut moves: Vec<swap::Move> = set_aside
+        .iter()
+        .filter(|e| !below(&e.live, &aside_whole))
+        .map(|e| swap::Move {
+            from: e.live.clone(),
+            to: aside_dir.join(&e.stored),
+        })
+        .collect();
+    moves.extend(
+        whole
+            .iter()
+            .filter(|w| w.replaces_live)
+            .map(|w| swap::Move {
+                from: w.live.clone(),
+                to: aside_dir.join(swap::mirror(base, &w.live)),
+            }),
+    );
+    moves.extend(
+        incoming
+            .iter()
+            .filter(|(_, live)| !below(live, &incoming_whole))
+            .map(|(staged, live)| swap::Move {
+                from: staged.clone(),
+                to: live.clone(),
+            }),
+    );
+    moves.extend(whole.iter().map(|w| swap::Move {
+        from: w.staged.clone(),
+        to: w.live.clone(),
+    }));
+    moves
 }
 
 /// Whether `path` is the config file in use, or what it links to (names compared first: this
@@ -268,6 +570,13 @@ fn check_folders_above(
     // Top down: the first missing folder ends the check, as the swap makes real ones from there.
     while let Some(dir) = above.pop() {
         let Ok(meta) = fs::symlink_metadata(dir) else {
+            // Missing, and so is every folder below it: the swap makes them all.
+            sound.insert((guard_key.clone(), dir.to_path_buf()));
+            sound.extend(
+                above
+                    .into_iter()
+                    .map(|d| (guard_key.clone(), d.to_path_buf())),
+            );
             return Ok(());
         };
         let link = meta.file_type().is_symlink();

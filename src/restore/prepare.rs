@@ -410,7 +410,8 @@ fn unpack(
         parent,
         files,
     } = *into;
-    let manifest = extract::read_manifest(archive)?;
+    let read = extract::read_manifest_as_read(archive)?;
+    let manifest = &read.manifest;
     if manifest.tag != *tag {
         return Err(db_refused(format!(
             "archive {} holds the manifest of {}, not of {tag}",
@@ -427,13 +428,20 @@ fn unpack(
         dbs: db_lives,
         files: file_lives,
         notes,
-    } = targets(config, &manifest)?;
+    } = targets(config, manifest)?;
     // A restore leaves a live file that is already the snapshot's copy where it is: nothing
     // to stage, set aside or move (most of a queue folder, after one bad DELETE).
     let mut unchanged = HashMap::new();
     if let extract::Files::Write = files {
+        // Each folder looked at once: on a fresh machine none of 50,000 files is there.
+        let mut folder_exists: HashMap<&Path, bool> = HashMap::new();
         for (entry, live) in manifest.files.iter().zip(&file_lives) {
             if let Some(live) = live
+                && live.parent().is_none_or(|folder| {
+                    *folder_exists
+                        .entry(folder)
+                        .or_insert_with(|| folder.is_dir())
+                })
                 && let Some(stamp) = live::same_content(live, entry.size, &entry.sha256)
             {
                 unchanged.insert(entry.archive_path.clone(), stamp);
@@ -446,7 +454,8 @@ fn unpack(
         other => other,
     };
     fsutil::create_private_dir(payload).at("cannot create staging folder", payload)?;
-    let extracted = extract::extract_with(archive, payload, archive_sha, files, progress)?;
+    let extracted =
+        extract::extract_with(archive, payload, archive_sha, files, Some(read), progress)?;
     Ok(Unpacked {
         extracted,
         db_lives,

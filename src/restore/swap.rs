@@ -60,8 +60,9 @@ enum State {
     Committed,
 }
 
+/// One rename: a file, or a whole folder of them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Move {
+pub struct Move {
     pub from: PathBuf,
     pub to: PathBuf,
 }
@@ -113,6 +114,14 @@ pub struct SwapPlan {
     pub incoming: Vec<(PathBuf, PathBuf)>,
     pub databases: Vec<PathBuf>,
     pub cleanup: Vec<PathBuf>,
+    /// The renames, in order: `set_aside` and `incoming`, where a folder whose every file moves
+    /// the same way moves whole, in one rename.
+    pub renames: Vec<Move>,
+    /// Modes staged folders take before they move into place whole.
+    pub folder_modes: Vec<(PathBuf, u32)>,
+    /// Folders that moved into place whole, with every folder inside them: synced after the
+    /// renames, as the folders of files moved one by one are.
+    pub folders_inside: Vec<PathBuf>,
 }
 
 /// Where a live path goes inside an aside folder: relative to the config's folder when inside it,
@@ -180,18 +189,7 @@ fn exists(path: &Path) -> bool {
 /// # Errors
 /// When a rename or sync fails (then the old state is back), or the journal cannot be written.
 pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
-    let mut moves: Vec<Move> = plan
-        .set_aside
-        .iter()
-        .map(|entry| Move {
-            from: entry.live.clone(),
-            to: plan.aside_dir.join(&entry.stored),
-        })
-        .collect();
-    moves.extend(plan.incoming.iter().map(|(staged, live)| Move {
-        from: staged.clone(),
-        to: live.clone(),
-    }));
+    let moves = plan.renames.clone();
     // Incoming data is durable before anything moves (extraction does not sync file by file).
     fsutil::sync_files(plan.incoming.iter().map(|(staged, _)| staged.as_path()))?;
     fsutil::create_private_dir_all(local_dir).at("cannot create snapshot folder", local_dir)?;
@@ -207,7 +205,14 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     // aside folder and removes it, so no `pre_restore_*` without a record is ever left.
     write_journal(local_dir, &journal)?;
     failpoint::hit("swap-journaled");
-    if let Err(e) = create_folders(plan, &journal.moves) {
+    let prepared = create_folders(plan, &journal.moves).and_then(|()| {
+        plan.folder_modes.iter().try_for_each(|(folder, mode)| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(folder, fs::Permissions::from_mode(*mode))
+                .at("cannot set the mode of", folder)
+        })
+    });
+    if let Err(e) = prepared {
         remove_aside_dir(&plan.aside_dir);
         let _ = fs::remove_file(journal_path(local_dir));
         return Err(e);
@@ -233,7 +238,15 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         }
         done += 1;
     }
-    let synced = failure.map_or_else(|| sync_parents(&journal.moves, &plan.aside_dir), Err);
+    let synced = failure.map_or_else(
+        || {
+            sync_parents(&journal.moves, &plan.aside_dir)?;
+            plan.folders_inside
+                .iter()
+                .try_for_each(|folder| fsutil::sync_dir(folder))
+        },
+        Err,
+    );
     let record = Record {
         record_version: 1,
         operation: plan.operation.clone(),
