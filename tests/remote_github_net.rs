@@ -478,3 +478,137 @@ fn forward(
     std::io::copy(&mut upstream, &mut to_client)?;
     to_client.shutdown(std::net::Shutdown::Both)
 }
+
+/// A TLS server on loopback with a self-signed certificate for 127.0.0.1: it records each
+/// request line it reads and answers 404 (GitHub's answer for a repository the token cannot
+/// see); a client that refuses the certificate never gets that far.
+struct TlsServer {
+    url: String,
+    cert_pem: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        use std::sync::Arc;
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = TlsServer {
+            url: format!("https://{}", listener.local_addr().unwrap()),
+            cert_pem: made.cert.pem(),
+            connections: Arc::default(),
+            requests: Arc::default(),
+        };
+        let (connections, requests) = (server.connections.clone(), server.requests.clone());
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (config, requests) = (config.clone(), requests.clone());
+                std::thread::spawn(move || {
+                    let _ = answer_tls(tcp, config, &requests);
+                });
+            }
+        });
+        server
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn answer_tls(
+    tcp: std::net::TcpStream,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    requests: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let tls = rustls::StreamOwned::new(
+        rustls::ServerConnection::new(config).map_err(std::io::Error::other)?,
+        tcp,
+    );
+    let mut reader = BufReader::new(tls);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    requests.lock().unwrap().push(line.trim_end().to_string());
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim_end().is_empty() {
+            break;
+        }
+    }
+    let body = r#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}"#;
+    let mut tls = reader.into_inner();
+    write!(
+        tls,
+        "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    tls.flush()
+}
+
+/// Issue 14 item 4: a certificate the machine does not trust (a company CA it lacks) fails at
+/// once, saying what to do, instead of being retried as a network fault for the whole budget;
+/// once the CA is in the trust store the client uses (here through `SSL_CERT_FILE`), the same
+/// server is reached.
+#[test]
+fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_is_taken_from_the_os_store() {
+    let server = TlsServer::start();
+    let app = app(
+        &server.url,
+        0,
+        "retry_budget_secs = 60\nretry_max_delay_ms = 1000",
+    );
+    let mut command = app.command(&["now"]);
+    command
+        .env("GITHUB_TOKEN", TOKEN)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
+    let started = Instant::now();
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "retried: {:?}",
+        started.elapsed()
+    );
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("certificate is not trusted")
+            && err.contains("certificate store")
+            && err.contains("safe locally"),
+        "{err}"
+    );
+    assert_eq!(server.connections(), 1, "no retry of a certificate error");
+    assert!(server.requests.lock().unwrap().is_empty());
+
+    let ca = app.path("company-ca.pem");
+    fs::write(&ca, &server.cert_pem).unwrap();
+    let mut command = app.command(&["auth", "status"]);
+    command
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("SSL_CERT_DIR");
+    let out = command.output().unwrap();
+    assert!(!stderr(&out).contains("certificate"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("not found"), "{}", stdout(&out));
+    assert_eq!(
+        server.requests.lock().unwrap().as_slice(),
+        ["GET /repos/alice/app-backups HTTP/1.1"]
+    );
+}
