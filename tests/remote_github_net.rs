@@ -71,6 +71,37 @@ fn one_complete_release(fake: &FakeGitHub) -> bool {
         && releases[0].assets[0].state == "uploaded"
 }
 
+/// The new `[remote]` keys: their defaults show in `backup config`, and a zero, which would
+/// fail every request at once, is refused with what to give instead.
+#[test]
+fn the_timeouts_have_safe_defaults_and_zero_is_refused() {
+    let defaults = app("https://api.github.com", 0, "");
+    let (out, _) = timed(&defaults, &["config", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let remote = &config["remote"];
+    assert_eq!(
+        [
+            &remote["stall_secs"],
+            &remote["reply_timeout_secs"],
+            &remote["answer_timeout_secs"],
+            &remote["push_deadline_secs"]
+        ],
+        [&json!(60), &json!(60), &json!(600), &json!(2700)],
+        "{remote}"
+    );
+
+    let zero = app("https://api.github.com", 0, "stall_secs = 0");
+    let (out, _) = timed(&zero, &["now"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("stall_secs = 0") && err.contains("at least 1"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
 /// Issue 14 item 3: a budget of 1 s is 1 s of real time, even when GitHub asks for a minute.
 #[test]
 fn the_retry_budget_bounds_real_time_and_a_wait_past_it_is_not_started() {
@@ -611,4 +642,45 @@ fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_is_taken_from_the_os_
         server.requests.lock().unwrap().as_slice(),
         ["GET /repos/alice/app-backups HTTP/1.1"]
     );
+}
+
+/// For `benches/github.sh slow-link`: a fake GitHub with one private repository, whose link
+/// runs at `FAKE_GITHUB_LINK_RATE` bytes per second, until stdin closes. A line `stall-upload`
+/// on stdin makes the next upload stall halfway. Each request is printed as it is answered:
+/// `LOG <unix ms> <METHOD path -> status>`.
+/// Run with `cargo test --release --test cli -- --ignored --nocapture serve_slow_fake_github`.
+#[test]
+#[ignore = "a server for the benchmark script, not a test"]
+fn serve_slow_fake_github() {
+    let fake = std::sync::Arc::new(FakeGitHub::start());
+    fake.add_repo(REPO, true);
+    let rate = std::env::var("FAKE_GITHUB_LINK_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    fake.set_link_rate(rate);
+    println!("FAKE_GITHUB {} {REPO} {TOKEN}", fake.api_url);
+    let printer = fake.clone();
+    std::thread::spawn(move || {
+        let mut shown = 0;
+        loop {
+            let log = printer.log();
+            for line in &log[shown..] {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                println!("LOG {ms} {line}");
+            }
+            shown = log.len();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+        if line.trim() == "stall-upload" {
+            fake.inject(Route::Upload, Fault::StallMidUpload);
+        }
+        line.clear();
+    }
 }
