@@ -238,7 +238,7 @@ fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
     );
     let (out, took) = timed(&app, &["now", "-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
     assert!(
         stderr(&out).contains("no bytes moved for 1s"),
         "{}",
@@ -255,7 +255,7 @@ fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
     fs::remove_dir_all(app.path("backups")).unwrap();
     let (out, took) = timed(&app, &["restore", "latest", "--yes", "-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
     assert!(
         stderr(&out).contains("no bytes moved for 1s"),
         "{}",
@@ -325,7 +325,7 @@ fn a_run_past_its_deadline_stops_and_the_snapshot_waits_locally() {
     );
     let (out, took) = timed(&app, &["run"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
     let err = stderr(&out);
     assert!(
         err.contains("push_deadline_secs = 2") && err.contains("safe locally"),
@@ -362,11 +362,13 @@ fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "quiet under cron: {err}");
 
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    // util-linux `script`: BSD's takes other flags.
+    let has_script = cfg!(target_os = "linux")
+        && std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !has_script {
         eprintln!("skipped the terminal half: no `script` to give the binary a terminal");
         return;
     }
@@ -386,7 +388,7 @@ fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert_eq!(out.status.code(), Some(4), "{shown}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(20));
     let first = shown
         .lines()
         .position(|l| l.contains("is safe locally; pushing it to GitHub repository"))
