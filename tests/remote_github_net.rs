@@ -478,7 +478,8 @@ impl ForwardingProxy {
     }
 }
 
-/// One request in absolute form (`GET http://host:port/path HTTP/1.1`), sent on in origin form.
+/// One request in absolute form (`GET http://host:port/path HTTP/1.1`), sent on in origin form;
+/// or a `CONNECT host:port` tunnel, as HTTPS goes through a proxy.
 fn forward(
     client: std::net::TcpStream,
     seen: &std::sync::Mutex<Vec<String>>,
@@ -492,7 +493,8 @@ fn forward(
     let rest = target.strip_prefix("http://").unwrap_or(target);
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     seen.lock().unwrap().push(line.trim_end().to_string());
-    let mut upstream = std::net::TcpStream::connect(authority)?;
+    let tunnel = method == "CONNECT";
+    let mut upstream = std::net::TcpStream::connect(if tunnel { target } else { authority })?;
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     loop {
         let mut header = String::new();
@@ -502,7 +504,13 @@ fn forward(
             break;
         }
     }
-    upstream.write_all(head.as_bytes())?;
+    if tunnel {
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+    } else {
+        upstream.write_all(head.as_bytes())?;
+    }
     let mut to_upstream = upstream.try_clone()?;
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut reader, &mut to_upstream);
@@ -597,9 +605,9 @@ fn answer_tls(
 /// Issue 14 item 4: a certificate the machine does not trust (a company CA it lacks) fails at
 /// once, saying what to do, instead of being retried as a network fault for the whole budget;
 /// once the CA is in the trust store the client uses (here through `SSL_CERT_FILE`), the same
-/// server is reached.
+/// server is reached, directly and through `HTTPS_PROXY`.
 #[test]
-fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_is_taken_from_the_os_store() {
+fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_works_direct_and_via_https_proxy() {
     let server = TlsServer::start();
     let app = app(
         &server.url,
@@ -644,6 +652,26 @@ fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_is_taken_from_the_os_
         server.requests.lock().unwrap().as_slice(),
         ["GET /repos/alice/app-backups HTTP/1.1"]
     );
+
+    // Behind a proxy (a company network), HTTPS goes through it as a CONNECT tunnel, and the
+    // certificate is checked end to end all the same.
+    let proxy = ForwardingProxy::start();
+    let mut command = app.command(&["auth", "status"]);
+    command
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("SSL_CERT_FILE", &ca)
+        .env("HTTPS_PROXY", &proxy.url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    let out = command.output().unwrap();
+    assert!(stdout(&out).contains("not found"), "{}", stderr(&out));
+    let authority = server.url.trim_start_matches("https://");
+    assert_eq!(
+        proxy.requests(),
+        [format!("CONNECT {authority} HTTP/1.1")],
+        "through HTTPS_PROXY"
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
 }
 
 /// For `benches/github.sh slow-link`: a fake GitHub with one private repository, whose link
