@@ -148,7 +148,7 @@ pub struct GithubConfig {
     pub token_file: Option<PathBuf>,
     /// Largest asset GitHub accepts; bigger archives are split into parts.
     pub max_asset_bytes: u64,
-    /// Total time one operation may spend retrying transient faults.
+    /// Real elapsed time one operation may keep trying (attempts and waits included).
     pub retry_budget_secs: u64,
     /// Longest single wait between retries, whatever the server asks for.
     pub retry_max_delay_ms: u64,
