@@ -58,6 +58,9 @@ pub fn local_snapshots(dir: &Path) -> Result<Vec<LocalSnapshot>> {
 #[serde(rename_all = "lowercase")]
 pub enum Location {
     Local,
+    /// Here; whether the remote has it too is unknown (the remote could not be read).
+    #[serde(rename = "local_remote_unknown")]
+    LocalRemoteUnknown,
     Remote,
     Both,
     /// On both sides, with different sizes: one copy is damaged (`backup run` repairs either one
@@ -69,6 +72,7 @@ impl Location {
     pub fn as_str(self) -> &'static str {
         match self {
             Location::Local => "local",
+            Location::LocalRemoteUnknown => "local, remote unknown",
             Location::Remote => "remote",
             Location::Both => "both",
             Location::Differ => "differ",
@@ -154,7 +158,13 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
                     }
                 }
             }
-            Err(e) => remote_error = Some(e),
+            Err(e) => {
+                // Not "local only": nobody knows what the remote holds.
+                for row in rows.values_mut() {
+                    row.location = Location::LocalRemoteUnknown;
+                }
+                remote_error = Some(e);
+            }
         }
     }
     let now = crate::failpoint::now();

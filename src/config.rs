@@ -67,6 +67,10 @@ struct RawRemote {
     max_asset_bytes: Option<u64>,
     retry_budget_secs: Option<u64>,
     retry_max_delay_ms: Option<u64>,
+    stall_secs: Option<u64>,
+    reply_timeout_secs: Option<u64>,
+    answer_timeout_secs: Option<u64>,
+    push_deadline_secs: Option<u64>,
 }
 
 impl RawRemote {
@@ -79,6 +83,10 @@ impl RawRemote {
             ("max_asset_bytes", self.max_asset_bytes.is_some()),
             ("retry_budget_secs", self.retry_budget_secs.is_some()),
             ("retry_max_delay_ms", self.retry_max_delay_ms.is_some()),
+            ("stall_secs", self.stall_secs.is_some()),
+            ("reply_timeout_secs", self.reply_timeout_secs.is_some()),
+            ("answer_timeout_secs", self.answer_timeout_secs.is_some()),
+            ("push_deadline_secs", self.push_deadline_secs.is_some()),
         ];
         match kind {
             "dir" => github.into_iter().find(|(_, set)| *set).map(|(k, _)| k),
@@ -140,10 +148,19 @@ pub struct GithubConfig {
     pub token_file: Option<PathBuf>,
     /// Largest asset GitHub accepts; bigger archives are split into parts.
     pub max_asset_bytes: u64,
-    /// Total time one operation may spend retrying transient faults.
+    /// Real elapsed time one operation may keep trying (attempts and waits included).
     pub retry_budget_secs: u64,
     /// Longest single wait between retries, whatever the server asks for.
     pub retry_max_delay_ms: u64,
+    /// An upload or download with no bytes moved for this long has stalled (and is retried);
+    /// one that moves is never cut off.
+    pub stall_secs: u64,
+    /// Connecting and answering, for each JSON API call.
+    pub reply_timeout_secs: u64,
+    /// GitHub's answer after the last byte of an upload (it stores the asset first).
+    pub answer_timeout_secs: u64,
+    /// How long `backup now`/`run` may use GitHub in all; then what is left waits locally.
+    pub push_deadline_secs: u64,
 }
 
 /// GitHub's per-asset limit: each file must be under 2 GiB.
@@ -152,6 +169,14 @@ pub const GITHUB_MAX_ASSET_BYTES: u64 = (2 << 30) - 1;
 pub const DEFAULT_RETRY_BUDGET_SECS: u64 = 15 * 60;
 /// At most this long between two tries (a reset far away is not waited for blindly).
 pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 5 * 60 * 1000;
+/// No bytes moved for this long: the transfer has stalled.
+pub const DEFAULT_STALL_SECS: u64 = 60;
+/// A JSON API call's connect and answer time.
+pub const DEFAULT_REPLY_TIMEOUT_SECS: u64 = 60;
+/// GitHub's answer after an upload's last byte.
+pub const DEFAULT_ANSWER_TIMEOUT_SECS: u64 = 10 * 60;
+/// A run's time with GitHub: within the hourly cadence, so the next run never finds it locked.
+pub const DEFAULT_PUSH_DEADLINE_SECS: u64 = 45 * 60;
 
 impl RemoteConfig {
     /// The remote's folder on this machine, for remotes that are one.
@@ -224,6 +249,13 @@ impl Config {
         let base_dir = clean_path(file.parent().unwrap_or(Path::new("/")));
         let resolve = |p: &Path| resolve_path(&base_dir, p);
         let bad = |msg: String| Error::Config(format!("{}: {msg}", file.display()));
+        // A zero timeout would fail every transfer at once.
+        let at_least_one = |value: Option<u64>, default: u64, key: &str| match value {
+            Some(0) => Err(bad(format!(
+                "[remote] {key} = 0 would fail every request at once; give a number of seconds, at least 1"
+            ))),
+            other => Ok(other.unwrap_or(default)),
+        };
 
         if raw.database.is_empty() {
             return Err(bad(
@@ -322,6 +354,22 @@ impl Config {
                         retry_max_delay_ms: r
                             .retry_max_delay_ms
                             .unwrap_or(DEFAULT_RETRY_MAX_DELAY_MS),
+                        stall_secs: at_least_one(r.stall_secs, DEFAULT_STALL_SECS, "stall_secs")?,
+                        reply_timeout_secs: at_least_one(
+                            r.reply_timeout_secs,
+                            DEFAULT_REPLY_TIMEOUT_SECS,
+                            "reply_timeout_secs",
+                        )?,
+                        answer_timeout_secs: at_least_one(
+                            r.answer_timeout_secs,
+                            DEFAULT_ANSWER_TIMEOUT_SECS,
+                            "answer_timeout_secs",
+                        )?,
+                        push_deadline_secs: at_least_one(
+                            r.push_deadline_secs,
+                            DEFAULT_PUSH_DEADLINE_SECS,
+                            "push_deadline_secs",
+                        )?,
                     })
                 }
                 other => {

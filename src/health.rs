@@ -441,6 +441,8 @@ fn check_remote(config: &Config) -> Vec<Check> {
             github.retry_budget_secs = github.retry_budget_secs.min(DOCTOR_RETRY_BUDGET_SECS);
             let repo = github.repo.clone();
             let remote = GithubRemote::new(github);
+            // A hung server costs the doctor seconds, not the full answer timeout.
+            remote.answer_quickly();
             let token = match remote.token() {
                 Ok(token) => {
                     use crate::remote::github::TokenSource;

@@ -106,6 +106,14 @@ pub fn snapshot_and_push(
         .remote
         .as_ref()
         .map(|r| Remote::from_config(r, &config.local_dir));
+    if let Some(remote) = &remote {
+        remote.start_run_deadline();
+        crate::progress::notice(&format!(
+            "snapshot {} is safe locally; pushing it to {}",
+            snapshot.tag,
+            remote.describe()
+        ));
+    }
     let push = match &remote {
         Some(remote) => push_pending(config, remote, &snapshot, progress),
         None => PushOutcome::default(),

@@ -41,6 +41,7 @@ mod commands;
 mod logging;
 mod term;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -123,6 +124,10 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     logging::init(cli.verbose);
+    // Retries and waits are shown to someone at a terminal; logs say them already, cron never.
+    if std::io::stderr().is_terminal() && !logging::enabled(cli.verbose) {
+        backup_agent::progress::show_notices_with(term::show_notice);
+    }
     // Log lines and a redrawn bar would garble each other: logging wins.
     let progress = term::progress(cli.no_progress || logging::enabled(cli.verbose));
     let config_path = cli.config.as_deref();

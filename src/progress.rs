@@ -39,3 +39,20 @@ impl<R: std::io::Read> std::io::Read for CountingReader<'_, R> {
         Ok(n)
     }
 }
+
+/// Where [`notice`] lines go; unset (the default) drops them.
+static NOTICES: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Shows [`notice`] lines through `show`: the CLI sets this when someone watches a terminal,
+/// and leaves it unset under cron, which mails any output.
+pub fn show_notices_with(show: fn(&str)) {
+    let _ = NOTICES.set(show);
+}
+
+/// One line for a person watching a long operation (a retry and its wait), shown only where
+/// [`show_notices_with`] says.
+pub fn notice(line: &str) {
+    if let Some(show) = NOTICES.get() {
+        show(line);
+    }
+}

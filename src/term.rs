@@ -20,6 +20,12 @@ pub fn progress(disabled: bool) -> Box<dyn Progress> {
     }
 }
 
+/// Shows a notice (a retry, a wait) on stderr, over any progress line.
+pub fn show_notice(line: &str) {
+    clear_progress_line();
+    write_stderr(format_args!("backup: {line}\n"));
+}
+
 /// Erases a progress line before an error is printed, on a terminal only.
 pub fn clear_progress_line() {
     if std::io::stderr().is_terminal() {

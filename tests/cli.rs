@@ -40,6 +40,10 @@ mod fake_github;
 /// The GitHub remote against the fake: push, list, restore, faults, privacy.
 mod remote_github;
 
+/// The GitHub remote on real networks: slow links, stalls, hung servers, deadlines, rate limits,
+/// proxies, untrusted certificates, offline output.
+mod remote_github_net;
+
 /// One remote contract run against both remotes: the folder and the fake GitHub.
 mod conformance;
 

@@ -55,6 +55,10 @@ impl Subject {
             max_asset_bytes: GITHUB_MAX_ASSET_BYTES,
             retry_budget_secs: 5,
             retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS.min(20),
+            stall_secs: 5,
+            reply_timeout_secs: 5,
+            answer_timeout_secs: 5,
+            push_deadline_secs: 60,
         };
         let token = Token::given(TOKEN).unwrap().unwrap();
         let remote = Remote::Github(Box::new(GithubRemote::with_token(config, token).unwrap()));

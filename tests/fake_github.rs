@@ -6,6 +6,25 @@
 //! Faults are queued per route and consumed one request at a time: a status with its body and
 //! headers, a connection reset halfway through an upload, a reset after the upload was stored
 //! (the retry then meets 422 `already_exists`), rate limits with their headers.
+//!
+//! Networks as they are (issue 14): a slow link paces upload and download bodies to a rate in
+//! bytes per second, both ways (`set_link_rate`); a server can read a request and never answer
+//! (`Hang`), stop reading an upload halfway (`StallMidUpload`) or stop sending a download
+//! halfway (`StallMidDownload`), each holding the connection open and silent. Rate limits, as
+//! checked against GitHub's docs:
+//! - a 403 or 429 with `retry-after` means "wait that many seconds", whatever the message; a
+//!   secondary limit without it means "wait at least a minute"
+//!   (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit);
+//! - the older wording of a secondary limit is 403 "You have triggered an abuse detection
+//!   mechanism. Please wait a few minutes before you try again." with a `documentation_url` to
+//!   `#abuse-rate-limits`, often with `Retry-After: 60`
+//!   (https://github.com/ossf/scorecard/issues/206, https://github.com/hub4j/github-api/pull/289,
+//!   https://github.com/jcabi/jcabi-github/issues/1325);
+//! - `Retry-After` is either a number of seconds or an HTTP date (RFC 9110 §10.2.3,
+//!   https://www.rfc-editor.org/rfc/rfc9110#field.retry-after; the same rule as RFC 2616
+//!   §14.37, http://www.ieinspector.com/dominspector/manual/process156.htm). GitHub's own guide
+//!   promised an integer (quoted in https://github.com/dotnet/docfx/issues/4139), so the date
+//!   form (`RetryAfterDate`) plays what a proxy or front end in between may send.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -46,7 +65,19 @@ pub enum Fault {
     ResetAfterStore,
     /// Keep a `starter` asset with half the bytes, answer 502 (GitHub's documented upload failure).
     StarterLeftover,
+    /// A 403 secondary limit whose `Retry-After` is an HTTP date this many seconds after the
+    /// answer (RFC 9110 allows a date or a number of seconds).
+    RetryAfterDate(u64),
+    /// Read the request, then never answer: the connection stays open and silent.
+    Hang,
+    /// Read half the upload, then stop reading without answering (the link goes dead).
+    StallMidUpload,
+    /// Send the head and half the bytes of a download, then nothing more.
+    StallMidDownload,
 }
+
+/// How long a stalled or hanging connection is held open: longer than any test waits.
+const HELD_OPEN: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Fault {
     pub fn server_error() -> Fault {
@@ -73,6 +104,15 @@ impl Fault {
         )
     }
 
+    /// The older wording of a secondary limit, without any rate-limit header to go by.
+    pub fn abuse_detection() -> Fault {
+        Fault::Status(
+            403,
+            json!({"message": "You have triggered an abuse detection mechanism. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+            vec![],
+        )
+    }
+
     pub fn bad_credentials() -> Fault {
         Fault::Status(
             401,
@@ -80,6 +120,28 @@ impl Fault {
             vec![],
         )
     }
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP date form.
+fn http_date(at: std::time::SystemTime) -> String {
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let (hour, min, sec) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let month_name = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][month as usize - 1];
+    format!("{weekday}, {day:02} {month_name} {year} {hour:02}:{min:02}:{sec:02} GMT")
 }
 
 fn now() -> u64 {
@@ -137,6 +199,8 @@ struct State {
     violations: Vec<String>,
     /// Authorization headers the storage host received (must stay empty).
     storage_auth: Vec<String>,
+    /// Bytes per second each way for upload and download bodies (a slow link); 0 = unlimited.
+    link_rate: u64,
 }
 
 /// A running fake. Its threads live as long as the test process.
@@ -243,6 +307,11 @@ impl FakeGitHub {
     /// Serve asset downloads directly (200) rather than through the storage host.
     pub fn set_direct_downloads(&self, direct: bool) {
         self.state.lock().unwrap().direct_downloads = direct;
+    }
+
+    /// A slow link: upload bodies are read, and answers written, at `bytes_per_sec` each.
+    pub fn set_link_rate(&self, bytes_per_sec: u64) {
+        self.state.lock().unwrap().link_rate = bytes_per_sec;
     }
 
     /// GitHub's per-asset limit (2 GiB), smaller for tests.
@@ -473,7 +542,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_answer(stream: &mut TcpStream, answer: &Answer) -> std::io::Result<()> {
+fn write_answer(stream: &mut TcpStream, answer: &Answer, link_rate: u64) -> std::io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         answer.status,
@@ -501,8 +570,60 @@ fn write_answer(stream: &mut TcpStream, answer: &Answer) -> std::io::Result<()> 
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
-    stream.write_all(&answer.body)?;
+    let mut link = Link::new(link_rate);
+    for chunk in answer.body.chunks(link.chunk()) {
+        stream.write_all(chunk)?;
+        link.pace(chunk.len());
+    }
     stream.flush()
+}
+
+/// Paces a transfer to a link's rate in bytes per second (0: as fast as loopback goes).
+struct Link {
+    rate: u64,
+    started: std::time::Instant,
+    moved: u64,
+}
+
+impl Link {
+    fn new(rate: u64) -> Link {
+        Link {
+            rate,
+            started: std::time::Instant::now(),
+            moved: 0,
+        }
+    }
+
+    /// Bytes per step: a twentieth of a second's worth on a slow link.
+    fn chunk(&self) -> usize {
+        if self.rate == 0 {
+            1 << 20
+        } else {
+            (self.rate as usize / 20).max(1)
+        }
+    }
+
+    /// Sleeps until `bytes` more fit the rate.
+    fn pace(&mut self, bytes: usize) {
+        self.moved += bytes as u64;
+        if self.rate == 0 {
+            return;
+        }
+        let due = std::time::Duration::from_secs_f64(self.moved as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes at the link's rate.
+    fn read_exact(&mut self, reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
+        let step = self.chunk();
+        for chunk in buf.chunks_mut(step) {
+            reader.read_exact(chunk)?;
+            self.pace(chunk.len());
+        }
+        Ok(())
+    }
 }
 
 fn reset(stream: &TcpStream) {
@@ -517,7 +638,7 @@ fn serve(shared: &Shared, host: Host, stream: TcpStream) -> std::io::Result<()> 
     let answer = match host {
         Host::Api => api(shared, &mut request, &out),
         Host::Uploads => upload(shared, &mut request, &out),
-        Host::Storage => storage(shared, &request),
+        Host::Storage => storage(shared, &request, &out),
     };
     let Some(answer) = answer else {
         reset(&out);
@@ -538,7 +659,20 @@ fn serve(shared: &Shared, host: Host, stream: TcpStream) -> std::io::Result<()> 
             }
         }
     }
-    write_answer(&mut out, &answer)
+    let link_rate = shared.state.lock().unwrap().link_rate;
+    write_answer(&mut out, &answer, link_rate)
+}
+
+/// Holds a connection open and silent, as a dead link or a hung server does.
+fn hold_open(shared: &Shared, request: &Request, what: &str) -> Option<Answer> {
+    shared
+        .state
+        .lock()
+        .unwrap()
+        .log
+        .push(format!("{} {} -> {what}", request.method, request.path));
+    std::thread::sleep(HELD_OPEN);
+    None
 }
 
 /// A queued fault for `route`, if any.
@@ -553,6 +687,15 @@ fn take_fault(shared: &Shared, route: Route) -> Option<Fault> {
 
 fn status_fault(fault: Fault) -> Option<Answer> {
     match fault {
+        Fault::RetryAfterDate(secs) => {
+            let at = std::time::SystemTime::now() + std::time::Duration::from_secs(secs);
+            let mut answer = answer_json(
+                403,
+                &json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}),
+            );
+            answer.headers = vec![("retry-after".into(), http_date(at))];
+            Some(answer)
+        }
         Fault::Status(status, body, headers) => {
             let mut answer = answer_json(status, &body);
             answer.headers = headers;
@@ -767,6 +910,9 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         _ => Route::GetRepo,
     };
     if let Some(fault) = take_fault(shared, route) {
+        if let Fault::Hang = fault {
+            return hold_open(shared, request, "hung");
+        }
         return status_fault(fault).or_else(|| {
             reset(out);
             None
@@ -1020,6 +1166,9 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
     if let Some(Fault::Status(..)) = &fault {
         return status_fault(fault.unwrap());
     }
+    if let Some(Fault::Hang) = &fault {
+        return hold_open(shared, request, "hung");
+    }
     if !request.authorized() {
         return status_fault(Fault::bad_credentials());
     }
@@ -1068,12 +1217,18 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
         }
     }
     let want = match fault {
-        Some(Fault::ResetMidUpload) | Some(Fault::StarterLeftover) => length / 2,
+        Some(Fault::ResetMidUpload)
+        | Some(Fault::StarterLeftover)
+        | Some(Fault::StallMidUpload) => length / 2,
         _ => length,
     };
     let mut data = vec![0u8; want as usize];
-    if request.reader.read_exact(&mut data).is_err() {
+    let mut link = Link::new(shared.state.lock().unwrap().link_rate);
+    if link.read_exact(&mut request.reader, &mut data).is_err() {
         return None;
+    }
+    if let Some(Fault::StallMidUpload) = fault {
+        return hold_open(shared, request, "stalled mid-upload");
     }
     let data_digest = digest(&data);
     let mut state = shared.state.lock().unwrap();
@@ -1125,7 +1280,7 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
     }
 }
 
-fn storage(shared: &Shared, request: &Request) -> Option<Answer> {
+fn storage(shared: &Shared, request: &Request, out: &TcpStream) -> Option<Answer> {
     if let Some(auth) = request.headers.get("authorization") {
         shared.state.lock().unwrap().storage_auth.push(auth.clone());
         return Some(Answer {
@@ -1135,8 +1290,9 @@ fn storage(shared: &Shared, request: &Request) -> Option<Answer> {
             headers: Vec::new(),
         });
     }
-    if let Some(fault) = take_fault(shared, Route::Storage) {
-        return status_fault(fault);
+    let fault = take_fault(shared, Route::Storage);
+    if let Some(Fault::Status(..)) = &fault {
+        return status_fault(fault.unwrap());
     }
     let id: u64 = request
         .path
@@ -1151,6 +1307,23 @@ fn storage(shared: &Shared, request: &Request) -> Option<Answer> {
         .flat_map(|r| &r.assets)
         .find(|a| a.id == id)
         .map(|a| a.data.clone());
+    let link_rate = state.link_rate;
+    drop(state);
+    if let (Some(Fault::StallMidDownload), Some(data)) = (&fault, &data) {
+        let mut out = out.try_clone().ok()?;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+            data.len()
+        );
+        out.write_all(head.as_bytes()).ok()?;
+        let mut link = Link::new(link_rate);
+        for chunk in data[..data.len() / 2].chunks(link.chunk()) {
+            out.write_all(chunk).ok()?;
+            link.pace(chunk.len());
+        }
+        out.flush().ok()?;
+        return hold_open(shared, request, "stalled mid-download");
+    }
     Some(match data {
         Some(data) => Answer {
             status: 200,

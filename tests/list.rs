@@ -59,7 +59,8 @@ fn list_shows_local_snapshots_when_the_remote_is_unreachable() {
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("cannot list the remote"));
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed[0]["where"], "local");
+    // Not "local only": what the remote holds is unknown.
+    assert_eq!(listed[0]["where"], "local_remote_unknown");
 }
 
 #[test]

@@ -331,7 +331,7 @@ fn an_emptied_mount_point_is_refused_and_the_snapshots_wait_until_the_disk_is_ba
             .as_array()
             .unwrap()
             .iter()
-            .all(|e| e["where"] == "local"),
+            .all(|e| e["where"] == "local_remote_unknown"),
         "{listed}"
     );
     let out = app.run(&["prune"]);

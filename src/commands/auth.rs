@@ -80,6 +80,8 @@ fn login(github: GithubConfig) -> Result<u8, Error> {
 fn status(github: GithubConfig, args: &StatusArgs) -> Result<u8, Error> {
     let repo = github.repo.clone();
     let remote = GithubRemote::new(github);
+    // Someone waits on the answer: an unreachable GitHub is said within seconds.
+    remote.answer_quickly();
     let source = remote.token()?.source.clone();
     let repo_state = remote.repo_state()?;
     let status = Status {

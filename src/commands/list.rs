@@ -66,6 +66,9 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         .remote
         .as_ref()
         .map(|r| Remote::from_config(r, &config.local_dir));
+    if let Some(remote) = &remote {
+        remote.answer_quickly();
+    }
     let (mut entries, remote_error) = catalog::list(&config.local_dir, remote.as_ref())?;
     if let Some(name) = &args.host {
         let host = backup_agent::tag::host_id(name);
@@ -175,7 +178,9 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     match remote_error {
         None => Ok(exit::OK),
         Some(e) => {
-            errln!("backup: error: cannot list the remote, showing local snapshots only: {e}");
+            errln!(
+                "backup: note: cannot list the remote, so only the local snapshots are shown and whether the remote holds them too is unknown: {e}"
+            );
             Ok(exit::REMOTE)
         }
     }

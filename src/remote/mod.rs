@@ -120,6 +120,25 @@ impl Remote {
         }
     }
 
+    /// Starts the run's deadline: from now on the remote gives up at its configured deadline
+    /// (GitHub's `push_deadline_secs`), so a run never holds the run lock for good. A folder
+    /// remote has none.
+    pub fn start_run_deadline(&self) {
+        match self {
+            Remote::Dir(_) => {}
+            Remote::Github(g) => g.start_run_deadline(),
+        }
+    }
+
+    /// For a command someone waits on at once (`backup list`): an unreachable remote is given
+    /// up on within seconds rather than retried for the whole budget.
+    pub fn answer_quickly(&self) {
+        match self {
+            Remote::Dir(_) => {}
+            Remote::Github(g) => g.answer_quickly(),
+        }
+    }
+
     /// Deletes the snapshot of `tag`; a snapshot already gone counts as deleted, so an
     /// interrupted delete converges on the next try.
     ///

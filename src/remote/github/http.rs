@@ -21,10 +21,6 @@ pub(super) enum Fault {
 }
 
 impl Fault {
-    pub(super) fn transient(&self) -> bool {
-        matches!(self, Fault::Transient { .. })
-    }
-
     pub(super) fn into_error(self) -> Error {
         match self {
             Fault::Transient { message, .. } => Error::Remote(format!(
@@ -78,6 +74,24 @@ pub(super) fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Op
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3) as the wait until it.
+pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let left = at.signed_duration_since(chrono::Utc::now());
+    Some(left.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Whether a 403/429 message is one of GitHub's secondary rate limits, in today's wording or
+/// the older "abuse detection" one.
+fn secondary_limit(message: &str) -> bool {
+    let message = message.to_lowercase();
+    message.contains("secondary rate limit") || message.contains("abuse detection")
+}
+
 /// Sorts a non-2xx answer into retry-worthy or fatal (404, 409 and 422 go back to the caller).
 pub(super) fn classify(
     status: u16,
@@ -89,7 +103,7 @@ pub(super) fn classify(
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| text.chars().take(200).collect());
-    let retry_after = header_u64(headers, "retry-after").map(Duration::from_secs);
+    let retry_after = retry_after(headers);
     let remaining = header_u64(headers, "x-ratelimit-remaining");
     let reset = header_u64(headers, "x-ratelimit-reset").map(until);
     match status {
@@ -97,7 +111,7 @@ pub(super) fn classify(
         401 => Some(Fault::Fatal(
             "GitHub rejected the token (401 Bad credentials); renew it and update where it comes from".into(),
         )),
-        403 | 429 if message.to_lowercase().contains("secondary rate limit") => {
+        403 | 429 if secondary_limit(&message) => {
             // GitHub asks for at least a minute when it gives no retry-after.
             Some(Fault::Transient {
                 message: format!("{status} secondary rate limit"),
@@ -107,6 +121,11 @@ pub(super) fn classify(
         403 | 429 if remaining == Some(0) => Some(Fault::Transient {
             message: format!("{status} rate limit used up"),
             wait: retry_after.or(reset),
+        }),
+        // GitHub's rate limits say when to come back; a scope problem never does.
+        403 if retry_after.is_some() => Some(Fault::Transient {
+            message: format!("403 rate limited ({message})"),
+            wait: retry_after,
         }),
         429 => Some(Fault::Transient {
             message: "429 too many requests".into(),
@@ -137,8 +156,15 @@ pub(super) fn network_fault(doing: &str, e: &reqwest::Error) -> Fault {
         root = Some(cause.to_string());
         source = cause.source();
     }
-    if let Some(root) = root {
+    if let Some(root) = &root {
         text = format!("{text}: {root}");
+    }
+    // rustls says "invalid peer certificate: …": no retry makes a certificate trusted.
+    if text.contains("invalid peer certificate") || text.contains("certificate verify failed") {
+        let cause = root.unwrap_or(text);
+        return Fault::Fatal(format!(
+            "the server's TLS certificate is not trusted ({cause}); if your company's network or GitHub Enterprise Server uses its own certificate authority, add it to this machine's certificate store (or point SSL_CERT_FILE at it), then try again"
+        ));
     }
     Fault::Transient {
         message: format!("{doing}: {text}"),
@@ -177,6 +203,54 @@ pub(super) fn same_origin(url: &str, base: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> reqwest::header::HeaderMap {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "42")])),
+            Some(Duration::from_secs(42))
+        );
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let wait = retry_after(&headers(&[("retry-after", &soon)])).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let past = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", past)])),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+    }
+
+    #[test]
+    fn a_403_that_says_when_to_come_back_or_names_abuse_detection_is_a_rate_limit() {
+        let body = br#"{"message":"Resource not accessible by integration"}"#;
+        let waited = classify(403, &headers(&[("retry-after", "7")]), body);
+        assert!(
+            matches!(waited, Some(Fault::Transient { wait: Some(w), .. }) if w == Duration::from_secs(7)),
+            "{waited:?}"
+        );
+        let abuse = br#"{"message":"You have triggered an abuse detection mechanism. Please wait a few minutes before you try again."}"#;
+        let limited = classify(403, &headers(&[]), abuse);
+        assert!(
+            matches!(limited, Some(Fault::Transient { wait: Some(w), .. }) if w == Duration::from_secs(60)),
+            "{limited:?}"
+        );
+        let scope = classify(403, &headers(&[]), body);
+        assert!(matches!(scope, Some(Fault::Fatal(_))), "{scope:?}");
+    }
 
     #[test]
     fn only_the_api_host_is_the_same_origin() {

@@ -1,24 +1,26 @@
 //! The GitHub Releases remote: one published release per snapshot in a private repository, the
 //! archive as its asset.
 //!
-//! The JSON API goes through octocrab (its auth and base URL, so GitHub Enterprise Server works);
-//! uploads and downloads go through reqwest, streaming from and to disk with a Content-Length,
-//! because octocrab's `upload_asset` holds the whole body in memory and its asset stream does not
-//! check the status. Every call is retried on transient faults (network, 5xx, 429, rate limits)
-//! within a time budget, honouring `retry-after` and `x-ratelimit-reset`; a retry that meets what
-//! an earlier attempt already made converges on it instead of failing.
+//! Every request, JSON calls and transfers alike, goes through one reqwest client: the OS
+//! certificate store, `HTTPS_PROXY`/`NO_PROXY`, a connect timeout. JSON calls get an answer
+//! timeout; uploads and downloads stream from and to disk with a Content-Length under a stall
+//! watchdog instead (`watchdog`), so a slow transfer that moves is never cut off. Every call is
+//! retried on transient faults (network, 5xx, 429, rate limits) within a time budget of real
+//! elapsed time (`budget`), honouring `retry-after` and `x-ratelimit-reset`; a retry that meets
+//! what an earlier attempt already made converges on it instead of failing.
 
+mod budget;
 mod http;
 mod release;
 mod token;
+mod watchdog;
 
 pub use token::{Token, TokenSource};
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -28,7 +30,9 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::tag::Tag;
+use budget::{Limits, race, retry_notice};
 use http::{Fault, Reply, classify, location, network_fault, next_link, same_origin};
+use watchdog::Watchdog;
 
 /// Redirects followed for one request (a renamed repository needs one).
 const MAX_REDIRECTS: usize = 5;
@@ -49,12 +53,19 @@ pub struct GithubRemote {
     config: GithubConfig,
     client: OnceCell<Client>,
     repo_checked: std::cell::Cell<bool>,
+    /// When this run must stop using GitHub (`backup now`/`run`).
+    deadline: Cell<Option<Instant>>,
+    /// Someone waits for the answer (`backup list`): give up within seconds.
+    quick: Cell<bool>,
 }
+
+/// With [`GithubRemote::answer_quickly`]: the longest retry budget and JSON answer wait.
+const QUICK_BUDGET: Duration = Duration::from_secs(8);
+const QUICK_REPLY: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 struct Client {
     runtime: tokio::runtime::Runtime,
-    api: octocrab::Octocrab,
     http: reqwest::Client,
     token: Token,
     api_url: String,
@@ -62,6 +73,14 @@ struct Client {
     name: String,
     retry_budget: Duration,
     max_delay: Duration,
+    stall: Duration,
+    reply_timeout: Duration,
+    answer_timeout: Duration,
+    push_deadline_secs: u64,
+    deadline: Cell<Option<Instant>>,
+    quick: Cell<bool>,
+    /// When the operation in progress stops retrying: a JSON call's attempt ends there too.
+    op_ends: Cell<Option<Instant>>,
 }
 
 impl GithubRemote {
@@ -70,6 +89,27 @@ impl GithubRemote {
             config,
             client: OnceCell::new(),
             repo_checked: std::cell::Cell::new(false),
+            deadline: Cell::new(None),
+            quick: Cell::new(false),
+        }
+    }
+
+    /// For a command someone waits on at once (`backup list`): each operation gives up within
+    /// seconds, so an unreachable GitHub is said quickly instead of retried for the budget.
+    pub fn answer_quickly(&self) {
+        self.quick.set(true);
+        if let Some(client) = self.client.get() {
+            client.quick.set(true);
+        }
+    }
+
+    /// From now on, this remote gives up at `push_deadline_secs` from now: for a run, which
+    /// holds the run lock meanwhile.
+    pub fn start_run_deadline(&self) {
+        let deadline = Instant::now() + Duration::from_secs(self.config.push_deadline_secs);
+        self.deadline.set(Some(deadline));
+        if let Some(client) = self.client.get() {
+            client.deadline.set(Some(deadline));
         }
     }
 
@@ -83,6 +123,8 @@ impl GithubRemote {
             config,
             client: OnceCell::from(client),
             repo_checked: std::cell::Cell::new(false),
+            deadline: Cell::new(None),
+            quick: Cell::new(false),
         })
     }
 
@@ -104,6 +146,8 @@ impl GithubRemote {
         }
         let token = token::find(&self.config)?;
         let client = Client::new(&self.config, token)?;
+        client.deadline.set(self.deadline.get());
+        client.quick.set(self.quick.get());
         Ok(self.client.get_or_init(|| client))
     }
 
@@ -289,24 +333,20 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| Error::Other(format!("cannot start the network runtime: {e}")))?;
-        let api = runtime
-            .block_on(async {
-                octocrab::Octocrab::builder()
-                    .base_uri(config.api_url.as_str())?
-                    .personal_token(token.expose().to_string())
-                    .build()
-            })
+        reqwest::Url::parse(&config.api_url)
             .map_err(|e| Error::Config(format!("[remote] api_url {}: {e}", config.api_url)))?;
+        let reply_timeout = Duration::from_secs(config.reply_timeout_secs);
+        // The OS certificate store and the proxy variables come with reqwest's features and
+        // defaults. No overall or read timeout: JSON calls get one per call, transfers the
+        // stall watchdog, so a slow transfer that moves is never cut off.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
+            .connect_timeout(reply_timeout.min(Duration::from_secs(15)))
             .user_agent(concat!("backup-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Other(format!("cannot set up HTTP: {e}")))?;
         Ok(Client {
             runtime,
-            api,
             http,
             token,
             api_url: config.api_url.clone(),
@@ -314,6 +354,13 @@ impl Client {
             name,
             retry_budget: Duration::from_secs(config.retry_budget_secs),
             max_delay: Duration::from_millis(config.retry_max_delay_ms),
+            stall: Duration::from_secs(config.stall_secs),
+            reply_timeout,
+            answer_timeout: Duration::from_secs(config.answer_timeout_secs),
+            push_deadline_secs: config.push_deadline_secs,
+            deadline: Cell::new(None),
+            quick: Cell::new(false),
+            op_ends: Cell::new(None),
         })
     }
 
@@ -321,69 +368,96 @@ impl Client {
         format!("/repos/{}/{}{rest}", self.owner, self.name)
     }
 
-    /// Runs one operation with retries on transient faults.
+    /// Runs one operation with retries on transient faults, within the retry budget and the
+    /// run's deadline; each retry is logged and shown on a terminal.
     fn block_on<T, Fut>(&self, op: impl FnMut() -> Fut) -> Result<T>
     where
         Fut: std::future::Future<Output = std::result::Result<T, Fault>>,
     {
-        let max_delay = self.max_delay;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(500).min(max_delay))
-            .with_max_delay(max_delay)
-            .with_jitter()
-            .without_max_times()
-            .with_total_delay(Some(self.retry_budget));
-        self.runtime
-            .block_on(
-                op.retry(backoff)
-                    .sleep(tokio::time::sleep)
-                    .when(Fault::transient)
-                    .notify(|fault, delay| {
-                        if let Fault::Transient { message, .. } = fault {
-                            tracing::info!(
-                                "GitHub: {message}; trying again in {:.1}s",
-                                delay.as_secs_f64()
-                            );
-                        }
-                    })
-                    .adjust(move |fault, next| {
-                        let asked = match fault {
-                            Fault::Transient { wait, .. } => *wait,
-                            Fault::Fatal(_) => None,
-                        };
-                        next.map(|d| asked.unwrap_or(d).min(max_delay))
-                    }),
-            )
-            .map_err(Fault::into_error)
+        let limits = Limits {
+            budget: if self.quick.get() {
+                self.retry_budget.min(QUICK_BUDGET)
+            } else {
+                self.retry_budget
+            },
+            max_delay: self.max_delay,
+            deadline: self.deadline.get(),
+            deadline_secs: self.push_deadline_secs,
+        };
+        let outer = self.op_ends.replace(Some(limits.ends_at(Instant::now())));
+        let result = self
+            .runtime
+            .block_on(limits.retry(op, |attempt, message, wait| {
+                let line = retry_notice(attempt, message, wait);
+                tracing::info!("{line}");
+                crate::progress::notice(&line);
+            }));
+        self.op_ends.set(outer);
+        result.map_err(Fault::into_error)
     }
 
-    /// One JSON API call through octocrab.
+    /// One JSON API call, with its answer timeout (never past the operation's budget).
     async fn api_call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> std::result::Result<Reply, Fault> {
-        // octocrab's errors carry a multi-line backtrace after the first line: one line only.
-        let network = |e: octocrab::Error| Fault::Transient {
-            message: format!(
-                "network: {}",
-                e.to_string().lines().next().unwrap_or_default().trim()
-            ),
-            wait: None,
+        let left = self
+            .op_ends
+            .get()
+            .map(|end| end.saturating_duration_since(Instant::now()));
+        let reply_timeout = if self.quick.get() {
+            self.reply_timeout.min(QUICK_REPLY)
+        } else {
+            self.reply_timeout
         };
-        let mut target = path.to_string();
+        let limit = left.map_or(reply_timeout, |left| left.min(reply_timeout));
+        let call = self.api_call_untimed(method, path, body);
+        match tokio::time::timeout(limit, call).await {
+            Ok(reply) => reply,
+            Err(_) => Err(Fault::Transient {
+                message: format!(
+                    "network: no answer within {:.0}s (reply_timeout_secs)",
+                    limit.as_secs_f64()
+                ),
+                wait: None,
+            }),
+        }
+    }
+
+    async fn api_call_untimed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::result::Result<Reply, Fault> {
+        // Paths are relative to the API root; `Link` and `Location` give absolute URLs.
+        let mut target = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.api_url)
+        };
         for _ in 0..MAX_REDIRECTS {
-            let response = match method {
-                reqwest::Method::GET => self.api._get(target.as_str()).await,
-                reqwest::Method::POST => self.api._post(target.as_str(), body).await,
-                reqwest::Method::DELETE => self.api._delete(target.as_str(), body).await,
-                ref other => unreachable!("no {other} calls"),
+            let mut request = self
+                .http
+                .request(method.clone(), &target)
+                .bearer_auth(self.token.expose())
+                .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28");
+            if let Some(body) = body {
+                request = request.json(body);
             }
-            .map_err(network)?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| network_fault("network", &e))?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let text = self.api.body_to_string(response).await.map_err(network)?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| network_fault("network", &e))?;
             // A renamed repository answers 301 (GET) or 307 to its new address on the API
             // host: follow it with the same method, body and token.
             if matches!(status, 301 | 307 | 308)
@@ -393,7 +467,7 @@ impl Client {
                 target = location;
                 continue;
             }
-            let body = text.into_bytes();
+            let body = bytes.to_vec();
             return match classify(status, &headers, &body) {
                 Some(fault) => Err(fault),
                 None => Ok(Reply {
@@ -610,11 +684,13 @@ impl Client {
         file.seek(std::io::SeekFrom::Start(piece.offset))
             .await
             .map_err(unreadable)?;
+        let watchdog = Watchdog::new(self.stall, self.answer_timeout);
+        // Small reads, so the watchdog hears about movement often even on a slow link.
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(piece.len),
-            1 << 20,
+            watchdog.reader(file.take(piece.len), piece.len),
+            128 << 10,
         ));
-        let response = self
+        let sent = self
             .http
             .post(upload_base)
             .query(&[("name", name), ("label", "")])
@@ -623,15 +699,20 @@ impl Client {
             .header(reqwest::header::CONTENT_TYPE, "application/gzip")
             .header(reqwest::header::CONTENT_LENGTH, piece.len)
             .body(body)
-            .send()
-            .await
-            .map_err(|e| network_fault("upload interrupted", &e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| network_fault("upload answer lost", &e))?;
+            .send();
+        let exchange = async {
+            let response = sent
+                .await
+                .map_err(|e| network_fault("upload interrupted", &e))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| network_fault("upload answer lost", &e))?;
+            Ok((status, headers, body))
+        };
+        let (status, headers, body) = race(exchange, watchdog.tripped()).await?;
         if let Some(fault) = classify(status, &headers, &body) {
             return Err(fault);
         }
@@ -715,8 +796,27 @@ impl Client {
             self.repo_path(&format!("/releases/assets/{}", asset.id))
         );
         self.block_on(|| async {
+            let watchdog = Watchdog::new(self.stall, self.answer_timeout);
+            race(
+                self.download_once(asset, &url, dest, progress, &watchdog),
+                watchdog.tripped(),
+            )
+            .await
+        })
+    }
+
+    /// One download attempt; every chunk received feeds `watchdog`.
+    async fn download_once(
+        &self,
+        asset: &Asset,
+        url: &str,
+        dest: &Path,
+        progress: &dyn Progress,
+        watchdog: &Watchdog,
+    ) -> std::result::Result<(u64, String), Fault> {
+        {
             let _ = std::fs::remove_file(dest);
-            let mut target = url.clone();
+            let mut target = url.to_string();
             let mut hops = 0;
             let mut response = loop {
                 let mut request = self
@@ -762,6 +862,7 @@ impl Client {
                 .await
                 .map_err(|e| network_fault("download interrupted", &e))?
             {
+                watchdog.moved();
                 std::io::Write::write_all(&mut writer, &chunk)
                     .map_err(|e| Fault::Fatal(format!("cannot write {}: {e}", dest.display())))?;
                 progress.advance(chunk.len() as u64);
@@ -773,6 +874,6 @@ impl Client {
             file.sync_all()
                 .map_err(|e| Fault::Fatal(format!("cannot sync {}: {e}", dest.display())))?;
             Ok((size, sha256))
-        })
+        }
     }
 }

@@ -1,0 +1,259 @@
+//! How long one GitHub operation may keep trying, and how long a whole run may use GitHub.
+//!
+//! The retry budget bounds real elapsed time from the operation's first attempt: the attempts
+//! themselves, the backoff's delays and the waits GitHub asks for (`retry-after`, a rate-limit
+//! reset) all count, and a wait that would end past the budget is not started. A JSON call's
+//! attempt is also cut at the budget's end; a transfer that is moving bytes is not (the stall
+//! watchdog judges it), so the budget decides only whether another transfer attempt starts.
+//!
+//! A run's deadline (`backup now`/`run`) is harder: every attempt, transfers included, stops
+//! there, so a run never holds the run lock for longer than its deadline.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use super::http::Fault;
+
+/// The limits one operation runs under.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    pub(super) budget: Duration,
+    pub(super) max_delay: Duration,
+    /// When the whole run must stop using GitHub, if a run set one.
+    pub(super) deadline: Option<Instant>,
+    /// Told to the user when the deadline passes, e.g. "3000 s".
+    pub(super) deadline_secs: u64,
+}
+
+/// The wait before the next attempt, or `None` when it would end at or past `ends_at`: the
+/// server's requested wait when it gave one, else the backoff's, never over `max_delay`.
+pub(super) fn next_wait(
+    now: Instant,
+    ends_at: Instant,
+    asked: Option<Duration>,
+    computed: Duration,
+    max_delay: Duration,
+) -> Option<Duration> {
+    let wait = asked.unwrap_or(computed).min(max_delay);
+    (now + wait < ends_at).then_some(wait)
+}
+
+/// One retry notice for people: attempt number, reason, wait.
+pub(super) fn retry_notice(next_attempt: u32, message: &str, wait: Duration) -> String {
+    format!(
+        "GitHub: {message}; attempt {next_attempt} in {:.1}s",
+        wait.as_secs_f64()
+    )
+}
+
+impl Limits {
+    /// When retrying must stop for an operation started at `started`.
+    pub(super) fn ends_at(&self, started: Instant) -> Instant {
+        let budget_end = started + self.budget;
+        match self.deadline {
+            Some(deadline) => budget_end.min(deadline),
+            None => budget_end,
+        }
+    }
+
+    fn deadline_fault(&self, last: Option<&str>) -> Fault {
+        let last = last.map(|m| format!(", last: {m}")).unwrap_or_default();
+        Fault::Fatal(format!(
+            "this run's time with GitHub ran out (push_deadline_secs = {}{last}); what is not pushed waits locally and the next `backup run` pushes it",
+            self.deadline_secs
+        ))
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the budget or the deadline ends it.
+    /// `notify` hears about each retry before its wait.
+    pub(super) async fn retry<T, Fut>(
+        &self,
+        mut op: impl FnMut() -> Fut,
+        mut notify: impl FnMut(u32, &str, Duration),
+    ) -> std::result::Result<T, Fault>
+    where
+        Fut: Future<Output = std::result::Result<T, Fault>>,
+    {
+        let started = Instant::now();
+        let ends_at = self.ends_at(started);
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500).min(self.max_delay))
+            .with_max_delay(self.max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempt = 1;
+        loop {
+            let outcome = match self.deadline {
+                Some(deadline) => {
+                    race(op(), async {
+                        tokio::time::sleep_until(deadline.into()).await;
+                        Err(self.deadline_fault(None))
+                    })
+                    .await
+                }
+                None => op().await,
+            };
+            let fault = match outcome {
+                Ok(value) => return Ok(value),
+                Err(fault @ Fault::Fatal(_)) => return Err(fault),
+                Err(fault) => fault,
+            };
+            let Fault::Transient { message, wait } = &fault else {
+                unreachable!("fatal faults returned above")
+            };
+            let computed = delays.next().unwrap_or(self.max_delay);
+            let now = Instant::now();
+            let Some(wait) = next_wait(now, ends_at, *wait, computed, self.max_delay) else {
+                if self.deadline.is_some_and(|d| d <= started + self.budget) {
+                    return Err(self.deadline_fault(Some(message)));
+                }
+                return Err(fault);
+            };
+            attempt += 1;
+            notify(attempt, message, wait);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Whichever of `a` and `b` finishes first (`a` is polled first).
+pub(super) async fn race<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = a.as_mut().poll(cx) {
+            return Poll::Ready(value);
+        }
+        b.as_mut().poll(cx)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_that_would_overrun_the_budget_is_not_started() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // (time left, asked by the server, backoff's own, max delay) -> wait
+        let table = [
+            (s(10), None, ms(500), s(300), Some(ms(500))),
+            (s(10), Some(s(3)), ms(500), s(300), Some(s(3))),
+            // GitHub asks for a minute; the budget has 1 s left: stop now, not in 60 s.
+            (s(1), Some(s(60)), ms(500), s(300), None),
+            // The backoff's delay counts against the budget the same way.
+            (ms(400), None, ms(500), s(300), None),
+            // A far reset is capped by max_delay, and then fits.
+            (s(10), Some(s(3600)), ms(500), ms(20), Some(ms(20))),
+            // Exactly at the end is over: nothing would be left for the attempt.
+            (s(3), Some(s(3)), ms(500), s(300), None),
+            (Duration::ZERO, Some(Duration::ZERO), ms(500), s(300), None),
+        ];
+        for (left, asked, computed, max, want) in table {
+            assert_eq!(
+                next_wait(now, now + left, asked, computed, max),
+                want,
+                "{left:?} left, asked {asked:?}, computed {computed:?}, max {max:?}"
+            );
+        }
+    }
+
+    fn limits(budget: Duration, deadline: Option<Instant>) -> Limits {
+        Limits {
+            budget,
+            max_delay: Duration::from_secs(300),
+            deadline,
+            deadline_secs: 1,
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn slow_attempts_and_asked_waits_count_against_the_budget() {
+        // Each attempt takes 300 ms and asks for 400 ms: with a 1 s budget, the second wait
+        // would end past it, so two attempts are made and the whole takes well under 2 s.
+        let started = Instant::now();
+        let mut attempts = 0;
+        let result: std::result::Result<(), Fault> =
+            runtime().block_on(limits(Duration::from_secs(1), None).retry(
+                || {
+                    attempts += 1;
+                    async {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Err(Fault::Transient {
+                            message: "502".into(),
+                            wait: Some(Duration::from_millis(400)),
+                        })
+                    }
+                },
+                |_, _, _| {},
+            ));
+        assert!(matches!(result, Err(Fault::Transient { .. })));
+        assert_eq!(attempts, 2);
+        assert!(started.elapsed() < Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn the_run_deadline_cuts_an_attempt_in_progress() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(200);
+        let result: std::result::Result<(), Fault> =
+            runtime().block_on(limits(Duration::from_secs(60), Some(deadline)).retry(
+                || async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(())
+                },
+                |_, _, _| {},
+            ));
+        match result {
+            Err(Fault::Fatal(message)) => assert!(message.contains("push_deadline_secs")),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn each_retry_is_told_with_its_attempt_number_and_wait() {
+        let mut told = Vec::new();
+        let mut attempts = 0;
+        let result = runtime().block_on(limits(Duration::from_secs(5), None).retry(
+            || {
+                attempts += 1;
+                let fail = attempts < 3;
+                async move {
+                    if fail {
+                        Err(Fault::Transient {
+                            message: "network: connection refused".into(),
+                            wait: Some(Duration::from_millis(10)),
+                        })
+                    } else {
+                        Ok(7)
+                    }
+                }
+            },
+            |attempt, message, wait| told.push(retry_notice(attempt, message, wait)),
+        ));
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(
+            told,
+            [
+                "GitHub: network: connection refused; attempt 2 in 0.0s",
+                "GitHub: network: connection refused; attempt 3 in 0.0s"
+            ]
+        );
+    }
+}
