@@ -481,6 +481,17 @@ fn check_remote(config: &Config) -> Vec<Check> {
                         "make it private in its GitHub settings, or name a private repository",
                     ),
                 ),
+                Ok(RepoState::Internal) => (
+                    Check::ok("remote", remote_label(&remote)),
+                    Check::not_ok(
+                        Verdict::Fail,
+                        "repo private",
+                        format!(
+                            "{repo} is INTERNAL: its whole enterprise can read it, so nothing is pushed to it"
+                        ),
+                        "make it private in its GitHub settings, or name a private repository",
+                    ),
+                ),
                 Ok(RepoState::Missing) => (
                     Check::ok("remote", remote_label(&remote)),
                     Check::not_ok(

@@ -6,6 +6,11 @@
 //! Faults are queued per route and consumed one request at a time: a status with its body and
 //! headers, a connection reset halfway through an upload, a reset after the upload was stored
 //! (the retry then meets 422 `already_exists`), rate limits with their headers.
+//!
+//! Beyond BEHAVIOUR.md (`../shared/github-api/BEHAVIOUR.md`), checked against GitHub's docs:
+//! - Internal repositories: every member of the enterprise can read them; the REST answer says
+//!   `visibility: "internal"` next to `private: true`.
+//!   <https://docs.github.com/en/repositories/creating-and-managing-repositories/about-repositories#about-internal-repositories>
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -115,6 +120,8 @@ pub struct StoredRelease {
 struct Repo {
     id: u64,
     private: bool,
+    /// `visibility: internal`, which GitHub also reports as `private: true`.
+    internal: bool,
     empty: bool,
     releases: Vec<StoredRelease>,
     /// Git tags: made with a release, left behind when the release is deleted.
@@ -196,6 +203,18 @@ impl FakeGitHub {
 
     pub fn add_empty_repo(&self, full_name: &str) {
         self.insert_repo(full_name, true, true);
+    }
+
+    /// A repository of an enterprise's organisation that every member of the enterprise can read.
+    pub fn add_internal_repo(&self, full_name: &str) {
+        self.insert_repo(full_name, true, false);
+        self.state
+            .lock()
+            .unwrap()
+            .repos
+            .get_mut(full_name)
+            .unwrap()
+            .internal = true;
     }
 
     fn insert_repo(&self, full_name: &str, private: bool, empty: bool) {
@@ -595,7 +614,11 @@ impl Shared {
         value["private"] = json!(repo.private);
         // GitHub's own example lacks this required property.
         value["has_discussions"] = json!(false);
-        value["visibility"] = json!(if repo.private { "private" } else { "public" });
+        value["visibility"] = json!(match (repo.internal, repo.private) {
+            (true, _) => "internal",
+            (false, true) => "private",
+            (false, false) => "public",
+        });
         value["url"] = json!(format!("{}/repos/{full}", self.api_url));
         value
     }

@@ -179,6 +179,33 @@ fn a_public_repository_is_refused_and_nothing_is_uploaded() {
     assert_eq!(app.archives("backups").len(), 1, "the snapshot stays local");
 }
 
+/// An internal repository reports `private: true`, yet its whole enterprise can read it: refused
+/// like a public one, by pushes, `auth status` and `doctor`.
+#[test]
+fn an_internal_repository_is_refused_like_a_public_one() {
+    let fake = FakeGitHub::start();
+    fake.add_internal_repo(REPO);
+    let app = github_app(&fake, REPO, 10);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is internal: everyone in its enterprise can read it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(fake.releases(REPO).is_empty());
+    assert_eq!(app.archives("backups").len(), 1, "the snapshot stays local");
+
+    let out = run(&app, &["auth", "status", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["repo_state"], "internal", "{status}");
+    let out = run(&app, &["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("INTERNAL"), "{}", stdout(&out));
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
 #[test]
 fn bad_credentials_and_an_empty_repository_fail_at_once_with_what_to_do() {
     let fake = FakeGitHub::start();

@@ -99,7 +99,9 @@ fn status(github: GithubConfig, args: &StatusArgs) -> Result<u8, Error> {
     }
     Ok(match repo_state {
         RepoState::Private => backup_agent::error::exit::OK,
-        RepoState::Public | RepoState::Missing => backup_agent::error::exit::REMOTE,
+        RepoState::Public | RepoState::Internal | RepoState::Missing => {
+            backup_agent::error::exit::REMOTE
+        }
     })
 }
 
@@ -119,6 +121,9 @@ fn describe(state: RepoState) -> &'static str {
     match state {
         RepoState::Private => "is private and reachable",
         RepoState::Public => "is PUBLIC: nothing will be pushed to it; make it private",
+        RepoState::Internal => {
+            "is INTERNAL (its whole enterprise can read it): nothing will be pushed to it; make it private"
+        }
         RepoState::Missing => {
             "was not found, or the token cannot see it; `backup init --create` makes it"
         }

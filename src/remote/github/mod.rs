@@ -40,6 +40,9 @@ use release::{Asset, Piece, Release, body_record, pieces, release_body, stored_p
 pub enum RepoState {
     Private,
     Public,
+    /// `visibility: internal`: GitHub reports it as private, yet every member of the enterprise
+    /// can read it.
+    Internal,
     /// Not there, or not visible to the token (GitHub answers 404 for both).
     Missing,
 }
@@ -118,11 +121,14 @@ impl GithubRemote {
         match reply.status {
             200 => {
                 let repo: Value = reply.json().map_err(Fault::into_error)?;
-                Ok(if repo["private"].as_bool() == Some(true) {
-                    RepoState::Private
-                } else {
-                    RepoState::Public
-                })
+                // `visibility` first: an internal repository also says `private: true`.
+                Ok(
+                    match (repo["visibility"].as_str(), repo["private"].as_bool()) {
+                        (Some("internal"), _) => RepoState::Internal,
+                        (Some("public"), _) | (None, Some(false) | None) => RepoState::Public,
+                        _ => RepoState::Private,
+                    },
+                )
             }
             404 => Ok(RepoState::Missing),
             other => Err(Error::Remote(format!(
@@ -142,6 +148,12 @@ impl GithubRemote {
             RepoState::Public => {
                 return Err(Error::Remote(format!(
                     "repository {} is public; snapshots hold your private data, so nothing was uploaded: make it private (Settings > General > Danger Zone) or name a private repository",
+                    self.config.repo
+                )));
+            }
+            RepoState::Internal => {
+                return Err(Error::Remote(format!(
+                    "repository {} is internal: everyone in its enterprise can read it, and snapshots hold your private data, so nothing was uploaded; make it private (Settings > General > Danger Zone) or name a private repository",
                     self.config.repo
                 )));
             }
