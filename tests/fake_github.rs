@@ -11,6 +11,24 @@
 //! - Internal repositories: every member of the enterprise can read them; the REST answer says
 //!   `visibility: "internal"` next to `private: true`.
 //!   <https://docs.github.com/en/repositories/creating-and-managing-repositories/about-repositories#about-internal-repositories>
+//! - Immutable releases: once published, assets cannot be added, changed or deleted, and the
+//!   tag cannot be deleted while the release exists; deleting the release frees the tag for
+//!   deletion but never for reuse. Uploads meet 422 "Cannot upload assets to an immutable
+//!   release" (BEHAVIOUR.md I49), asset deletions "Cannot delete asset from an immutable
+//!   release", both as `ReleaseAsset` `custom` validation errors (body shape as reported in
+//!   <https://github.com/uutils/coreutils/issues/13839>). A refused tag deletion answers 422
+//!   "Repository rule violations found … Cannot delete this tag. The tag is permanently
+//!   locked." (observed: <https://github.com/chainguard-dev/edu/pull/3158>); the same answer plays
+//!   a tag ruleset (`set_immutable_releases(repo, true)`).
+//!   <https://docs.github.com/en/code-security/concepts/supply-chain-security/immutable-releases>
+//! - Drafts: several may share a tag, they make no tag until published (`PATCH draft: false`),
+//!   and `releases/tags/{tag}` does not return them (BEHAVIOUR.md §4). `make_latest` defaults
+//!   to "true" for a newly published release (SPEC `repos/update-release`); the fake records it.
+//!   Publishing a draft whose tag already has a published release answers 422 `already_exists`
+//!   as creating one does: an assumption, the docs state the rule for create only.
+//! - A release may not be returned by its tag right after GitHub reported it exists: softprops
+//!   retries while a new release is "not yet discoverable by tag" (BEHAVIOUR.md §4, S8); the
+//!   fake plays it with queued 404s on `releases/tags/{tag}`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,6 +57,7 @@ pub enum Route {
     Upload,
     DownloadApi,
     Storage,
+    UpdateRelease,
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +70,9 @@ pub enum Fault {
     ResetAfterStore,
     /// Keep a `starter` asset with half the bytes, answer 502 (GitHub's documented upload failure).
     StarterLeftover,
+    /// Before this publish: another attempt publishes a copy of the draft (assets included) as
+    /// its own release of the tag, so this publish meets 422 `already_exists`.
+    PublishedMeanwhile,
 }
 
 impl Fault {
@@ -87,6 +109,10 @@ impl Fault {
     }
 }
 
+fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -113,6 +139,12 @@ pub struct StoredRelease {
     pub body: String,
     /// A release whose tag was deleted turns back into a draft (BEHAVIOUR.md §4).
     pub draft: bool,
+    /// Published in a repository with immutable releases on: assets and tag locked.
+    pub immutable: bool,
+    /// The `make_latest` the publishing request asked for (GitHub's default is "true").
+    pub make_latest: Option<String>,
+    /// RFC 3339, when the release (or draft) was made.
+    pub created_at: String,
     pub assets: Vec<StoredAsset>,
 }
 
@@ -123,6 +155,12 @@ struct Repo {
     /// `visibility: internal`, which GitHub also reports as `private: true`.
     internal: bool,
     empty: bool,
+    /// The repository's "immutable releases" setting.
+    immutable_releases: bool,
+    /// A tag ruleset that forbids deleting tags.
+    tags_locked: bool,
+    /// Tags of immutable releases that were deleted: never usable again.
+    burnt_tags: std::collections::BTreeSet<String>,
     releases: Vec<StoredRelease>,
     /// Git tags: made with a release, left behind when the release is deleted.
     tags: std::collections::BTreeSet<String>,
@@ -144,6 +182,8 @@ struct State {
     violations: Vec<String>,
     /// Authorization headers the storage host received (must stay empty).
     storage_auth: Vec<String>,
+    /// List endpoints answer 422 past this many results (GitHub: 1,000).
+    result_cap: usize,
 }
 
 /// A running fake. Its threads live as long as the test process.
@@ -167,6 +207,7 @@ impl FakeGitHub {
                 next_id: 1,
                 max_asset: (2 << 30) - 1,
                 user: "octo-user".into(),
+                result_cap: 1000,
                 ..State::default()
             })),
         };
@@ -232,6 +273,37 @@ impl FakeGitHub {
         );
     }
 
+    /// Turns on the repository's immutable releases setting; with `lock_tags`, a tag ruleset
+    /// also forbids deleting tags.
+    pub fn set_immutable_releases(&self, full_name: &str, lock_tags: bool) {
+        let mut state = self.state.lock().unwrap();
+        let repo = state.repos.get_mut(full_name).unwrap();
+        repo.immutable_releases = true;
+        repo.tags_locked = lock_tags;
+    }
+
+    /// A draft of `tag` with no assets, as a retried "create draft" leaves behind.
+    pub fn add_draft(&self, repo: &str, tag: &str) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_id;
+        state.next_id += 1;
+        state
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .releases
+            .push(StoredRelease {
+                id,
+                tag: tag.to_string(),
+                body: String::new(),
+                draft: true,
+                immutable: false,
+                make_latest: None,
+                created_at: rfc3339_now(),
+                assets: Vec::new(),
+            });
+    }
+
     /// Whether a repository exists, and whether it is private.
     pub fn repo_private(&self, full_name: &str) -> Option<bool> {
         self.state
@@ -281,6 +353,9 @@ impl FakeGitHub {
             tag: tag.to_string(),
             body: String::new(),
             draft: false,
+            immutable: false,
+            make_latest: None,
+            created_at: rfc3339_now(),
             assets: vec![StoredAsset {
                 id: id + 1,
                 name: asset.to_string(),
@@ -652,6 +727,13 @@ impl Shared {
         value["name"] = json!(release.tag);
         value["body"] = json!(release.body);
         value["draft"] = json!(release.draft);
+        value["immutable"] = json!(release.immutable);
+        value["created_at"] = json!(release.created_at);
+        value["published_at"] = if release.draft {
+            Value::Null
+        } else {
+            json!(release.created_at)
+        };
         value["url"] = json!(format!("{}/repos/{full}/releases/{id}", self.api_url));
         value["assets_url"] = json!(format!(
             "{}/repos/{full}/releases/{id}/assets",
@@ -785,21 +867,27 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         ("DELETE", ["repos", _, _, "releases", "assets", _]) => Route::DeleteAsset,
         ("GET", ["repos", _, _, "releases", "assets", _]) => Route::DownloadApi,
         ("DELETE", ["repos", _, _, "releases", _]) => Route::DeleteRelease,
+        ("PATCH", ["repos", _, _, "releases", _]) => Route::UpdateRelease,
         ("DELETE", ["repos", _, _, "git", "refs", ..]) => Route::DeleteTag,
         ("POST", ["user", "repos"]) => Route::CreateRepo,
         _ => Route::GetRepo,
     };
+    let mut published_meanwhile = false;
     if let Some(fault) = take_fault(shared, route) {
-        return status_fault(fault).or_else(|| {
-            reset(out);
-            None
-        });
+        if matches!(fault, Fault::PublishedMeanwhile) {
+            published_meanwhile = true;
+        } else {
+            return status_fault(fault).or_else(|| {
+                reset(out);
+                None
+            });
+        }
     }
     if !request.authorized() {
         return status_fault(Fault::bad_credentials());
     }
     let full = segs.get(1..3).map(|s| s.join("/")).unwrap_or_default();
-    let body = if method == "POST" {
+    let body = if method == "POST" || method == "PATCH" {
         request.body_json()
     } else {
         Value::Null
@@ -808,8 +896,16 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         return Some(create_repo(shared, &body));
     }
     let mut state = shared.state.lock().unwrap();
+    if published_meanwhile {
+        publish_a_copy(
+            &mut state,
+            &full,
+            segs.get(4).and_then(|id| id.parse().ok()),
+        );
+    }
     let next_id = state.next_id;
     let direct_downloads = state.direct_downloads;
+    let result_cap = state.result_cap;
     let Some(repo) = state.repos.get_mut(&full) else {
         return Some(not_found());
     };
@@ -822,11 +918,14 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 .rev()
                 .map(|r| shared.release_json(&full, r))
                 .collect();
-            paginate(
-                items,
-                request,
-                &format!("{}/repos/{full}/releases", shared.api_url),
-            )
+            match past_cap(request, result_cap) {
+                Some(capped) => capped,
+                None => paginate(
+                    items,
+                    request,
+                    &format!("{}/repos/{full}/releases", shared.api_url),
+                ),
+            }
         }
         ("POST", ["repos", _, _, "releases"]) => {
             let Some(tag) = body["tag_name"].as_str().map(str::to_string) else {
@@ -845,7 +944,17 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                     Some("Repository is empty."),
                 ));
             }
-            if repo.releases.iter().any(|r| r.tag == tag && !r.draft) {
+            if repo.burnt_tags.contains(&tag) {
+                return Some(validation_failed(
+                    "Release",
+                    "custom",
+                    "tag_name",
+                    Some("tag_name was used by an immutable release"),
+                ));
+            }
+            let draft = body["draft"].as_bool().unwrap_or(false);
+            // Several drafts may share a tag, also with a published release (BEHAVIOUR.md §4).
+            if !draft && repo.releases.iter().any(|r| r.tag == tag && !r.draft) {
                 return Some(validation_failed(
                     "Release",
                     "already_exists",
@@ -857,11 +966,17 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 id: next_id,
                 tag: tag.clone(),
                 body: body["body"].as_str().unwrap_or("").to_string(),
-                draft: false,
+                draft,
+                immutable: !draft && repo.immutable_releases,
+                make_latest: body["make_latest"].as_str().map(str::to_string),
+                created_at: rfc3339_now(),
                 assets: Vec::new(),
             };
-            // An existing tag without a release is reused (BEHAVIOUR.md §4).
-            repo.tags.insert(tag);
+            // A draft makes no tag until it is published; an existing tag without a release is
+            // reused (BEHAVIOUR.md §4).
+            if !draft {
+                repo.tags.insert(tag);
+            }
             let json = shared.release_json(&full, &release);
             repo.releases.push(release);
             state.next_id += 1;
@@ -897,6 +1012,15 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         }
         ("DELETE", ["repos", _, _, "releases", "assets", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
+            if repo
+                .releases
+                .iter()
+                .any(|r| r.immutable && r.assets.iter().any(|a| a.id == id))
+            {
+                return Some(immutable_refusal(
+                    "Cannot delete asset from an immutable release",
+                ));
+            }
             let mut found = false;
             for r in &mut repo.releases {
                 let before = r.assets.len();
@@ -957,9 +1081,40 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 }
             }
         }
+        ("PATCH", ["repos", _, _, "releases", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(index) = repo.releases.iter().position(|r| r.id == id) else {
+                return Some(not_found());
+            };
+            let tag = repo.releases[index].tag.clone();
+            if body["draft"] == json!(false) && repo.releases[index].draft {
+                // Publishing: one published release per tag, as on create (an assumption: the
+                // docs describe the rule for create only).
+                if repo.releases.iter().any(|r| r.tag == tag && !r.draft) {
+                    return Some(validation_failed(
+                        "Release",
+                        "already_exists",
+                        "tag_name",
+                        None,
+                    ));
+                }
+                let immutable = repo.immutable_releases;
+                let release = &mut repo.releases[index];
+                release.draft = false;
+                release.immutable = immutable;
+                release.make_latest =
+                    Some(body["make_latest"].as_str().unwrap_or("true").to_string());
+                repo.tags.insert(tag);
+            }
+            answer_json(200, &shared.release_json(&full, &repo.releases[index]))
+        }
         ("DELETE", ["repos", _, _, "releases", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
             let before = repo.releases.len();
+            // An immutable release's tag can never be used again (D10).
+            for release in repo.releases.iter().filter(|r| r.id == id && r.immutable) {
+                repo.burnt_tags.insert(release.tag.clone());
+            }
             // The tag stays behind (BEHAVIOUR.md §4).
             repo.releases.retain(|r| r.id != id);
             if repo.releases.len() == before {
@@ -973,6 +1128,14 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 answer_json(
                     409,
                     &json!({"message": "Git Repository is empty.", "documentation_url": "https://docs.github.com/rest/git/refs#delete-a-reference"}),
+                )
+            } else if repo.tags.contains(*tag)
+                && (repo.tags_locked || repo.releases.iter().any(|r| r.tag == *tag && r.immutable))
+            {
+                // Locked while its immutable release exists (D10), or by a tag ruleset.
+                answer_json(
+                    422,
+                    &json!({"message": "Repository rule violations found\n\nCannot delete this tag. The tag is permanently locked.\n\n", "documentation_url": "https://docs.github.com/rest/git/refs#delete-a-reference", "status": "422"}),
                 )
             } else if repo.tags.remove(*tag) {
                 // Deleting the tag of a release turns the release back into a draft.
@@ -990,6 +1153,57 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         _ => not_found(),
     };
     Some(answer)
+}
+
+/// Another attempt publishes a copy of draft `id` (assets included) as its own release.
+fn publish_a_copy(state: &mut State, full: &str, id: Option<u64>) {
+    let next_id = state.next_id;
+    let Some(repo) = state.repos.get_mut(full) else {
+        return;
+    };
+    let Some(mut copy) = repo.releases.iter().find(|r| Some(r.id) == id).cloned() else {
+        return;
+    };
+    copy.id = next_id;
+    copy.draft = false;
+    copy.immutable = repo.immutable_releases;
+    for (n, asset) in copy.assets.iter_mut().enumerate() {
+        asset.id = next_id + 1 + n as u64;
+    }
+    let used = 1 + copy.assets.len() as u64;
+    repo.tags.insert(copy.tag.clone());
+    repo.releases.push(copy);
+    state.next_id += used;
+}
+
+/// GitHub's refusal to change an immutable release's assets.
+fn immutable_refusal(message: &str) -> Answer {
+    answer_json(
+        422,
+        &json!({"message": "Validation Failed", "errors": [{"resource": "ReleaseAsset", "code": "custom", "message": message}], "documentation_url": "https://docs.github.com/rest/releases/assets", "status": "422"}),
+    )
+}
+
+/// GitHub's answer to a page past the first `cap` results of a list (I13).
+fn past_cap(request: &Request, cap: usize) -> Option<Answer> {
+    let per_page: usize = request
+        .query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: usize = request
+        .query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    ((page - 1) * per_page >= cap).then(|| {
+        answer_json(
+            422,
+            &json!({"message": "Only the first 1000 results are available.", "documentation_url": "https://docs.github.com/rest/releases/releases#list-releases"}),
+        )
+    })
 }
 
 fn no_content() -> Answer {
@@ -1079,6 +1293,16 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
             .get(&full)
             .and_then(|r| r.releases.iter().find(|rel| rel.id == release_id))
             .map(|rel| rel.assets.iter().any(|a| a.name == name));
+        let immutable = state
+            .repos
+            .get(&full)
+            .and_then(|r| r.releases.iter().find(|rel| rel.id == release_id))
+            .is_some_and(|rel| rel.immutable);
+        if immutable {
+            return Some(immutable_refusal(
+                "Cannot upload assets to an immutable release",
+            ));
+        }
         match taken {
             None => return Some(not_found()),
             Some(true) => {

@@ -755,3 +755,156 @@ fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
     );
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+/// Immutable releases take no assets once published: the release is made as a draft (no tag
+/// yet), the archive uploaded into it (a reset upload retried there) and checked, then published
+/// without taking the repository's Latest release.
+#[test]
+fn with_immutable_releases_a_snapshot_is_uploaded_to_a_draft_then_published() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.set_immutable_releases(REPO, false);
+    fake.inject(Route::Upload, Fault::ResetMidUpload);
+    let app = github_app(&fake, REPO, 200);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_one_complete_release(&fake);
+    let release = &fake.releases(REPO)[0];
+    assert!(!release.draft && release.immutable, "{release:?}");
+    assert_eq!(release.make_latest.as_deref(), Some("false"));
+    assert_eq!(fake.tags(REPO), vec![release.tag.clone()]);
+    let log = fake.log();
+    let created = log
+        .iter()
+        .position(|l| l.starts_with(&format!("POST /repos/{REPO}/releases -> 201")))
+        .expect("created");
+    let published = log
+        .iter()
+        .position(|l| l.starts_with("PATCH ") && l.ends_with("-> 200"))
+        .expect("published");
+    let uploaded = log
+        .iter()
+        .rposition(|l| l.contains("/assets -> 201"))
+        .expect("uploaded");
+    assert!(created < uploaded && uploaded < published, "{log:#?}");
+
+    // Restored from the immutable release like any other.
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    let out = run(&app, &["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A run stopped before publishing leaves a draft holding the archive: the next run reuses it
+/// (no second upload), deletes another draft of the same tag, and publishes.
+#[test]
+fn a_draft_left_by_an_earlier_attempt_is_reused_and_extra_drafts_deleted() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.set_immutable_releases(REPO, false);
+    fake.inject(
+        Route::UpdateRelease,
+        Fault::Status(
+            403,
+            json!({"message": "Resource not accessible by personal access token"}),
+            vec![],
+        ),
+    );
+    let app = github_app(&fake, REPO, 100);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let left = fake.releases(REPO);
+    assert_eq!(left.len(), 1);
+    assert!(left[0].draft && left[0].assets.len() == 1, "{left:?}");
+    assert!(fake.tags(REPO).is_empty(), "a draft has no tag");
+    let tag = left[0].tag.clone();
+    fake.add_draft(REPO, &tag);
+
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let releases = fake.releases(REPO);
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    assert!(releases.iter().all(|r| !r.draft && r.assets.len() == 1));
+    assert_eq!(releases.iter().filter(|r| r.tag == tag).count(), 1);
+    let uploads = fake
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("POST") && l.contains("/assets "))
+        .count();
+    assert_eq!(uploads, 2, "one per snapshot: {:#?}", fake.log());
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// Another attempt published the tag while this one uploaded: the publish meets 422
+/// `already_exists`, and GitHub does not show the release by its tag at once (404), which is
+/// retried; the other release is kept and this draft deleted.
+#[test]
+fn a_404_by_tag_after_already_exists_is_retried_and_converges() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.inject(Route::UpdateRelease, Fault::PublishedMeanwhile);
+    // The first lookup (before the draft) finds nothing anyway; the second is the lag.
+    fake.inject(
+        Route::GetReleaseByTag,
+        Fault::Status(404, json!({"message": "Not Found"}), vec![]),
+    );
+    fake.inject(
+        Route::GetReleaseByTag,
+        Fault::Status(404, json!({"message": "Not Found"}), vec![]),
+    );
+    let app = github_app(&fake, REPO, 100);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_one_complete_release(&fake);
+    assert!(!fake.releases(REPO)[0].draft);
+    let log = fake.log();
+    let conflict = log
+        .iter()
+        .position(|l| l.starts_with("PATCH ") && l.ends_with("-> 422"))
+        .expect("the publish met the other release");
+    let lookups: Vec<&String> = log[conflict..]
+        .iter()
+        .filter(|l| l.contains("/releases/tags/"))
+        .collect();
+    assert!(
+        lookups.len() == 2 && lookups[0].ends_with("-> 404") && lookups[1].ends_with("-> 200"),
+        "{log:#?}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// Retention in a repository whose tags GitHub will not delete (immutable releases under a tag
+/// ruleset): the releases go, the tags stay, and the prune says so and succeeds.
+#[test]
+fn prune_treats_an_undeletable_tag_as_done_with_a_note() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let host = backup_agent::tag::this_host();
+    for (i, minute) in [0, 10, 20, 30].into_iter().enumerate() {
+        let tag = format!("bk-20260301T10{minute:02}00Z-scheduled-{host}-{i:06x}");
+        fake.add_release(REPO, &tag, &format!("{tag}.tar.gz"), b"an archive");
+    }
+    fake.set_immutable_releases(REPO, true);
+    let app = github_app(&fake, REPO, 5);
+    let out = run(&app, &["prune", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes: Vec<&str> = report["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["note"].as_str())
+        .collect();
+    assert_eq!(notes.len(), 3, "{report:#}");
+    assert!(notes[0].contains("keeps its git tag"), "{}", notes[0]);
+    assert_eq!(fake.releases(REPO).len(), 1);
+    assert_eq!(fake.tags(REPO).len(), 4, "the tags stay");
+
+    // The next prune has nothing left to do: the snapshots are gone.
+    let out = run(&app, &["prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

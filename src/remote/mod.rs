@@ -121,13 +121,14 @@ impl Remote {
     }
 
     /// Deletes the snapshot of `tag`; a snapshot already gone counts as deleted, so an
-    /// interrupted delete converges on the next try.
+    /// interrupted delete converges on the next try. Returns a note for the user when something
+    /// the remote will not delete stays behind (the git tag of an immutable GitHub release).
     ///
     /// # Errors
     /// [`crate::Error::Remote`] when the remote is unreachable or refuses.
-    pub fn delete(&self, tag: &Tag) -> Result<()> {
+    pub fn delete(&self, tag: &Tag) -> Result<Option<String>> {
         match self {
-            Remote::Dir(d) => d.delete(tag),
+            Remote::Dir(d) => d.delete(tag).map(|()| None),
             Remote::Github(g) => g.delete(tag),
         }
     }

@@ -32,6 +32,11 @@ use http::{Fault, Reply, classify, location, network_fault, next_link, same_orig
 
 /// Redirects followed for one request (a renamed repository needs one).
 const MAX_REDIRECTS: usize = 5;
+
+/// GitHub's answer to a page past the first 1,000 results of a list.
+fn is_result_cap(reply: &Reply) -> bool {
+    reply.status == 422 && reply.validation().1.contains("Only the first 1000 results")
+}
 use release::{Asset, Piece, Release, body_record, pieces, release_body, stored_pieces};
 
 /// What the token sees of the configured repository.
@@ -195,28 +200,37 @@ impl GithubRemote {
 
     /// Deletes the release of `tag`, then its git tag, so tags do not pile up in the
     /// repository. Deleting what is already gone succeeds, so an interrupted delete converges.
-    pub fn delete(&self, tag: &Tag) -> Result<()> {
+    /// A tag GitHub refuses to delete (an immutable release's, or one a tag ruleset locks) is
+    /// left, and the note returned says so: the snapshot itself is gone.
+    pub fn delete(&self, tag: &Tag) -> Result<Option<String>> {
         let client = self.client()?;
+        let mut immutable = false;
         if let Some(release) = client.release_by_tag(tag)? {
-            let path = client.repo_path(&format!("/releases/{}", release.id));
-            let reply =
-                client.block_on(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
-            if !matches!(reply.status, 204 | 404) {
-                return Err(Error::Remote(format!(
-                    "deleting release {tag} answered {}",
-                    reply.status
-                )));
-            }
+            immutable = release.immutable;
+            client.delete_release(release.id)?;
         }
         // After the release: deleting a release's tag first turns it back into a draft.
         let path = client.repo_path(&format!("/git/refs/tags/{tag}"));
         let reply = client.block_on(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
+        let message = reply.validation().1;
         match reply.status {
-            204 => Ok(()),
-            422 if reply.validation().1.contains("Reference does not exist") => Ok(()),
+            204 => Ok(None),
+            422 if message.contains("Reference does not exist") => Ok(None),
+            422 if immutable
+                || message.contains("immutable")
+                || message.contains("Repository rule violations") =>
+            {
+                Ok(Some(format!(
+                    "release {tag} is deleted but GitHub keeps its git tag ({}); an immutable release's tag can never be used again, so it is left as is",
+                    message
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("refused")
+                        .trim()
+                )))
+            }
             other => Err(Error::Remote(format!(
-                "deleting tag {tag} answered {other} ({})",
-                reply.validation().1
+                "deleting tag {tag} answered {other} ({message})"
             ))),
         }
     }
@@ -226,6 +240,8 @@ impl GithubRemote {
         let releases = client.releases()?;
         let mut found: Vec<RemoteSnapshot> = releases
             .into_iter()
+            // A draft is an upload not finished yet: not a snapshot the remote holds.
+            .filter(|release| !release.draft)
             .filter_map(|release| {
                 let tag = Tag::parse(&release.tag_name)?;
                 let recorded = body_record(release.body.as_deref());
@@ -249,15 +265,24 @@ impl GithubRemote {
         Ok(found)
     }
 
+    /// Stores a snapshot so that immutable releases (a repository or organisation setting) work:
+    /// the release is made as a draft, the archive uploaded into it and checked, and only then
+    /// published, since a published immutable release takes no more assets. A published release
+    /// of the tag (an earlier attempt's) is completed or kept; a draft an earlier attempt left is
+    /// reused, and extra drafts of the tag are deleted.
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         let client = self.client()?;
         self.check_repo()?;
         let pieces = pieces(upload, self.config.max_asset_bytes)?;
-        let release = client.create_release(upload, &pieces)?;
-        for piece in &pieces {
-            client.upload_converging(&release, upload, piece)?;
+        if let Some(published) = client.release_by_tag(upload.tag)? {
+            return client.complete_published(&published, upload, &pieces);
         }
-        Ok(())
+        let draft = client.draft_for(upload, &pieces)?;
+        for piece in &pieces {
+            client.upload_converging(&draft, upload, piece)?;
+        }
+        client.check_uploaded(&draft, upload.tag, &pieces)?;
+        client.publish(&draft, upload, &pieces)
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
@@ -390,6 +415,7 @@ impl Client {
                 reqwest::Method::GET => self.api._get(target.as_str()).await,
                 reqwest::Method::POST => self.api._post(target.as_str(), body).await,
                 reqwest::Method::DELETE => self.api._delete(target.as_str(), body).await,
+                reqwest::Method::PATCH => self.api._patch(target.as_str(), body).await,
                 ref other => unreachable!("no {other} calls"),
             }
             .map_err(network)?;
@@ -484,45 +510,202 @@ impl Client {
         }
     }
 
-    /// Creates the published release of `upload`'s tag, or finds the one an earlier attempt made.
-    fn create_release(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<Release> {
+    /// The published release of `tag` after GitHub answered 422 `already_exists` for it: GitHub
+    /// may not show a release by its tag right away, so a 404 here is retried.
+    fn published_after_conflict(&self, tag: &Tag) -> Result<Release> {
+        let path = self.repo_path(&format!("/releases/tags/{tag}"));
+        self.block_on(|| async {
+            let reply = self.api_call(reqwest::Method::GET, &path, None).await?;
+            match reply.status {
+                200 => reply.json(),
+                404 => Err(Fault::Transient {
+                    message: format!("GitHub says release {tag} exists but does not show it yet"),
+                    wait: None,
+                }),
+                other => Err(Fault::Fatal(format!(
+                    "reading release {tag} answered {other}"
+                ))),
+            }
+        })
+    }
+
+    /// A published release of `upload`'s tag: its assets are completed where GitHub allows it.
+    fn complete_published(
+        &self,
+        release: &Release,
+        upload: &Upload<'_>,
+        pieces: &[Piece],
+    ) -> Result<()> {
+        for piece in pieces {
+            self.upload_converging(release, upload, piece)?;
+        }
+        Ok(())
+    }
+
+    /// Drafts of `tag`, newest first. Drafts have no tag yet, so they are found in the release
+    /// list; it is sorted newest first, and a draft of `tag` was made after the snapshot was
+    /// taken, so the walk stops at the first page wholly older than the tag (a day's margin for
+    /// a wrong clock), or where GitHub's 1,000-result cap ends the list.
+    fn drafts_of(&self, tag: &Tag) -> Result<Vec<Release>> {
+        let since = tag.time() - chrono::Duration::days(1);
+        let mut drafts = Vec::new();
+        self.recent_releases(since, |release| {
+            if release.draft && release.tag_name == tag.as_str() {
+                drafts.push(release);
+            }
+        })?;
+        Ok(drafts)
+    }
+
+    /// Walks the release list, newest first, until a page holds only releases created before
+    /// `since`, the list ends, or GitHub's 1,000-result cap answers 422. Returns whether the
+    /// cap cut the walk short.
+    fn recent_releases(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        mut visit: impl FnMut(Release),
+    ) -> Result<bool> {
+        let mut next = Some(self.repo_path("/releases?per_page=100"));
+        while let Some(path) = next.take() {
+            let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
+            match reply.status {
+                200 => {}
+                422 if is_result_cap(&reply) => return Ok(true),
+                other => {
+                    return Err(Error::Remote(format!(
+                        "listing the releases of {}/{} answered {other}",
+                        self.owner, self.name
+                    )));
+                }
+            }
+            let page: Vec<Release> = reply.json().map_err(Fault::into_error)?;
+            let all_older = page.iter().all(|r| {
+                r.created_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t < since)
+            });
+            page.into_iter().for_each(&mut visit);
+            if all_older {
+                break;
+            }
+            next = next_link(&reply.headers);
+        }
+        Ok(false)
+    }
+
+    /// The draft to upload `upload` into: one an earlier attempt left (the one holding the most
+    /// complete assets; other drafts of the tag are deleted), or a new one.
+    fn draft_for(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<Release> {
+        let mut drafts = self.drafts_of(upload.tag)?;
+        drafts.sort_by_key(|d| {
+            std::cmp::Reverse(d.assets.iter().filter(|a| a.state == "uploaded").count())
+        });
+        let mut drafts = drafts.into_iter();
+        if let Some(kept) = drafts.next() {
+            for extra in drafts {
+                self.delete_release(extra.id)?;
+            }
+            return Ok(kept);
+        }
+        self.create_draft(upload, pieces)
+    }
+
+    fn delete_release(&self, id: u64) -> Result<()> {
+        let path = self.repo_path(&format!("/releases/{id}"));
+        let reply = self.block_on(|| self.api_call(reqwest::Method::DELETE, &path, None))?;
+        match reply.status {
+            204 | 404 => Ok(()),
+            other => Err(Error::Remote(format!(
+                "deleting release {id} answered {other} ({})",
+                reply.validation().1
+            ))),
+        }
+    }
+
+    /// `POST /releases` as a draft: no tag is made until it is published.
+    fn create_draft(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<Release> {
         let body = json!({
             "tag_name": upload.tag.as_str(),
             "name": upload.tag.as_str(),
             "body": release_body(upload, pieces),
-            "draft": false,
+            "draft": true,
             "prerelease": false,
         });
         let path = self.repo_path("/releases");
         let reply = self.block_on(|| self.api_call(reqwest::Method::POST, &path, Some(&body)))?;
         match reply.status {
             201 | 200 => reply.json().map_err(Fault::into_error),
-            422 => match reply.validation() {
-                (Some(code), _) if code == "already_exists" => {
-                    self.release_by_tag(upload.tag)?.ok_or_else(|| {
-                        Error::Remote(format!(
-                            "GitHub says release {} exists but does not return it; try again later",
-                            upload.tag
-                        ))
-                    })
-                }
-                (_, message) if message.contains("Repository is empty") => {
-                    Err(Error::Remote(format!(
-                        "repository {}/{} is empty and GitHub cannot make a release in it; add a first commit (e.g. a README on github.com), or name a repository that does not exist yet in the config and run `backup init --create`, which makes it with one",
-                        self.owner, self.name
-                    )))
-                }
-                (_, message) => Err(Error::Remote(format!(
-                    "GitHub refused the release {} (422 {message})",
-                    upload.tag
-                ))),
-            },
+            422 => Err(self.release_refused(upload.tag, &reply)),
             404 => Err(Error::Remote(format!(
                 "repository {}/{} was not found, or the token cannot write to it",
                 self.owner, self.name
             ))),
             other => Err(Error::Remote(format!(
                 "creating release {} answered {other}",
+                upload.tag
+            ))),
+        }
+    }
+
+    /// What a 422 on making or publishing the release of `tag` means, and what to do.
+    fn release_refused(&self, tag: &Tag, reply: &Reply) -> Error {
+        match reply.validation() {
+            (_, message) if message.contains("Repository is empty") => Error::Remote(format!(
+                "repository {}/{} is empty and GitHub cannot make a release in it; add a first commit (e.g. a README on github.com), or name a repository that does not exist yet in the config and run `backup init --create`, which makes it with one",
+                self.owner, self.name
+            )),
+            (_, message) if message.contains("immutable release") => Error::Remote(format!(
+                "tag {tag} belonged to an immutable release that was deleted, and GitHub never lets such a tag be used again ({message}); this snapshot stays local, and the next snapshot goes up under its own tag"
+            )),
+            (_, message) => {
+                Error::Remote(format!("GitHub refused the release {tag} (422 {message})"))
+            }
+        }
+    }
+
+    /// After the uploads: every piece is on the draft, complete, with GitHub's digest (where it
+    /// gives one) equal to the local sha256, before anything is published.
+    fn check_uploaded(&self, draft: &Release, tag: &Tag, pieces: &[Piece]) -> Result<()> {
+        let assets = self.assets(draft.id)?;
+        for piece in pieces {
+            let good = assets.iter().any(|a| {
+                a.name == piece.name
+                    && a.state == "uploaded"
+                    && a.size == piece.len
+                    && a.sha256().is_none_or(|sha| sha == piece.sha256)
+            });
+            if !good {
+                return Err(Error::Remote(format!(
+                    "{} on the draft release {tag} does not match the local archive after its upload; nothing was published, and the next run uploads it again",
+                    piece.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the draft without making it the repository's Latest release (hourly snapshots
+    /// would keep taking that from the project's own releases). If another attempt published the
+    /// tag meanwhile, that release is completed and this draft deleted.
+    fn publish(&self, draft: &Release, upload: &Upload<'_>, pieces: &[Piece]) -> Result<()> {
+        let body = json!({"draft": false, "make_latest": "false"});
+        let path = self.repo_path(&format!("/releases/{}", draft.id));
+        let reply = self.block_on(|| self.api_call(reqwest::Method::PATCH, &path, Some(&body)))?;
+        match reply.status {
+            200 => Ok(()),
+            422 if reply.validation().0.as_deref() == Some("already_exists") => {
+                let published = self.published_after_conflict(upload.tag)?;
+                self.complete_published(&published, upload, pieces)?;
+                self.delete_release(draft.id)
+            }
+            422 => Err(self.release_refused(upload.tag, &reply)),
+            404 => Err(Error::Remote(format!(
+                "the draft release of {} was deleted while it was being published; the next run makes it again",
+                upload.tag
+            ))),
+            other => Err(Error::Remote(format!(
+                "publishing release {} answered {other}",
                 upload.tag
             ))),
         }
@@ -556,6 +739,12 @@ impl Client {
                 if complete && existing.sha256().is_some() && !upload.verified {
                     return Err(Fault::Fatal(format!(
                         "{name} on GitHub differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced"
+                    )));
+                }
+                if release.immutable {
+                    return Err(Fault::Fatal(format!(
+                        "release {} is published as immutable with a broken {name}, and GitHub lets nothing in it be replaced; delete that release on GitHub to let the snapshot go up again",
+                        upload.tag
                     )));
                 }
                 self.delete_asset(existing.id).await?;
@@ -661,6 +850,12 @@ impl Client {
                     message: "the asset name is taken by an earlier attempt".into(),
                     wait: Some(Duration::ZERO),
                 })
+            }
+            422 if reply.validation().1.contains("immutable release") => {
+                Err(Fault::Fatal(format!(
+                    "release {} is published as immutable without a complete archive (made by an older backup-agent, or by hand), and GitHub takes no more assets into it; delete that release on GitHub to let the snapshot go up again",
+                    upload.tag
+                )))
             }
             422 => {
                 let message = reply.validation().1;
