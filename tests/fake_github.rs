@@ -26,6 +26,20 @@
 //!   to "true" for a newly published release (SPEC `repos/update-release`); the fake records it.
 //!   Publishing a draft whose tag already has a published release answers 422 `already_exists`
 //!   as creating one does: an assumption, the docs state the rule for create only.
+//! - The REST release list answers a page past the first 1,000 results with 422
+//!   `{"message": "Only the first 1000 results are available.", "documentation_url": …}`
+//!   (BEHAVIOUR.md §3, I13; the fake's cap is `result_cap`). It lists newest first, as
+//!   observed; the tool does not rely on that order.
+//! - GraphQL, for full listings: one endpoint, `https://api.github.com/graphql` and
+//!   `http(s)://HOSTNAME/api/graphql` on GitHub Enterprise Server
+//!   <https://docs.github.com/en/graphql/guides/forming-calls-with-graphql>; every connection
+//!   takes `first` (1 to 100) and pages by cursor (`pageInfo { hasNextPage endCursor }`) until
+//!   the whole set is read, with no result cap
+//!   <https://docs.github.com/en/graphql/guides/using-pagination-in-the-graphql-api>;
+//!   `Release` has `databaseId`, `tagName`, `isDraft`, `immutable`, `createdAt`, `description`
+//!   and `releaseAssets` (`ReleaseAsset`: `name`, `size`; no state, no digest)
+//!   <https://docs.github.com/en/graphql/reference/objects#release>. The fake answers only
+//!   the tool's query; its answers are checked against that shape, not the OpenAPI file.
 //! - A release may not be returned by its tag right after GitHub reported it exists: softprops
 //!   retries while a new release is "not yet discoverable by tag" (BEHAVIOUR.md §4, S8); the
 //!   fake plays it with queued 404s on `releases/tags/{tag}`.
@@ -58,6 +72,7 @@ pub enum Route {
     DownloadApi,
     Storage,
     UpdateRelease,
+    GraphQl,
 }
 
 #[derive(Clone, Debug)]
@@ -623,7 +638,12 @@ fn serve(shared: &Shared, host: Host, stream: TcpStream) -> std::io::Result<()> 
             "{} {} -> {}",
             request.method, request.path, answer.status
         ));
-        if answer.content_type.starts_with("application/json") {
+        if request.path == "/graphql" {
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            if let Err(e) = check_graphql_releases(&body) {
+                state.violations.push(e);
+            }
+        } else if answer.content_type.starts_with("application/json") {
             let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             if let Err(e) =
                 openapi::check_response(&request.method, &request.spec_path, answer.status, &body)
@@ -870,6 +890,7 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         ("PATCH", ["repos", _, _, "releases", _]) => Route::UpdateRelease,
         ("DELETE", ["repos", _, _, "git", "refs", ..]) => Route::DeleteTag,
         ("POST", ["user", "repos"]) => Route::CreateRepo,
+        ("POST", ["graphql"]) => Route::GraphQl,
         _ => Route::GetRepo,
     };
     let mut published_meanwhile = false;
@@ -894,6 +915,9 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
     };
     if route == Route::CreateRepo {
         return Some(create_repo(shared, &body));
+    }
+    if route == Route::GraphQl {
+        return Some(graphql(shared, &body));
     }
     let mut state = shared.state.lock().unwrap();
     if published_meanwhile {
@@ -1153,6 +1177,101 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         _ => not_found(),
     };
     Some(answer)
+}
+
+/// The one GraphQL query the tool sends: a repository's releases, 100 a page, newest first,
+/// with cursor pagination (no result cap), in the shape GitHub's schema gives them.
+fn graphql(shared: &Shared, body: &Value) -> Answer {
+    let query = body["query"].as_str().unwrap_or_default();
+    let variables = &body["variables"];
+    if !query.contains("releases(first: 100, after: $after") {
+        return answer_json(
+            200,
+            &json!({"errors": [{"message": "the fake answers only backup-agent's release listing"}]}),
+        );
+    }
+    let owner = variables["owner"].as_str().unwrap_or_default();
+    let name = variables["name"].as_str().unwrap_or_default();
+    let full = format!("{owner}/{name}");
+    let state = shared.state.lock().unwrap();
+    let Some(repo) = state.repos.get(&full) else {
+        return answer_json(
+            200,
+            &json!({"data": {"repository": null}, "errors": [{"type": "NOT_FOUND", "path": ["repository"], "locations": [{"line": 2, "column": 3}], "message": format!("Could not resolve to a Repository with the name '{full}'.")}]}),
+        );
+    };
+    let offset: usize = variables["after"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("cursor:v2:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let nodes: Vec<Value> = repo
+        .releases
+        .iter()
+        .rev()
+        .skip(offset)
+        .take(100)
+        .map(|r| {
+            json!({
+                "databaseId": r.id,
+                "tagName": r.tag,
+                "isDraft": r.draft,
+                "immutable": r.immutable,
+                "createdAt": r.created_at,
+                "description": r.body,
+                "releaseAssets": {
+                    "pageInfo": {"hasNextPage": r.assets.len() > 100},
+                    "nodes": r.assets.iter().take(100).map(|a| json!({"name": a.name, "size": a.data.len()})).collect::<Vec<_>>(),
+                },
+            })
+        })
+        .collect();
+    let end = offset + nodes.len();
+    answer_json(
+        200,
+        &json!({"data": {"repository": {"releases": {
+            "pageInfo": {"hasNextPage": end < repo.releases.len(), "endCursor": (!nodes.is_empty()).then(|| format!("cursor:v2:{end}"))},
+            "nodes": nodes,
+        }}}}),
+    )
+}
+
+/// The shape of a GraphQL release listing, as GitHub's schema types it (`Release`,
+/// `ReleaseAssetConnection`, `PageInfo`); errors need a `message`.
+fn check_graphql_releases(body: &Value) -> Result<(), String> {
+    if let Some(errors) = body["errors"].as_array() {
+        return match errors.iter().all(|e| e["message"].is_string()) {
+            true => Ok(()),
+            false => Err(format!("POST /graphql: an error without `message`: {body}")),
+        };
+    }
+    let releases = &body["data"]["repository"]["releases"];
+    let page_ok = releases["pageInfo"]["hasNextPage"].is_boolean()
+        && (releases["pageInfo"]["endCursor"].is_string()
+            || releases["pageInfo"]["endCursor"].is_null());
+    let nodes_ok = releases["nodes"].as_array().is_some_and(|nodes| {
+        nodes.iter().all(|n| {
+            n["databaseId"].is_u64()
+                && n["tagName"].is_string()
+                && n["isDraft"].is_boolean()
+                && n["immutable"].is_boolean()
+                && n["createdAt"].is_string()
+                && (n["description"].is_string() || n["description"].is_null())
+                && n["releaseAssets"]["pageInfo"]["hasNextPage"].is_boolean()
+                && n["releaseAssets"]["nodes"]
+                    .as_array()
+                    .is_some_and(|assets| {
+                        assets
+                            .iter()
+                            .all(|a| a["name"].is_string() && a["size"].is_u64())
+                    })
+        })
+    });
+    if page_ok && nodes_ok {
+        Ok(())
+    } else {
+        Err("POST /graphql: the releases do not have the schema's shape".into())
+    }
 }
 
 /// Another attempt publishes a copy of draft `id` (assets included) as its own release.

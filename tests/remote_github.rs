@@ -845,15 +845,14 @@ fn a_404_by_tag_after_already_exists_is_retried_and_converges() {
     let fake = FakeGitHub::start();
     fake.add_repo(REPO, true);
     fake.inject(Route::UpdateRelease, Fault::PublishedMeanwhile);
-    // The first lookup (before the draft) finds nothing anyway; the second is the lag.
-    fake.inject(
-        Route::GetReleaseByTag,
-        Fault::Status(404, json!({"message": "Not Found"}), vec![]),
-    );
-    fake.inject(
-        Route::GetReleaseByTag,
-        Fault::Status(404, json!({"message": "Not Found"}), vec![]),
-    );
+    // The two lookups before the draft (the push's, then the upload's) find nothing anyway;
+    // the third, after the conflict, is GitHub's lag.
+    for _ in 0..3 {
+        fake.inject(
+            Route::GetReleaseByTag,
+            Fault::Status(404, json!({"message": "Not Found"}), vec![]),
+        );
+    }
     let app = github_app(&fake, REPO, 100);
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -906,5 +905,80 @@ fn prune_treats_an_undeletable_tag_as_done_with_a_note() {
     let out = run(&app, &["prune"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// 5,000 releases, this machine's behind the newer ones of other hosts: GitHub's release list
+/// stops at 1,000 results (422 past it), yet `list`, `restore`, a push and `prune` all work, and
+/// a push reads only what it needs.
+#[test]
+fn five_thousand_releases_past_the_1000_result_cap_stay_reachable() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let host = backup_agent::tag::this_host();
+    // Three old snapshots of this machine in one hour: retention keeps only the newest.
+    let old: Vec<String> = (0..3)
+        .map(|i| format!("bk-20260101T10{:02}00Z-scheduled-{host}-{i:06x}", i * 10))
+        .collect();
+    for tag in &old {
+        fake.add_release(REPO, tag, &format!("{tag}.tar.gz"), b"an old archive");
+    }
+    let app = github_app(&fake, REPO, 100);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    let pushed = fake.releases(REPO).last().unwrap().tag.clone();
+    for i in 0..5_000 {
+        let tag = format!(
+            "bk-202603{:02}T{:02}{:02}00Z-scheduled-host-{}-{i:06x}",
+            1 + i / 1440 % 28,
+            i / 60 % 24,
+            i % 60,
+            i % 15
+        );
+        fake.add_release(
+            REPO,
+            &tag,
+            &format!("{tag}.tar.gz"),
+            b"another host's archive",
+        );
+    }
+
+    // A lost machine: nothing local; its snapshot is 5,001st in GitHub's newest-first list.
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    fs::remove_dir_all(app.path("data")).unwrap();
+    let out = run(&app, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 5_004);
+    assert!(rows.iter().any(|r| r["tag"] == pushed.as_str()), "{pushed}");
+    let out = run(&app, &["restore", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+
+    // The capped REST list answers as GitHub does; a push walks it only as far as it must and
+    // never lists everything.
+    let before = fake.log().len();
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = fake.log()[before..].to_vec();
+    assert!(
+        log.iter()
+            .any(|l| l == &format!("GET /repos/{REPO}/releases -> 422")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("/graphql")), "{log:#?}");
+    let pages = log
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET /repos/{REPO}/releases ->")))
+        .count();
+    assert!(pages <= 2 * 11, "{pages} pages");
+    assert_eq!(fake.releases(REPO).len(), 5_005);
+
+    let out = run(&app, &["prune", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let left: Vec<String> = fake.releases(REPO).into_iter().map(|r| r.tag).collect();
+    assert!(!left.contains(&old[0]) && !left.contains(&old[1]), "pruned");
+    assert!(left.contains(&old[2]), "the newest of its hour stays");
+    assert_eq!(left.len(), 5_003);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }

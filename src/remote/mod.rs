@@ -94,6 +94,21 @@ impl Remote {
         }
     }
 
+    /// The snapshots among `tags` the remote holds (a push needs no more), oldest first.
+    ///
+    /// # Errors
+    /// [`crate::Error::Remote`] when the remote cannot be read.
+    pub fn holding(&self, tags: &[Tag]) -> Result<Vec<RemoteSnapshot>> {
+        match self {
+            Remote::Dir(d) => Ok(d
+                .list()?
+                .into_iter()
+                .filter(|s| tags.contains(&s.tag))
+                .collect()),
+            Remote::Github(g) => g.holding(tags),
+        }
+    }
+
     /// Checks the remote can take snapshots; with `create`, makes it first when it is missing
     /// (a folder, or a private GitHub repository).
     ///

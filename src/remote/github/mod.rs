@@ -33,6 +33,53 @@ use http::{Fault, Reply, classify, location, network_fault, next_link, same_orig
 /// Redirects followed for one request (a renamed repository needs one).
 const MAX_REDIRECTS: usize = 5;
 
+/// The releases of a repository, 100 a page, newest first, with what a listing needs.
+const RELEASES_QUERY: &str = "query($owner: String!, $name: String!, $after: String) {
+  repository(owner: $owner, name: $name) {
+    releases(first: 100, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        databaseId tagName isDraft immutable createdAt description
+        releaseAssets(first: 100) { pageInfo { hasNextPage } nodes { name size } }
+      }
+    }
+  }
+}";
+
+/// GitHub's GraphQL endpoint for an API URL: `https://api.github.com/graphql`, and
+/// `https://HOST/api/graphql` for GitHub Enterprise Server's `https://HOST/api/v3`.
+fn graphql_url(api_url: &str) -> String {
+    let base = api_url.trim_end_matches('/');
+    match base.strip_suffix("/v3") {
+        Some(api) if api.ends_with("/api") => format!("{api}/graphql"),
+        _ => format!("{base}/graphql"),
+    }
+}
+
+/// A published release of a snapshot as a listing shows it; `None` for drafts, releases of
+/// other tools, and releases without a complete archive.
+fn snapshot_of(release: &Release) -> Option<RemoteSnapshot> {
+    if release.draft {
+        return None;
+    }
+    let tag = Tag::parse(&release.tag_name)?;
+    let recorded = body_record(release.body.as_deref());
+    let stored = stored_pieces(&tag, &release.assets, recorded.as_ref())?;
+    let sha256 = recorded
+        .as_ref()
+        .and_then(|r| r["sha256"].as_str().map(str::to_string))
+        .or_else(|| match stored.as_slice() {
+            [single] => single.sha256().map(str::to_string),
+            _ => None,
+        });
+    Some(RemoteSnapshot {
+        size: stored.iter().map(|a| a.size).sum(),
+        sha256,
+        findings: recorded.as_ref().and_then(|r| r["findings"].as_u64()),
+        tag,
+    })
+}
+
 /// GitHub's answer to a page past the first 1,000 results of a list.
 fn is_result_cap(reply: &Reply) -> bool {
     reply.status == 422 && reply.validation().1.contains("Only the first 1000 results")
@@ -235,32 +282,43 @@ impl GithubRemote {
         }
     }
 
+    /// Every snapshot in the repository, through GraphQL's cursor pagination: the REST list of
+    /// releases stops at 1,000 results, and a host's old snapshots sit behind the newer ones of
+    /// every other host sharing the repository.
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
         let client = self.client()?;
-        let releases = client.releases()?;
-        let mut found: Vec<RemoteSnapshot> = releases
-            .into_iter()
-            // A draft is an upload not finished yet: not a snapshot the remote holds.
-            .filter(|release| !release.draft)
-            .filter_map(|release| {
-                let tag = Tag::parse(&release.tag_name)?;
-                let recorded = body_record(release.body.as_deref());
-                let stored = stored_pieces(&tag, &release.assets, recorded.as_ref())?;
-                let sha256 = recorded
-                    .as_ref()
-                    .and_then(|r| r["sha256"].as_str().map(str::to_string))
-                    .or_else(|| match stored.as_slice() {
-                        [single] => single.sha256().map(str::to_string),
-                        _ => None,
-                    });
-                Some(RemoteSnapshot {
-                    size: stored.iter().map(|a| a.size).sum(),
-                    sha256,
-                    findings: recorded.as_ref().and_then(|r| r["findings"].as_u64()),
-                    tag,
-                })
-            })
+        let mut found: Vec<RemoteSnapshot> = client
+            .all_releases()?
+            .iter()
+            .filter_map(snapshot_of)
             .collect();
+        found.sort_by(|a, b| a.tag.cmp(&b.tag));
+        Ok(found)
+    }
+
+    /// The snapshots among `tags` the repository holds, without listing it all: releases are
+    /// listed newest first, and a release of a tag is made after its snapshot, so the walk stops
+    /// at the first page older than the oldest tag (or at the 1,000-result cap); tags it did not
+    /// meet are looked up one by one, so the answer never depends on the list's order.
+    pub fn holding(&self, tags: &[Tag]) -> Result<Vec<RemoteSnapshot>> {
+        let client = self.client()?;
+        let Some(oldest) = tags.iter().map(Tag::time).min() else {
+            return Ok(Vec::new());
+        };
+        let wanted: std::collections::HashSet<&str> = tags.iter().map(Tag::as_str).collect();
+        let mut found = Vec::new();
+        let mut met = std::collections::HashSet::new();
+        client.recent_releases(oldest - chrono::Duration::days(1), |release| {
+            if !release.draft && wanted.contains(release.tag_name.as_str()) {
+                met.insert(release.tag_name.clone());
+                found.extend(snapshot_of(&release));
+            }
+        })?;
+        for tag in tags.iter().filter(|t| !met.contains(t.as_str())) {
+            if let Some(release) = client.release_by_tag(tag)? {
+                found.extend(snapshot_of(&release));
+            }
+        }
         found.sort_by(|a, b| a.tag.cmp(&b.tag));
         Ok(found)
     }
@@ -453,16 +511,20 @@ impl Client {
         while let Some(path) = next.take() {
             let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
             if reply.status == 404 {
-                return Err(Error::Remote(format!(
-                    "repository {}/{} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
-                    self.owner, self.name
-                )));
+                return Err(self.not_found());
             }
             let page: Vec<T> = reply.json().map_err(Fault::into_error)?;
             items.extend(page);
             next = next_link(&reply.headers);
         }
         Ok(items)
+    }
+
+    fn not_found(&self) -> Error {
+        Error::Remote(format!(
+            "repository {}/{} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
+            self.owner, self.name
+        ))
     }
 
     /// `POST /user/repos`: private, with a README commit, without issues, projects or wiki.
@@ -493,8 +555,128 @@ impl Client {
         }
     }
 
-    fn releases(&self) -> Result<Vec<Release>> {
-        self.all_pages(&self.repo_path("/releases?per_page=100"))
+    /// Every release, drafts included, through GraphQL (no result cap). The repository's
+    /// current name comes from the REST API first, which follows a rename.
+    fn all_releases(&self) -> Result<Vec<Release>> {
+        let path = self.repo_path("");
+        let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
+        match reply.status {
+            200 => {}
+            404 => return Err(self.not_found()),
+            other => {
+                return Err(Error::Remote(format!(
+                    "reading repository {}/{} answered {other}",
+                    self.owner, self.name
+                )));
+            }
+        }
+        let repo: Value = reply.json().map_err(Fault::into_error)?;
+        let full_name = repo["full_name"].as_str().unwrap_or_default().to_string();
+        let (owner, name) = full_name
+            .split_once('/')
+            .unwrap_or((self.owner.as_str(), self.name.as_str()));
+        let url = graphql_url(&self.api_url);
+        let mut releases = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let request = json!({
+                "query": RELEASES_QUERY,
+                "variables": {"owner": owner, "name": name, "after": after},
+            });
+            let data = self.block_on(|| self.graphql(&url, &request))?;
+            let connection = &data["repository"]["releases"];
+            for node in connection["nodes"].as_array().into_iter().flatten() {
+                releases.push(self.release_of_node(node)?);
+            }
+            if connection["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
+                return Ok(releases);
+            }
+            after = connection["pageInfo"]["endCursor"]
+                .as_str()
+                .map(str::to_string);
+            if after.is_none() {
+                return Ok(releases);
+            }
+        }
+    }
+
+    /// A release as GraphQL gives it: its assets without state or digest (the size and the
+    /// body's record say whether they are whole); more than a page of assets come from REST.
+    fn release_of_node(&self, node: &Value) -> Result<Release> {
+        let id = node["databaseId"].as_u64().unwrap_or_default();
+        let assets = if node["releaseAssets"]["pageInfo"]["hasNextPage"].as_bool() == Some(true) {
+            self.assets(id)?
+        } else {
+            node["releaseAssets"]["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| Asset {
+                    id: 0,
+                    name: a["name"].as_str().unwrap_or_default().to_string(),
+                    size: a["size"].as_u64().unwrap_or_default(),
+                    state: "uploaded".into(),
+                    digest: None,
+                })
+                .collect()
+        };
+        Ok(Release {
+            id,
+            tag_name: node["tagName"].as_str().unwrap_or_default().to_string(),
+            upload_url: String::new(),
+            body: node["description"].as_str().map(str::to_string),
+            draft: node["isDraft"].as_bool().unwrap_or(false),
+            immutable: node["immutable"].as_bool().unwrap_or(false),
+            created_at: node["createdAt"].as_str().map(str::to_string),
+            assets,
+        })
+    }
+
+    /// One GraphQL query: its `data`, or a fault from its `errors`.
+    async fn graphql(&self, url: &str, request: &Value) -> std::result::Result<Value, Fault> {
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.token.expose())
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| network_fault("GraphQL", &e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| network_fault("GraphQL answer lost", &e))?;
+        if let Some(fault) = classify(status, &headers, &body) {
+            return Err(fault);
+        }
+        let reply = Reply {
+            status,
+            headers,
+            body: body.to_vec(),
+        };
+        if status != 200 {
+            return Err(Fault::Fatal(format!(
+                "GitHub's GraphQL API answered {status} ({})",
+                reply.validation().1
+            )));
+        }
+        let value: Value = reply.json()?;
+        match value["errors"].get(0) {
+            None => Ok(value["data"].clone()),
+            // GraphQL reports its rate limit in the body; GitHub asks for at least a minute.
+            Some(error) if error["type"] == "RATE_LIMITED" => Err(Fault::Transient {
+                message: "GraphQL rate limit".into(),
+                wait: Some(Duration::from_secs(60)),
+            }),
+            Some(error) => Err(Fault::Fatal(format!(
+                "GitHub's GraphQL API refused to list the releases of {}/{}: {}",
+                self.owner,
+                self.name,
+                error["message"].as_str().unwrap_or("no message")
+            ))),
+        }
     }
 
     fn assets(&self, release_id: u64) -> Result<Vec<Asset>> {
@@ -558,19 +740,19 @@ impl Client {
     }
 
     /// Walks the release list, newest first, until a page holds only releases created before
-    /// `since`, the list ends, or GitHub's 1,000-result cap answers 422. Returns whether the
-    /// cap cut the walk short.
+    /// `since`, the list ends, or GitHub's 1,000-result cap answers 422.
     fn recent_releases(
         &self,
         since: chrono::DateTime<chrono::Utc>,
         mut visit: impl FnMut(Release),
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let mut next = Some(self.repo_path("/releases?per_page=100"));
         while let Some(path) = next.take() {
             let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
             match reply.status {
                 200 => {}
-                422 if is_result_cap(&reply) => return Ok(true),
+                422 if is_result_cap(&reply) => return Ok(()),
+                404 => return Err(self.not_found()),
                 other => {
                     return Err(Error::Remote(format!(
                         "listing the releases of {}/{} answered {other}",
@@ -591,7 +773,7 @@ impl Client {
             }
             next = next_link(&reply.headers);
         }
-        Ok(false)
+        Ok(())
     }
 
     /// The draft to upload `upload` into: one an earlier attempt left (the one holding the most
