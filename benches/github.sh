@@ -37,7 +37,7 @@ exec 3> "$g/stdin"
 trap 'exec 3>&-' EXIT
 for _ in $(seq 600); do grep -q '^FAKE_GITHUB ' "$g/fake.out" 2>/dev/null && break; sleep 0.5; done
 read -r _ API REPO TOKEN < <(grep '^FAKE_GITHUB ' "$g/fake.out")
-export GITHUB_TOKEN=$TOKEN
+export GH_ENTERPRISE_TOKEN=$TOKEN
 
 for mode in dir github; do
     mkdir -p "$g/$mode"

@@ -440,6 +440,7 @@ fn check_remote(config: &Config) -> Vec<Check> {
             let mut github = github.clone();
             github.retry_budget_secs = github.retry_budget_secs.min(DOCTOR_RETRY_BUDGET_SECS);
             let repo = github.repo.clone();
+            let token_var = crate::remote::github::env_vars(&github.api_url)[0].0;
             let remote = GithubRemote::new(github);
             let token = match remote.token() {
                 Ok(token) => {
@@ -449,6 +450,8 @@ fn check_remote(config: &Config) -> Vec<Check> {
                         // The scheduled job starts without this shell's variables and login.
                         TokenSource::EnvGithubToken
                         | TokenSource::EnvGhToken
+                        | TokenSource::EnvGhEnterpriseToken
+                        | TokenSource::EnvGithubEnterpriseToken
                         | TokenSource::GhCli => Check::not_ok(
                             Verdict::Warn,
                             "token",
@@ -463,7 +466,7 @@ fn check_remote(config: &Config) -> Vec<Check> {
                         Verdict::Fail,
                         "token",
                         e.to_string(),
-                        "run `backup auth login` (or set GITHUB_TOKEN for this job)",
+                        format!("run `backup auth login` (or set {token_var} for this job)"),
                     )];
                 }
             };

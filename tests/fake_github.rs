@@ -40,6 +40,11 @@
 //!   and `releaseAssets` (`ReleaseAsset`: `name`, `size`; no state, no digest)
 //!   <https://docs.github.com/en/graphql/reference/objects#release>. The fake answers only
 //!   the tool's query; its answers are checked against that shape, not the OpenAPI file.
+//! - Tokens per host, as the GitHub CLI documents them: `GH_TOKEN`, `GITHUB_TOKEN` for
+//!   github.com and GHE.com, `GH_ENTERPRISE_TOKEN`, `GITHUB_ENTERPRISE_TOKEN` for an Enterprise
+//!   Server <https://cli.github.com/manual/gh_help_environment>; `gh auth token` without
+//!   `--hostname` answers for the default host <https://cli.github.com/manual/gh_auth_token>.
+//!   The fake, on loopback, is such a server: tests give it GH_ENTERPRISE_TOKEN.
 //! - A release may not be returned by its tag right after GitHub reported it exists: softprops
 //!   retries while a new release is "not yet discoverable by tag" (BEHAVIOUR.md §4, S8); the
 //!   fake plays it with queued 404s on `releases/tags/{tag}`.

@@ -36,11 +36,12 @@ retry_max_delay_ms = 20
     app
 }
 
-/// Runs the binary with the fake's token in GITHUB_TOKEN; the token must not show.
+/// Runs the binary with the fake's token in GH_ENTERPRISE_TOKEN (the fake is a server other than
+/// github.com, so gh's convention names that variable); the token must not show.
 fn run(app: &App, args: &[&str]) -> Output {
     checked(
         app.command(args)
-            .env("GITHUB_TOKEN", TOKEN)
+            .env("GH_ENTERPRISE_TOKEN", TOKEN)
             .output()
             .unwrap(),
     )
@@ -646,7 +647,7 @@ fn doctor_checks_the_token_source_and_the_repository_privacy() {
         check("token")["detail"]
             .as_str()
             .unwrap()
-            .contains("GITHUB_TOKEN")
+            .contains("GH_ENTERPRISE_TOKEN")
     );
     assert_eq!(check("remote")["verdict"], "ok", "{report}");
     assert_eq!(check("repo private")["verdict"], "ok", "{report}");
@@ -683,7 +684,7 @@ fn logs_at_every_level_never_show_the_token() {
     }
     let out = checked(
         app.command(&["now"])
-            .env("GITHUB_TOKEN", TOKEN)
+            .env("GH_ENTERPRISE_TOKEN", TOKEN)
             .env("RUST_LOG", "trace")
             .output()
             .unwrap(),
@@ -980,5 +981,72 @@ fn five_thousand_releases_past_the_1000_result_cap_stay_reachable() {
     assert!(!left.contains(&old[0]) && !left.contains(&old[1]), "pruned");
     assert!(left.contains(&old[2]), "the newest of its hour stays");
     assert_eq!(left.len(), 5_003);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// Tokens are per host, as gh has them: the fake is a server other than github.com, so a
+/// github.com token in GH_TOKEN or GITHUB_TOKEN is never sent to it; GH_ENTERPRISE_TOKEN (before
+/// GITHUB_ENTERPRISE_TOKEN) is; and gh is asked for this host's token with `--hostname`.
+#[test]
+fn tokens_follow_ghs_per_host_conventions() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 5);
+    let host = fake.api_url.trim_start_matches("http://").to_string();
+    let out = checked(
+        app.command(&["auth", "status"])
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GH_TOKEN", TOKEN)
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("no GitHub token found for {host}"))
+            && err.contains("set GH_ENTERPRISE_TOKEN")
+            && err.contains("GH_TOKEN and GITHUB_TOKEN are for github.com only"),
+        "{err}"
+    );
+    assert!(fake.log().is_empty(), "nothing was sent: {:?}", fake.log());
+
+    let status = |cmd: &mut std::process::Command| -> serde_json::Value {
+        let out = checked(cmd.output().unwrap());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let found = status(
+        app.command(&["auth", "status", "--json"])
+            .env("GH_ENTERPRISE_TOKEN", TOKEN)
+            .env("GITHUB_ENTERPRISE_TOKEN", "ghp_notthisone"),
+    );
+    assert_eq!(found["source"], "env_gh_enterprise_token", "{found}");
+    let found = status(
+        app.command(&["auth", "status", "--json"])
+            .env("GITHUB_ENTERPRISE_TOKEN", TOKEN),
+    );
+    assert_eq!(found["source"], "env_github_enterprise_token", "{found}");
+
+    // gh answers with github.com's token unless asked for this host.
+    let bin = tempfile::tempdir().unwrap();
+    let gh = bin.path().join("gh");
+    fs::write(
+        &gh,
+        format!(
+            "#!/bin/sh\nif [ \"$*\" = \"auth token --hostname {host}\" ]; then echo {TOKEN}; else echo ghp_githubcomtoken; fi\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&gh, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let found = status(app.command(&["auth", "status", "--json"]).env("PATH", path));
+    assert_eq!(found["source"], "gh_cli", "{found}");
+    assert_eq!(found["repo_state"], "private", "{found}");
     assert_eq!(fake.violations(), Vec::<String>::new());
 }

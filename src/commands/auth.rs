@@ -69,7 +69,7 @@ fn login(github: GithubConfig) -> Result<u8, Error> {
         "the token is stored in the OS keyring for {api_url}; repository {repo} {}",
         describe(state)
     );
-    for var in ["GITHUB_TOKEN", "GH_TOKEN"] {
+    for (var, _) in backup_agent::remote::github::env_vars(&api_url) {
         if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
             errln!("backup: note: {var} is set, and is used before the keyring");
         }

@@ -12,7 +12,7 @@ mod http;
 mod release;
 mod token;
 
-pub use token::{Token, TokenSource};
+pub use token::{Token, TokenSource, env_vars, gh_host};
 
 use std::cell::OnceCell;
 use std::path::Path;
