@@ -40,6 +40,9 @@ mod fake_github;
 /// The GitHub remote against the fake: push, list, restore, faults, privacy.
 mod remote_github;
 
+/// The fake against GitHub's recorded answers (`fixtures/octokit/`): same status, same shape.
+mod octokit_fixtures;
+
 /// One remote contract run against both remotes: the folder and the fake GitHub.
 mod conformance;
 

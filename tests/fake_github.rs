@@ -7,6 +7,9 @@
 //! headers, a connection reset halfway through an upload, a reset after the upload was stored
 //! (the retry then meets 422 `already_exists`), rate limits with their headers.
 //!
+//! GitHub's recorded answers in `fixtures/octokit/` (from @octokit/fixtures) are replayed
+//! against the fake by `tests/octokit_fixtures.rs`: same status, same body shape.
+//!
 //! Beyond BEHAVIOUR.md (`../shared/github-api/BEHAVIOUR.md`), checked against GitHub's docs:
 //! - Internal repositories: every member of the enterprise can read them; the REST answer says
 //!   `visibility: "internal"` next to `private: true`.
@@ -300,6 +303,20 @@ impl FakeGitHub {
         let repo = state.repos.get_mut(full_name).unwrap();
         repo.immutable_releases = true;
         repo.tags_locked = lock_tags;
+    }
+
+    /// A published release of `tag` with no assets yet (someone else's, made on github.com).
+    pub fn add_release_without_assets(&self, repo: &str, tag: &str) {
+        self.add_draft(repo, tag);
+        let mut state = self.state.lock().unwrap();
+        let repo = state.repos.get_mut(repo).unwrap();
+        repo.tags.insert(tag.to_string());
+        repo.releases.last_mut().unwrap().draft = false;
+    }
+
+    /// The id GitHub gave a repository (its `/repositories/{id}` address).
+    pub fn repo_id(&self, full_name: &str) -> u64 {
+        self.state.lock().unwrap().repos[full_name].id
     }
 
     /// A draft of `tag` with no assets, as a retried "create draft" leaves behind.
@@ -714,6 +731,12 @@ impl Shared {
         value["private"] = json!(repo.private);
         // GitHub's own example lacks this required property.
         value["has_discussions"] = json!(false);
+        // What GitHub answers an admin's token besides the example (@octokit/fixtures'
+        // rename-repository recording).
+        value["allow_update_branch"] = json!(false);
+        value["use_squash_pr_title_as_default"] = json!(false);
+        value["permissions"] =
+            json!({"admin": true, "maintain": true, "push": true, "triage": true, "pull": true});
         value["visibility"] = json!(match (repo.internal, repo.private) {
             (true, _) => "internal",
             (false, true) => "private",
@@ -1430,9 +1453,10 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
         match taken {
             None => return Some(not_found()),
             Some(true) => {
+                // The uploads host adds a request id (as recorded in @octokit/fixtures).
                 return Some(answer_json(
                     422,
-                    &json!({"message": "Validation Failed", "errors": [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}], "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset"}),
+                    &json!({"message": "Validation Failed", "request_id": "FAKE:0002", "errors": [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}], "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset"}),
                 ));
             }
             Some(false) => {}
