@@ -39,7 +39,7 @@
 //!   takes `first` (1 to 100) and pages by cursor (`pageInfo { hasNextPage endCursor }`) until
 //!   the whole set is read, with no result cap
 //!   <https://docs.github.com/en/graphql/guides/using-pagination-in-the-graphql-api>;
-//!   `Release` has `databaseId`, `tagName`, `isDraft`, `immutable`, `createdAt`, `description`
+//!   `Release` has `databaseId`, `tagName`, `isDraft`, `createdAt`, `description`
 //!   and `releaseAssets` (`ReleaseAsset`: `name`, `size`; no state, no digest)
 //!   <https://docs.github.com/en/graphql/reference/objects#release>. The fake answers only
 //!   the tool's query; its answers are checked against that shape, not the OpenAPI file.
@@ -1244,7 +1244,6 @@ fn graphql(shared: &Shared, body: &Value) -> Answer {
                 "databaseId": r.id,
                 "tagName": r.tag,
                 "isDraft": r.draft,
-                "immutable": r.immutable,
                 "createdAt": r.created_at,
                 "description": r.body,
                 "releaseAssets": {
@@ -1282,7 +1281,6 @@ fn check_graphql_releases(body: &Value) -> Result<(), String> {
             n["databaseId"].is_u64()
                 && n["tagName"].is_string()
                 && n["isDraft"].is_boolean()
-                && n["immutable"].is_boolean()
                 && n["createdAt"].is_string()
                 && (n["description"].is_string() || n["description"].is_null())
                 && n["releaseAssets"]["pageInfo"]["hasNextPage"].is_boolean()

@@ -18,7 +18,7 @@ const RELEASES_QUERY: &str = "query($owner: String!, $name: String!, $after: Str
     releases(first: 100, after: $after, orderBy: {field: CREATED_AT, direction: DESC}) {
       pageInfo { hasNextPage endCursor }
       nodes {
-        databaseId tagName isDraft immutable createdAt description
+        databaseId tagName isDraft createdAt description
         releaseAssets(first: 100) { pageInfo { hasNextPage } nodes { name size } }
       }
     }
@@ -136,7 +136,8 @@ impl Client {
             upload_url: String::new(),
             body: node["description"].as_str().map(str::to_string),
             draft: node["isDraft"].as_bool().unwrap_or(false),
-            immutable: node["immutable"].as_bool().unwrap_or(false),
+            // Not asked for: older Enterprise Servers lack the field, and a listing needs it not.
+            immutable: false,
             created_at: node["createdAt"].as_str().map(str::to_string),
             assets,
         })
@@ -224,5 +225,30 @@ impl Client {
             next = next_link(&reply.headers);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::graphql_url;
+
+    #[test]
+    fn the_graphql_endpoint_of_each_kind_of_server() {
+        assert_eq!(
+            graphql_url("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            graphql_url("https://api.acme.ghe.com/"),
+            "https://api.acme.ghe.com/graphql"
+        );
+        assert_eq!(
+            graphql_url("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com/api/graphql"
+        );
+        assert_eq!(
+            graphql_url("https://ghe.example.com/api/v3/"),
+            "https://ghe.example.com/api/graphql"
+        );
     }
 }
