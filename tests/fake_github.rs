@@ -43,6 +43,10 @@
 //!   and `releaseAssets` (`ReleaseAsset`: `name`, `size`; no state, no digest)
 //!   <https://docs.github.com/en/graphql/reference/objects#release>. The fake answers only
 //!   the tool's query; its answers are checked against that shape, not the OpenAPI file.
+//! - A GraphQL rate limit answers 200 with the limit in `errors` (GitHub staff in
+//!   <https://github.com/github/docs/issues/22607>), lately as
+//!   `{"type": "RATE_LIMIT", "code": "graphql_rate_limit", "message": …}`
+//!   (<https://github.com/yanyongyu/githubkit/issues/271>), earlier as type `RATE_LIMITED`.
 //! - Tokens per host, as the GitHub CLI documents them: `GH_TOKEN`, `GITHUB_TOKEN` for
 //!   github.com and GHE.com, `GH_ENTERPRISE_TOKEN`, `GITHUB_ENTERPRISE_TOKEN` for an Enterprise
 //!   Server <https://cli.github.com/manual/gh_help_environment>; `gh auth token` without

@@ -1050,3 +1050,28 @@ fn tokens_follow_ghs_per_host_conventions() {
     assert_eq!(found["repo_state"], "private", "{found}");
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+/// GraphQL answers its rate limit with a 200 whose `errors` say so: waited for and tried again.
+#[test]
+fn a_graphql_rate_limit_is_waited_for() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 10);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    fake.inject(
+        Route::GraphQl,
+        Fault::Status(
+            200,
+            json!({"errors": [{"type": "RATE_LIMIT", "code": "graphql_rate_limit", "message": "API rate limit already exceeded for user ID 1."}]}),
+            vec![],
+        ),
+    );
+    let out = run(&app, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["where"], "both");
+    let queries = fake.log().iter().filter(|l| l.contains("/graphql")).count();
+    assert_eq!(queries, 2, "{:#?}", fake.log());
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

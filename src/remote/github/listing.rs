@@ -176,11 +176,19 @@ impl Client {
         let value: Value = reply.json()?;
         match value["errors"].get(0) {
             None => Ok(value["data"].clone()),
-            // GraphQL reports its rate limit in the body; GitHub asks for at least a minute.
-            Some(error) if error["type"] == "RATE_LIMITED" => Err(Fault::Transient {
-                message: "GraphQL rate limit".into(),
-                wait: Some(Duration::from_secs(60)),
-            }),
+            // GraphQL reports its rate limit in a 200's body, as type RATE_LIMITED or (lately)
+            // RATE_LIMIT with code graphql_rate_limit; GitHub asks for at least a minute.
+            Some(error)
+                if error["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("RATE_LIMIT"))
+                    || error["code"] == "graphql_rate_limit" =>
+            {
+                Err(Fault::Transient {
+                    message: "GraphQL rate limit".into(),
+                    wait: Some(Duration::from_secs(60)),
+                })
+            }
             Some(error) => Err(Fault::Fatal(format!(
                 "GitHub's GraphQL API refused to list the releases of {}/{}: {}",
                 self.owner,
