@@ -315,7 +315,10 @@ impl FakeGitHub {
         let mut state = self.state.lock().unwrap();
         let repo = state.repos.get_mut(repo).unwrap();
         repo.tags.insert(tag.to_string());
-        repo.releases.last_mut().unwrap().draft = false;
+        let immutable = repo.immutable_releases;
+        let release = repo.releases.last_mut().unwrap();
+        release.draft = false;
+        release.immutable = immutable;
     }
 
     /// The id GitHub gave a repository (its `/repositories/{id}` address).

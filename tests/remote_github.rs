@@ -1075,3 +1075,39 @@ fn a_graphql_rate_limit_is_waited_for() {
     assert_eq!(queries, 2, "{:#?}", fake.log());
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+/// An older version published first and uploaded after: in a repository with immutable
+/// releases that left a published release without its archive, which GitHub never completes.
+/// The push fails at once (no retries), saying the snapshot cannot go to GitHub and what to do.
+#[test]
+fn an_immutable_release_without_its_archive_is_refused_with_what_to_do() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.inject(
+        Route::CreateRelease,
+        Fault::Status(403, json!({"message": "Resource not accessible"}), vec![]),
+    );
+    let app = github_app(&fake, REPO, 10);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(4));
+    let tag = app.archives("backups")[0]
+        .trim_end_matches(".tar.gz")
+        .to_string();
+    fake.set_immutable_releases(REPO, false);
+    fake.add_release_without_assets(REPO, &tag);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("can never go to GitHub")
+            && stderr(&out).contains("delete its local archive"),
+        "{}",
+        stderr(&out)
+    );
+    let refused = fake
+        .log()
+        .iter()
+        .filter(|l| l.ends_with("/assets -> 422"))
+        .count();
+    assert_eq!(refused, 1, "no retry: {:#?}", fake.log());
+    assert!(fake.releases(REPO)[0].assets.is_empty());
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

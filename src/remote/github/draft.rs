@@ -121,7 +121,7 @@ impl Client {
                 self.owner, self.name
             )),
             (_, message) if message.contains("immutable release") => Error::Remote(format!(
-                "tag {tag} belonged to an immutable release that was deleted, and GitHub never lets such a tag be used again ({message}); this snapshot stays local, and the next snapshot goes up under its own tag"
+                "tag {tag} belonged to an immutable release that was deleted, and GitHub never lets such a tag be used again ({message}); this snapshot can never go to GitHub: it stays local, and later snapshots wait behind it until you delete its local archive (and its .sha256)"
             )),
             (_, message) => {
                 Error::Remote(format!("GitHub refused the release {tag} (422 {message})"))
