@@ -40,7 +40,7 @@ if [ "${1:-}" = slow-link ]; then
     trap 'exec 4>&-' EXIT
     for _ in $(seq 1200); do grep -q '^FAKE_GITHUB ' "$s/fake.out" 2>/dev/null && break; sleep 0.5; done
     read -r _ API REPO TOKEN < <(grep '^FAKE_GITHUB ' "$s/fake.out")
-    export GITHUB_TOKEN=$TOKEN
+    export GH_ENTERPRISE_TOKEN=$TOKEN
     printf '[[database]]\nname = "app"\npath = "data/app.db"\n[[include]]\npath = "data/blob.bin"\n[local]\ndir = "snapshots"\n[remote]\ntype = "github"\nrepo = "%s"\napi_url = "%s"\nstall_secs = %s\n' "$REPO" "$API" "$STALL" > "$s/backup.toml"
 
     echo "slow link: pushing ${MIB} MiB at 2 MiB/s..." >&2
@@ -105,7 +105,7 @@ exec 3> "$g/stdin"
 trap 'exec 3>&-' EXIT
 for _ in $(seq 600); do grep -q '^FAKE_GITHUB ' "$g/fake.out" 2>/dev/null && break; sleep 0.5; done
 read -r _ API REPO TOKEN < <(grep '^FAKE_GITHUB ' "$g/fake.out")
-export GITHUB_TOKEN=$TOKEN
+export GH_ENTERPRISE_TOKEN=$TOKEN
 
 for mode in dir github; do
     mkdir -p "$g/$mode"

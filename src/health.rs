@@ -440,6 +440,7 @@ fn check_remote(config: &Config) -> Vec<Check> {
             let mut github = github.clone();
             github.retry_budget_secs = github.retry_budget_secs.min(DOCTOR_RETRY_BUDGET_SECS);
             let repo = github.repo.clone();
+            let token_var = crate::remote::github::env_vars(&github.api_url)[0].0;
             let remote = GithubRemote::new(github);
             // A hung server costs the doctor seconds, not the full answer timeout.
             remote.answer_quickly();
@@ -451,6 +452,8 @@ fn check_remote(config: &Config) -> Vec<Check> {
                         // The scheduled job starts without this shell's variables and login.
                         TokenSource::EnvGithubToken
                         | TokenSource::EnvGhToken
+                        | TokenSource::EnvGhEnterpriseToken
+                        | TokenSource::EnvGithubEnterpriseToken
                         | TokenSource::GhCli => Check::not_ok(
                             Verdict::Warn,
                             "token",
@@ -465,7 +468,7 @@ fn check_remote(config: &Config) -> Vec<Check> {
                         Verdict::Fail,
                         "token",
                         e.to_string(),
-                        "run `backup auth login` (or set GITHUB_TOKEN for this job)",
+                        format!("run `backup auth login` (or set {token_var} for this job)"),
                     )];
                 }
             };
@@ -480,6 +483,17 @@ fn check_remote(config: &Config) -> Vec<Check> {
                         Verdict::Fail,
                         "repo private",
                         format!("{repo} is PUBLIC: nothing is pushed to it"),
+                        "make it private in its GitHub settings, or name a private repository",
+                    ),
+                ),
+                Ok(RepoState::Internal) => (
+                    Check::ok("remote", remote_label(&remote)),
+                    Check::not_ok(
+                        Verdict::Fail,
+                        "repo private",
+                        format!(
+                            "{repo} is INTERNAL: its whole enterprise can read it, so nothing is pushed to it"
+                        ),
                         "make it private in its GitHub settings, or name a private repository",
                     ),
                 ),

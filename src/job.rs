@@ -246,7 +246,10 @@ fn push_pending(
     };
     // A folder remote that is not this machine's (an empty mount point) is refused before
     // anything is written, and a new one is marked.
-    let listed = remote.ready_for_push().and_then(|()| remote.list());
+    let local_tags: Vec<Tag> = local.iter().map(|s| s.tag.clone()).collect();
+    let listed = remote
+        .ready_for_push()
+        .and_then(|()| remote.holding(&local_tags));
     let on_remote: HashMap<Tag, RemoteSnapshot> = match listed {
         Ok(found) => found.into_iter().map(|s| (s.tag.clone(), s)).collect(),
         Err(e) => {

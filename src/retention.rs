@@ -283,6 +283,9 @@ pub struct Pruned {
     pub remote: bool,
     /// Deleted everywhere it was held (false in a dry run).
     pub deleted: bool,
+    /// What the remote kept although the snapshot is deleted (an immutable release's git tag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What a prune decided and did.
@@ -387,6 +390,7 @@ pub fn prune(
             keep: decision.keep,
             reasons: decision.reasons,
             deleted: false,
+            note: None,
         };
         if !entry.keep && !dry_run {
             let mut ok = true;
@@ -399,11 +403,16 @@ pub fn prune(
             if ok && entry.remote {
                 if remote_failed {
                     ok = false;
-                } else if let Err(e) = remote.expect("listed").delete(&entry.tag) {
-                    // A dead remote costs one error, not one per snapshot.
-                    report.error.get_or_insert(e);
-                    remote_failed = true;
-                    ok = false;
+                } else {
+                    match remote.expect("listed").delete(&entry.tag) {
+                        Ok(note) => entry.note = note,
+                        Err(e) => {
+                            // A dead remote costs one error, not one per snapshot.
+                            report.error.get_or_insert(e);
+                            remote_failed = true;
+                            ok = false;
+                        }
+                    }
                 }
             }
             entry.deleted = ok;

@@ -44,6 +44,9 @@ mod remote_github;
 /// proxies, untrusted certificates, offline output.
 mod remote_github_net;
 
+/// The fake against GitHub's recorded answers (`fixtures/octokit/`): same status, same shape.
+mod octokit_fixtures;
+
 /// One remote contract run against both remotes: the folder and the fake GitHub.
 mod conformance;
 

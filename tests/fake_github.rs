@@ -25,6 +25,55 @@
 //!   §14.37, http://www.ieinspector.com/dominspector/manual/process156.htm). GitHub's own guide
 //!   promised an integer (quoted in https://github.com/dotnet/docfx/issues/4139), so the date
 //!   form (`RetryAfterDate`) plays what a proxy or front end in between may send.
+//!
+//! GitHub's recorded answers in `fixtures/octokit/` (from @octokit/fixtures) are replayed
+//! against the fake by `tests/octokit_fixtures.rs`: same status, same body shape.
+//!
+//! Beyond BEHAVIOUR.md (`../shared/github-api/BEHAVIOUR.md`), checked against GitHub's docs:
+//! - Internal repositories: every member of the enterprise can read them; the REST answer says
+//!   `visibility: "internal"` next to `private: true`.
+//!   <https://docs.github.com/en/repositories/creating-and-managing-repositories/about-repositories#about-internal-repositories>
+//! - Immutable releases: once published, assets cannot be added, changed or deleted, and the
+//!   tag cannot be deleted while the release exists; deleting the release frees the tag for
+//!   deletion but never for reuse. Uploads meet 422 "Cannot upload assets to an immutable
+//!   release" (BEHAVIOUR.md I49), asset deletions "Cannot delete asset from an immutable
+//!   release", both as `ReleaseAsset` `custom` validation errors (body shape as reported in
+//!   <https://github.com/uutils/coreutils/issues/13839>). A refused tag deletion answers 422
+//!   "Repository rule violations found … Cannot delete this tag. The tag is permanently
+//!   locked." (observed: <https://github.com/chainguard-dev/edu/pull/3158>); the same answer plays
+//!   a tag ruleset (`set_immutable_releases(repo, true)`).
+//!   <https://docs.github.com/en/code-security/concepts/supply-chain-security/immutable-releases>
+//! - Drafts: several may share a tag, they make no tag until published (`PATCH draft: false`),
+//!   and `releases/tags/{tag}` does not return them (BEHAVIOUR.md §4). `make_latest` defaults
+//!   to "true" for a newly published release (SPEC `repos/update-release`); the fake records it.
+//!   Publishing a draft whose tag already has a published release answers 422 `already_exists`
+//!   as creating one does: an assumption, the docs state the rule for create only.
+//! - The REST release list answers a page past the first 1,000 results with 422
+//!   `{"message": "Only the first 1000 results are available.", "documentation_url": …}`
+//!   (BEHAVIOUR.md §3, I13; the fake's cap is `result_cap`). It lists newest first, as
+//!   observed; the tool does not rely on that order.
+//! - GraphQL, for full listings: one endpoint, `https://api.github.com/graphql` and
+//!   `http(s)://HOSTNAME/api/graphql` on GitHub Enterprise Server
+//!   <https://docs.github.com/en/graphql/guides/forming-calls-with-graphql>; every connection
+//!   takes `first` (1 to 100) and pages by cursor (`pageInfo { hasNextPage endCursor }`) until
+//!   the whole set is read, with no result cap
+//!   <https://docs.github.com/en/graphql/guides/using-pagination-in-the-graphql-api>;
+//!   `Release` has `databaseId`, `tagName`, `isDraft`, `createdAt`, `description`
+//!   and `releaseAssets` (`ReleaseAsset`: `name`, `size`; no state, no digest)
+//!   <https://docs.github.com/en/graphql/reference/objects#release>. The fake answers only
+//!   the tool's query; its answers are checked against that shape, not the OpenAPI file.
+//! - A GraphQL rate limit answers 200 with the limit in `errors` (GitHub staff in
+//!   <https://github.com/github/docs/issues/22607>), lately as
+//!   `{"type": "RATE_LIMIT", "code": "graphql_rate_limit", "message": …}`
+//!   (<https://github.com/yanyongyu/githubkit/issues/271>), earlier as type `RATE_LIMITED`.
+//! - Tokens per host, as the GitHub CLI documents them: `GH_TOKEN`, `GITHUB_TOKEN` for
+//!   github.com and GHE.com, `GH_ENTERPRISE_TOKEN`, `GITHUB_ENTERPRISE_TOKEN` for an Enterprise
+//!   Server <https://cli.github.com/manual/gh_help_environment>; `gh auth token` without
+//!   `--hostname` answers for the default host <https://cli.github.com/manual/gh_auth_token>.
+//!   The fake, on loopback, is such a server: tests give it GH_ENTERPRISE_TOKEN.
+//! - A release may not be returned by its tag right after GitHub reported it exists: softprops
+//!   retries while a new release is "not yet discoverable by tag" (BEHAVIOUR.md §4, S8); the
+//!   fake plays it with queued 404s on `releases/tags/{tag}`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -53,6 +102,8 @@ pub enum Route {
     Upload,
     DownloadApi,
     Storage,
+    UpdateRelease,
+    GraphQl,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +125,9 @@ pub enum Fault {
     StallMidUpload,
     /// Send the head and half the bytes of a download, then nothing more.
     StallMidDownload,
+    /// Before this publish: another attempt publishes a copy of the draft (assets included) as
+    /// its own release of the tag, so this publish meets 422 `already_exists`.
+    PublishedMeanwhile,
 }
 
 /// How long a stalled or hanging connection is held open: longer than any test waits.
@@ -144,6 +198,10 @@ fn http_date(at: std::time::SystemTime) -> String {
     format!("{weekday}, {day:02} {month_name} {year} {hour:02}:{min:02}:{sec:02} GMT")
 }
 
+fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -170,6 +228,12 @@ pub struct StoredRelease {
     pub body: String,
     /// A release whose tag was deleted turns back into a draft (BEHAVIOUR.md §4).
     pub draft: bool,
+    /// Published in a repository with immutable releases on: assets and tag locked.
+    pub immutable: bool,
+    /// The `make_latest` the publishing request asked for (GitHub's default is "true").
+    pub make_latest: Option<String>,
+    /// RFC 3339, when the release (or draft) was made.
+    pub created_at: String,
     pub assets: Vec<StoredAsset>,
 }
 
@@ -177,7 +241,15 @@ pub struct StoredRelease {
 struct Repo {
     id: u64,
     private: bool,
+    /// `visibility: internal`, which GitHub also reports as `private: true`.
+    internal: bool,
     empty: bool,
+    /// The repository's "immutable releases" setting.
+    immutable_releases: bool,
+    /// A tag ruleset that forbids deleting tags.
+    tags_locked: bool,
+    /// Tags of immutable releases that were deleted: never usable again.
+    burnt_tags: std::collections::BTreeSet<String>,
     releases: Vec<StoredRelease>,
     /// Git tags: made with a release, left behind when the release is deleted.
     tags: std::collections::BTreeSet<String>,
@@ -201,6 +273,8 @@ struct State {
     storage_auth: Vec<String>,
     /// Bytes per second each way for upload and download bodies (a slow link); 0 = unlimited.
     link_rate: u64,
+    /// List endpoints answer 422 past this many results (GitHub: 1,000).
+    result_cap: usize,
 }
 
 /// A running fake. Its threads live as long as the test process.
@@ -224,6 +298,7 @@ impl FakeGitHub {
                 next_id: 1,
                 max_asset: (2 << 30) - 1,
                 user: "octo-user".into(),
+                result_cap: 1000,
                 ..State::default()
             })),
         };
@@ -262,6 +337,18 @@ impl FakeGitHub {
         self.insert_repo(full_name, true, true);
     }
 
+    /// A repository of an enterprise's organisation that every member of the enterprise can read.
+    pub fn add_internal_repo(&self, full_name: &str) {
+        self.insert_repo(full_name, true, false);
+        self.state
+            .lock()
+            .unwrap()
+            .repos
+            .get_mut(full_name)
+            .unwrap()
+            .internal = true;
+    }
+
     fn insert_repo(&self, full_name: &str, private: bool, empty: bool) {
         let mut state = self.state.lock().unwrap();
         let id = state.next_id;
@@ -275,6 +362,54 @@ impl FakeGitHub {
                 ..Repo::default()
             },
         );
+    }
+
+    /// Turns on the repository's immutable releases setting; with `lock_tags`, a tag ruleset
+    /// also forbids deleting tags.
+    pub fn set_immutable_releases(&self, full_name: &str, lock_tags: bool) {
+        let mut state = self.state.lock().unwrap();
+        let repo = state.repos.get_mut(full_name).unwrap();
+        repo.immutable_releases = true;
+        repo.tags_locked = lock_tags;
+    }
+
+    /// A published release of `tag` with no assets yet (someone else's, made on github.com).
+    pub fn add_release_without_assets(&self, repo: &str, tag: &str) {
+        self.add_draft(repo, tag);
+        let mut state = self.state.lock().unwrap();
+        let repo = state.repos.get_mut(repo).unwrap();
+        repo.tags.insert(tag.to_string());
+        let immutable = repo.immutable_releases;
+        let release = repo.releases.last_mut().unwrap();
+        release.draft = false;
+        release.immutable = immutable;
+    }
+
+    /// The id GitHub gave a repository (its `/repositories/{id}` address).
+    pub fn repo_id(&self, full_name: &str) -> u64 {
+        self.state.lock().unwrap().repos[full_name].id
+    }
+
+    /// A draft of `tag` with no assets, as a retried "create draft" leaves behind.
+    pub fn add_draft(&self, repo: &str, tag: &str) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_id;
+        state.next_id += 1;
+        state
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .releases
+            .push(StoredRelease {
+                id,
+                tag: tag.to_string(),
+                body: String::new(),
+                draft: true,
+                immutable: false,
+                make_latest: None,
+                created_at: rfc3339_now(),
+                assets: Vec::new(),
+            });
     }
 
     /// Whether a repository exists, and whether it is private.
@@ -331,6 +466,9 @@ impl FakeGitHub {
             tag: tag.to_string(),
             body: String::new(),
             draft: false,
+            immutable: false,
+            make_latest: None,
+            created_at: rfc3339_now(),
             assets: vec![StoredAsset {
                 id: id + 1,
                 name: asset.to_string(),
@@ -650,7 +788,12 @@ fn serve(shared: &Shared, host: Host, stream: TcpStream) -> std::io::Result<()> 
             "{} {} -> {}",
             request.method, request.path, answer.status
         ));
-        if answer.content_type.starts_with("application/json") {
+        if request.path == "/graphql" {
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            if let Err(e) = check_graphql_releases(&body) {
+                state.violations.push(e);
+            }
+        } else if answer.content_type.starts_with("application/json") {
             let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             if let Err(e) =
                 openapi::check_response(&request.method, &request.spec_path, answer.status, &body)
@@ -738,7 +881,17 @@ impl Shared {
         value["private"] = json!(repo.private);
         // GitHub's own example lacks this required property.
         value["has_discussions"] = json!(false);
-        value["visibility"] = json!(if repo.private { "private" } else { "public" });
+        // What GitHub answers an admin's token besides the example (@octokit/fixtures'
+        // rename-repository recording).
+        value["allow_update_branch"] = json!(false);
+        value["use_squash_pr_title_as_default"] = json!(false);
+        value["permissions"] =
+            json!({"admin": true, "maintain": true, "push": true, "triage": true, "pull": true});
+        value["visibility"] = json!(match (repo.internal, repo.private) {
+            (true, _) => "internal",
+            (false, true) => "private",
+            (false, false) => "public",
+        });
         value["url"] = json!(format!("{}/repos/{full}", self.api_url));
         value
     }
@@ -772,6 +925,13 @@ impl Shared {
         value["name"] = json!(release.tag);
         value["body"] = json!(release.body);
         value["draft"] = json!(release.draft);
+        value["immutable"] = json!(release.immutable);
+        value["created_at"] = json!(release.created_at);
+        value["published_at"] = if release.draft {
+            Value::Null
+        } else {
+            json!(release.created_at)
+        };
         value["url"] = json!(format!("{}/repos/{full}/releases/{id}", self.api_url));
         value["assets_url"] = json!(format!(
             "{}/repos/{full}/releases/{id}/assets",
@@ -905,24 +1065,31 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         ("DELETE", ["repos", _, _, "releases", "assets", _]) => Route::DeleteAsset,
         ("GET", ["repos", _, _, "releases", "assets", _]) => Route::DownloadApi,
         ("DELETE", ["repos", _, _, "releases", _]) => Route::DeleteRelease,
+        ("PATCH", ["repos", _, _, "releases", _]) => Route::UpdateRelease,
         ("DELETE", ["repos", _, _, "git", "refs", ..]) => Route::DeleteTag,
         ("POST", ["user", "repos"]) => Route::CreateRepo,
+        ("POST", ["graphql"]) => Route::GraphQl,
         _ => Route::GetRepo,
     };
+    let mut published_meanwhile = false;
     if let Some(fault) = take_fault(shared, route) {
         if let Fault::Hang = fault {
             return hold_open(shared, request, "hung");
         }
-        return status_fault(fault).or_else(|| {
-            reset(out);
-            None
-        });
+        if matches!(fault, Fault::PublishedMeanwhile) {
+            published_meanwhile = true;
+        } else {
+            return status_fault(fault).or_else(|| {
+                reset(out);
+                None
+            });
+        }
     }
     if !request.authorized() {
         return status_fault(Fault::bad_credentials());
     }
     let full = segs.get(1..3).map(|s| s.join("/")).unwrap_or_default();
-    let body = if method == "POST" {
+    let body = if method == "POST" || method == "PATCH" {
         request.body_json()
     } else {
         Value::Null
@@ -930,9 +1097,20 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
     if route == Route::CreateRepo {
         return Some(create_repo(shared, &body));
     }
+    if route == Route::GraphQl {
+        return Some(graphql(shared, &body));
+    }
     let mut state = shared.state.lock().unwrap();
+    if published_meanwhile {
+        publish_a_copy(
+            &mut state,
+            &full,
+            segs.get(4).and_then(|id| id.parse().ok()),
+        );
+    }
     let next_id = state.next_id;
     let direct_downloads = state.direct_downloads;
+    let result_cap = state.result_cap;
     let Some(repo) = state.repos.get_mut(&full) else {
         return Some(not_found());
     };
@@ -945,11 +1123,14 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 .rev()
                 .map(|r| shared.release_json(&full, r))
                 .collect();
-            paginate(
-                items,
-                request,
-                &format!("{}/repos/{full}/releases", shared.api_url),
-            )
+            match past_cap(request, result_cap) {
+                Some(capped) => capped,
+                None => paginate(
+                    items,
+                    request,
+                    &format!("{}/repos/{full}/releases", shared.api_url),
+                ),
+            }
         }
         ("POST", ["repos", _, _, "releases"]) => {
             let Some(tag) = body["tag_name"].as_str().map(str::to_string) else {
@@ -968,7 +1149,17 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                     Some("Repository is empty."),
                 ));
             }
-            if repo.releases.iter().any(|r| r.tag == tag && !r.draft) {
+            if repo.burnt_tags.contains(&tag) {
+                return Some(validation_failed(
+                    "Release",
+                    "custom",
+                    "tag_name",
+                    Some("tag_name was used by an immutable release"),
+                ));
+            }
+            let draft = body["draft"].as_bool().unwrap_or(false);
+            // Several drafts may share a tag, also with a published release (BEHAVIOUR.md §4).
+            if !draft && repo.releases.iter().any(|r| r.tag == tag && !r.draft) {
                 return Some(validation_failed(
                     "Release",
                     "already_exists",
@@ -980,11 +1171,17 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 id: next_id,
                 tag: tag.clone(),
                 body: body["body"].as_str().unwrap_or("").to_string(),
-                draft: false,
+                draft,
+                immutable: !draft && repo.immutable_releases,
+                make_latest: body["make_latest"].as_str().map(str::to_string),
+                created_at: rfc3339_now(),
                 assets: Vec::new(),
             };
-            // An existing tag without a release is reused (BEHAVIOUR.md §4).
-            repo.tags.insert(tag);
+            // A draft makes no tag until it is published; an existing tag without a release is
+            // reused (BEHAVIOUR.md §4).
+            if !draft {
+                repo.tags.insert(tag);
+            }
             let json = shared.release_json(&full, &release);
             repo.releases.push(release);
             state.next_id += 1;
@@ -1020,6 +1217,15 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         }
         ("DELETE", ["repos", _, _, "releases", "assets", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
+            if repo
+                .releases
+                .iter()
+                .any(|r| r.immutable && r.assets.iter().any(|a| a.id == id))
+            {
+                return Some(immutable_refusal(
+                    "Cannot delete asset from an immutable release",
+                ));
+            }
             let mut found = false;
             for r in &mut repo.releases {
                 let before = r.assets.len();
@@ -1080,9 +1286,40 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 }
             }
         }
+        ("PATCH", ["repos", _, _, "releases", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(index) = repo.releases.iter().position(|r| r.id == id) else {
+                return Some(not_found());
+            };
+            let tag = repo.releases[index].tag.clone();
+            if body["draft"] == json!(false) && repo.releases[index].draft {
+                // Publishing: one published release per tag, as on create (an assumption: the
+                // docs describe the rule for create only).
+                if repo.releases.iter().any(|r| r.tag == tag && !r.draft) {
+                    return Some(validation_failed(
+                        "Release",
+                        "already_exists",
+                        "tag_name",
+                        None,
+                    ));
+                }
+                let immutable = repo.immutable_releases;
+                let release = &mut repo.releases[index];
+                release.draft = false;
+                release.immutable = immutable;
+                release.make_latest =
+                    Some(body["make_latest"].as_str().unwrap_or("true").to_string());
+                repo.tags.insert(tag);
+            }
+            answer_json(200, &shared.release_json(&full, &repo.releases[index]))
+        }
         ("DELETE", ["repos", _, _, "releases", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
             let before = repo.releases.len();
+            // An immutable release's tag can never be used again (D10).
+            for release in repo.releases.iter().filter(|r| r.id == id && r.immutable) {
+                repo.burnt_tags.insert(release.tag.clone());
+            }
             // The tag stays behind (BEHAVIOUR.md §4).
             repo.releases.retain(|r| r.id != id);
             if repo.releases.len() == before {
@@ -1096,6 +1333,14 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
                 answer_json(
                     409,
                     &json!({"message": "Git Repository is empty.", "documentation_url": "https://docs.github.com/rest/git/refs#delete-a-reference"}),
+                )
+            } else if repo.tags.contains(*tag)
+                && (repo.tags_locked || repo.releases.iter().any(|r| r.tag == *tag && r.immutable))
+            {
+                // Locked while its immutable release exists (D10), or by a tag ruleset.
+                answer_json(
+                    422,
+                    &json!({"message": "Repository rule violations found\n\nCannot delete this tag. The tag is permanently locked.\n\n", "documentation_url": "https://docs.github.com/rest/git/refs#delete-a-reference", "status": "422"}),
                 )
             } else if repo.tags.remove(*tag) {
                 // Deleting the tag of a release turns the release back into a draft.
@@ -1113,6 +1358,150 @@ fn api(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Answer
         _ => not_found(),
     };
     Some(answer)
+}
+
+/// The one GraphQL query the tool sends: a repository's releases, 100 a page, newest first,
+/// with cursor pagination (no result cap), in the shape GitHub's schema gives them.
+fn graphql(shared: &Shared, body: &Value) -> Answer {
+    let query = body["query"].as_str().unwrap_or_default();
+    let variables = &body["variables"];
+    if !query.contains("releases(first: 100, after: $after") {
+        return answer_json(
+            200,
+            &json!({"errors": [{"message": "the fake answers only backup-agent's release listing"}]}),
+        );
+    }
+    let owner = variables["owner"].as_str().unwrap_or_default();
+    let name = variables["name"].as_str().unwrap_or_default();
+    let full = format!("{owner}/{name}");
+    let state = shared.state.lock().unwrap();
+    let Some(repo) = state.repos.get(&full) else {
+        return answer_json(
+            200,
+            &json!({"data": {"repository": null}, "errors": [{"type": "NOT_FOUND", "path": ["repository"], "locations": [{"line": 2, "column": 3}], "message": format!("Could not resolve to a Repository with the name '{full}'.")}]}),
+        );
+    };
+    let offset: usize = variables["after"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("cursor:v2:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let nodes: Vec<Value> = repo
+        .releases
+        .iter()
+        .rev()
+        .skip(offset)
+        .take(100)
+        .map(|r| {
+            json!({
+                "databaseId": r.id,
+                "tagName": r.tag,
+                "isDraft": r.draft,
+                "createdAt": r.created_at,
+                "description": r.body,
+                "releaseAssets": {
+                    "pageInfo": {"hasNextPage": r.assets.len() > 100},
+                    "nodes": r.assets.iter().take(100).map(|a| json!({"name": a.name, "size": a.data.len()})).collect::<Vec<_>>(),
+                },
+            })
+        })
+        .collect();
+    let end = offset + nodes.len();
+    answer_json(
+        200,
+        &json!({"data": {"repository": {"releases": {
+            "pageInfo": {"hasNextPage": end < repo.releases.len(), "endCursor": (!nodes.is_empty()).then(|| format!("cursor:v2:{end}"))},
+            "nodes": nodes,
+        }}}}),
+    )
+}
+
+/// The shape of a GraphQL release listing, as GitHub's schema types it (`Release`,
+/// `ReleaseAssetConnection`, `PageInfo`); errors need a `message`.
+fn check_graphql_releases(body: &Value) -> Result<(), String> {
+    if let Some(errors) = body["errors"].as_array() {
+        return match errors.iter().all(|e| e["message"].is_string()) {
+            true => Ok(()),
+            false => Err(format!("POST /graphql: an error without `message`: {body}")),
+        };
+    }
+    let releases = &body["data"]["repository"]["releases"];
+    let page_ok = releases["pageInfo"]["hasNextPage"].is_boolean()
+        && (releases["pageInfo"]["endCursor"].is_string()
+            || releases["pageInfo"]["endCursor"].is_null());
+    let nodes_ok = releases["nodes"].as_array().is_some_and(|nodes| {
+        nodes.iter().all(|n| {
+            n["databaseId"].is_u64()
+                && n["tagName"].is_string()
+                && n["isDraft"].is_boolean()
+                && n["createdAt"].is_string()
+                && (n["description"].is_string() || n["description"].is_null())
+                && n["releaseAssets"]["pageInfo"]["hasNextPage"].is_boolean()
+                && n["releaseAssets"]["nodes"]
+                    .as_array()
+                    .is_some_and(|assets| {
+                        assets
+                            .iter()
+                            .all(|a| a["name"].is_string() && a["size"].is_u64())
+                    })
+        })
+    });
+    if page_ok && nodes_ok {
+        Ok(())
+    } else {
+        Err("POST /graphql: the releases do not have the schema's shape".into())
+    }
+}
+
+/// Another attempt publishes a copy of draft `id` (assets included) as its own release.
+fn publish_a_copy(state: &mut State, full: &str, id: Option<u64>) {
+    let next_id = state.next_id;
+    let Some(repo) = state.repos.get_mut(full) else {
+        return;
+    };
+    let Some(mut copy) = repo.releases.iter().find(|r| Some(r.id) == id).cloned() else {
+        return;
+    };
+    copy.id = next_id;
+    copy.draft = false;
+    copy.immutable = repo.immutable_releases;
+    for (n, asset) in copy.assets.iter_mut().enumerate() {
+        asset.id = next_id + 1 + n as u64;
+    }
+    let used = 1 + copy.assets.len() as u64;
+    repo.tags.insert(copy.tag.clone());
+    repo.releases.push(copy);
+    state.next_id += used;
+}
+
+/// GitHub's refusal to change an immutable release's assets.
+fn immutable_refusal(message: &str) -> Answer {
+    answer_json(
+        422,
+        &json!({"message": "Validation Failed", "errors": [{"resource": "ReleaseAsset", "code": "custom", "message": message}], "documentation_url": "https://docs.github.com/rest/releases/assets", "status": "422"}),
+    )
+}
+
+/// GitHub's answer to a page past the first `cap` results of a list (I13).
+fn past_cap(request: &Request, cap: usize) -> Option<Answer> {
+    let per_page: usize = request
+        .query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: usize = request
+        .query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    ((page - 1) * per_page >= cap).then(|| {
+        answer_json(
+            422,
+            &json!({"message": "Only the first 1000 results are available.", "documentation_url": "https://docs.github.com/rest/releases/releases#list-releases"}),
+        )
+    })
 }
 
 fn no_content() -> Answer {
@@ -1205,12 +1594,23 @@ fn upload(shared: &Shared, request: &mut Request, out: &TcpStream) -> Option<Ans
             .get(&full)
             .and_then(|r| r.releases.iter().find(|rel| rel.id == release_id))
             .map(|rel| rel.assets.iter().any(|a| a.name == name));
+        let immutable = state
+            .repos
+            .get(&full)
+            .and_then(|r| r.releases.iter().find(|rel| rel.id == release_id))
+            .is_some_and(|rel| rel.immutable);
+        if immutable {
+            return Some(immutable_refusal(
+                "Cannot upload assets to an immutable release",
+            ));
+        }
         match taken {
             None => return Some(not_found()),
             Some(true) => {
+                // The uploads host adds a request id (as recorded in @octokit/fixtures).
                 return Some(answer_json(
                     422,
-                    &json!({"message": "Validation Failed", "errors": [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}], "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset"}),
+                    &json!({"message": "Validation Failed", "request_id": "FAKE:0002", "errors": [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}], "documentation_url": "https://docs.github.com/rest/releases/assets#upload-a-release-asset"}),
                 ));
             }
             Some(false) => {}

@@ -278,7 +278,7 @@ fn the_github_release_carries_the_findings_so_list_needs_no_download() {
     ));
     let out = app
         .command(&["now"])
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -289,7 +289,7 @@ fn the_github_release_carries_the_findings_so_list_needs_no_download() {
     fs::remove_dir_all(app.path("backups")).unwrap();
     let out = app
         .command(&["list", "--json"])
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -20,7 +20,7 @@ fn github_config(fake: &FakeGitHub) -> String {
 fn run_at(app: &App, hour: u32, args: &[&str]) -> Output {
     let out = app
         .command(args)
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env("BACKUP_TEST_CLOCK", format!("2026-03-01T{hour:02}:05:00Z"))
         .output()
         .unwrap();
@@ -155,7 +155,7 @@ fn invariant_4_local_and_remote_converge() {
         if hour % 2 == 1 {
             let out = app
                 .command(&["run"])
-                .env("GITHUB_TOKEN", TOKEN)
+                .env("GH_ENTERPRISE_TOKEN", TOKEN)
                 .env("BACKUP_TEST_CLOCK", format!("2026-03-01T{hour:02}:05:00Z"))
                 .env("BACKUP_FAILPOINT", "push-started")
                 .output()
@@ -193,7 +193,7 @@ fn invariant_5_the_token_is_nowhere() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = app
         .command(&["run", "--json"])
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env("RUST_LOG", "trace")
         .output()
         .unwrap();

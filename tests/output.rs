@@ -69,7 +69,7 @@ fn a_token_of_two_lines_is_refused_in_one_line_that_never_shows_it() {
     ] {
         let mut cmd = app.command(&["list"]);
         if let Some(value) = &env {
-            cmd.env("GH_TOKEN", value);
+            cmd.env("GH_ENTERPRISE_TOKEN", value);
         }
         if let Some(text) = &file {
             std::fs::write(app.path("token"), text).unwrap();

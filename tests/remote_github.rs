@@ -36,11 +36,12 @@ retry_max_delay_ms = 20
     app
 }
 
-/// Runs the binary with the fake's token in GITHUB_TOKEN; the token must not show.
+/// Runs the binary with the fake's token in GH_ENTERPRISE_TOKEN (the fake is a server other than
+/// github.com, so gh's convention names that variable); the token must not show.
 fn run(app: &App, args: &[&str]) -> Output {
     checked(
         app.command(args)
-            .env("GITHUB_TOKEN", TOKEN)
+            .env("GH_ENTERPRISE_TOKEN", TOKEN)
             .output()
             .unwrap(),
     )
@@ -177,6 +178,33 @@ fn a_public_repository_is_refused_and_nothing_is_uploaded() {
     assert!(stderr(&out).contains("is public"), "{}", stderr(&out));
     assert!(fake.releases(REPO).is_empty());
     assert_eq!(app.archives("backups").len(), 1, "the snapshot stays local");
+}
+
+/// An internal repository reports `private: true`, yet its whole enterprise can read it: refused
+/// like a public one, by pushes, `auth status` and `doctor`.
+#[test]
+fn an_internal_repository_is_refused_like_a_public_one() {
+    let fake = FakeGitHub::start();
+    fake.add_internal_repo(REPO);
+    let app = github_app(&fake, REPO, 10);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is internal: everyone in its enterprise can read it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(fake.releases(REPO).is_empty());
+    assert_eq!(app.archives("backups").len(), 1, "the snapshot stays local");
+
+    let out = run(&app, &["auth", "status", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["repo_state"], "internal", "{status}");
+    let out = run(&app, &["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("INTERNAL"), "{}", stdout(&out));
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -619,7 +647,7 @@ fn doctor_checks_the_token_source_and_the_repository_privacy() {
         check("token")["detail"]
             .as_str()
             .unwrap()
-            .contains("GITHUB_TOKEN")
+            .contains("GH_ENTERPRISE_TOKEN")
     );
     assert_eq!(check("remote")["verdict"], "ok", "{report}");
     assert_eq!(check("repo private")["verdict"], "ok", "{report}");
@@ -656,7 +684,7 @@ fn logs_at_every_level_never_show_the_token() {
     }
     let out = checked(
         app.command(&["now"])
-            .env("GITHUB_TOKEN", TOKEN)
+            .env("GH_ENTERPRISE_TOKEN", TOKEN)
             .env("RUST_LOG", "trace")
             .output()
             .unwrap(),
@@ -726,5 +754,360 @@ fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
         "{:?}",
         app.temp_leftovers()
     );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// Immutable releases take no assets once published: the release is made as a draft (no tag
+/// yet), the archive uploaded into it (a reset upload retried there) and checked, then published
+/// without taking the repository's Latest release.
+#[test]
+fn with_immutable_releases_a_snapshot_is_uploaded_to_a_draft_then_published() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.set_immutable_releases(REPO, false);
+    fake.inject(Route::Upload, Fault::ResetMidUpload);
+    let app = github_app(&fake, REPO, 200);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_one_complete_release(&fake);
+    let release = &fake.releases(REPO)[0];
+    assert!(!release.draft && release.immutable, "{release:?}");
+    assert_eq!(release.make_latest.as_deref(), Some("false"));
+    assert_eq!(fake.tags(REPO), vec![release.tag.clone()]);
+    let log = fake.log();
+    let created = log
+        .iter()
+        .position(|l| l.starts_with(&format!("POST /repos/{REPO}/releases -> 201")))
+        .expect("created");
+    let published = log
+        .iter()
+        .position(|l| l.starts_with("PATCH ") && l.ends_with("-> 200"))
+        .expect("published");
+    let uploaded = log
+        .iter()
+        .rposition(|l| l.contains("/assets -> 201"))
+        .expect("uploaded");
+    assert!(created < uploaded && uploaded < published, "{log:#?}");
+
+    // Restored from the immutable release like any other.
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    let out = run(&app, &["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// A run stopped before publishing leaves a draft holding the archive: the next run reuses it
+/// (no second upload), deletes another draft of the same tag, and publishes.
+#[test]
+fn a_draft_left_by_an_earlier_attempt_is_reused_and_extra_drafts_deleted() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.set_immutable_releases(REPO, false);
+    fake.inject(
+        Route::UpdateRelease,
+        Fault::Status(
+            403,
+            json!({"message": "Resource not accessible by personal access token"}),
+            vec![],
+        ),
+    );
+    let app = github_app(&fake, REPO, 100);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let left = fake.releases(REPO);
+    assert_eq!(left.len(), 1);
+    assert!(left[0].draft && left[0].assets.len() == 1, "{left:?}");
+    assert!(fake.tags(REPO).is_empty(), "a draft has no tag");
+    let tag = left[0].tag.clone();
+    fake.add_draft(REPO, &tag);
+
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let releases = fake.releases(REPO);
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    assert!(releases.iter().all(|r| !r.draft && r.assets.len() == 1));
+    assert_eq!(releases.iter().filter(|r| r.tag == tag).count(), 1);
+    let uploads = fake
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("POST") && l.contains("/assets "))
+        .count();
+    assert_eq!(uploads, 2, "one per snapshot: {:#?}", fake.log());
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// Another attempt published the tag while this one uploaded: the publish meets 422
+/// `already_exists`, and GitHub does not show the release by its tag at once (404), which is
+/// retried; the other release is kept and this draft deleted.
+#[test]
+fn a_404_by_tag_after_already_exists_is_retried_and_converges() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.inject(Route::UpdateRelease, Fault::PublishedMeanwhile);
+    // The two lookups before the draft (the push's, then the upload's) find nothing anyway;
+    // the third, after the conflict, is GitHub's lag.
+    for _ in 0..3 {
+        fake.inject(
+            Route::GetReleaseByTag,
+            Fault::Status(404, json!({"message": "Not Found"}), vec![]),
+        );
+    }
+    let app = github_app(&fake, REPO, 100);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_one_complete_release(&fake);
+    assert!(!fake.releases(REPO)[0].draft);
+    let log = fake.log();
+    let conflict = log
+        .iter()
+        .position(|l| l.starts_with("PATCH ") && l.ends_with("-> 422"))
+        .expect("the publish met the other release");
+    let lookups: Vec<&String> = log[conflict..]
+        .iter()
+        .filter(|l| l.contains("/releases/tags/"))
+        .collect();
+    assert!(
+        lookups.len() == 2 && lookups[0].ends_with("-> 404") && lookups[1].ends_with("-> 200"),
+        "{log:#?}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// Retention in a repository whose tags GitHub will not delete (immutable releases under a tag
+/// ruleset): the releases go, the tags stay, and the prune says so and succeeds.
+#[test]
+fn prune_treats_an_undeletable_tag_as_done_with_a_note() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let host = backup_agent::tag::this_host();
+    for (i, minute) in [0, 10, 20, 30].into_iter().enumerate() {
+        let tag = format!("bk-20260301T10{minute:02}00Z-scheduled-{host}-{i:06x}");
+        fake.add_release(REPO, &tag, &format!("{tag}.tar.gz"), b"an archive");
+    }
+    fake.set_immutable_releases(REPO, true);
+    let app = github_app(&fake, REPO, 5);
+    let out = run(&app, &["prune", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes: Vec<&str> = report["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["note"].as_str())
+        .collect();
+    assert_eq!(notes.len(), 3, "{report:#}");
+    assert!(notes[0].contains("keeps its git tag"), "{}", notes[0]);
+    assert_eq!(fake.releases(REPO).len(), 1);
+    assert_eq!(fake.tags(REPO).len(), 4, "the tags stay");
+
+    // The next prune has nothing left to do: the snapshots are gone.
+    let out = run(&app, &["prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// 5,000 releases, this machine's behind the newer ones of other hosts: GitHub's release list
+/// stops at 1,000 results (422 past it), yet `list`, `restore`, a push and `prune` all work, and
+/// a push reads only what it needs.
+#[test]
+fn five_thousand_releases_past_the_1000_result_cap_stay_reachable() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let host = backup_agent::tag::this_host();
+    // Three old snapshots of this machine in one hour: retention keeps only the newest.
+    let old: Vec<String> = (0..3)
+        .map(|i| format!("bk-20260101T10{:02}00Z-scheduled-{host}-{i:06x}", i * 10))
+        .collect();
+    for tag in &old {
+        fake.add_release(REPO, tag, &format!("{tag}.tar.gz"), b"an old archive");
+    }
+    let app = github_app(&fake, REPO, 100);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    let pushed = fake.releases(REPO).last().unwrap().tag.clone();
+    for i in 0..5_000 {
+        let tag = format!(
+            "bk-202603{:02}T{:02}{:02}00Z-scheduled-host-{}-{i:06x}",
+            1 + i / 1440 % 28,
+            i / 60 % 24,
+            i % 60,
+            i % 15
+        );
+        fake.add_release(
+            REPO,
+            &tag,
+            &format!("{tag}.tar.gz"),
+            b"another host's archive",
+        );
+    }
+
+    // A lost machine: nothing local; its snapshot is 5,001st in GitHub's newest-first list.
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    fs::remove_dir_all(app.path("data")).unwrap();
+    let out = run(&app, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 5_004);
+    assert!(rows.iter().any(|r| r["tag"] == pushed.as_str()), "{pushed}");
+    let out = run(&app, &["restore", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+
+    // The capped REST list answers as GitHub does; a push walks it only as far as it must and
+    // never lists everything.
+    let before = fake.log().len();
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = fake.log()[before..].to_vec();
+    assert!(
+        log.iter()
+            .any(|l| l == &format!("GET /repos/{REPO}/releases -> 422")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("/graphql")), "{log:#?}");
+    let pages = log
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET /repos/{REPO}/releases ->")))
+        .count();
+    assert!(pages <= 2 * 11, "{pages} pages");
+    assert_eq!(fake.releases(REPO).len(), 5_005);
+
+    let out = run(&app, &["prune", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let left: Vec<String> = fake.releases(REPO).into_iter().map(|r| r.tag).collect();
+    assert!(!left.contains(&old[0]) && !left.contains(&old[1]), "pruned");
+    assert!(left.contains(&old[2]), "the newest of its hour stays");
+    assert_eq!(left.len(), 5_003);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// Tokens are per host, as gh has them: the fake is a server other than github.com, so a
+/// github.com token in GH_TOKEN or GITHUB_TOKEN is never sent to it; GH_ENTERPRISE_TOKEN (before
+/// GITHUB_ENTERPRISE_TOKEN) is; and gh is asked for this host's token with `--hostname`.
+#[test]
+fn tokens_follow_ghs_per_host_conventions() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 5);
+    let host = fake.api_url.trim_start_matches("http://").to_string();
+    let out = checked(
+        app.command(&["auth", "status"])
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GH_TOKEN", TOKEN)
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("no GitHub token found for {host}"))
+            && err.contains("set GH_ENTERPRISE_TOKEN")
+            && err.contains("GH_TOKEN and GITHUB_TOKEN are for github.com only"),
+        "{err}"
+    );
+    assert!(fake.log().is_empty(), "nothing was sent: {:?}", fake.log());
+
+    let status = |cmd: &mut std::process::Command| -> serde_json::Value {
+        let out = checked(cmd.output().unwrap());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let found = status(
+        app.command(&["auth", "status", "--json"])
+            .env("GH_ENTERPRISE_TOKEN", TOKEN)
+            .env("GITHUB_ENTERPRISE_TOKEN", "ghp_notthisone"),
+    );
+    assert_eq!(found["source"], "env_gh_enterprise_token", "{found}");
+    let found = status(
+        app.command(&["auth", "status", "--json"])
+            .env("GITHUB_ENTERPRISE_TOKEN", TOKEN),
+    );
+    assert_eq!(found["source"], "env_github_enterprise_token", "{found}");
+
+    // gh answers with github.com's token unless asked for this host.
+    let bin = tempfile::tempdir().unwrap();
+    let gh = bin.path().join("gh");
+    fs::write(
+        &gh,
+        format!(
+            "#!/bin/sh\nif [ \"$*\" = \"auth token --hostname {host}\" ]; then echo {TOKEN}; else echo ghp_githubcomtoken; fi\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&gh, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let found = status(app.command(&["auth", "status", "--json"]).env("PATH", path));
+    assert_eq!(found["source"], "gh_cli", "{found}");
+    assert_eq!(found["repo_state"], "private", "{found}");
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// GraphQL answers its rate limit with a 200 whose `errors` say so: waited for and tried again.
+#[test]
+fn a_graphql_rate_limit_is_waited_for() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    let app = github_app(&fake, REPO, 10);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    fake.inject(
+        Route::GraphQl,
+        Fault::Status(
+            200,
+            json!({"errors": [{"type": "RATE_LIMIT", "code": "graphql_rate_limit", "message": "API rate limit already exceeded for user ID 1."}]}),
+            vec![],
+        ),
+    );
+    let out = run(&app, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["where"], "both");
+    let queries = fake.log().iter().filter(|l| l.contains("/graphql")).count();
+    assert_eq!(queries, 2, "{:#?}", fake.log());
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+/// An older version published first and uploaded after: in a repository with immutable
+/// releases that left a published release without its archive, which GitHub never completes.
+/// The push fails at once (no retries), saying the snapshot cannot go to GitHub and what to do.
+#[test]
+fn an_immutable_release_without_its_archive_is_refused_with_what_to_do() {
+    let fake = FakeGitHub::start();
+    fake.add_repo(REPO, true);
+    fake.inject(
+        Route::CreateRelease,
+        Fault::Status(403, json!({"message": "Resource not accessible"}), vec![]),
+    );
+    let app = github_app(&fake, REPO, 10);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(4));
+    let tag = app.archives("backups")[0]
+        .trim_end_matches(".tar.gz")
+        .to_string();
+    fake.set_immutable_releases(REPO, false);
+    fake.add_release_without_assets(REPO, &tag);
+    let out = run(&app, &["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("can never go to GitHub")
+            && stderr(&out).contains("delete its local archive"),
+        "{}",
+        stderr(&out)
+    );
+    let refused = fake
+        .log()
+        .iter()
+        .filter(|l| l.ends_with("/assets -> 422"))
+        .count();
+    assert_eq!(refused, 1, "no retry: {:#?}", fake.log());
+    assert!(fake.releases(REPO)[0].assets.is_empty());
     assert_eq!(fake.violations(), Vec::<String>::new());
 }

@@ -52,7 +52,7 @@ fn timed(app: &App, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
     let out = app
         .command(args)
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy")
         .env_remove("HTTPS_PROXY")
@@ -381,7 +381,7 @@ fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
     let started = Instant::now();
     let out = std::process::Command::new("script")
         .args(["-qefc", &command, "/dev/null"])
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env_remove("BACKUP_CONFIG")
         .current_dir(app.path(""))
         .output()
@@ -414,7 +414,7 @@ fn every_request_honours_the_proxy_variables() {
     let app = app(&fake.api_url, 0, "retry_budget_secs = 5");
     let mut command = app.command(&["now"]);
     command
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env("HTTP_PROXY", &proxy.url)
         .env_remove("NO_PROXY")
         .env_remove("no_proxy");
@@ -435,7 +435,7 @@ fn every_request_honours_the_proxy_variables() {
     let before = proxy.requests().len();
     let mut command = app.command(&["now"]);
     command
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env("HTTP_PROXY", &proxy.url)
         .env("NO_PROXY", "127.0.0.1");
     let out = command.output().unwrap();
@@ -616,7 +616,7 @@ fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_works_direct_and_via_
     );
     let mut command = app.command(&["now"]);
     command
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR");
     let started = Instant::now();
@@ -642,7 +642,7 @@ fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_works_direct_and_via_
     fs::write(&ca, &server.cert_pem).unwrap();
     let mut command = app.command(&["auth", "status"]);
     command
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env("SSL_CERT_FILE", &ca)
         .env_remove("SSL_CERT_DIR");
     let out = command.output().unwrap();
@@ -658,7 +658,7 @@ fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_works_direct_and_via_
     let proxy = ForwardingProxy::start();
     let mut command = app.command(&["auth", "status"]);
     command
-        .env("GITHUB_TOKEN", TOKEN)
+        .env("GH_ENTERPRISE_TOKEN", TOKEN)
         .env("SSL_CERT_FILE", &ca)
         .env("HTTPS_PROXY", &proxy.url)
         .env_remove("NO_PROXY")

@@ -179,7 +179,7 @@ impl Soak {
 
     fn command(&self, app: &App, args: &[&str]) -> Command {
         let mut cmd = app.command(args);
-        cmd.env("GITHUB_TOKEN", TOKEN)
+        cmd.env("GH_ENTERPRISE_TOKEN", TOKEN)
             .env("BACKUP_TEST_CLOCK", self.clock.to_rfc3339())
             .stdin(Stdio::null());
         cmd

@@ -73,6 +73,8 @@ impl App {
             // A developer's own token never reaches the fake GitHub; tests set the one they mean.
             .env_remove("GITHUB_TOKEN")
             .env_remove("GH_TOKEN")
+            .env_remove("GH_ENTERPRISE_TOKEN")
+            .env_remove("GITHUB_ENTERPRISE_TOKEN")
             .current_dir(self.dir.path());
         cmd
     }

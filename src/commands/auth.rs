@@ -69,7 +69,7 @@ fn login(github: GithubConfig) -> Result<u8, Error> {
         "the token is stored in the OS keyring for {api_url}; repository {repo} {}",
         describe(state)
     );
-    for var in ["GITHUB_TOKEN", "GH_TOKEN"] {
+    for (var, _) in backup_agent::remote::github::env_vars(&api_url) {
         if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
             errln!("backup: note: {var} is set, and is used before the keyring");
         }
@@ -101,7 +101,9 @@ fn status(github: GithubConfig, args: &StatusArgs) -> Result<u8, Error> {
     }
     Ok(match repo_state {
         RepoState::Private => backup_agent::error::exit::OK,
-        RepoState::Public | RepoState::Missing => backup_agent::error::exit::REMOTE,
+        RepoState::Public | RepoState::Internal | RepoState::Missing => {
+            backup_agent::error::exit::REMOTE
+        }
     })
 }
 
@@ -121,6 +123,9 @@ fn describe(state: RepoState) -> &'static str {
     match state {
         RepoState::Private => "is private and reachable",
         RepoState::Public => "is PUBLIC: nothing will be pushed to it; make it private",
+        RepoState::Internal => {
+            "is INTERNAL (its whole enterprise can read it): nothing will be pushed to it; make it private"
+        }
         RepoState::Missing => {
             "was not found, or the token cannot see it; `backup init --create` makes it"
         }

@@ -102,6 +102,9 @@ pub fn print_plan(report: &PruneReport) {
         .iter()
         .filter(|s| !s.keep && (s.deleted || report.dry_run))
         .count();
+    for note in report.snapshots.iter().filter_map(|s| s.note.as_deref()) {
+        outln!("note: {note}");
+    }
     let kept = report.snapshots.iter().filter(|s| s.keep).count();
     outln!(
         "{kept} kept, {deleted} {}{}",

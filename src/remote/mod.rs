@@ -94,6 +94,21 @@ impl Remote {
         }
     }
 
+    /// The snapshots among `tags` the remote holds (a push needs no more), oldest first.
+    ///
+    /// # Errors
+    /// [`crate::Error::Remote`] when the remote cannot be read.
+    pub fn holding(&self, tags: &[Tag]) -> Result<Vec<RemoteSnapshot>> {
+        match self {
+            Remote::Dir(d) => Ok(d
+                .list()?
+                .into_iter()
+                .filter(|s| tags.contains(&s.tag))
+                .collect()),
+            Remote::Github(g) => g.holding(tags),
+        }
+    }
+
     /// Checks the remote can take snapshots; with `create`, makes it first when it is missing
     /// (a folder, or a private GitHub repository).
     ///
@@ -140,13 +155,14 @@ impl Remote {
     }
 
     /// Deletes the snapshot of `tag`; a snapshot already gone counts as deleted, so an
-    /// interrupted delete converges on the next try.
+    /// interrupted delete converges on the next try. Returns a note for the user when something
+    /// the remote will not delete stays behind (the git tag of an immutable GitHub release).
     ///
     /// # Errors
     /// [`crate::Error::Remote`] when the remote is unreachable or refuses.
-    pub fn delete(&self, tag: &Tag) -> Result<()> {
+    pub fn delete(&self, tag: &Tag) -> Result<Option<String>> {
         match self {
-            Remote::Dir(d) => d.delete(tag),
+            Remote::Dir(d) => d.delete(tag).map(|()| None),
             Remote::Github(g) => g.delete(tag),
         }
     }

@@ -7,15 +7,21 @@
 //! watchdog instead (`watchdog`), so a slow transfer that moves is never cut off. Every call is
 //! retried on transient faults (network, 5xx, 429, rate limits) within a time budget of real
 //! elapsed time (`budget`), honouring `retry-after` and `x-ratelimit-reset`; a retry that meets
-//! what an earlier attempt already made converges on it instead of failing.
+//! what an earlier attempt already made converges on it instead of failing. GraphQL (full
+//! listings) goes through the same client.
+//!
+//! `draft` makes a snapshot's release (draft, upload, check, publish); `listing` reads what the
+//! repository holds.
 
 mod budget;
+mod draft;
 mod http;
+mod listing;
 mod release;
 mod token;
 mod watchdog;
 
-pub use token::{Token, TokenSource};
+pub use token::{Token, TokenSource, env_vars, gh_host};
 
 use std::cell::{Cell, OnceCell};
 use std::path::Path;
@@ -36,7 +42,9 @@ use watchdog::Watchdog;
 
 /// Redirects followed for one request (a renamed repository needs one).
 const MAX_REDIRECTS: usize = 5;
-use release::{Asset, Piece, Release, body_record, pieces, release_body, stored_pieces};
+
+use listing::snapshot_of;
+use release::{Asset, Piece, Release, body_record, pieces, stored_pieces};
 
 /// What the token sees of the configured repository.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -44,6 +52,9 @@ use release::{Asset, Piece, Release, body_record, pieces, release_body, stored_p
 pub enum RepoState {
     Private,
     Public,
+    /// `visibility: internal`: GitHub reports it as private, yet every member of the enterprise
+    /// can read it.
+    Internal,
     /// Not there, or not visible to the token (GitHub answers 404 for both).
     Missing,
 }
@@ -162,11 +173,14 @@ impl GithubRemote {
         match reply.status {
             200 => {
                 let repo: Value = reply.json().map_err(Fault::into_error)?;
-                Ok(if repo["private"].as_bool() == Some(true) {
-                    RepoState::Private
-                } else {
-                    RepoState::Public
-                })
+                // `visibility` first: an internal repository also says `private: true`.
+                Ok(
+                    match (repo["visibility"].as_str(), repo["private"].as_bool()) {
+                        (Some("internal"), _) => RepoState::Internal,
+                        (Some("public"), _) | (None, Some(false) | None) => RepoState::Public,
+                        _ => RepoState::Private,
+                    },
+                )
             }
             404 => Ok(RepoState::Missing),
             other => Err(Error::Remote(format!(
@@ -186,6 +200,12 @@ impl GithubRemote {
             RepoState::Public => {
                 return Err(Error::Remote(format!(
                     "repository {} is public; snapshots hold your private data, so nothing was uploaded: make it private (Settings > General > Danger Zone) or name a private repository",
+                    self.config.repo
+                )));
+            }
+            RepoState::Internal => {
+                return Err(Error::Remote(format!(
+                    "repository {} is internal: everyone in its enterprise can read it, and snapshots hold your private data, so nothing was uploaded; make it private (Settings > General > Danger Zone) or name a private repository",
                     self.config.repo
                 )));
             }
@@ -227,69 +247,100 @@ impl GithubRemote {
 
     /// Deletes the release of `tag`, then its git tag, so tags do not pile up in the
     /// repository. Deleting what is already gone succeeds, so an interrupted delete converges.
-    pub fn delete(&self, tag: &Tag) -> Result<()> {
+    /// A tag GitHub refuses to delete (an immutable release's, or one a tag ruleset locks) is
+    /// left, and the note returned says so: the snapshot itself is gone.
+    pub fn delete(&self, tag: &Tag) -> Result<Option<String>> {
         let client = self.client()?;
+        let mut immutable = false;
         if let Some(release) = client.release_by_tag(tag)? {
-            let path = client.repo_path(&format!("/releases/{}", release.id));
-            let reply =
-                client.block_on(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
-            if !matches!(reply.status, 204 | 404) {
-                return Err(Error::Remote(format!(
-                    "deleting release {tag} answered {}",
-                    reply.status
-                )));
-            }
+            immutable = release.immutable;
+            client.delete_release(release.id)?;
         }
         // After the release: deleting a release's tag first turns it back into a draft.
         let path = client.repo_path(&format!("/git/refs/tags/{tag}"));
         let reply = client.block_on(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
+        let message = reply.validation().1;
         match reply.status {
-            204 => Ok(()),
-            422 if reply.validation().1.contains("Reference does not exist") => Ok(()),
+            204 => Ok(None),
+            422 if message.contains("Reference does not exist") => Ok(None),
+            422 if immutable
+                || message.contains("immutable")
+                || message.contains("Repository rule violations") =>
+            {
+                Ok(Some(format!(
+                    "release {tag} is deleted but GitHub keeps its git tag ({}); an immutable release's tag can never be used again, so it is left as is",
+                    message
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("refused")
+                        .trim()
+                )))
+            }
             other => Err(Error::Remote(format!(
-                "deleting tag {tag} answered {other} ({})",
-                reply.validation().1
+                "deleting tag {tag} answered {other} ({message})"
             ))),
         }
     }
 
+    /// Every snapshot in the repository, through GraphQL's cursor pagination: the REST list of
+    /// releases stops at 1,000 results, and a host's old snapshots sit behind the newer ones of
+    /// every other host sharing the repository.
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
         let client = self.client()?;
-        let releases = client.releases()?;
-        let mut found: Vec<RemoteSnapshot> = releases
-            .into_iter()
-            .filter_map(|release| {
-                let tag = Tag::parse(&release.tag_name)?;
-                let recorded = body_record(release.body.as_deref());
-                let stored = stored_pieces(&tag, &release.assets, recorded.as_ref())?;
-                let sha256 = recorded
-                    .as_ref()
-                    .and_then(|r| r["sha256"].as_str().map(str::to_string))
-                    .or_else(|| match stored.as_slice() {
-                        [single] => single.sha256().map(str::to_string),
-                        _ => None,
-                    });
-                Some(RemoteSnapshot {
-                    size: stored.iter().map(|a| a.size).sum(),
-                    sha256,
-                    findings: recorded.as_ref().and_then(|r| r["findings"].as_u64()),
-                    tag,
-                })
-            })
+        let mut found: Vec<RemoteSnapshot> = client
+            .all_releases()?
+            .iter()
+            .filter_map(snapshot_of)
             .collect();
         found.sort_by(|a, b| a.tag.cmp(&b.tag));
         Ok(found)
     }
 
+    /// The snapshots among `tags` the repository holds, without listing it all: releases are
+    /// listed newest first, and a release of a tag is made after its snapshot, so the walk stops
+    /// at the first page older than the oldest tag (or at the 1,000-result cap); tags it did not
+    /// meet are looked up one by one, so the answer never depends on the list's order.
+    pub fn holding(&self, tags: &[Tag]) -> Result<Vec<RemoteSnapshot>> {
+        let client = self.client()?;
+        let Some(oldest) = tags.iter().map(Tag::time).min() else {
+            return Ok(Vec::new());
+        };
+        let wanted: std::collections::HashSet<&str> = tags.iter().map(Tag::as_str).collect();
+        let mut found = Vec::new();
+        let mut met = std::collections::HashSet::new();
+        client.recent_releases(oldest - chrono::Duration::days(1), |release| {
+            if !release.draft && wanted.contains(release.tag_name.as_str()) {
+                met.insert(release.tag_name.clone());
+                found.extend(snapshot_of(&release));
+            }
+        })?;
+        for tag in tags.iter().filter(|t| !met.contains(t.as_str())) {
+            if let Some(release) = client.release_by_tag(tag)? {
+                found.extend(snapshot_of(&release));
+            }
+        }
+        found.sort_by(|a, b| a.tag.cmp(&b.tag));
+        Ok(found)
+    }
+
+    /// Stores a snapshot so that immutable releases (a repository or organisation setting) work:
+    /// the release is made as a draft, the archive uploaded into it and checked, and only then
+    /// published, since a published immutable release takes no more assets. A published release
+    /// of the tag (an earlier attempt's) is completed or kept; a draft an earlier attempt left is
+    /// reused, and extra drafts of the tag are deleted.
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         let client = self.client()?;
         self.check_repo()?;
         let pieces = pieces(upload, self.config.max_asset_bytes)?;
-        let release = client.create_release(upload, &pieces)?;
-        for piece in &pieces {
-            client.upload_converging(&release, upload, piece)?;
+        if let Some(published) = client.release_by_tag(upload.tag)? {
+            return client.complete_published(&published, upload, &pieces);
         }
-        Ok(())
+        let draft = client.draft_for(upload, &pieces)?;
+        for piece in &pieces {
+            client.upload_converging(&draft, upload, piece)?;
+        }
+        client.check_uploaded(&draft, upload.tag, &pieces)?;
+        client.publish(&draft, upload, &pieces)
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
@@ -403,6 +454,16 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> std::result::Result<Reply, Fault> {
+        self.answered_in_time(self.api_call_untimed(method, path, body))
+            .await
+    }
+
+    /// `call`, cut off when no answer came within the reply timeout (or what is left of the
+    /// operation's budget, if less): a server that accepts and never answers is a fault.
+    async fn answered_in_time<T>(
+        &self,
+        call: impl std::future::Future<Output = std::result::Result<T, Fault>>,
+    ) -> std::result::Result<T, Fault> {
         let left = self
             .op_ends
             .get()
@@ -413,7 +474,6 @@ impl Client {
             self.reply_timeout
         };
         let limit = left.map_or(reply_timeout, |left| left.min(reply_timeout));
-        let call = self.api_call_untimed(method, path, body);
         match tokio::time::timeout(limit, call).await {
             Ok(reply) => reply,
             Err(_) => Err(Fault::Transient {
@@ -489,16 +549,20 @@ impl Client {
         while let Some(path) = next.take() {
             let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
             if reply.status == 404 {
-                return Err(Error::Remote(format!(
-                    "repository {}/{} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
-                    self.owner, self.name
-                )));
+                return Err(self.not_found());
             }
             let page: Vec<T> = reply.json().map_err(Fault::into_error)?;
             items.extend(page);
             next = next_link(&reply.headers);
         }
         Ok(items)
+    }
+
+    fn not_found(&self) -> Error {
+        Error::Remote(format!(
+            "repository {}/{} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
+            self.owner, self.name
+        ))
     }
 
     /// `POST /user/repos`: private, with a README commit, without issues, projects or wiki.
@@ -529,10 +593,6 @@ impl Client {
         }
     }
 
-    fn releases(&self) -> Result<Vec<Release>> {
-        self.all_pages(&self.repo_path("/releases?per_page=100"))
-    }
-
     fn assets(&self, release_id: u64) -> Result<Vec<Asset>> {
         self.all_pages(&self.repo_path(&format!("/releases/{release_id}/assets?per_page=100")))
     }
@@ -543,50 +603,6 @@ impl Client {
         match reply.status {
             200 => Ok(Some(reply.json().map_err(Fault::into_error)?)),
             _ => Ok(None),
-        }
-    }
-
-    /// Creates the published release of `upload`'s tag, or finds the one an earlier attempt made.
-    fn create_release(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<Release> {
-        let body = json!({
-            "tag_name": upload.tag.as_str(),
-            "name": upload.tag.as_str(),
-            "body": release_body(upload, pieces),
-            "draft": false,
-            "prerelease": false,
-        });
-        let path = self.repo_path("/releases");
-        let reply = self.block_on(|| self.api_call(reqwest::Method::POST, &path, Some(&body)))?;
-        match reply.status {
-            201 | 200 => reply.json().map_err(Fault::into_error),
-            422 => match reply.validation() {
-                (Some(code), _) if code == "already_exists" => {
-                    self.release_by_tag(upload.tag)?.ok_or_else(|| {
-                        Error::Remote(format!(
-                            "GitHub says release {} exists but does not return it; try again later",
-                            upload.tag
-                        ))
-                    })
-                }
-                (_, message) if message.contains("Repository is empty") => {
-                    Err(Error::Remote(format!(
-                        "repository {}/{} is empty and GitHub cannot make a release in it; add a first commit (e.g. a README on github.com), or name a repository that does not exist yet in the config and run `backup init --create`, which makes it with one",
-                        self.owner, self.name
-                    )))
-                }
-                (_, message) => Err(Error::Remote(format!(
-                    "GitHub refused the release {} (422 {message})",
-                    upload.tag
-                ))),
-            },
-            404 => Err(Error::Remote(format!(
-                "repository {}/{} was not found, or the token cannot write to it",
-                self.owner, self.name
-            ))),
-            other => Err(Error::Remote(format!(
-                "creating release {} answered {other}",
-                upload.tag
-            ))),
         }
     }
 
@@ -618,6 +634,12 @@ impl Client {
                 if complete && existing.sha256().is_some() && !upload.verified {
                     return Err(Fault::Fatal(format!(
                         "{name} on GitHub differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced"
+                    )));
+                }
+                if release.immutable {
+                    return Err(Fault::Fatal(format!(
+                        "release {} is published as immutable with a broken {name}, and GitHub lets nothing in it be replaced nor its tag be used again; this snapshot can never go to GitHub: it stays local, and later snapshots wait behind it until you delete its local archive (and its .sha256)",
+                        upload.tag
                     )));
                 }
                 self.delete_asset(existing.id).await?;
@@ -730,6 +752,12 @@ impl Client {
                     message: "the asset name is taken by an earlier attempt".into(),
                     wait: Some(Duration::ZERO),
                 })
+            }
+            422 if reply.validation().1.contains("immutable release") => {
+                Err(Fault::Fatal(format!(
+                    "release {} is published as immutable without a complete archive (made by an older backup-agent, or by hand), and GitHub takes no more assets into it nor lets its tag be used again; this snapshot can never go to GitHub: it stays local, and later snapshots wait behind it until you delete its local archive (and its .sha256)",
+                    upload.tag
+                )))
             }
             422 => {
                 let message = reply.validation().1;

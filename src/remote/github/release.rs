@@ -19,6 +19,14 @@ pub(super) struct Release {
     pub(super) upload_url: String,
     #[serde(default)]
     pub(super) body: Option<String>,
+    /// Drafts have no git tag until published, and `releases/tags/{tag}` does not return them.
+    #[serde(default)]
+    pub(super) draft: bool,
+    /// Published in a repository with immutable releases: its assets and tag are locked.
+    #[serde(default)]
+    pub(super) immutable: bool,
+    #[serde(default)]
+    pub(super) created_at: Option<String>,
     #[serde(default)]
     pub(super) assets: Vec<Asset>,
 }

@@ -1,7 +1,11 @@
 //! The GitHub token: where it comes from, and a type that never shows it.
 //!
-//! First found wins: `GITHUB_TOKEN`, `GH_TOKEN`, the config's `token_file` (refused unless
-//! mode 0600), the OS keyring (`backup auth login`), then `gh auth token` when gh is installed.
+//! First found wins: the token variables for the host (as gh documents them: `GH_TOKEN`, then
+//! `GITHUB_TOKEN` for github.com and GHE.com; `GH_ENTERPRISE_TOKEN`, then
+//! `GITHUB_ENTERPRISE_TOKEN` for a GitHub Enterprise Server), the config's `token_file`
+//! (refused unless mode 0600), the OS keyring (`backup auth login`), then
+//! `gh auth token --hostname <host>` when gh is installed (without `--hostname`, gh answers with
+//! its default host's token, github.com's, whatever the server).
 
 use crate::config::GithubConfig;
 use crate::error::{Error, Result};
@@ -22,6 +26,8 @@ pub struct Token {
 pub enum TokenSource {
     EnvGithubToken,
     EnvGhToken,
+    EnvGhEnterpriseToken,
+    EnvGithubEnterpriseToken,
     File(String),
     Keyring,
     GhCli,
@@ -34,6 +40,10 @@ impl fmt::Display for TokenSource {
         match self {
             TokenSource::EnvGithubToken => f.write_str("the GITHUB_TOKEN variable"),
             TokenSource::EnvGhToken => f.write_str("the GH_TOKEN variable"),
+            TokenSource::EnvGhEnterpriseToken => f.write_str("the GH_ENTERPRISE_TOKEN variable"),
+            TokenSource::EnvGithubEnterpriseToken => {
+                f.write_str("the GITHUB_ENTERPRISE_TOKEN variable")
+            }
             TokenSource::File(path) => write!(f, "the token file {path}"),
             TokenSource::Keyring => f.write_str("the OS keyring (`backup auth login`)"),
             TokenSource::GhCli => f.write_str("`gh auth token`"),
@@ -87,6 +97,42 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The host gh names for `api_url`: `github.com` for `https://api.github.com`, `NAME.ghe.com`
+/// for GHE.com's `https://api.NAME.ghe.com`, else the server's own host (and port).
+pub fn gh_host(api_url: &str) -> String {
+    let Ok(url) = reqwest::Url::parse(api_url) else {
+        return api_url.to_string();
+    };
+    let host = url.host_str().unwrap_or_default();
+    let host = match host.strip_prefix("api.") {
+        Some(rest) if rest == "github.com" || rest.ends_with(".ghe.com") => rest,
+        _ => host,
+    };
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// The token variables for `api_url`'s host, in gh's order of precedence.
+pub fn env_vars(api_url: &str) -> [(&'static str, TokenSource); 2] {
+    let host = gh_host(api_url);
+    if host == "github.com" || host.ends_with(".ghe.com") {
+        [
+            ("GH_TOKEN", TokenSource::EnvGhToken),
+            ("GITHUB_TOKEN", TokenSource::EnvGithubToken),
+        ]
+    } else {
+        [
+            ("GH_ENTERPRISE_TOKEN", TokenSource::EnvGhEnterpriseToken),
+            (
+                "GITHUB_ENTERPRISE_TOKEN",
+                TokenSource::EnvGithubEnterpriseToken,
+            ),
+        ]
+    }
+}
+
 /// Finds the token.
 ///
 /// # Errors
@@ -94,10 +140,9 @@ impl fmt::Debug for Token {
 /// where to put one).
 pub fn find(config: &GithubConfig) -> Result<Token> {
     let token_file = config.token_file.as_deref();
-    for (var, source) in [
-        ("GITHUB_TOKEN", TokenSource::EnvGithubToken),
-        ("GH_TOKEN", TokenSource::EnvGhToken),
-    ] {
+    let host = gh_host(&config.api_url);
+    let vars = env_vars(&config.api_url);
+    for (var, source) in vars.clone() {
         if let Some(token) = std::env::var(var)
             .ok()
             .map(|v| Token::new(&v, source))
@@ -138,7 +183,7 @@ pub fn find(config: &GithubConfig) -> Result<Token> {
         return Ok(token);
     }
     if let Ok(out) = std::process::Command::new("gh")
-        .args(["auth", "token"])
+        .args(["auth", "token", "--hostname", &host])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
@@ -147,14 +192,43 @@ pub fn find(config: &GithubConfig) -> Result<Token> {
     {
         return Ok(token);
     }
-    Err(Error::Config(
-        "no GitHub token found: run `backup auth login` (it reads the token from stdin), set GITHUB_TOKEN, or name a token_file (mode 0600) under [remote]".into(),
-    ))
+    // A github.com token set for this shell is never sent to another server.
+    let ignored: Vec<&str> = ["GH_TOKEN", "GITHUB_TOKEN"]
+        .into_iter()
+        .filter(|var| vars.iter().all(|(v, _)| v != var))
+        .filter(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
+        .collect();
+    let ignored = match ignored.as_slice() {
+        [] => String::new(),
+        [one] => format!(" ({one} is for github.com only, as in gh)"),
+        names => format!(
+            " ({} are for github.com only, as in gh)",
+            names.join(" and ")
+        ),
+    };
+    Err(Error::Config(format!(
+        "no GitHub token found for {host}: run `backup auth login` (it reads the token from stdin), set {}{ignored}, or name a token_file (mode 0600) under [remote]",
+        vars[0].0
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_and_their_token_variables_follow_gh() {
+        assert_eq!(gh_host("https://api.github.com"), "github.com");
+        assert_eq!(gh_host("https://api.acme.ghe.com/"), "acme.ghe.com");
+        assert_eq!(gh_host("https://ghe.example.com/api/v3"), "ghe.example.com");
+        assert_eq!(gh_host("http://127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(env_vars("https://api.github.com")[0].0, "GH_TOKEN");
+        assert_eq!(env_vars("https://api.acme.ghe.com")[1].0, "GITHUB_TOKEN");
+        assert_eq!(
+            env_vars("https://ghe.example.com/api/v3").map(|(v, _)| v),
+            ["GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"]
+        );
+    }
 
     #[test]
     fn a_token_never_shows_in_debug_output() {
