@@ -47,6 +47,11 @@ pub enum Error {
     #[error("remote: {0}")]
     Remote(String),
 
+    /// The remote can never take this one snapshot (GitHub: an immutable release of its tag
+    /// without its archive). Later snapshots are pushed past it.
+    #[error("remote: {0}")]
+    RefusedForGood(String),
+
     /// A file-system operation failed; `context` names the operation and the path.
     #[error("{context}: {source}{}", io_hint(.source))]
     Io {
@@ -100,7 +105,7 @@ impl Error {
         match self {
             Error::Config(_) => exit::USAGE,
             Error::Locked(_) => exit::LOCKED,
-            Error::Remote(_) => exit::REMOTE,
+            Error::Remote(_) | Error::RefusedForGood(_) => exit::REMOTE,
             _ => exit::FAILED,
         }
     }

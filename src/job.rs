@@ -228,7 +228,7 @@ struct PushOutcome {
 /// A local archive that no longer matches the checksum recorded when it was made is skipped, so
 /// a damaged file never replaces a good remote copy ([`crate::integrity::after_push`] reports
 /// it). The first remote failure stops the pushes: a dead remote costs one error, not one per
-/// snapshot.
+/// snapshot; a snapshot the remote can never take ([`Error::RefusedForGood`]) is passed over.
 fn push_pending(
     config: &Config,
     remote: &Remote,
@@ -317,6 +317,11 @@ fn push_pending(
             Ok(()) => {
                 progress.advance(snapshot.size);
                 outcome.pushed.push(snapshot.tag);
+            }
+            // That one snapshot can never go there: the rest still can.
+            Err(e @ Error::RefusedForGood(_)) => {
+                outcome.pending.push(snapshot.tag);
+                outcome.error.get_or_insert(e);
             }
             Err(e) => {
                 outcome.pending.push(snapshot.tag);

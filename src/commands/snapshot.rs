@@ -86,7 +86,7 @@ pub fn execute(
     match &report.push_error {
         Some(e) => {
             let reason = match e {
-                Error::Remote(message) => message.clone(),
+                Error::Remote(message) | Error::RefusedForGood(message) => message.clone(),
                 other => other.to_string(),
             };
             errln!(

@@ -538,10 +538,13 @@ impl RestorePlan {
                 if (meta.uid(), meta.gid()) != ours {
                     let _ = std::os::unix::fs::chown(staged, Some(meta.uid()), Some(meta.gid()));
                 }
-                let _ = fs::set_permissions(
-                    staged,
-                    fs::Permissions::from_mode(meta.permissions().mode() & 0o7777),
-                );
+                let mode = meta.permissions().mode() & 0o7777;
+                // Usually the mode it was staged with already: a look costs less than a change.
+                if fs::symlink_metadata(staged)
+                    .map_or(true, |m| m.permissions().mode() & 0o7777 != mode)
+                {
+                    let _ = fs::set_permissions(staged, fs::Permissions::from_mode(mode));
+                }
             }
         }
         let record = match swap::execute(&self.local_dir, &swap) {

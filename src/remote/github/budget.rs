@@ -100,11 +100,11 @@ impl Limits {
             };
             let fault = match outcome {
                 Ok(value) => return Ok(value),
-                Err(fault @ Fault::Fatal(_)) => return Err(fault),
+                Err(fault @ (Fault::Fatal(_) | Fault::RefusedForGood(_))) => return Err(fault),
                 Err(fault) => fault,
             };
             let Fault::Transient { message, wait } = &fault else {
-                unreachable!("fatal faults returned above")
+                unreachable!("final faults returned above")
             };
             let computed = delays.next().unwrap_or(self.max_delay);
             let now = Instant::now();

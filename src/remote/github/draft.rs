@@ -120,9 +120,11 @@ impl Client {
                 "repository {}/{} is empty and GitHub cannot make a release in it; add a first commit (e.g. a README on github.com), or name a repository that does not exist yet in the config and run `backup init --create`, which makes it with one",
                 self.owner, self.name
             )),
-            (_, message) if message.contains("immutable release") => Error::Remote(format!(
-                "tag {tag} belonged to an immutable release that was deleted, and GitHub never lets such a tag be used again ({message}); this snapshot can never go to GitHub: it stays local, and later snapshots wait behind it until you delete its local archive (and its .sha256)"
-            )),
+            (_, message) if message.contains("immutable release") => {
+                Error::RefusedForGood(format!(
+                    "tag {tag} belonged to an immutable release that was deleted, and GitHub never lets such a tag be used again ({message}); this snapshot can never go to GitHub: it stays local (later snapshots are pushed past it), and this message stops once you delete its local archive and its .sha256"
+                ))
+            }
             (_, message) => {
                 Error::Remote(format!("GitHub refused the release {tag} (422 {message})"))
             }

@@ -18,6 +18,8 @@ pub(super) enum Fault {
     },
     /// Retrying cannot help: the message says what to do.
     Fatal(String),
+    /// This snapshot can never go to GitHub, whatever is tried; other snapshots can.
+    RefusedForGood(String),
 }
 
 impl Fault {
@@ -27,6 +29,7 @@ impl Fault {
                 "GitHub kept failing ({message}) until the retry budget ran out; check the network or https://www.githubstatus.com, then try again"
             )),
             Fault::Fatal(message) => Error::Remote(message),
+            Fault::RefusedForGood(message) => Error::RefusedForGood(message),
         }
     }
 }

@@ -637,8 +637,8 @@ impl Client {
                     )));
                 }
                 if release.immutable {
-                    return Err(Fault::Fatal(format!(
-                        "release {} is published as immutable with a broken {name}, and GitHub lets nothing in it be replaced nor its tag be used again; this snapshot can never go to GitHub: it stays local, and later snapshots wait behind it until you delete its local archive (and its .sha256)",
+                    return Err(Fault::RefusedForGood(format!(
+                        "release {} is published as immutable with a broken {name}, and GitHub lets nothing in it be replaced nor its tag be used again; this snapshot can never go to GitHub: it stays local (later snapshots are pushed past it), and this message stops once you delete its local archive and its .sha256",
                         upload.tag
                     )));
                 }
@@ -754,8 +754,8 @@ impl Client {
                 })
             }
             422 if reply.validation().1.contains("immutable release") => {
-                Err(Fault::Fatal(format!(
-                    "release {} is published as immutable without a complete archive (made by an older backup-agent, or by hand), and GitHub takes no more assets into it nor lets its tag be used again; this snapshot can never go to GitHub: it stays local, and later snapshots wait behind it until you delete its local archive (and its .sha256)",
+                Err(Fault::RefusedForGood(format!(
+                    "release {} is published as immutable without a complete archive (made by an older backup-agent, or by hand), and GitHub takes no more assets into it nor lets its tag be used again; this snapshot can never go to GitHub: it stays local (later snapshots are pushed past it), and this message stops once you delete its local archive and its .sha256",
                     upload.tag
                 )))
             }
