@@ -119,7 +119,7 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
     let mut rows: BTreeMap<Tag, Row> = BTreeMap::new();
     for snapshot in local_snapshots(local_dir)? {
         // Only the manifest is decompressed: the first entry of the archive.
-        let findings = crate::restore::extract::read_manifest(&snapshot.path)
+        let findings = crate::archive::read::read_manifest(&snapshot.path)
             .ok()
             .and_then(|m| m.findings_count());
         rows.insert(

@@ -4,7 +4,8 @@
 //! renders results. One module per concept:
 //!
 //! - [`config`]: `backup.toml`, resolved once and passed in;
-//! - [`snapshot`]: consistent copies, `MANIFEST.json`, `<tag>.tar.gz`;
+//! - [`archive`]: the `<tag>.tar.gz` format: `MANIFEST.json`, writer, reader, parallel gzip;
+//! - [`snapshot`]: consistent copies of the databases and files, written as one archive;
 //! - [`checks`]: the database checks a snapshot and a restore both run, and their findings;
 //! - [`remote`]: where snapshots go off the machine: a folder, or GitHub Releases;
 //! - [`auth`]: the GitHub token in the OS keyring;
@@ -29,6 +30,7 @@
 //! # Ok::<(), backup_agent::Error>(())
 //! ```
 
+pub mod archive;
 pub mod auth;
 pub mod catalog;
 pub mod checks;

@@ -27,12 +27,9 @@ const ALLOWED_UPWARD: &[(&str, &str)] = &[
     ("retention", "remote"),
     ("remote", "catalog"),
     ("remote", "last_run"),
-    ("remote", "restore"),
-    ("remote", "snapshot"),
     ("snapshot", "restore"),
     ("last_run", "integrity"),
     ("catalog", "integrity"),
-    ("catalog", "restore"),
 ];
 
 /// For each module, the modules it references, each with the files that do.

@@ -7,8 +7,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use backup_agent::archive::{DatabaseEntry, FileEntry, MANIFEST_NAME, Manifest};
 use backup_agent::migrate::Ladder;
-use backup_agent::snapshot::{DatabaseEntry, FileEntry, MANIFEST_NAME, Manifest};
 use backup_agent::tag::{Kind, Tag};
 use chrono::TimeZone;
 use rusqlite::Connection;
@@ -131,7 +131,7 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
         manifest_version: 1,
         created_at: chrono::Utc.from_utc_datetime(&tag.time().naive_utc()),
         kind: Kind::Manual,
-        tool: backup_agent::snapshot::manifest::ToolInfo {
+        tool: backup_agent::archive::manifest::ToolInfo {
             name: "backup-agent".into(),
             version: "0.1.0".into(),
         },

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use backup_agent::progress::Silent;
-use backup_agent::restore::extract::{ArchiveSha, extract};
+use backup_agent::archive::read::{ArchiveSha, extract};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use backup_agent::restore::extract::parse_manifest;
+use backup_agent::archive::read::parse_manifest;
 use libfuzzer_sys::fuzz_target;
 
 /// Checked apart from the parser's own path check, so a bug there shows here.

@@ -338,9 +338,9 @@ impl DirRemote {
     }
 
     /// The manifest of a stored archive, read in place (only its first entry is decompressed).
-    pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::snapshot::Manifest> {
+    pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::archive::Manifest> {
         self.check_root().ok()?;
-        crate::restore::extract::read_manifest(&self.root.join(tag.archive_name())).ok()
+        crate::archive::read::read_manifest(&self.root.join(tag.archive_name())).ok()
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {

@@ -186,7 +186,7 @@ impl Remote {
 
     /// The manifest of the snapshot of `tag`, when the remote can read it without a download
     /// (a folder); `None` otherwise.
-    pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::snapshot::Manifest> {
+    pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::archive::Manifest> {
         match self {
             Remote::Dir(d) => d.peek_manifest(tag),
             Remote::Github(_) => None,

@@ -6,13 +6,12 @@
 //!    free space;
 //! 2. read `MANIFEST.json`, refuse an unknown `manifest_version`;
 //! 3. extract only the listed regular files under plain relative paths, each checked for size
-//!    and sha256, the archive itself against its recorded sha256 ([`extract`]);
+//!    and sha256, the archive itself against its recorded sha256 ([`crate::archive::read`]);
 //! 4. per database: newer-schema guard, row counts, migrations forward, `integrity_check`,
 //!    `foreign_key_check` ([`stage`]);
 //! 5. compare with the live data and check no app has it open ([`live`]);
 //! 6. swap under a journal ([`swap`]), writing only where the rules of `places` allow.
 
-pub mod extract;
 pub mod live;
 mod places;
 mod prepare;
@@ -33,13 +32,15 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::archive::Manifest;
+use crate::archive::read::Files;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TEMP_PREFIX, TempPath};
 use crate::lock::RunLock;
 use crate::progress::Progress;
 use crate::remote::Remote;
-use crate::snapshot::{self, Manifest};
+use crate::snapshot;
 use crate::tag::Tag;
 pub use live::{LiveDatabase, TableDifference};
 pub use stage::{DatabaseReport, TableChange};
@@ -292,7 +293,7 @@ pub fn verify(
         remote.as_ref(),
         staging,
         false,
-        extract::Files::CheckOnly,
+        Files::CheckOnly,
         progress,
     )
 }
@@ -325,7 +326,7 @@ pub fn plan_restore(
         remote.as_ref(),
         staging,
         force,
-        extract::Files::Write,
+        Files::Write,
         progress,
     )?;
     for (_, live_path) in &mut prepared.db_targets {

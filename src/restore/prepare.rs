@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, extract, is_config_file, live,
-    stage,
+    Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, is_config_file, live, stage,
 };
+use crate::archive::Manifest;
+use crate::archive::read::{ArchiveSha, Extracted, Files, extract_with, read_manifest_as_read};
 use crate::catalog;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
@@ -17,7 +18,6 @@ use crate::integrity;
 use crate::migrate::Ladder;
 use crate::progress::Progress;
 use crate::remote::{Remote, RemoteSnapshot};
-use crate::snapshot::Manifest;
 use crate::tag::Tag;
 
 pub(super) struct Located {
@@ -245,7 +245,7 @@ pub(super) fn prepare(
     remote: Option<&Remote>,
     staging: TempPath,
     force: bool,
-    files: extract::Files<'_>,
+    files: Files<'_>,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let started = Instant::now();
@@ -267,7 +267,7 @@ pub(super) fn prepare(
     let mut from_local = None;
     if let Some(path) = located.local.as_ref().filter(|_| !local_damaged) {
         // Hashed during extraction against its record.
-        let archive_sha = extract::ArchiveSha::Check(local_record.as_deref());
+        let archive_sha = ArchiveSha::Check(local_record.as_deref());
         match unpack(config, &located.tag, path, archive_sha, &into, progress) {
             Ok(unpacked) => from_local = Some(unpacked),
             // Damage can show as any refusal (a garbled manifest, a bad member, a bad sha256):
@@ -305,7 +305,7 @@ pub(super) fn prepare(
                 )));
             }
             // Hashed on its way in and compared with the remote's record: not hashed again.
-            let archive_sha = extract::ArchiveSha::Known(&sha256);
+            let archive_sha = ArchiveSha::Known(&sha256);
             let unpacked = unpack(config, &located.tag, &path, archive_sha, &into, progress)?;
             (unpacked, found.sha256, Source::Remote)
         }
@@ -379,12 +379,12 @@ struct Destination<'a> {
     payload: &'a Path,
     /// The folder that holds the staging folder, for the free-space check.
     parent: &'a Path,
-    files: extract::Files<'a>,
+    files: Files<'a>,
 }
 
 /// A snapshot's archive extracted into the staging payload, with where its contents belong.
 struct Unpacked {
-    extracted: extract::Extracted,
+    extracted: Extracted,
     db_lives: Vec<PathBuf>,
     /// Where each listed file goes; `None` for one that stays unplaced (the config file).
     file_lives: Vec<Option<PathBuf>>,
@@ -401,7 +401,7 @@ fn unpack(
     config: &Config,
     tag: &Tag,
     archive: &Path,
-    archive_sha: extract::ArchiveSha<'_>,
+    archive_sha: ArchiveSha<'_>,
     into: &Destination<'_>,
     progress: &dyn Progress,
 ) -> Result<Unpacked> {
@@ -410,7 +410,7 @@ fn unpack(
         parent,
         files,
     } = *into;
-    let read = extract::read_manifest_as_read(archive)?;
+    let read = read_manifest_as_read(archive)?;
     let manifest = &read.manifest;
     if manifest.tag != *tag {
         return Err(db_refused(format!(
@@ -432,7 +432,7 @@ fn unpack(
     // A restore leaves a live file that is already the snapshot's copy where it is: nothing
     // to stage, set aside or move (most of a queue folder, after one bad DELETE).
     let mut unchanged = HashMap::new();
-    if let extract::Files::Write = files {
+    if let Files::Write = files {
         // Each folder looked at once: on a fresh machine none of 50,000 files is there.
         let mut folder_exists: HashMap<&Path, bool> = HashMap::new();
         for (entry, live) in manifest.files.iter().zip(&file_lives) {
@@ -450,12 +450,11 @@ fn unpack(
     }
     let skip: std::collections::HashSet<String> = unchanged.keys().cloned().collect();
     let files = match files {
-        extract::Files::Write => extract::Files::WriteExcept(&skip),
+        Files::Write => Files::WriteExcept(&skip),
         other => other,
     };
     fsutil::create_private_dir(payload).at("cannot create staging folder", payload)?;
-    let extracted =
-        extract::extract_with(archive, payload, archive_sha, files, Some(read), progress)?;
+    let extracted = extract_with(archive, payload, archive_sha, files, Some(read), progress)?;
     Ok(Unpacked {
         extracted,
         db_lives,

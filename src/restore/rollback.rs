@@ -146,7 +146,7 @@ fn check_recorded(config: &Config, old_dir: &Path, entry: &swap::AsideEntry) -> 
     let plain = entry
         .stored
         .to_str()
-        .is_some_and(super::extract::is_plain_relative);
+        .is_some_and(crate::archive::read::is_plain_relative);
     // The config's databases, as configured and where a link leads (never the record's own
     // list, which could name anything).
     let databases: Vec<PathBuf> = config

@@ -9,10 +9,10 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::archive::DatabaseEntry;
 use crate::checks::{self, Findings};
 use crate::error::{Error, Result};
 use crate::migrate::Ladder;
-use crate::snapshot::DatabaseEntry;
 
 /// What the checks found for one database, all of it passed.
 #[derive(Clone, Debug, Serialize)]

@@ -2,11 +2,8 @@
 //! folder, checks on the copies, `MANIFEST.json` computed from the copies, and one
 //! `<tag>.tar.gz` written durably into the local snapshot folder.
 
-mod archive;
 mod hot_copy;
 pub(crate) use hot_copy::probe_database;
-pub mod manifest;
-pub mod pgzip;
 
 use std::collections::HashSet;
 use std::fs;
@@ -17,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use chrono::SubsecRound;
 
+use crate::archive::{self, DatabaseEntry, FileEntry, MANIFEST_VERSION, Manifest, manifest};
 use crate::config::{Config, DatabaseConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, STAGING_PREFIX, TEMP_PREFIX, TempPath};
 use crate::progress::Progress;
 use crate::tag::{self, Kind, Tag};
-pub use manifest::{DatabaseEntry, FileEntry, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
 
 /// Room kept free on top of the computed need, for the manifest, tar headers and the file system.
 const SPACE_MARGIN: u64 = 16 << 20;
@@ -132,7 +129,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
             copied_at: Some(copied_at),
             mode,
         });
-        staged.push(archive::Member {
+        staged.push(archive::write::Member {
             archive_path,
             source: copy_path,
             offset: 0,
@@ -165,7 +162,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
             mode,
             sha256,
         });
-        staged.push(archive::Member {
+        staged.push(archive::write::Member {
             archive_path: file.archive_path.clone(),
             source: blob_path.clone(),
             offset,
@@ -192,7 +189,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     let pack_started = Instant::now();
     let archive_path = local.join(tag.archive_name());
     let temp = TempPath::new(local.join(format!("{TEMP_PREFIX}{}", tag.archive_name())));
-    let (size, sha256) = archive::write(temp.path(), &manifest, &staged, progress)?;
+    let (size, sha256) = archive::write::write_archive(temp.path(), &manifest, &staged, progress)?;
     // The record first: an archive never exists without it (a record alone is harmless).
     fsutil::write_checksum(&archive_path, &sha256)?;
     if let Err(e) = temp.persist(&archive_path) {

@@ -130,7 +130,7 @@ pub(super) fn body_record(body: Option<&str>) -> Option<Value> {
 
 /// The release text: the snapshot in words, then a block `backup list` reads without a download.
 pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
-    let manifest = crate::restore::extract::read_manifest(upload.path).ok();
+    let manifest = crate::archive::read::read_manifest(upload.path).ok();
     let parts: Option<Vec<Value>> = (pieces.len() > 1).then(|| {
         pieces
             .iter()

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
+use super::manifest::{MANIFEST_NAME, MANIFEST_VERSION, Manifest};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::HashingReader;
 use crate::fsutil::{self, HashingWriter};
 use crate::progress::{CountingReader, Progress};
-use crate::snapshot::{MANIFEST_NAME, MANIFEST_VERSION, Manifest};
 
 /// Largest manifest accepted: a manifest lists files and tables, never data.
 const MANIFEST_MAX: u64 = 64 << 20;

@@ -29,7 +29,7 @@ pub(crate) struct Member {
 }
 
 /// Writes the archive to `path` (created new, mode 0600) and returns its size and sha256.
-pub(crate) fn write(
+pub(crate) fn write_archive(
     path: &Path,
     manifest: &Manifest,
     members: &[Member],
