@@ -34,7 +34,7 @@ pub enum Error {
     /// A folder lacks room for the work about to start.
     #[error(
         "not enough free space in {}: {what} needs {}, only {} is free; free some space or point it at a bigger disk",
-        .dir.display(), crate::fsutil::human_bytes(*.needed), crate::fsutil::human_bytes(*.available)
+        .dir.display(), crate::units::human_bytes(*.needed), crate::units::human_bytes(*.available)
     )]
     NoSpace {
         dir: PathBuf,

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
 use crate::tag::Tag;
+use crate::units::hex;
 
 /// Prefix of every temporary file or folder this tool creates. A run that holds the lock removes
 /// leftovers of a killed run, but only names this tool makes (see [`is_our_temp`]): the snapshot
@@ -27,22 +28,6 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
-}
-
-/// Formats a byte count for people: `1.5 GiB`, `312 KiB`, `17 B`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 /// Removes `.` and `..` components without touching the disk (the path may not exist yet).
@@ -474,15 +459,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// Size and sha256 of a file, read once.
 pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     let mut file = File::open(path).at("cannot open", path)?;
@@ -601,12 +577,5 @@ mod tests {
         fs::remove_file(&b).unwrap();
         rename_no_replace(&a, &b).unwrap();
         assert_eq!(fs::read(&b).unwrap(), b"a");
-    }
-
-    #[test]
-    fn human_bytes_reads_well() {
-        assert_eq!(human_bytes(17), "17 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }

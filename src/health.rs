@@ -393,7 +393,7 @@ fn check_local_folder(dir: &std::path::Path) -> Check {
             let room = crate::fsutil::available_space(existing)
                 .ok()
                 .flatten()
-                .map(|n| format!(", {} free", crate::fsutil::human_bytes(n)))
+                .map(|n| format!(", {} free", crate::units::human_bytes(n)))
                 .unwrap_or_default();
             let state = if existing == dir {
                 "writable"

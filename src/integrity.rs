@@ -25,6 +25,7 @@ use crate::progress::Progress;
 use crate::remote::{Remote, RemoteSnapshot};
 use crate::snapshot::Snapshot;
 use crate::tag::Tag;
+use crate::units;
 
 /// File name inside the local snapshot folder. Not a temp name and not an archive name, so no
 /// tidying and no retention ever removes it.
@@ -441,8 +442,8 @@ pub fn after_push(
     tracing::info!(
         "checked {} local archive(s) against their records: {} of a {} budget",
         report.checked.len(),
-        fsutil::human_bytes(report.checked_bytes),
-        fsutil::human_bytes(report.budget_bytes)
+        units::human_bytes(report.checked_bytes),
+        units::human_bytes(report.budget_bytes)
     );
 
     // Every damaged copy now known, with whether the remote can stand in for it.

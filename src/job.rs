@@ -16,6 +16,7 @@ use crate::remote::{Remote, RemoteSnapshot, Upload};
 use crate::retention::PruneReport;
 use crate::snapshot::{self, Snapshot};
 use crate::tag::{Kind, Tag};
+use crate::units;
 
 /// What a job did.
 #[derive(Debug)]
@@ -96,8 +97,8 @@ pub fn snapshot_and_push(
         snapshot.tag,
         snapshot.manifest.databases.len(),
         snapshot.manifest.files.len(),
-        fsutil::human_bytes(snapshot.manifest.payload_bytes()),
-        fsutil::human_bytes(snapshot.size),
+        units::human_bytes(snapshot.manifest.payload_bytes()),
+        units::human_bytes(snapshot.size),
         snapshot.copy_time.as_secs_f64(),
         snapshot.pack_time.as_secs_f64()
     );

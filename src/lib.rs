@@ -52,5 +52,6 @@ pub mod retention;
 pub mod schedule;
 pub mod snapshot;
 pub mod tag;
+pub mod units;
 
 pub use error::{Error, Result};

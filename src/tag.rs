@@ -214,7 +214,7 @@ pub fn host_id(hostname: &str) -> String {
     }
     cleaned.truncate(HOST_MAX - HOST_HASH_LEN - 1);
     let cleaned = cleaned.trim_end_matches('-');
-    let digest = crate::fsutil::hex(&Sha256::digest(lower.as_bytes()));
+    let digest = crate::units::hex(&Sha256::digest(lower.as_bytes()));
     let hash = &digest[..HOST_HASH_LEN];
     if cleaned.is_empty() {
         format!("host-{hash}")

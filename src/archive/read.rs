@@ -16,6 +16,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::HashingReader;
 use crate::fsutil::{self, HashingWriter};
 use crate::progress::{CountingReader, Progress};
+use crate::units;
 
 /// Largest manifest accepted: a manifest lists files and tables, never data.
 const MANIFEST_MAX: u64 = 64 << 20;
@@ -399,7 +400,7 @@ pub fn extract_with(
             CountingReader::new(&mut entry, progress)
                 .read_to_end(&mut bytes)
                 .map_err(|e| bad(archive, unreadable(&e)))?;
-            let sha256 = fsutil::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            let sha256 = units::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
             matches_manifest(archive, &path, want, bytes.len() as u64, &sha256)?;
             writer.write(target, bytes, want.mode)?;
             continue;

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use backup_agent::catalog::{self, ListEntry, Location};
 use backup_agent::error::{Error, exit};
-use backup_agent::fsutil::human_bytes;
 use backup_agent::remote::Remote;
 use backup_agent::retention::{self, Candidate, Decision};
 use backup_agent::tag::Tag;
+use backup_agent::units::human_bytes;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

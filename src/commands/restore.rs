@@ -6,11 +6,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use backup_agent::error::{Error, exit};
-use backup_agent::fsutil::human_bytes;
 use backup_agent::progress::Progress;
 use backup_agent::restore::{
     self, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
 };
+use backup_agent::units::human_bytes;
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use backup_agent::config::Config;
 use backup_agent::error::{Error, exit};
-use backup_agent::fsutil::human_bytes;
 use backup_agent::integrity::CheckReport;
 use backup_agent::job::{self, JobReport};
 use backup_agent::progress::Progress;
 use backup_agent::tag::{Kind, Tag};
+use backup_agent::units::human_bytes;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::Interval;
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::units;
 
 /// The scheduled job of one config file.
 #[derive(Clone, Debug)]
@@ -30,7 +30,7 @@ pub fn canonical_config(config: &Path) -> PathBuf {
 /// The id of the job that runs `config` (pass it through [`canonical_config`]).
 pub fn job_id(config: &Path) -> String {
     let digest = Sha256::digest(config.as_os_str().as_encoded_bytes());
-    format!("backup-agent-{}", &fsutil::hex(&digest)[..8])
+    format!("backup-agent-{}", &units::hex(&digest)[..8])
 }
 
 impl Job {

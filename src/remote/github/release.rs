@@ -9,6 +9,7 @@ use super::super::Upload;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::tag::Tag;
+use crate::units;
 
 /// Marks the machine-readable block in a release body.
 pub(super) const BODY_MARKER: &str = "<!-- backup-agent ";
@@ -172,13 +173,13 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
             m.files.len(),
-            fsutil::human_bytes(upload.size),
+            units::human_bytes(upload.size),
             upload.sha256
         ),
         None => format!(
             "Snapshot taken {} UTC; archive {}, sha256 {}.",
             upload.tag.time().format("%Y-%m-%d %H:%M:%S"),
-            fsutil::human_bytes(upload.size),
+            units::human_bytes(upload.size),
             upload.sha256
         ),
     };
