@@ -1,14 +1,13 @@
 //! What snapshots exist, locally and on the remote: the data behind `backup list`.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::remote::Remote;
 use crate::tag::{Kind, Tag};
 
@@ -20,37 +19,15 @@ pub struct LocalSnapshot {
     pub size: u64,
 }
 
-/// Archives (`<tag>.tar.gz` with a tag this tool makes) in a folder, oldest first, as (tag, path,
-/// size). Shared by the local folder and the directory remote.
-pub(crate) fn scan_archives(dir: &Path) -> io::Result<Vec<(Tag, PathBuf, u64)>> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let Some(tag) = entry.file_name().to_str().and_then(Tag::from_archive_name) else {
-            continue;
-        };
-        let meta = entry.metadata()?;
-        if meta.is_file() {
-            found.push((tag, entry.path(), meta.len()));
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found)
-}
-
 /// Snapshots in the local folder, oldest first. A missing folder holds none.
 ///
 /// # Errors
 /// When the folder exists but cannot be read.
 pub fn local_snapshots(dir: &Path) -> Result<Vec<LocalSnapshot>> {
-    match scan_archives(dir) {
-        Ok(found) => Ok(found
-            .into_iter()
-            .map(|(tag, path, size)| LocalSnapshot { tag, path, size })
-            .collect()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::io("cannot read snapshot folder", dir, e)),
-    }
+    Ok(layout::local_archives(dir)?
+        .into_iter()
+        .map(|(tag, path, size)| LocalSnapshot { tag, path, size })
+        .collect())
 }
 
 /// Where a snapshot is kept.

@@ -8,17 +8,8 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
-use crate::tag::Tag;
+use crate::layout::{TEMP_PREFIX, checksum_path};
 use crate::units::hex;
-
-/// Prefix of every temporary file or folder this tool creates. A run that holds the lock removes
-/// leftovers of a killed run, but only names this tool makes (see [`is_our_temp`]): the snapshot
-/// folder may be shared with other files.
-pub const TEMP_PREFIX: &str = ".backup-tmp-";
-/// Prefix of a staging folder, after [`TEMP_PREFIX`].
-pub const STAGING_PREFIX: &str = "staging-";
-/// Suffix of the checksum file written beside every archive: `<sha256>  <name>`, as `sha256sum`.
-pub const CHECKSUM_SUFFIX: &str = ".sha256";
 
 /// Suffixes of the files SQLite keeps beside a database.
 pub const DB_COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
@@ -285,84 +276,6 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes temp files and folders left by a killed run. Call only while holding the run lock.
-pub fn remove_stale_temps(dir: &Path) -> Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("cannot read folder", dir, e)),
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_str().is_some_and(is_our_temp) {
-            let path = entry.path();
-            let removed = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            removed.at("cannot remove leftover temporary", &path)?;
-        }
-    }
-    remove_orphan_checksums(dir)
-}
-
-/// Removes `<tag>.tar.gz.sha256` records whose archive does not exist: the record is written
-/// just before the archive is renamed into place, so a run killed in between leaves one.
-fn remove_orphan_checksums(dir: &Path) -> Result<()> {
-    for entry in fs::read_dir(dir).at("cannot read folder", dir)?.flatten() {
-        let name = entry.file_name();
-        let Some(archive) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(CHECKSUM_SUFFIX))
-            .filter(|a| Tag::from_archive_name(a).is_some())
-        else {
-            continue;
-        };
-        if !dir.join(archive).exists() {
-            let path = entry.path();
-            fs::remove_file(&path).at("cannot remove orphan checksum record", &path)?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether `name` is a temporary this tool creates: a staging folder, an archive or checksum on
-/// its way into place, or `last_run.json`, `checked.json`, the remote folders record or the
-/// restore journal being replaced.
-pub fn is_our_temp(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
-        return false;
-    };
-    // A restore journal killed while being written: the swap it was to describe never began.
-    // A record of a swap (in an aside folder, or of the last swap) cut short the same way.
-    if [
-        crate::restore::swap::JOURNAL_FILE,
-        crate::restore::swap::RECORD_FILE,
-        crate::restore::swap::LAST_SWAP_FILE,
-    ]
-    .contains(&rest)
-    {
-        return true;
-    }
-    for staging in [STAGING_PREFIX, "restore-", "verify-"] {
-        if let Some(tag) = rest.strip_prefix(staging) {
-            return Tag::parse(tag).is_some();
-        }
-    }
-    let rest = rest.strip_suffix(CHECKSUM_SUFFIX).unwrap_or(rest);
-    rest == crate::last_run::LAST_RUN_FILE
-        || rest == crate::remote::RECORD_FILE
-        || rest == crate::integrity::CHECKED_FILE
-        || Tag::from_archive_name(rest).is_some()
-}
-
-/// The checksum file of an archive.
-pub fn checksum_path(archive: &Path) -> PathBuf {
-    let mut name = archive.as_os_str().to_owned();
-    name.push(CHECKSUM_SUFFIX);
-    PathBuf::from(name)
-}
-
 /// Records the sha256 of `archive` beside it, atomically.
 pub fn write_checksum(archive: &Path, sha256: &str) -> Result<()> {
     let name = archive
@@ -534,35 +447,6 @@ mod tests {
     fn clean_path_removes_dots_lexically() {
         assert_eq!(clean_path(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert_eq!(clean_path(Path::new("a/../../b")), PathBuf::from("../b"));
-    }
-
-    #[test]
-    fn only_our_own_temporaries_count_as_leftovers() {
-        let tag = "bk-20261122T014207Z-manual-laptop-3f9a1c";
-        for ours in [
-            format!("{TEMP_PREFIX}{STAGING_PREFIX}{tag}"),
-            format!("{TEMP_PREFIX}restore-{tag}"),
-            format!("{TEMP_PREFIX}verify-{tag}"),
-            format!("{TEMP_PREFIX}{tag}.tar.gz"),
-            format!("{TEMP_PREFIX}{tag}.tar.gz.sha256"),
-            format!("{TEMP_PREFIX}last_run.json"),
-            format!("{TEMP_PREFIX}remote-folders.json"),
-            format!("{TEMP_PREFIX}RESTORE.json"),
-            format!("{TEMP_PREFIX}last-swap.json"),
-            format!("{TEMP_PREFIX}checked.json"),
-        ] {
-            assert!(is_our_temp(&ours), "{ours}");
-        }
-        for theirs in [
-            ".tmp-notes",
-            ".backup-tmp-",
-            ".backup-tmp-my-work",
-            "last_run.json",
-            "remote-folders.json",
-            "checked.json",
-        ] {
-            assert!(!is_our_temp(theirs), "{theirs}");
-        }
     }
 
     #[test]

@@ -385,7 +385,7 @@ fn check_local_folder(dir: &std::path::Path) -> Check {
     let name = "local folder";
     // A missing folder is made by the first run: its nearest existing parent must be writable.
     let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(dir);
-    let probe = existing.join(format!("{}doctor-probe", crate::fsutil::TEMP_PREFIX));
+    let probe = existing.join(format!("{}doctor-probe", crate::layout::TEMP_PREFIX));
     let written = crate::fsutil::create_private(&probe);
     let _ = std::fs::remove_file(&probe);
     match written {

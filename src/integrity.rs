@@ -20,16 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{self, LocalSnapshot};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, TEMP_PREFIX, TempPath};
+use crate::fsutil::{self, TempPath};
+use crate::layout::{CHECKED_FILE, TEMP_PREFIX};
 use crate::progress::Progress;
 use crate::remote::{Remote, RemoteSnapshot};
 use crate::snapshot::Snapshot;
 use crate::tag::Tag;
 use crate::units;
-
-/// File name inside the local snapshot folder. Not a temp name and not an archive name, so no
-/// tidying and no retention ever removes it.
-pub const CHECKED_FILE: &str = "checked.json";
 
 /// What an archive's bytes say against the record written when it was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

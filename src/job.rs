@@ -10,6 +10,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::integrity::{CheckReport, Finding};
 use crate::last_run::{Durations, LastRun};
+use crate::layout;
 use crate::lock::RunLock;
 use crate::progress::Progress;
 use crate::remote::{Remote, RemoteSnapshot, Upload};
@@ -60,7 +61,7 @@ pub fn snapshot_and_push(
     // An interrupted restore is undone (or finished) before anything else: a snapshot of a
     // half-swapped state, or removing the staging folder it still needs, would be worse.
     crate::restore::swap::recover(local)?;
-    fsutil::remove_stale_temps(local)?;
+    layout::remove_stale_temps(local)?;
     crate::restore::remove_stale_staging(&config.base_dir)?;
     let command = match kind {
         Kind::Manual => "now",

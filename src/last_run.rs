@@ -10,10 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::checks::Findings;
 use crate::error::Result;
 use crate::fsutil;
+use crate::layout::LAST_RUN_FILE;
 use crate::tag::Tag;
-
-/// File name inside the local snapshot folder.
-pub const LAST_RUN_FILE: &str = "last_run.json";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LastRun {

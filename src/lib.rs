@@ -43,6 +43,7 @@ pub mod health;
 pub mod integrity;
 pub mod job;
 pub mod last_run;
+pub mod layout;
 pub mod lock;
 pub mod migrate;
 pub mod progress;

@@ -6,9 +6,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
-
-/// Name of the lock file inside the local snapshot folder.
-pub const LOCK_FILE: &str = ".lock";
+use crate::layout::LOCK_FILE;
 
 /// Held while a run works; dropping it releases the lock.
 #[derive(Debug)]

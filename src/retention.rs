@@ -19,6 +19,7 @@ use crate::catalog::{self, LocalSnapshot};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::layout;
 use crate::remote::{Remote, RemoteSnapshot};
 use crate::tag::{Kind, Tag};
 
@@ -427,7 +428,7 @@ pub fn prune(
 
 /// The archive, then its record: a record left alone lists as nothing.
 fn delete_local(archive: &Path) -> Result<()> {
-    for path in [archive.to_path_buf(), fsutil::checksum_path(archive)] {
+    for path in [archive.to_path_buf(), layout::checksum_path(archive)] {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -8,8 +8,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use backup_agent::progress::Silent;
 use backup_agent::archive::read::{ArchiveSha, extract};
+use backup_agent::progress::Silent;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -380,7 +380,7 @@ fn restore_inner(
         outln!(
             "restored {}; there was no live data to set aside, so no {}* folder was made and `backup rollback` has nothing to put back",
             report.tag.as_deref().unwrap_or("the snapshot"),
-            restore::ASIDE_PREFIX
+            backup_agent::layout::ASIDE_PREFIX
         );
     }
     crate::ok()

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use super::marker::{self, Refusal, State};
 use super::{Readiness, RemoteSnapshot, Upload};
-use crate::catalog::scan_archives;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, TEMP_PREFIX, TempPath};
+use crate::fsutil::{self, TempPath};
+use crate::layout::{self, TEMP_PREFIX, scan_archives};
 use crate::progress::Progress;
 use crate::tag::Tag;
 
@@ -250,7 +250,7 @@ impl DirRemote {
         let archive = self.root.join(tag.archive_name());
         // The archive first: a record left alone lists as nothing, and the next delete
         // removes it.
-        for path in [archive.clone(), fsutil::checksum_path(&archive)] {
+        for path in [archive.clone(), layout::checksum_path(&archive)] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -4,7 +4,7 @@
 //! look like a backup while being none. So a folder remote carries a marker file
 //! ([`MARKER_FILE`]: a format version, a random id, when and by which host it was made), written
 //! by its first push or by `backup init`, as restic marks a repository with its config. The local
-//! snapshot folder keeps a record ([`RECORD_FILE`]) of the folders this machine pushed to, with
+//! snapshot folder keeps a record ([`REMOTE_FOLDERS_FILE`]) of the folders this machine pushed to, with
 //! their marker ids.
 //!
 //! A folder the record names that lacks its marker, or holds another one, is refused for every
@@ -22,14 +22,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, CHECKSUM_SUFFIX, TEMP_PREFIX, TempPath};
+use crate::fsutil::{self, TempPath};
 use crate::last_run::LastRun;
+use crate::layout::{CHECKSUM_SUFFIX, MARKER_FILE, REMOTE_FOLDERS_FILE, TEMP_PREFIX};
 use crate::tag::Tag;
-
-/// The marker file in a folder remote.
-pub const MARKER_FILE: &str = ".backup-agent-remote.json";
-/// The record, in the local snapshot folder, of the remote folders this machine pushed to.
-pub const RECORD_FILE: &str = "remote-folders.json";
 
 const MARKER_FORMAT: &str = "backup-agent remote folder";
 const MARKER_VERSION: u32 = 1;
@@ -226,7 +222,7 @@ fn unmarked(root: &Path, local_dir: &Path, has_record: bool, remembered: bool) -
 /// An earlier version left no record, but its last run pushed and its snapshots are here.
 fn pushed_before_records(local_dir: &Path) -> Result<bool> {
     let pushed = LastRun::read(local_dir).is_some_and(|r| r.push_ok == Some(true));
-    Ok(pushed && !crate::catalog::local_snapshots(local_dir)?.is_empty())
+    Ok(pushed && !crate::layout::local_archives(local_dir)?.is_empty())
 }
 
 struct Contents {
@@ -358,7 +354,7 @@ fn new_marker_id() -> String {
 
 /// The record, if this machine has one.
 fn read_record(local_dir: &Path) -> Result<Option<Record>> {
-    let path = local_dir.join(RECORD_FILE);
+    let path = local_dir.join(REMOTE_FOLDERS_FILE);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             Error::Other(format!(
@@ -392,7 +388,7 @@ pub(super) fn remember(root: &Path, local_dir: &Path, marker_id: Option<&str>) -
     }
     fs::create_dir_all(local_dir).at("cannot create snapshot folder", local_dir)?;
     let json = serde_json::to_vec_pretty(&record).expect("record serializes");
-    fsutil::write_atomic(&local_dir.join(RECORD_FILE), &json)
+    fsutil::write_atomic(&local_dir.join(REMOTE_FOLDERS_FILE), &json)
 }
 
 #[cfg(test)]

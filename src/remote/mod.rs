@@ -13,7 +13,6 @@ mod marker;
 
 pub use dir::{Diagnosis, DirRemote};
 pub use github::GithubRemote;
-pub use marker::{MARKER_FILE, RECORD_FILE};
 
 use std::path::Path;
 

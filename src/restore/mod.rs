@@ -36,7 +36,8 @@ use crate::archive::Manifest;
 use crate::archive::read::Files;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, TEMP_PREFIX, TempPath};
+use crate::fsutil::{self, TempPath};
+use crate::layout::{self, RESTORE_STAGING, TEMP_PREFIX, VERIFY_STAGING};
 use crate::lock::RunLock;
 use crate::progress::Progress;
 use crate::remote::Remote;
@@ -44,13 +45,10 @@ use crate::snapshot;
 use crate::tag::Tag;
 pub use live::{LiveDatabase, TableDifference};
 pub use stage::{DatabaseReport, TableChange};
-pub use swap::{ASIDE_PREFIX, Recovery};
+pub use swap::Recovery;
 
 /// Room kept free on top of the computed need.
 const SPACE_MARGIN: u64 = 16 << 20;
-/// Staging folder prefixes, after [`TEMP_PREFIX`].
-pub const RESTORE_STAGING: &str = "restore-";
-pub const VERIFY_STAGING: &str = "verify-";
 
 /// Which snapshot to restore.
 #[derive(Clone, Debug)]
@@ -183,7 +181,7 @@ pub(super) fn begin(config: &Config) -> Result<(RunLock, Option<Recovery>)> {
     fsutil::create_private_dir_all(local).at("cannot create snapshot folder", local)?;
     let lock = RunLock::acquire(local)?;
     let recovery = swap::recover(local)?;
-    fsutil::remove_stale_temps(local)?;
+    layout::remove_stale_temps(local)?;
     remove_stale_staging(&config.base_dir)?;
     swap::remove_orphan_aside_dirs(&config.base_dir);
     Ok((lock, recovery))
@@ -213,7 +211,7 @@ pub fn recover_interrupted(config: &Config) -> Result<Option<Recovery>> {
     let recovery = swap::recover(&config.local_dir)?;
     // Tidying is best effort: a leftover that cannot be removed must not fail `status`.
     for tidy in [
-        fsutil::remove_stale_temps(&config.local_dir),
+        layout::remove_stale_temps(&config.local_dir),
         remove_stale_staging(&config.base_dir),
     ] {
         if let Err(e) = tidy {
@@ -234,7 +232,7 @@ fn has_leftovers(config: &Config) -> bool {
                 .any(|e| e.file_name().to_str().is_some_and(|n| ours(&e.path(), n)))
         })
     };
-    any(&config.local_dir, &|_, name| fsutil::is_our_temp(name))
+    any(&config.local_dir, &|_, name| layout::is_our_temp(name))
         || any(&config.base_dir, &|path, name| {
             is_restore_staging(name) || swap::is_orphan_aside_dir(path)
         })

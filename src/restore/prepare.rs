@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TempPath};
 use crate::integrity;
+use crate::layout;
 use crate::migrate::Ladder;
 use crate::progress::Progress;
 use crate::remote::{Remote, RemoteSnapshot};
@@ -227,14 +228,14 @@ fn tool_owned(config: &Config, live: &Path) -> Option<&'static str> {
     if below_base
         .and_then(|rel| rel.components().next())
         .and_then(|first| first.as_os_str().to_str())
-        .is_some_and(|first| first.starts_with(super::ASIDE_PREFIX))
+        .is_some_and(|first| first.starts_with(layout::ASIDE_PREFIX))
     {
         return Some("a folder where a restore set live data aside");
     }
     let temp = live
         .components()
         .filter_map(|c| c.as_os_str().to_str())
-        .any(fsutil::is_our_temp);
+        .any(layout::is_our_temp);
     temp.then_some("a temporary file or folder of this tool")
 }
 

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use super::{ASIDE_PREFIX, SwapReport, begin, in_use_error, live, live_set, swap, swap_plan};
+use super::{SwapReport, begin, in_use_error, live, live_set, swap, swap_plan};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::layout::{self, ASIDE_PREFIX};
 
 /// Puts the newest `pre_restore_<ts>` folder back, setting the current state aside the same way.
 ///
@@ -38,7 +39,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
     let Some((old_dir, record)) = newest else {
         return Err(Error::Other(format!(
             "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo, nothing was changed",
-            swap::RECORD_FILE,
+            layout::SWAP_RECORD_FILE,
             base.display()
         )));
     };
@@ -74,7 +75,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         if fs::symlink_metadata(&stored).is_err() {
             return Err(Error::Other(format!(
                 "{} lists {} but it is gone; the folder was changed by hand, so nothing was rolled back",
-                old_dir.join(swap::RECORD_FILE).display(),
+                old_dir.join(layout::SWAP_RECORD_FILE).display(),
                 stored.display()
             )));
         }
@@ -169,7 +170,7 @@ fn check_recorded(config: &Config, old_dir: &Path, entry: &swap::AsideEntry) -> 
     }
     Err(Error::Other(format!(
         "{} lists {} -> {}, which no restore would set aside (outside every [[include]] and database of the config); the folder was changed by hand, so nothing was rolled back",
-        old_dir.join(swap::RECORD_FILE).display(),
+        old_dir.join(layout::SWAP_RECORD_FILE).display(),
         entry.stored.display(),
         entry.live.display()
     )))

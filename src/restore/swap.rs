@@ -27,16 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
 use crate::fsutil;
-
-/// Journal of a swap in progress, in the local snapshot folder.
-pub const JOURNAL_FILE: &str = "restore-journal.json";
-/// Record inside every `pre_restore_<ts>` folder: what was set aside and from where.
-pub const RECORD_FILE: &str = "RESTORE.json";
-/// Prefix of the folders that hold a set-aside live set.
-pub const ASIDE_PREFIX: &str = "pre_restore_";
-/// The last completed swap, in the local snapshot folder: how `backup rollback` tells a last
-/// restore that set nothing aside (nothing to put back) from an older one that did.
-pub const LAST_SWAP_FILE: &str = "last-swap.json";
+use crate::layout::{self, ASIDE_PREFIX, JOURNAL_FILE, LAST_SWAP_FILE, SWAP_RECORD_FILE};
 
 /// What [`LAST_SWAP_FILE`] holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -158,7 +149,7 @@ pub fn aside_dirs(base_dir: &Path) -> Result<Vec<(PathBuf, Record)>> {
         if !name.to_str().is_some_and(|n| n.starts_with(ASIDE_PREFIX)) {
             continue;
         }
-        let record = fs::read(entry.path().join(RECORD_FILE))
+        let record = fs::read(entry.path().join(SWAP_RECORD_FILE))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok());
         if let Some(record) = record {
@@ -261,13 +252,13 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
             return Ok(()); // no aside folder: nothing for a rollback to put back
         }
         let json = serde_json::to_vec_pretty(&record).expect("record serializes");
-        fsutil::write_atomic(&plan.aside_dir.join(RECORD_FILE), &json)
+        fsutil::write_atomic(&plan.aside_dir.join(SWAP_RECORD_FILE), &json)
     });
     if let Err(e) = recorded {
         // Put everything back as it was; the journal stays if even that fails, for the next run.
         let undone = undo(&journal.moves[..done], &plan.aside_dir);
         if undone.problems.is_empty() {
-            let _ = fs::remove_file(plan.aside_dir.join(RECORD_FILE));
+            let _ = fs::remove_file(plan.aside_dir.join(SWAP_RECORD_FILE));
             remove_aside_dir(&plan.aside_dir);
             let _ = fs::remove_file(journal_path(local_dir));
         }
@@ -434,8 +425,8 @@ fn holds_only_folders(root: &Path, dir: &Path) -> bool {
             Ok(m) if m.is_dir() => holds_only_folders(root, &path),
             Ok(_) => {
                 let name = entry.file_name();
-                (dir == root && name == RECORD_FILE)
-                    || name.to_str().is_some_and(fsutil::is_our_temp)
+                (dir == root && name == SWAP_RECORD_FILE)
+                    || name.to_str().is_some_and(layout::is_our_temp)
             }
             Err(_) => false,
         }
@@ -452,7 +443,7 @@ fn finish(local_dir: &Path, journal: &Journal) {
         {
             // Consumed by a rollback: without its record it is no longer a rollback candidate,
             // even when files the user put there keep the folder.
-            let _ = fs::remove_file(path.join(RECORD_FILE));
+            let _ = fs::remove_file(path.join(SWAP_RECORD_FILE));
             remove_aside_dir(path);
         } else if exists(path) {
             let _ = fs::remove_dir_all(path);
@@ -501,7 +492,7 @@ pub fn is_orphan_aside_dir(path: &Path) -> bool {
             chrono::NaiveDateTime::parse_from_str(time, "%Y%m%dT%H%M%SZ").is_ok()
         });
     ours && fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
-        && !path.join(RECORD_FILE).exists()
+        && !path.join(SWAP_RECORD_FILE).exists()
         && holds_only_folders(path, path)
 }
 
@@ -552,12 +543,12 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
                     path.display()
                 )));
             }
-            let _ = fs::remove_file(journal.aside_dir.join(RECORD_FILE));
+            let _ = fs::remove_file(journal.aside_dir.join(SWAP_RECORD_FILE));
             remove_aside_dir(&journal.aside_dir);
             for staging in journal.cleanup.iter().filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(fsutil::is_our_temp)
+                    .is_some_and(layout::is_our_temp)
             }) {
                 let _ = fs::remove_dir_all(staging);
             }

@@ -17,7 +17,8 @@ use chrono::SubsecRound;
 use crate::archive::{self, DatabaseEntry, FileEntry, MANIFEST_VERSION, Manifest, manifest};
 use crate::config::{Config, DatabaseConfig};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, STAGING_PREFIX, TEMP_PREFIX, TempPath};
+use crate::fsutil::{self, TempPath};
+use crate::layout::{self, STAGING_PREFIX, TEMP_PREFIX};
 use crate::progress::Progress;
 use crate::tag::{self, Kind, Tag};
 
@@ -193,7 +194,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     // The record first: an archive never exists without it (a record alone is harmless).
     fsutil::write_checksum(&archive_path, &sha256)?;
     if let Err(e) = temp.persist(&archive_path) {
-        let _ = fs::remove_file(fsutil::checksum_path(&archive_path));
+        let _ = fs::remove_file(layout::checksum_path(&archive_path));
         return Err(e);
     }
     fsutil::sync_dir(local)?;
@@ -326,8 +327,8 @@ fn walk(
         // Our own staging and the live sets earlier restores set aside are not app data.
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if fsutil::is_our_temp(&name)
-            || (dir == config.base_dir && name.starts_with(crate::restore::ASIDE_PREFIX))
+        if layout::is_our_temp(&name)
+            || (dir == config.base_dir && name.starts_with(layout::ASIDE_PREFIX))
         {
             continue;
         }
