@@ -79,9 +79,6 @@ pub struct Status {
     pub warnings: Vec<String>,
 }
 
-/// How far in the future a record may be before the clock is called wrong (NTP steps).
-pub const CLOCK_SLACK_SECS: i64 = 300;
-
 /// The verdict at time `now`.
 ///
 /// # Errors
@@ -124,7 +121,7 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
         }
     };
     let (state, summary) = match (&record, last_ok_age_secs) {
-        (_, Some(_)) if last_ok_age.is_some_and(|secs| secs < -CLOCK_SLACK_SECS) => (
+        (_, Some(_)) if last_ok_age.is_some_and(|secs| secs < -crate::retention::CLOCK_SLACK_SECS) => (
             State::Stale,
             "the last good snapshot is dated in the future: this machine's clock is wrong; fix the clock (e.g. enable NTP) so snapshot times and retention are right".to_string(),
         ),

@@ -13,8 +13,8 @@ use crate::last_run::{Durations, LastRun};
 use crate::layout;
 use crate::lock::RunLock;
 use crate::progress::Progress;
+use crate::prune::PruneReport;
 use crate::remote::{Remote, RemoteSnapshot, Upload};
-use crate::retention::PruneReport;
 use crate::snapshot::{self, Snapshot};
 use crate::tag::{Kind, Tag};
 use crate::units;
@@ -144,7 +144,7 @@ pub fn snapshot_and_push(
             protect: Some(snapshot.tag.clone()),
             ..crate::retention::Scope::this_host()
         };
-        match crate::retention::prune(config, remote.as_ref(), false, &scope) {
+        match crate::prune::prune(config, remote.as_ref(), false, &scope) {
             Ok(mut report) => {
                 let error = report.error.take();
                 (Some(report), error)

@@ -15,6 +15,7 @@
 //! - [`schedule`]: the cadence and the job that runs `backup run` (systemd, cron, launchd);
 //! - [`health`]: is the last good snapshot recent enough (`backup status`, `backup doctor`);
 //! - [`restore`]: restore, verify and rollback, checked before live data is touched;
+//! - [`retention`]: which snapshots to keep, and why (pure); [`prune`]: carrying that out;
 //! - [`tag`]: snapshot names that sort by time and never collide;
 //! - [`migrate`]: migration ladders; [`demo`]: the embedded sample app.
 //!
@@ -47,6 +48,7 @@ pub mod layout;
 pub mod lock;
 pub mod migrate;
 pub mod progress;
+pub mod prune;
 pub mod remote;
 pub mod restore;
 pub mod retention;

@@ -8,19 +8,12 @@
 //! newest N are kept. A snapshot is kept if any rule keeps it. Whatever the tiers say, the
 //! newest snapshot and any snapshot the remote does not have yet are kept.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
-use std::path::Path;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{self, LocalSnapshot};
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::layout;
-use crate::remote::{Remote, RemoteSnapshot};
 use crate::tag::{Kind, Tag};
 
 /// How many periods (or manual snapshots) a tier keeps.
@@ -272,35 +265,6 @@ pub fn plan_scoped(candidates: Vec<Candidate>, policy: &Policy, scope: &Scope) -
     decisions
 }
 
-/// One snapshot of this machine in a prune.
-#[derive(Clone, Debug, Serialize)]
-pub struct Pruned {
-    pub tag: Tag,
-    pub keep: bool,
-    pub reasons: Vec<String>,
-    /// Held in the local folder (before the prune).
-    pub local: bool,
-    /// Held by the remote (before the prune).
-    pub remote: bool,
-    /// Deleted everywhere it was held (false in a dry run).
-    pub deleted: bool,
-    /// What the remote kept although the snapshot is deleted (an immutable release's git tag).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// What a prune decided and did.
-#[derive(Debug)]
-pub struct PruneReport {
-    /// This machine's snapshots, newest first.
-    pub snapshots: Vec<Pruned>,
-    /// Snapshots of other hosts, left alone.
-    pub other_hosts: usize,
-    pub dry_run: bool,
-    /// The first deletion that failed; the rest of the plan was still carried out where safe.
-    pub error: Option<Error>,
-}
-
 /// Whose snapshots a prune plans for, and what it must keep whatever the plan says.
 #[derive(Clone, Debug)]
 pub struct Scope {
@@ -326,116 +290,13 @@ impl Scope {
     }
 }
 
+/// How far in the future a record may be before the clock is called wrong (NTP steps).
+pub const CLOCK_SLACK_SECS: i64 = 300;
+
 /// Whether a snapshot's tag is later than `now` by more than a clock may be off (NTP steps):
 /// it was taken under a wrong clock.
 pub fn dated_in_future(tag: &Tag, now: DateTime<Utc>) -> bool {
-    tag.time() > now + chrono::Duration::seconds(crate::health::CLOCK_SLACK_SECS)
-}
-
-/// Plans and (unless `dry_run`) carries out retention for `scope`'s snapshots, locally and on
-/// the remote, with one plan for both. The caller holds the run lock.
-///
-/// Each snapshot to delete goes first from the local folder, then from the remote: a crash in
-/// between leaves a remote copy that the next prune deletes, never a local one that the next
-/// run would push again.
-///
-/// # Errors
-/// The local folder or the remote cannot be listed: then nothing is deleted anywhere (which
-/// snapshots the remote lacks is unknown).
-pub fn prune(
-    config: &Config,
-    remote: Option<&Remote>,
-    dry_run: bool,
-    scope: &Scope,
-) -> Result<PruneReport> {
-    let local = catalog::local_snapshots(&config.local_dir)?;
-    let listed = remote.map(Remote::list).transpose()?;
-    let host = scope.host.as_str();
-    let on_remote: HashMap<&Tag, &RemoteSnapshot> =
-        listed.iter().flatten().map(|s| (&s.tag, s)).collect();
-    let on_local: HashMap<&Tag, &LocalSnapshot> = local.iter().map(|s| (&s.tag, s)).collect();
-    let mut other_hosts = BTreeSet::new();
-    let mut candidates = Vec::new();
-    for tag in on_local.keys().chain(on_remote.keys()) {
-        if tag.host() != host {
-            other_hosts.insert(*tag);
-            continue;
-        }
-        // As `run` sees it: missing remotely, another size, or no record there means it still
-        // has to go up.
-        let unpushed = remote.is_some()
-            && on_local.get(tag).is_some_and(|l| {
-                on_remote
-                    .get(tag)
-                    .is_none_or(|r| r.size != l.size || r.sha256.is_none())
-            });
-        candidates.push(Candidate {
-            tag: (*tag).clone(),
-            unpushed,
-        });
-    }
-    let policy = config.retention;
-    let mut report = PruneReport {
-        snapshots: Vec::new(),
-        other_hosts: other_hosts.len(),
-        dry_run,
-        error: None,
-    };
-    let mut remote_failed = false;
-    for decision in plan_scoped(candidates, &policy, scope) {
-        let local_copy = on_local.get(&decision.tag);
-        let mut entry = Pruned {
-            local: local_copy.is_some(),
-            remote: on_remote.contains_key(&decision.tag),
-            tag: decision.tag,
-            keep: decision.keep,
-            reasons: decision.reasons,
-            deleted: false,
-            note: None,
-        };
-        if !entry.keep && !dry_run {
-            let mut ok = true;
-            if let Some(local) = local_copy
-                && let Err(e) = delete_local(&local.path)
-            {
-                report.error.get_or_insert(e);
-                ok = false;
-            }
-            if ok && entry.remote {
-                if remote_failed {
-                    ok = false;
-                } else {
-                    match remote.expect("listed").delete(&entry.tag) {
-                        Ok(note) => entry.note = note,
-                        Err(e) => {
-                            // A dead remote costs one error, not one per snapshot.
-                            report.error.get_or_insert(e);
-                            remote_failed = true;
-                            ok = false;
-                        }
-                    }
-                }
-            }
-            entry.deleted = ok;
-        }
-        report.snapshots.push(entry);
-    }
-    if !dry_run && report.snapshots.iter().any(|s| s.deleted && s.local) {
-        fsutil::sync_dir(&config.local_dir)?;
-    }
-    Ok(report)
-}
-
-/// The archive, then its record: a record left alone lists as nothing.
-fn delete_local(archive: &Path) -> Result<()> {
-    for path in [archive.to_path_buf(), layout::checksum_path(archive)] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("cannot delete", &path, e)),
-        }
-    }
-    Ok(())
+    tag.time() > now + chrono::Duration::seconds(CLOCK_SLACK_SECS)
 }
 
 #[cfg(test)]

@@ -15,10 +15,6 @@ use std::path::{Path, PathBuf};
 /// empty list.
 const ALLOWED_UPWARD: &[(&str, &str)] = &[
     ("auth", "remote"),
-    ("retention", "catalog"),
-    ("retention", "config"),
-    ("retention", "health"),
-    ("retention", "remote"),
     ("remote", "last_run"),
     ("snapshot", "restore"),
     ("last_run", "integrity"),

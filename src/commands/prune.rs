@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use backup_agent::error::{Error, exit};
 use backup_agent::lock::RunLock;
+use backup_agent::prune::{self, PruneReport, Pruned};
 use backup_agent::remote::Remote;
-use backup_agent::retention::{self, PruneReport, Pruned};
+use backup_agent::retention;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,7 +49,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     if let Some(name) = &args.host {
         scope.host = backup_agent::tag::host_id(name);
     }
-    let report = retention::prune(&config, remote.as_ref(), args.dry_run, &scope)?;
+    let report = prune::prune(&config, remote.as_ref(), args.dry_run, &scope)?;
     if args.json {
         let out = JsonReport {
             ok: report.error.is_none(),
