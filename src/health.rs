@@ -437,13 +437,13 @@ fn check_remote(config: &Config) -> Vec<Check> {
             let mut github = github.clone();
             github.retry_budget_secs = github.retry_budget_secs.min(DOCTOR_RETRY_BUDGET_SECS);
             let repo = github.repo.clone();
-            let token_var = crate::remote::github::env_vars(&github.api_url)[0].0;
+            let token_var = crate::auth::env_vars(&github.api_url)[0].0;
             let remote = GithubRemote::new(github);
             // A hung server costs the doctor seconds, not the full answer timeout.
             remote.answer_quickly();
             let token = match remote.token() {
                 Ok(token) => {
-                    use crate::remote::github::TokenSource;
+                    use crate::auth::TokenSource;
                     let detail = format!("from {}", token.source);
                     match token.source {
                         // The scheduled job starts without this shell's variables and login.

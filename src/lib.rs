@@ -8,7 +8,7 @@
 //! - [`snapshot`]: consistent copies of the databases and files, written as one archive;
 //! - [`checks`]: the database checks a snapshot and a restore both run, and their findings;
 //! - [`remote`]: where snapshots go off the machine: a folder, or GitHub Releases;
-//! - [`auth`]: the GitHub token in the OS keyring;
+//! - [`auth`]: GitHub tokens: where one is found, and the OS keyring;
 //! - [`job`]: the `now`/`run` job: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
 //! - [`integrity`]: damaged local copies: a bounded re-check per run, repair from the remote;

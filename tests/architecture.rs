@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 /// #15: remove its entry when the reference goes (a stale entry fails the test). The goal is an
 /// empty list.
 const ALLOWED_UPWARD: &[(&str, &str)] = &[
-    ("auth", "remote"),
     ("remote", "last_run"),
     ("snapshot", "restore"),
     ("last_run", "integrity"),

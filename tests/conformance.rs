@@ -5,11 +5,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use backup_agent::Error;
+use backup_agent::auth::Token;
 use backup_agent::config::{
     DEFAULT_RETRY_MAX_DELAY_MS, GITHUB_MAX_ASSET_BYTES, GithubConfig, RemoteConfig,
 };
 use backup_agent::progress::Silent;
-use backup_agent::remote::github::Token;
 use backup_agent::remote::{GithubRemote, Remote, Upload};
 use backup_agent::tag::Tag;
 use tempfile::TempDir;

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use backup_agent::auth::{Token, TokenSource};
 use backup_agent::config::{GithubConfig, RemoteConfig};
 use backup_agent::error::Error;
 use backup_agent::remote::GithubRemote;
-use backup_agent::remote::github::{RepoState, Token, TokenSource};
+use backup_agent::remote::github::RepoState;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -69,7 +70,7 @@ fn login(github: GithubConfig) -> Result<u8, Error> {
         "the token is stored in the OS keyring for {api_url}; repository {repo} {}",
         describe(state)
     );
-    for (var, _) in backup_agent::remote::github::env_vars(&api_url) {
+    for (var, _) in backup_agent::auth::env_vars(&api_url) {
         if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
             errln!("backup: note: {var} is set, and is used before the keyring");
         }

@@ -18,10 +18,9 @@ mod draft;
 mod http;
 mod listing;
 mod release;
-mod token;
 mod watchdog;
 
-pub use token::{Token, TokenSource, env_vars, gh_host};
+use crate::auth::token::{self, Token};
 
 use std::cell::{Cell, OnceCell};
 use std::path::Path;

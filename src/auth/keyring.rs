@@ -7,8 +7,8 @@
 //! session of their own. Its keys live in kernel memory: they do not survive a reboot, so an
 //! unattended machine that reboots is better served by `token_file`. macOS: the login keychain.
 
+use super::token::Token;
 use crate::error::{Error, Result};
-use crate::remote::github::Token;
 
 const SERVICE: &str = "backup-agent";
 

@@ -177,7 +177,7 @@ pub fn find(config: &GithubConfig) -> Result<Token> {
             return Ok(token);
         }
     }
-    if let Some(value) = crate::auth::stored_token(&config.api_url)
+    if let Some(value) = super::keyring::stored_token(&config.api_url)
         && let Some(token) = Token::new(&value, TokenSource::Keyring)?
     {
         return Ok(token);
