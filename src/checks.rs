@@ -1,6 +1,6 @@
 //! The database checks a snapshot runs on its copy and a restore runs on what it extracted:
-//! `PRAGMA integrity_check` and `PRAGMA foreign_key_check`, the same function on both sides, so
-//! the two never disagree about the same bytes.
+//! `PRAGMA integrity_check` and `PRAGMA foreign_key_check`, and the row counts, the same functions
+//! on both sides, so the two never disagree about the same bytes.
 //!
 //! SQLite leaves foreign keys off unless the app turns them on, and accepts schemas whose foreign
 //! keys it cannot check, so real app databases often fail these checks while the app works. A
@@ -289,6 +289,24 @@ pub fn run(open: impl Fn() -> rusqlite::Result<Connection> + Sync) -> Findings {
             }]
         }),
     }
+}
+
+/// Row count of every ordinary table (virtual tables may need modules this build lacks).
+pub fn count_rows(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u64>> {
+    let names: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut counts = BTreeMap::new();
+    for name in names {
+        let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
+        let count: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
+        counts.insert(name, count as u64);
+    }
+    Ok(counts)
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 /// empty list.
 const ALLOWED_UPWARD: &[(&str, &str)] = &[
     ("remote", "last_run"),
-    ("snapshot", "restore"),
     ("last_run", "integrity"),
     ("catalog", "integrity"),
 ];

@@ -12,7 +12,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 
-use super::stage::{DatabaseReport, count_rows};
+use super::stage::DatabaseReport;
+use crate::checks::count_rows;
 
 /// A live database as found before a restore.
 #[derive(Clone, Debug, Serialize)]

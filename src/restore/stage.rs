@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::archive::DatabaseEntry;
-use crate::checks::{self, Findings};
+use crate::checks::{self, Findings, count_rows};
 use crate::error::{Error, Result};
 use crate::migrate::Ladder;
 
@@ -206,24 +206,6 @@ fn overridable(name: &str, problem: String, force: bool, forced: &mut Vec<String
             format!("{problem}; `backup restore --force` restores it as it is"),
         ))
     }
-}
-
-/// Row count of every ordinary table (virtual tables may need modules this build lacks).
-pub(crate) fn count_rows(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u64>> {
-    let names: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' \
-             AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut counts = BTreeMap::new();
-    for name in names {
-        let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
-        let count: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
-        counts.insert(name, count as u64);
-    }
-    Ok(counts)
 }
 
 /// Why `found` disagrees with the manifest's `expected` counts, if it does: every table of the

@@ -185,7 +185,7 @@ pub(crate) fn inspect_copy(db: &DatabaseConfig, copy_path: &Path) -> Result<Copy
         let facts = open().and_then(|conn| {
             let user_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-            let tables = crate::restore::stage::count_rows(&conn)?;
+            let tables = crate::checks::count_rows(&conn)?;
             Ok((user_version, page_size, tables))
         });
         (findings.join().expect("check thread panicked"), facts)
