@@ -9,7 +9,7 @@
 //! - [`checks`]: the database checks a snapshot and a restore both run, and their findings;
 //! - [`remote`]: where snapshots go off the machine: a folder, or GitHub Releases;
 //! - [`auth`]: GitHub tokens: where one is found, and the OS keyring;
-//! - [`job`]: the `now`/`run` job: lock, snapshot, push what the remote lacks, `last_run.json`;
+//! - [`run`]: the `now`/`run` run: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
 //! - [`integrity`]: damaged local copies: a bounded re-check per run, repair from the remote;
 //! - [`schedule`]: the cadence and the job that runs `backup run` (systemd, cron, launchd);
@@ -20,10 +20,10 @@
 //! - [`migrate`]: migration ladders; [`demo`]: the embedded sample app.
 //!
 //! ```no_run
-//! use backup_agent::{config::Config, job, progress::Silent, tag::Kind};
+//! use backup_agent::{config::Config, progress::Silent, run, tag::Kind};
 //!
 //! let config = Config::load("backup.toml".as_ref())?;
-//! let report = job::snapshot_and_push(&config, Kind::Manual, &Silent)?;
+//! let report = run::snapshot_and_push(&config, Kind::Manual, &Silent)?;
 //! println!("took {} ({} bytes)", report.snapshot.tag, report.snapshot.size);
 //! for entry in backup_agent::catalog::list(&config.local_dir, None)?.0 {
 //!     println!("{} {}", entry.tag, entry.location.as_str());
@@ -42,7 +42,6 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod health;
 pub mod integrity;
-pub mod job;
 pub mod last_run;
 pub mod layout;
 pub mod lock;
@@ -52,6 +51,7 @@ pub mod prune;
 pub mod remote;
 pub mod restore;
 pub mod retention;
+pub mod run;
 pub mod schedule;
 pub mod snapshot;
 pub mod tag;

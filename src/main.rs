@@ -202,7 +202,9 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 /// Loads the config a command runs against, and first finishes or undoes a restore that was
 /// interrupted (a crash mid-swap), so every command sees whole data.
-fn load_config(path: Option<&std::path::Path>) -> Result<backup_agent::config::Config, Error> {
+fn load_config_and_recover_restore(
+    path: Option<&std::path::Path>,
+) -> Result<backup_agent::config::Config, Error> {
     let path = backup_agent::config::Config::locate(path)?;
     let config = backup_agent::config::Config::load(&path)?;
     if let Some(done) = backup_agent::restore::recover_interrupted(&config)? {

@@ -38,7 +38,7 @@ struct Status {
 }
 
 pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
-    let config = crate::load_config(config_path)?;
+    let config = crate::load_config_and_recover_restore(config_path)?;
     let github = match &config.remote {
         Some(RemoteConfig::Github(github)) => github.clone(),
         _ => {

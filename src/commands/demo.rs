@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use backup_agent::catalog;
 use backup_agent::error::{Error, exit};
-use backup_agent::job;
 use backup_agent::progress::Progress;
 use backup_agent::remote::Remote;
+use backup_agent::run;
 use backup_agent::tag::Kind;
 
 #[derive(Debug, clap::Args)]
@@ -42,8 +42,8 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         );
         return Ok(code);
     }
-    let config = crate::load_config(Some(&config_path))?;
-    let report = job::snapshot_and_push(&config, Kind::Scheduled, progress)?;
+    let config = crate::load_config_and_recover_restore(Some(&config_path))?;
+    let report = run::snapshot_and_push(&config, Kind::Scheduled, progress)?;
     let remote = config
         .remote
         .as_ref()

@@ -23,7 +23,7 @@ struct Report<'a> {
 }
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
-    let (checks, code) = match crate::load_config(config_path) {
+    let (checks, code) = match crate::load_config_and_recover_restore(config_path) {
         Ok(config) => {
             let places = Places::from_env().ok();
             let checks = health::doctor(&config, places.as_ref());

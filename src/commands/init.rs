@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
-    let config = crate::load_config(config_path)?;
+    let config = crate::load_config_and_recover_restore(config_path)?;
     let remote = config.remote.as_ref().ok_or_else(|| {
         Error::Config(format!(
             "{} has no [remote]; add one (see README \"Configuration\") and run `backup init` again",

@@ -61,7 +61,7 @@ fn explain(
 }
 
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
-    let config = crate::load_config(config)?;
+    let config = crate::load_config_and_recover_restore(config)?;
     let remote = config
         .remote
         .as_ref()

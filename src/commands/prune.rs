@@ -37,7 +37,7 @@ struct JsonReport<'a> {
 }
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
-    let config = crate::load_config(config_path)?;
+    let config = crate::load_config_and_recover_restore(config_path)?;
     backup_agent::fsutil::create_private_dir_all(&config.local_dir)
         .map_err(|e| Error::io("cannot create snapshot folder", &config.local_dir, e))?;
     let _lock = RunLock::acquire(&config.local_dir)?;

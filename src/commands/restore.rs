@@ -198,7 +198,7 @@ pub fn verify(
     args: &VerifyArgs,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
-    let config = crate::load_config(config)?;
+    let config = crate::load_config_and_recover_restore(config)?;
     let which = Which::parse(&args.which)?;
     let prepared = match restore::verify(&config, &which, args.host.as_deref(), progress) {
         Ok(prepared) => {
@@ -272,7 +272,7 @@ fn restore_inner(
     args: &RestoreArgs,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
-    let config = crate::load_config(config)?;
+    let config = crate::load_config_and_recover_restore(config)?;
     let which = Which::parse(&args.which)?;
     let plan = restore::plan_restore(&config, &which, args.host.as_deref(), args.force, progress)?;
     for note in &plan.prepared.notes {
@@ -422,7 +422,7 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
 }
 
 pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error> {
-    let config = crate::load_config(config)?;
+    let config = crate::load_config_and_recover_restore(config)?;
     let report = restore::rollback(&config, args.force)?;
     if args.json {
         #[derive(Serialize)]

@@ -53,7 +53,7 @@ pub struct JsonArg {
 }
 
 pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
-    let config = crate::load_config(config_path)?;
+    let config = crate::load_config_and_recover_restore(config_path)?;
     let places = Places::from_env()?;
     let config_file = schedule::canonical_config(&config.file);
     let id = schedule::job_id(&config_file);

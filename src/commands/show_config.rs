@@ -43,7 +43,7 @@ struct ShownLocal<'a> {
 }
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
-    let config: Config = crate::load_config(config_path)?;
+    let config: Config = crate::load_config_and_recover_restore(config_path)?;
     let shown = Shown {
         database: config
             .databases

@@ -8,8 +8,8 @@ use serde::Serialize;
 use backup_agent::config::Config;
 use backup_agent::error::{Error, exit};
 use backup_agent::integrity::CheckReport;
-use backup_agent::job::{self, JobReport};
 use backup_agent::progress::Progress;
+use backup_agent::run::{self, RunReport};
 use backup_agent::tag::{Kind, Tag};
 use backup_agent::units::human_bytes;
 
@@ -69,8 +69,8 @@ pub fn execute(
     show: bool,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
-    let config = crate::load_config(config)?;
-    let report = job::snapshot_and_push(&config, kind, progress)?;
+    let config = crate::load_config_and_recover_restore(config)?;
+    let report = run::snapshot_and_push(&config, kind, progress)?;
     if json || show {
         render(&config, &report, json);
     }
@@ -111,7 +111,7 @@ pub fn execute(
     }
 }
 
-fn deleted_by_prune(report: &JobReport) -> Vec<&Tag> {
+fn deleted_by_prune(report: &RunReport) -> Vec<&Tag> {
     report
         .pruned
         .iter()
@@ -121,7 +121,7 @@ fn deleted_by_prune(report: &JobReport) -> Vec<&Tag> {
         .collect()
 }
 
-fn render(config: &Config, report: &JobReport, json: bool) {
+fn render(config: &Config, report: &RunReport, json: bool) {
     let snapshot = &report.snapshot;
     let manifest = &snapshot.manifest;
     if json {

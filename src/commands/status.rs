@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
-    let config = crate::load_config(config_path)?;
+    let config = crate::load_config_and_recover_restore(config_path)?;
     let status = health::status(&config, Utc::now())?;
     if args.json {
         let mut value = serde_json::to_value(&status).expect("serializes");

@@ -1,4 +1,4 @@
-//! The snapshot job behind `backup now` and `backup run`: lock, snapshot, push everything the
+//! The snapshot-and-push run behind `backup now` and `backup run`: lock, snapshot, push everything the
 //! remote lacks, record the outcome in `last_run.json`.
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use crate::units;
 
 /// What a job did.
 #[derive(Debug)]
-pub struct JobReport {
+pub struct RunReport {
     pub snapshot: Snapshot,
     /// Pushed by this job, oldest first.
     pub pushed: Vec<Tag>,
@@ -49,12 +49,12 @@ pub struct JobReport {
 /// # Errors
 /// [`Error::Locked`] when another run holds the lock; any snapshot error (then no archive is
 /// left behind, and `last_run.json` records the failure). A failed push is not an error here:
-/// it is reported in [`JobReport::push_error`], because the snapshot itself is safe.
+/// it is reported in [`RunReport::push_error`], because the snapshot itself is safe.
 pub fn snapshot_and_push(
     config: &Config,
     kind: Kind,
     progress: &dyn Progress,
-) -> Result<JobReport> {
+) -> Result<RunReport> {
     let local = &config.local_dir;
     fsutil::create_private_dir_all(local).at("cannot create snapshot folder", local)?;
     let _lock = RunLock::acquire(local)?;
@@ -202,7 +202,7 @@ pub fn snapshot_and_push(
     if let Err(e) = record.write(local) {
         warnings.push(format!("the snapshot is stored, but {e}"));
     }
-    Ok(JobReport {
+    Ok(RunReport {
         snapshot,
         pushed: push.pushed,
         pending: push.pending,
