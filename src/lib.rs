@@ -11,7 +11,8 @@
 //! - [`auth`]: GitHub tokens: where one is found, and the OS keyring;
 //! - [`run`]: the `now`/`run` run: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
-//! - [`integrity`]: damaged local copies: a bounded re-check per run, repair from the remote;
+//! - [`integrity`]: the record of damaged local copies (`checked.json`);
+//! - [`recheck`]: after each run, a bounded re-check of local copies and repair from the remote;
 //! - [`schedule`]: the cadence and the job that runs `backup run` (systemd, cron, launchd);
 //! - [`health`]: is the last good snapshot recent enough (`backup status`, `backup doctor`);
 //! - [`restore`]: restore, verify and rollback, checked before live data is touched;
@@ -48,6 +49,7 @@ pub mod lock;
 pub mod migrate;
 pub mod progress;
 pub mod prune;
+pub mod recheck;
 pub mod remote;
 pub mod restore;
 pub mod retention;

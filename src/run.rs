@@ -163,7 +163,7 @@ pub fn snapshot_and_push(
     }
 
     let local_check =
-        crate::integrity::after_push(config, remote.as_ref(), &snapshot, &push.hashed, progress);
+        crate::recheck::after_push(config, remote.as_ref(), &snapshot, &push.hashed, progress);
     let damaged = local_check.failures(local);
 
     let record = LastRun {
@@ -228,7 +228,7 @@ struct PushOutcome {
 /// Pushes, oldest first, every local snapshot the remote lacks (or holds with another size).
 ///
 /// A local archive that no longer matches the checksum recorded when it was made is skipped, so
-/// a damaged file never replaces a good remote copy ([`crate::integrity::after_push`] reports
+/// a damaged file never replaces a good remote copy ([`crate::recheck::after_push`] reports
 /// it). The first remote failure stops the pushes: a dead remote costs one error, not one per
 /// snapshot; a snapshot the remote can never take ([`Error::RefusedForGood`]) is passed over.
 fn push_pending(

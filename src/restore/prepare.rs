@@ -499,7 +499,7 @@ fn remote_copy(
             }
         },
     };
-    let good = integrity::remote_matches(found.as_ref(), local_record.as_deref());
+    let good = crate::recheck::remote_matches(found.as_ref(), local_record.as_deref());
     if let Err(e) = integrity::mark_damaged(&config.local_dir, &located.tag, Some(good)) {
         tracing::info!(
             "the damaged local copy of {} was not recorded: {e}",
