@@ -18,6 +18,8 @@
 //! - [`restore`]: restore, verify and rollback, checked before live data is touched;
 //! - [`retention`]: which snapshots to keep, and why (pure); [`prune`]: carrying that out;
 //! - [`tag`]: snapshot names that sort by time and never collide;
+//! - [`layout`]: every name the tool gives a file or folder, the archive scan, the leftovers;
+//! - [`units`]: byte counts and digests written out; [`fsutil`]: durable writes and hashing;
 //! - [`migrate`]: migration ladders; [`demo`]: the embedded sample app.
 //!
 //! ```no_run
