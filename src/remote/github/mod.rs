@@ -335,12 +335,12 @@ impl GithubRemote {
         if let Some(published) = client.release_by_tag(upload.tag)? {
             return client.complete_published(&published, upload, &pieces);
         }
-        let draft = client.draft_for(upload, &pieces)?;
+        let (draft, retried_create) = client.draft_for(upload, &pieces)?;
         for piece in &pieces {
             client.upload_converging(&draft, upload, piece)?;
         }
         client.check_uploaded(&draft, upload.tag, &pieces)?;
-        client.publish(&draft, upload, &pieces)
+        client.publish(&draft, upload, &pieces, retried_create)
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
@@ -632,7 +632,7 @@ impl Client {
                     return Ok(());
                 }
                 if complete && existing.sha256().is_some() && !upload.verified {
-                    return Err(Fault::Fatal(format!(
+                    return Err(Fault::RefusedForGood(format!(
                         "{name} on GitHub differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced"
                     )));
                 }
