@@ -8,7 +8,7 @@
 //! newest N are kept. A snapshot is kept if any rule keeps it. Whatever the tiers say, the
 //! newest snapshot and any snapshot the remote does not have yet are kept.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -296,6 +296,8 @@ pub struct PruneReport {
     /// Snapshots of other hosts, left alone.
     pub other_hosts: usize,
     pub dry_run: bool,
+    /// Leftovers of interrupted pushes deleted from the remote (GitHub: abandoned drafts).
+    pub abandoned_deleted: usize,
     /// The first deletion that failed; the rest of the plan was still carried out where safe.
     pub error: Option<Error>,
 }
@@ -378,6 +380,7 @@ pub fn prune(
         snapshots: Vec::new(),
         other_hosts: other_hosts.len(),
         dry_run,
+        abandoned_deleted: 0,
         error: None,
     };
     let mut remote_failed = false;
@@ -418,6 +421,28 @@ pub fn prune(
             entry.deleted = ok;
         }
         report.snapshots.push(entry);
+    }
+    if !dry_run
+        && !remote_failed
+        && let Some(remote) = remote
+    {
+        let gone: HashSet<&Tag> = report
+            .snapshots
+            .iter()
+            .filter(|s| s.deleted)
+            .map(|s| &s.tag)
+            .collect();
+        let keep: HashSet<Tag> = local
+            .iter()
+            .map(|s| s.tag.clone())
+            .filter(|t| !gone.contains(t))
+            .collect();
+        match remote.delete_abandoned(host, &keep, scope.now) {
+            Ok(n) => report.abandoned_deleted = n,
+            Err(e) => {
+                report.error.get_or_insert(e);
+            }
+        }
     }
     if !dry_run && report.snapshots.iter().any(|s| s.deleted && s.local) {
         fsutil::sync_dir(&config.local_dir)?;
