@@ -168,6 +168,9 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
         local.iter().map(|s| &s.tag).filter(|t| t.host() == host),
         now,
     ));
+    if let Some(r) = &record {
+        warnings.extend(r.refused.iter().cloned());
+    }
     if let Some(r) = &record
         && !r.findings.is_empty()
     {

@@ -51,6 +51,10 @@ pub struct LastRun {
     /// local copies known, the ones repaired from the remote.
     #[serde(default)]
     pub local_check: Option<crate::integrity::CheckReport>,
+    /// Snapshots the remote can never take, with why and what to do: they stay local, and the
+    /// run goes on past them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// One run, in short.

@@ -2,7 +2,7 @@
 //! both. The plan itself is [`crate::retention`]'s, pure; this module lists, deletes and reports,
 //! as the other operations do, so the policy needs neither the config nor a remote.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use serde::Serialize;
@@ -41,6 +41,8 @@ pub struct PruneReport {
     /// Snapshots of other hosts, left alone.
     pub other_hosts: usize,
     pub dry_run: bool,
+    /// Leftovers of interrupted pushes deleted from the remote (GitHub: abandoned drafts).
+    pub abandoned_deleted: usize,
     /// The first deletion that failed; the rest of the plan was still carried out where safe.
     pub error: Option<Error>,
 }
@@ -92,6 +94,7 @@ pub fn prune(
         snapshots: Vec::new(),
         other_hosts: other_hosts.len(),
         dry_run,
+        abandoned_deleted: 0,
         error: None,
     };
     let mut remote_failed = false;
@@ -132,6 +135,28 @@ pub fn prune(
             entry.deleted = ok;
         }
         report.snapshots.push(entry);
+    }
+    if !dry_run
+        && !remote_failed
+        && let Some(remote) = remote
+    {
+        let gone: HashSet<&Tag> = report
+            .snapshots
+            .iter()
+            .filter(|s| s.deleted)
+            .map(|s| &s.tag)
+            .collect();
+        let keep: HashSet<Tag> = local
+            .iter()
+            .map(|s| s.tag.clone())
+            .filter(|t| !gone.contains(t))
+            .collect();
+        match remote.delete_abandoned(host, &keep, scope.now) {
+            Ok(n) => report.abandoned_deleted = n,
+            Err(e) => {
+                report.error.get_or_insert(e);
+            }
+        }
     }
     if !dry_run && report.snapshots.iter().any(|s| s.deleted && s.local) {
         fsutil::sync_dir(&config.local_dir)?;

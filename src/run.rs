@@ -160,6 +160,10 @@ pub fn snapshot_and_push(
             "retention: kept {} snapshot(s), deleted {deleted}",
             report.snapshots.iter().filter(|s| s.keep).count()
         );
+        // `backup prune` prints these; a run logs them (an undeletable tag, say).
+        for note in report.snapshots.iter().filter_map(|s| s.note.as_deref()) {
+            tracing::info!("retention: {note}");
+        }
     }
 
     let local_check =
@@ -196,9 +200,11 @@ pub fn snapshot_and_push(
             .map(|(name, found)| (name.to_string(), found.clone()))
             .collect(),
         local_check: Some(local_check.clone()),
+        refused: push.refused.clone(),
         ..LastRun::default()
     };
     let mut warnings = local_check.warnings(local);
+    warnings.extend(push.refused.iter().cloned());
     if let Err(e) = record.write(local) {
         warnings.push(format!("the snapshot is stored, but {e}"));
     }
@@ -223,6 +229,9 @@ struct PushOutcome {
     error: Option<Error>,
     /// Archives hashed against their records on the way (not the new one).
     hashed: Vec<(Tag, Finding)>,
+    /// Snapshots the remote can never take, each with why: passed over, not an error of the
+    /// run (retention still runs; they stay local, unpushed, so it keeps them).
+    refused: Vec<String>,
 }
 
 /// Pushes, oldest first, every local snapshot the remote lacks (or holds with another size).
@@ -321,9 +330,11 @@ fn push_pending(
                 outcome.pushed.push(snapshot.tag);
             }
             // That one snapshot can never go there: the rest still can.
-            Err(e @ Error::RefusedForGood(_)) => {
+            Err(Error::RefusedForGood(why)) => {
+                outcome
+                    .refused
+                    .push(format!("snapshot {}: {why}", snapshot.tag));
                 outcome.pending.push(snapshot.tag);
-                outcome.error.get_or_insert(e);
             }
             Err(e) => {
                 outcome.pending.push(snapshot.tag);

@@ -66,6 +66,9 @@
 //!   <https://github.com/github/docs/issues/22607>), lately as
 //!   `{"type": "RATE_LIMIT", "code": "graphql_rate_limit", "message": …}`
 //!   (<https://github.com/yanyongyu/githubkit/issues/271>), earlier as type `RATE_LIMITED`.
+//!   GitHub's own page says the status stays 200, `x-ratelimit-remaining` is 0, and a retry
+//!   waits until `x-ratelimit-reset` (the same headers as REST)
+//!   <https://docs.github.com/en/graphql/overview/rate-limits-and-node-limits-for-the-graphql-api>.
 //! - Tokens per host, as the GitHub CLI documents them: `GH_TOKEN`, `GITHUB_TOKEN` for
 //!   github.com and GHE.com, `GH_ENTERPRISE_TOKEN`, `GITHUB_ENTERPRISE_TOKEN` for an Enterprise
 //!   Server <https://cli.github.com/manual/gh_help_environment>; `gh auth token` without

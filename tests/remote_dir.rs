@@ -149,10 +149,11 @@ fn an_unrecorded_local_archive_never_replaces_a_remote_copy() {
     // Even with the remote's record gone too, nothing proves the local copy is the good one.
     fs::remove_file(app.path("remote").join(format!("{name}.sha256"))).unwrap();
 
+    // A warning, every run, not a failure: the remote holds a copy, and the run goes on.
     let out = app.run(&["run"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("nothing was replaced"),
+        stderr(&out).contains("warning:") && stderr(&out).contains("nothing was replaced"),
         "{}",
         stderr(&out)
     );

@@ -275,6 +275,7 @@ fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
 /// seconds even with the default (15 minute) budget.
 #[test]
 fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() {
+    let app_for = |api_url: &str| app(api_url, 0, "");
     let fake = FakeGitHub::start();
     fake.add_repo(REPO, true);
     let app = app(&fake.api_url, 0, "");
@@ -309,6 +310,21 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(took < Duration::from_secs(20), "took {took:?}");
     assert!(stderr(&out).contains("no answer"), "{}", stderr(&out));
+
+    // The repository answers and the full listing (GraphQL) hangs: the same, within seconds.
+    let fresh = FakeGitHub::start();
+    fresh.add_repo(REPO, true);
+    let second = app_for(&fresh.api_url);
+    let (out, _) = timed(&second, &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for _ in 0..20 {
+        fresh.inject(Route::GraphQl, Fault::Hang);
+    }
+    let (out, took) = timed(&second, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["where"], "local_remote_unknown", "{rows}");
 }
 
 /// Issue 14 item 2: a run has a deadline; past it, the transfer in progress stops, the snapshot

@@ -33,6 +33,8 @@ struct JsonReport<'a> {
     dry_run: bool,
     snapshots: &'a [Pruned],
     other_hosts: usize,
+    /// Leftovers of interrupted pushes deleted from the remote (abandoned GitHub drafts).
+    abandoned_deleted: usize,
     error: Option<String>,
 }
 
@@ -56,6 +58,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             dry_run: report.dry_run,
             snapshots: &report.snapshots,
             other_hosts: report.other_hosts,
+            abandoned_deleted: report.abandoned_deleted,
             error: report.error.as_ref().map(ToString::to_string),
         };
         outln!(
@@ -118,6 +121,13 @@ pub fn print_plan(report: &PruneReport) {
             format!(
                 "; {} snapshot(s) of other hosts left alone",
                 report.other_hosts
+            )
+        } else {
+            String::new()
+        } + &if report.abandoned_deleted > 0 {
+            format!(
+                "; {} abandoned draft release(s) deleted from the remote",
+                report.abandoned_deleted
             )
         } else {
             String::new()

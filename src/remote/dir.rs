@@ -38,7 +38,7 @@ pub enum Diagnosis {
 /// Any failure while talking to the remote is a remote failure (exit code 4), whatever its cause.
 fn remote<T>(result: Result<T>) -> Result<T> {
     result.map_err(|e| match e {
-        Error::Remote(_) => e,
+        Error::Remote(_) | Error::RefusedForGood(_) => e,
         other => Error::Remote(other.to_string()),
     })
 }
@@ -380,13 +380,13 @@ impl DirRemote {
     /// damaged and ours is proven good.
     fn check_replaceable(&self, target: &Path, have_sha: &str, verified: bool) -> Result<()> {
         if fsutil::read_checksum(target).as_deref() == Some(have_sha) {
-            return Err(Error::Other(format!(
+            return Err(Error::RefusedForGood(format!(
                 "{} is intact (it matches its own .sha256 record) but differs from the local archive; nothing was replaced: check the local archive (`sha256sum -c`) and delete whichever copy is damaged",
                 target.display()
             )));
         }
         if !verified {
-            return Err(Error::Other(format!(
+            return Err(Error::RefusedForGood(format!(
                 "{} differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced",
                 target.display()
             )));

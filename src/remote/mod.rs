@@ -153,6 +153,25 @@ impl Remote {
         }
     }
 
+    /// Removes what interrupted pushes of `host` left on the remote that no push will finish
+    /// (GitHub: old draft releases of tags published already or with no local archive in
+    /// `keep`), after a [`Remote::list`]. Returns how many went.
+    ///
+    /// # Errors
+    /// A deletion the remote refused or did not answer.
+    pub fn delete_abandoned(
+        &self,
+        host: &str,
+        keep: &std::collections::HashSet<Tag>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize> {
+        match self {
+            // A folder remote's leftovers are temp files, which its own writes clean up.
+            Remote::Dir(_) => Ok(0),
+            Remote::Github(g) => g.delete_abandoned_drafts(host, keep, now),
+        }
+    }
+
     /// Deletes the snapshot of `tag`; a snapshot already gone counts as deleted, so an
     /// interrupted delete converges on the next try. Returns a note for the user when something
     /// the remote will not delete stays behind (the git tag of an immutable GitHub release).

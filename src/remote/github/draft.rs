@@ -61,7 +61,13 @@ impl Client {
 
     /// The draft to upload `upload` into: one an earlier attempt left (the one holding the most
     /// complete assets; other drafts of the tag are deleted), or a new one.
-    pub(super) fn draft_for(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<Release> {
+    /// Also whether the draft was made by a create that had to be retried: GitHub may then
+    /// have made two.
+    pub(super) fn draft_for(
+        &self,
+        upload: &Upload<'_>,
+        pieces: &[Piece],
+    ) -> Result<(Release, bool)> {
         let mut drafts = self.drafts_of(upload.tag)?;
         drafts.sort_by_key(|d| {
             std::cmp::Reverse(d.assets.iter().filter(|a| a.state == "uploaded").count())
@@ -71,7 +77,7 @@ impl Client {
             for extra in drafts {
                 self.delete_release(extra.id)?;
             }
-            return Ok(kept);
+            return Ok((kept, false));
         }
         self.create_draft(upload, pieces)
     }
@@ -89,7 +95,7 @@ impl Client {
     }
 
     /// `POST /releases` as a draft: no tag is made until it is published.
-    fn create_draft(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<Release> {
+    fn create_draft(&self, upload: &Upload<'_>, pieces: &[Piece]) -> Result<(Release, bool)> {
         let body = json!({
             "tag_name": upload.tag.as_str(),
             "name": upload.tag.as_str(),
@@ -98,9 +104,13 @@ impl Client {
             "prerelease": false,
         });
         let path = self.repo_path("/releases");
-        let reply = self.block_on(|| self.api_call(reqwest::Method::POST, &path, Some(&body)))?;
+        let attempts = std::cell::Cell::new(0);
+        let reply = self.block_on(|| {
+            attempts.set(attempts.get() + 1);
+            self.api_call(reqwest::Method::POST, &path, Some(&body))
+        })?;
         match reply.status {
-            201 | 200 => reply.json().map_err(Fault::into_error),
+            201 | 200 => Ok((reply.json().map_err(Fault::into_error)?, attempts.get() > 1)),
             422 => Err(self.release_refused(upload.tag, &reply)),
             404 => Err(Error::Remote(format!(
                 "repository {}/{} was not found, or the token cannot write to it",
@@ -160,16 +170,31 @@ impl Client {
     /// Publishes the draft without making it the repository's Latest release (hourly snapshots
     /// would keep taking that from the project's own releases). If another attempt published the
     /// tag meanwhile, that release is completed and this draft deleted.
+    /// `retried_create`: the draft's create was retried, so GitHub may hold a second draft of
+    /// the tag, deleted once this one is published.
     pub(super) fn publish(
         &self,
         draft: &Release,
         upload: &Upload<'_>,
         pieces: &[Piece],
+        retried_create: bool,
     ) -> Result<()> {
-        let body = json!({"draft": false, "make_latest": "false"});
+        // The body again: a draft an earlier attempt left may describe other pieces.
+        let body = json!({
+            "draft": false,
+            "make_latest": "false",
+            "body": release_body(upload, pieces),
+        });
         let path = self.repo_path(&format!("/releases/{}", draft.id));
         let reply = self.block_on(|| self.api_call(reqwest::Method::PATCH, &path, Some(&body)))?;
         match reply.status {
+            200 if retried_create => {
+                // A create retried after GitHub had made the draft leaves a second one.
+                for extra in self.drafts_of(upload.tag)? {
+                    self.delete_release(extra.id)?;
+                }
+                Ok(())
+            }
             200 => Ok(()),
             422 if reply.validation().0.as_deref() == Some("already_exists") => {
                 let published = self.published_after_conflict(upload.tag)?;

@@ -186,16 +186,27 @@ impl Client {
         match value["errors"].get(0) {
             None => Ok(value["data"].clone()),
             // GraphQL reports its rate limit in a 200's body, as type RATE_LIMITED or (lately)
-            // RATE_LIMIT with code graphql_rate_limit; GitHub asks for at least a minute.
+            // RATE_LIMIT with code graphql_rate_limit; the headers say until when, and without
+            // them GitHub asks for at least a minute.
             Some(error)
                 if error["type"]
                     .as_str()
                     .is_some_and(|t| t.starts_with("RATE_LIMIT"))
                     || error["code"] == "graphql_rate_limit" =>
             {
+                // Until the reset the headers give, when they give one.
+                let wait = super::http::retry_after(&reply.headers)
+                    .or_else(|| {
+                        (super::http::header_u64(&reply.headers, "x-ratelimit-remaining")
+                            == Some(0))
+                        .then(|| super::http::header_u64(&reply.headers, "x-ratelimit-reset"))
+                        .flatten()
+                        .map(super::http::until)
+                    })
+                    .unwrap_or(Duration::from_secs(60));
                 Err(Fault::Transient {
                     message: "GraphQL rate limit".into(),
-                    wait: Some(Duration::from_secs(60)),
+                    wait: Some(wait),
                 })
             }
             Some(error) => Err(Fault::Fatal(format!(

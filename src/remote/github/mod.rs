@@ -67,7 +67,22 @@ pub struct GithubRemote {
     deadline: Cell<Option<Instant>>,
     /// Someone waits for the answer (`backup list`): give up within seconds.
     quick: Cell<bool>,
+    /// The drafts the last full listing met, for [`GithubRemote::delete_abandoned_drafts`].
+    drafts_listed: std::cell::RefCell<Option<Vec<ListedDraft>>>,
 }
+
+/// A draft release as a listing saw it.
+#[derive(Debug, Clone)]
+struct ListedDraft {
+    id: u64,
+    tag: Tag,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A published release of the same tag exists.
+    published: bool,
+}
+
+/// A draft younger than this may belong to a push in progress on another run.
+const DRAFT_ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(6);
 
 /// With [`GithubRemote::answer_quickly`]: the longest retry budget and JSON answer wait.
 const QUICK_BUDGET: Duration = Duration::from_secs(8);
@@ -101,6 +116,7 @@ impl GithubRemote {
             repo_checked: std::cell::Cell::new(false),
             deadline: Cell::new(None),
             quick: Cell::new(false),
+            drafts_listed: std::cell::RefCell::new(None),
         }
     }
 
@@ -135,6 +151,7 @@ impl GithubRemote {
             repo_checked: std::cell::Cell::new(false),
             deadline: Cell::new(None),
             quick: Cell::new(false),
+            drafts_listed: std::cell::RefCell::new(None),
         })
     }
 
@@ -286,13 +303,61 @@ impl GithubRemote {
     /// every other host sharing the repository.
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
         let client = self.client()?;
-        let mut found: Vec<RemoteSnapshot> = client
-            .all_releases()?
+        let releases = client.all_releases()?;
+        let published: std::collections::HashSet<&str> = releases
             .iter()
-            .filter_map(snapshot_of)
+            .filter(|r| !r.draft)
+            .map(|r| r.tag_name.as_str())
             .collect();
+        let drafts = releases
+            .iter()
+            .filter(|r| r.draft)
+            .filter_map(|r| {
+                Some(ListedDraft {
+                    id: r.id,
+                    tag: Tag::parse(&r.tag_name)?,
+                    created_at: r
+                        .created_at
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc)),
+                    published: published.contains(r.tag_name.as_str()),
+                })
+            })
+            .collect();
+        *self.drafts_listed.borrow_mut() = Some(drafts);
+        let mut found: Vec<RemoteSnapshot> = releases.iter().filter_map(snapshot_of).collect();
         found.sort_by(|a, b| a.tag.cmp(&b.tag));
         Ok(found)
+    }
+
+    /// Deletes `host`'s drafts the last [`GithubRemote::list`] met that no push will finish:
+    /// older than a few hours, and their tag published already (a second draft of a retried
+    /// create) or without a local archive (`keep` lacks it: deleted, or never made here).
+    /// Each may hold a whole archive. Returns how many went.
+    ///
+    /// # Errors
+    /// A deletion GitHub refused or did not answer.
+    pub fn delete_abandoned_drafts(
+        &self,
+        host: &str,
+        keep: &std::collections::HashSet<Tag>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize> {
+        let drafts = self.drafts_listed.borrow().clone().unwrap_or_default();
+        let client = self.client()?;
+        let mut deleted = 0;
+        for draft in drafts {
+            let old = draft
+                .created_at
+                .is_some_and(|at| now - at > DRAFT_ABANDONED_AFTER);
+            if draft.tag.host() == host && old && (draft.published || !keep.contains(&draft.tag)) {
+                client.delete_release(draft.id)?;
+                tracing::info!("deleted an abandoned draft release of {}", draft.tag);
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     /// The snapshots among `tags` the repository holds, without listing it all: releases are
@@ -334,12 +399,12 @@ impl GithubRemote {
         if let Some(published) = client.release_by_tag(upload.tag)? {
             return client.complete_published(&published, upload, &pieces);
         }
-        let draft = client.draft_for(upload, &pieces)?;
+        let (draft, retried_create) = client.draft_for(upload, &pieces)?;
         for piece in &pieces {
             client.upload_converging(&draft, upload, piece)?;
         }
         client.check_uploaded(&draft, upload.tag, &pieces)?;
-        client.publish(&draft, upload, &pieces)
+        client.publish(&draft, upload, &pieces, retried_create)
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
@@ -631,7 +696,7 @@ impl Client {
                     return Ok(());
                 }
                 if complete && existing.sha256().is_some() && !upload.verified {
-                    return Err(Fault::Fatal(format!(
+                    return Err(Fault::RefusedForGood(format!(
                         "{name} on GitHub differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced"
                     )));
                 }

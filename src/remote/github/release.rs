@@ -109,7 +109,12 @@ pub(super) fn stored_pieces(
             .cloned()
     };
     if let Some(single) = complete(&tag.archive_name()) {
-        return Some(vec![single]);
+        // Sized as recorded: a listing that cannot tell an asset's state (GraphQL) would
+        // otherwise take a partial one an older version left for the archive.
+        let recorded_size = recorded.and_then(|r| r["size"].as_u64());
+        return recorded_size
+            .is_none_or(|size| size == single.size)
+            .then(|| vec![single]);
     }
     let parts = recorded?["parts"].as_array()?;
     parts
