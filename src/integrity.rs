@@ -201,7 +201,7 @@ pub fn mark_damaged(local_dir: &Path, tag: &Tag, remote_good: Option<bool>) -> R
     let mut entry = Entry::new(
         &local_dir.join(tag.archive_name()),
         Finding::Damaged,
-        Utc::now(),
+        crate::clock::now(),
     );
     entry.remote_good = remote_good;
     state.archives.insert(tag.clone(), entry);
@@ -325,7 +325,7 @@ pub fn after_push(
         remote,
         listed: None,
     };
-    let now = Utc::now();
+    let now = crate::clock::now();
 
     // Damaged copies found by earlier runs: the remote's good copy takes their place.
     for damaged in state.damaged(local_dir) {

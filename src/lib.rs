@@ -32,6 +32,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod checks;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -369,7 +369,10 @@ fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
             .output()
             .is_ok();
     if !has_script {
-        eprintln!("skipped the terminal half: no `script` to give the binary a terminal");
+        crate::support::skip(
+            "script",
+            "the terminal half: no `script` (util-linux) to give the binary a terminal",
+        );
         return;
     }
     // `script` runs the command on a pseudo-terminal and copies what it shows to stdout.

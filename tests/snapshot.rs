@@ -1,4 +1,5 @@
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +23,7 @@ fn copy_under_a_busy_writer_is_consistent_and_matches_its_manifest() {
     let db = app.path("data/tasks.db");
     let stop = Arc::new(AtomicBool::new(false));
     let inserted = Arc::new(AtomicU64::new(0));
+    let (warmed_up, warm) = std::sync::mpsc::channel();
     let writer = {
         let (stop, inserted, db) = (stop.clone(), inserted.clone(), db.clone());
         std::thread::spawn(move || {
@@ -35,13 +37,14 @@ fn copy_under_a_busy_writer_is_consistent_and_matches_its_manifest() {
                 tx.execute("INSERT INTO notes (text) VALUES ('during backup')", [])
                     .unwrap();
                 tx.commit().unwrap();
-                inserted.fetch_add(1, Ordering::Relaxed);
+                if inserted.fetch_add(1, Ordering::Relaxed) == 50 {
+                    warmed_up.send(()).unwrap();
+                }
             }
         })
     };
-    while inserted.load(Ordering::Relaxed) < 50 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // The writer has committed 50 transactions: it is in full swing.
+    warm.recv().unwrap();
     let before = inserted.load(Ordering::Relaxed);
     let out = app.run(&["now"]);
     let after = inserted.load(Ordering::Relaxed);
@@ -288,19 +291,17 @@ fn a_database_locked_by_a_writer_is_waited_for_not_failed() {
         let conn = Connection::open(&db).unwrap();
         conn.pragma_update(None, "journal_mode", "delete").unwrap();
     }
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let writer = std::thread::spawn(move || {
-        let conn = Connection::open(&db).unwrap();
-        conn.execute_batch("BEGIN EXCLUSIVE; INSERT INTO notes (text) VALUES ('late');")
-            .unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        conn.execute_batch("COMMIT").unwrap();
-    });
-    locked_rx.recv().unwrap();
-    let out = app.run(&["now"]);
-    writer.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let writer = Connection::open(&db).unwrap();
+    writer
+        .execute_batch("BEGIN EXCLUSIVE; INSERT INTO notes (text) VALUES ('late');")
+        .unwrap();
+    // The snapshot meets the lock, and waits.
+    let mut child = app.paused_at(&["now"], "database-busy");
+    writer.execute_batch("COMMIT").unwrap();
+    drop(writer);
+    child.stdin.take().unwrap().write_all(b"go on\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
     let entries = only_archive(&app);
     let manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
     assert_eq!(manifest["databases"][0]["journal_mode"], "delete");

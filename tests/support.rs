@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -62,6 +62,40 @@ impl App {
     /// Runs `backup --config <app>/backup.toml ARGS`.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
+    }
+
+    /// Runs `backup --config <app>/backup.toml ARGS` with its clock set to `clock` (RFC 3339).
+    pub fn run_at(&self, clock: &str, args: &[&str]) -> Output {
+        self.command(args)
+            .env(backup_agent::clock::CLOCK_ENV, clock)
+            .output()
+            .unwrap()
+    }
+
+    /// `backup ARGS` started with `BACKUP_FAILPOINT=<point>:pause`, once it has said that it
+    /// waits at `point` (holding the run lock). A line on its stdin lets it go on.
+    pub fn paused_at(&self, args: &[&str], point: &str) -> Child {
+        let mut child = self
+            .command(args)
+            .env("BACKUP_FAILPOINT", format!("{point}:pause"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let expected = format!("FAILPOINT {point} paused");
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line == expected => break,
+                Some(Ok(line)) => seen.push(line),
+                _ => panic!("`backup {}` ended before {point}: {seen:?}", args.join(" ")),
+            }
+        }
+        // The rest of its stderr is read and dropped, so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        child
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -189,7 +223,26 @@ pub fn table_names(conn: &Connection) -> Vec<String> {
         .unwrap()
 }
 
-/// Whether this machine lets a test mount a small tmpfs in a private namespace (no root needed).
+/// Environment variable naming, comma-separated, what the tests may not skip for lack of:
+/// `cron`, `script`, `userns` (a private mount namespace for a small tmpfs), `no-systemd` (a
+/// machine without a systemd user manager). `.ci/run` names what it installs.
+pub const REQUIRE_ENV: &str = "BACKUP_TEST_REQUIRE";
+
+/// A test that cannot run here for lack of `what`: says so on the real stderr (past the test
+/// harness's capture) as `SKIPPED: <test>: <why>`, or fails the test when `BACKUP_TEST_REQUIRE`
+/// names `what`. The caller then returns.
+pub fn skip(what: &str, why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let required = std::env::var(REQUIRE_ENV).unwrap_or_default();
+    if required.split(',').any(|r| r.trim() == what) {
+        panic!("{test}: {why}; {REQUIRE_ENV}={required} requires {what}");
+    }
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {why}");
+}
+
+/// Whether this machine lets a test mount a small tmpfs in a private namespace (no root needed);
+/// when it does not, the test is reported skipped (see [`skip`]).
 pub fn can_mount_tmpfs() -> bool {
     let probe = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "true"])
@@ -197,7 +250,10 @@ pub fn can_mount_tmpfs() -> bool {
     if probe.is_ok_and(|o| o.status.success()) {
         return true;
     }
-    eprintln!("skipped: this machine does not allow unprivileged mount namespaces");
+    skip(
+        "userns",
+        "this machine does not allow unprivileged mount namespaces (`unshare --user --mount`)",
+    );
     false
 }
 

@@ -251,7 +251,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         record_version: 1,
         operation: plan.operation.clone(),
         tag: plan.tag.clone(),
-        swapped_at: Utc::now(),
+        swapped_at: crate::clock::now(),
         databases: plan.databases.clone(),
         placed: plan.incoming.iter().map(|(_, live)| live.clone()).collect(),
         set_aside: plan.set_aside.clone(),
