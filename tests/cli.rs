@@ -20,8 +20,8 @@ mod config;
 /// `backup list` output, and the embedded demo.
 mod list;
 
-/// Fixture archives for restore, and the generator that made them.
-mod fixtures_gen;
+/// The restore fixture archives by name (`examples/regenerate_fixtures.rs` writes them).
+mod fixtures;
 
 /// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
 mod restore;

@@ -599,18 +599,6 @@ retry_max_delay_ms = 20
     assert_eq!(app.archives("backups").len(), 1);
 }
 
-/// For `benches/github.sh`: serves a fake GitHub with one private repository until stdin closes.
-/// Run with `cargo test --release --test cli -- --ignored --nocapture serve_fake_github`.
-#[test]
-#[ignore = "a server for the benchmark script, not a test"]
-fn serve_fake_github() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
-    println!("FAKE_GITHUB {} {REPO} {TOKEN}", fake.api_url);
-    let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-}
-
 /// `doctor` against GitHub names the token's source but never its value, and a public
 /// repository fails its own line.
 #[test]

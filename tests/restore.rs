@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::fixtures_gen::{self, BAD};
+use crate::fixtures::{self, BAD};
 use crate::support::{App, can_mount_tmpfs, make_db, sha256_hex, stderr, stdout, table_names};
 
 /// Every row of every table, in a canonical text form: equal dumps mean equal data.
@@ -86,10 +86,10 @@ path = "remote"
 
 /// Puts a fixture archive into the app's local snapshot folder; returns its tag.
 fn add_fixture(app: &App, name: &str) -> String {
-    let tag = fixtures_gen::tag(name);
+    let tag = fixtures::tag(name);
     fs::create_dir_all(app.path("backups")).unwrap();
     fs::copy(
-        fixtures_gen::dir().join(format!("{tag}.tar.gz")),
+        fixtures::dir().join(format!("{tag}.tar.gz")),
         app.path(&format!("backups/{tag}.tar.gz")),
     )
     .unwrap();
@@ -100,7 +100,7 @@ fn add_fixture(app: &App, name: &str) -> String {
 fn live_data(app: &App) {
     fs::create_dir_all(app.path("data/queue")).unwrap();
     fs::copy(
-        fixtures_gen::dir().join("tasks-v3.db"),
+        fixtures::dir().join("tasks-v3.db"),
         app.path("data/tasks.db"),
     )
     .unwrap();
