@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
-use crate::support::{App, stderr, stdout};
+use crate::support::{App, fake_with_private_repo, stderr, stdout};
 
 const REPO: &str = "alice/app-backups";
 
@@ -105,8 +105,7 @@ fn the_timeouts_have_safe_defaults_and_zero_is_refused() {
 /// Issue 14 item 3: a budget of 1 s is 1 s of real time, even when GitHub asks for a minute.
 #[test]
 fn the_retry_budget_bounds_real_time_and_a_wait_past_it_is_not_started() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     for _ in 0..5 {
         fake.inject(Route::CreateRelease, Fault::secondary_limit(60));
     }
@@ -133,8 +132,7 @@ fn the_retry_budget_bounds_real_time_and_a_wait_past_it_is_not_started() {
 /// detection" wording, or any 403 with `retry-after`, is a rate limit, not a scope problem.
 #[test]
 fn rate_limits_in_every_form_github_uses_are_waited_out_not_failed() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::CreateRelease, Fault::RetryAfterDate(2));
     fake.inject(Route::ListAssets, Fault::abuse_detection());
     fake.inject(
@@ -180,8 +178,7 @@ fn rate_limits_in_every_form_github_uses_are_waited_out_not_failed() {
 /// several times the stall time and the JSON answer timeout, both ways).
 #[test]
 fn a_slow_link_that_keeps_moving_pushes_and_restores_on_the_first_try() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_link_rate(200 << 10);
     let app = app(
         &fake.api_url,
@@ -226,8 +223,7 @@ fn a_slow_link_that_keeps_moving_pushes_and_restores_on_the_first_try() {
 /// completes it: an upload whose server stops reading, a download whose server stops sending.
 #[test]
 fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::Upload, Fault::StallMidUpload);
     // Large enough that the half left unread does not fit in the sockets' buffers: the client
     // sees the bytes stop rather than all of them sent.
@@ -275,8 +271,7 @@ fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
 /// seconds even with the default (15 minute) budget.
 #[test]
 fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = app(&fake.api_url, 0, "");
     let (out, _) = timed(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -315,8 +310,7 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
 /// waits locally (exit 4), and the run lock is free for the next run.
 #[test]
 fn a_run_past_its_deadline_stops_and_the_snapshot_waits_locally() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_link_rate(64 << 10);
     let app = app(
         &fake.api_url,
@@ -411,8 +405,7 @@ fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
 /// them straight to GitHub.
 #[test]
 fn every_request_honours_the_proxy_variables() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let proxy = ForwardingProxy::start();
     let app = app(&fake.api_url, 0, "retry_budget_secs = 5");
     let mut command = app.command(&["now"]);

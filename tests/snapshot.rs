@@ -8,7 +8,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::support::{App, can_mount_tmpfs, read_archive, row_counts, sha256_hex, stderr, stdout};
+use crate::support::{
+    App, in_mount_namespace, read_archive, row_counts, sha256_hex, stderr, stdout,
+};
 
 /// Takes `backup now`, returns the archive entries of the single local snapshot.
 fn only_archive(app: &App) -> Vec<(String, Vec<u8>, u32)> {
@@ -259,21 +261,17 @@ fn several_databases_go_into_one_archive() {
 /// A real small file system: a 1 MiB tmpfs in a private mount namespace (no root needed).
 #[test]
 fn too_little_free_space_is_refused_up_front_with_the_numbers() {
-    if !can_mount_tmpfs() {
-        return;
-    }
     let app = App::new(8_000);
     fs::create_dir_all(app.path("backups")).unwrap();
-    let script = format!(
-        "mount -t tmpfs -o size=1m tmpfs '{}' && exec '{}' --config '{}' now",
-        app.path("backups").display(),
-        env!("CARGO_BIN_EXE_backup"),
-        app.path("backup.toml").display()
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let Some(out) = in_mount_namespace(
+        r#"mount -t tmpfs -o size=1m tmpfs "$LOCAL" && exec "$BIN" --config "$CONFIG" now"#,
+        &[
+            ("LOCAL", app.path("backups").as_os_str()),
+            ("CONFIG", app.path("backup.toml").as_os_str()),
+        ],
+    ) else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("not enough free space"), "{err}");

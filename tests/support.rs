@@ -8,6 +8,8 @@ use rusqlite::Connection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::fake_github::{FakeGitHub, TOKEN};
+
 /// The config [`App::new`] writes: database `tasks`, local folder `backups`, folder remote
 /// `remote`.
 pub const DIR_REMOTE_CONFIG: &str = r#"
@@ -20,6 +22,45 @@ dir = "backups"
 type = "dir"
 path = "remote"
 "#;
+
+/// The private repository the GitHub tests push to.
+pub const GITHUB_REPO: &str = "alice/app-backups";
+
+/// A fake GitHub holding the private repository `repo`, empty.
+pub fn fake_with_private_repo(repo: &str) -> FakeGitHub {
+    let fake = FakeGitHub::start();
+    fake.add_repo(repo, true);
+    fake
+}
+
+/// A config like [`DIR_REMOTE_CONFIG`] whose remote is `repo` on the GitHub at `api_url`, with
+/// retry waits cut to milliseconds, then `extra` lines in `[remote]`.
+pub fn github_config(api_url: &str, repo: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[database]]
+name = "tasks"
+path = "data/tasks.db"
+[local]
+dir = "backups"
+[remote]
+type = "github"
+repo = "{repo}"
+api_url = "{api_url}"
+retry_budget_secs = 5
+retry_max_delay_ms = 20
+{extra}
+"#
+    )
+}
+
+/// Fails the test when the fake's token shows in what a command printed.
+pub fn no_token_leak(out: Output) -> Output {
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(!text.contains(TOKEN), "the token leaked: {text}");
+    }
+    out
+}
 
 /// Every file under `dir`, recursively.
 pub fn all_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -62,6 +103,18 @@ impl App {
     /// Runs `backup --config <app>/backup.toml ARGS`.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
+    }
+
+    /// Runs `backup --config <app>/backup.toml ARGS` with the fake GitHub's token in
+    /// GH_ENTERPRISE_TOKEN (the fake is a server other than github.com, so gh's convention names
+    /// that variable); the token must not show.
+    pub fn run_github(&self, args: &[&str]) -> Output {
+        no_token_leak(
+            self.command(args)
+                .env("GH_ENTERPRISE_TOKEN", TOKEN)
+                .output()
+                .unwrap(),
+        )
     }
 
     /// Runs `backup --config <app>/backup.toml ARGS` with its clock set to `clock` (RFC 3339).
@@ -241,9 +294,27 @@ pub fn skip(what: &str, why: &str) {
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {why}");
 }
 
+/// Runs the shell `script` as root of a private user and mount namespace, where it may mount a
+/// small tmpfs (no real root needed), with `$BIN` the binary and `vars` in its environment.
+/// `None` where this machine allows no such namespace: the test is then reported skipped (see
+/// [`skip`]) and returns.
+pub fn in_mount_namespace(script: &str, vars: &[(&str, &std::ffi::OsStr)]) -> Option<Output> {
+    if !can_mount_tmpfs() {
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .env("BIN", env!("CARGO_BIN_EXE_backup"))
+        .env_remove("BACKUP_CONFIG");
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    Some(cmd.output().unwrap())
+}
+
 /// Whether this machine lets a test mount a small tmpfs in a private namespace (no root needed);
 /// when it does not, the test is reported skipped (see [`skip`]).
-pub fn can_mount_tmpfs() -> bool {
+fn can_mount_tmpfs() -> bool {
     let probe = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "true"])
         .output();
