@@ -70,3 +70,6 @@ mod findings;
 
 /// Which snapshot `latest` is: a wrong clock, one second, shared remotes, long host names.
 mod latest;
+
+/// Properties over generated input: tags for any host and time, manifest round-trips.
+mod properties;
