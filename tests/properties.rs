@@ -1,11 +1,15 @@
-//! Properties over generated input: snapshot tags for any host name and time, and manifests
-//! that come back unchanged through JSON and through an archive.
+//! Properties over generated input: snapshot tags for any host name and time, manifests that
+//! come back unchanged through JSON and through an archive, intervals through their text, and
+//! parallel gzip through any gunzip.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 
 use backup_agent::checks::{Findings, ForeignKeyFinding};
 use backup_agent::restore::extract::{parse_manifest, read_manifest};
+use backup_agent::schedule::Interval;
 use backup_agent::snapshot::manifest::ToolInfo;
+use backup_agent::snapshot::pgzip::ParallelGzEncoder;
 use backup_agent::snapshot::{DatabaseEntry, FileEntry, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
 use backup_agent::tag::{Kind, Tag, host_id};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -198,6 +202,71 @@ proptest! {
         let archive = dir.path().join(manifest.tag.archive_name());
         crate::support::write_archive(&archive, &[(MANIFEST_NAME.to_string(), json, 0o600)]);
         prop_assert_eq!(read_manifest(&archive).unwrap(), manifest);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// An interval reads back from the text it prints, and from its JSON.
+    #[test]
+    fn an_interval_reads_back_from_its_text(secs in 0u64..10_000_000_000) {
+        let interval = Interval::from_secs(secs);
+        let text = interval.to_string();
+        prop_assert_eq!(text.parse::<Interval>(), Ok(interval), "{}", text);
+        let json = serde_json::to_string(&interval).unwrap();
+        prop_assert_eq!(serde_json::from_str::<Interval>(&json).unwrap(), interval);
+    }
+}
+
+/// Bytes that compress like real data, partly: runs, text and noise from `seed`.
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        match state % 3 {
+            0 => out.extend(std::iter::repeat_n(
+                state as u8,
+                (state >> 8) as usize % 300,
+            )),
+            1 => out.extend_from_slice(b"INSERT INTO tasks (title) VALUES ('write the report');"),
+            _ => out.extend_from_slice(&state.to_le_bytes()),
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+proptest! {
+    // Each case compresses up to 3 MiB: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever the size (across the 1 MiB blocks), the write sizes, the workers and the level:
+    /// one plain gzip member that a single-member gunzip reads back byte for byte.
+    #[test]
+    fn parallel_gzip_is_one_member_any_gunzip_reads_back(
+        len in prop_oneof![0usize..70_000, (1usize << 20) - 100..(1 << 20) + 100, 0usize..3 << 20],
+        chunk in prop_oneof![Just(1usize << 16), 1usize..200_000],
+        threads in 0usize..5,
+        level in 0u32..10,
+        seed in any::<u64>(),
+    ) {
+        let input = data(len, seed);
+        let mut encoder =
+            ParallelGzEncoder::new(Vec::new(), flate2::Compression::new(level), threads).unwrap();
+        for part in input.chunks(chunk) {
+            encoder.write_all(part).unwrap();
+        }
+        let gz = encoder.finish().unwrap();
+        // A single-member decoder: anything after the first member would be left unread.
+        let mut decoder = flate2::bufread::GzDecoder::new(gz.as_slice());
+        let mut output = Vec::new();
+        decoder.read_to_end(&mut output).unwrap();
+        prop_assert!(output == input, "{} bytes in, {} out", input.len(), output.len());
+        prop_assert!(decoder.into_inner().is_empty(), "one member, nothing after it");
     }
 }
 
