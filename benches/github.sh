@@ -9,8 +9,8 @@
 #   BENCH_DIR=D   scratch folder (default target/bench); generated databases are kept there
 #   SHARED=D      folder with make-db.py (default ../shared/bench)
 #
-# The GitHub side is the project's fake GitHub (tests/fake_github.rs) on loopback, started from
-# the test binary. Targets: wall(github) <= 1.2 x wall(dir) for both; peak RSS <= 64 MiB (push).
+# The GitHub side is the project's fake GitHub (tests/fake_github.rs) on loopback, served by
+# `examples/fake_github.rs`. Targets: wall(github) <= 1.2 x wall(dir) for both; peak RSS <= 64 MiB (push).
 #
 # slow-link: a 300 MiB archive (SLOW_MIB) pushed over a 2 MiB/s fake link (about 150 s): it must
 # go up on the first try, with goodput >= 90% of the link and peak RSS <= 64 MiB. Then a second
@@ -24,8 +24,9 @@ RUNS=${RUNS:-3}
 SIZE=${1:-1024}
 [ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 2; }
 
-cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
+cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml" --bin backup --example fake_github
 BIN=$ROOT/target/release/backup
+FAKE=$ROOT/target/release/examples/fake_github
 
 if [ "${1:-}" = slow-link ]; then
     RATE=$((2 << 20)); MIB=${SLOW_MIB:-300}; STALL=${STALL_SECS:-10}
@@ -35,7 +36,7 @@ if [ "${1:-}" = slow-link ]; then
     # Random bytes: the archive is as big as the link has to carry.
     head -c $((MIB << 20)) /dev/urandom > "$s/data/blob.bin"
     mkfifo "$s/stdin"
-    (cd "$ROOT" && FAKE_GITHUB_LINK_RATE=$RATE cargo test --release --locked --quiet --test cli -- --ignored --nocapture --exact remote_github_net::serve_slow_fake_github < "$s/stdin" > "$s/fake.out" 2>&1) &
+    "$FAKE" --link-rate "$RATE" --log < "$s/stdin" > "$s/fake.out" 2>&1 &
     exec 4> "$s/stdin"
     trap 'exec 4>&-' EXIT
     for _ in $(seq 1200); do grep -q '^FAKE_GITHUB ' "$s/fake.out" 2>/dev/null && break; sleep 0.5; done
@@ -100,7 +101,7 @@ rm -rf "$g"; mkdir -p "$g"
 
 # The fake GitHub, fed from a FIFO so it lives until this script ends.
 mkfifo "$g/stdin"
-(cd "$ROOT" && cargo test --release --locked --quiet --test cli -- --ignored --nocapture --exact remote_github::serve_fake_github < "$g/stdin" > "$g/fake.out" 2>&1) &
+"$FAKE" < "$g/stdin" > "$g/fake.out" 2>&1 &
 exec 3> "$g/stdin"
 trap 'exec 3>&-' EXIT
 for _ in $(seq 600); do grep -q '^FAKE_GITHUB ' "$g/fake.out" 2>/dev/null && break; sleep 0.5; done

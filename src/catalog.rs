@@ -144,7 +144,7 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
             }
         }
     }
-    let now = crate::failpoint::now();
+    let now = crate::clock::now();
     let entries = rows
         .into_iter()
         .rev()

@@ -1,36 +1,33 @@
 //! Test hooks, in debug builds only (release builds compile them away): crash points, where a
 //! build whose `BACKUP_FAILPOINT` names a point dies at once, as a `kill -9` would (no
-//! destructors, no clean-up); a settable clock for snapshot times; and a settable host name, so
-//! one machine can play several sharing a remote.
+//! destructors, no clean-up), or pauses there until the test kills it; and a settable host name,
+//! so one machine can play several sharing a remote. (The settable clock is [`crate::clock`].)
 
-/// Environment variable naming the point to die at.
+/// Environment variable naming the point to die at: `<point>`, or `<point>:pause`.
 pub const FAILPOINT_ENV: &str = "BACKUP_FAILPOINT";
 
 /// Aborts the process when `BACKUP_FAILPOINT` equals `name` (debug builds only).
+///
+/// With `BACKUP_FAILPOINT=<name>:pause` the process prints `FAILPOINT <name> paused` to stderr
+/// and waits there, holding whatever it holds (the run lock), until a line or the end comes on
+/// its stdin; then it goes on. A test can act while a run is known to be at that point, then
+/// let it go on or kill it there.
 #[inline]
 pub fn hit(name: &str) {
-    if cfg!(debug_assertions)
-        && std::env::var_os(FAILPOINT_ENV).is_some_and(|wanted| wanted == name)
-    {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(wanted) = std::env::var_os(FAILPOINT_ENV) else {
+        return;
+    };
+    if wanted == name {
         std::process::abort();
     }
-}
-
-/// Environment variable that sets the clock of a debug build (RFC 3339), so tests can drive
-/// hourly runs across months without waiting.
-pub const CLOCK_ENV: &str = "BACKUP_TEST_CLOCK";
-
-/// The time a snapshot is taken at: now, or `BACKUP_TEST_CLOCK` in a debug build.
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    if cfg!(debug_assertions)
-        && let Ok(text) = std::env::var(CLOCK_ENV)
-    {
-        // A test that sets the clock wrongly must not silently run on the real one.
-        let set = chrono::DateTime::parse_from_rfc3339(&text)
-            .unwrap_or_else(|e| panic!("{CLOCK_ENV}={text} is not RFC 3339: {e}"));
-        return set.with_timezone(&chrono::Utc);
+    if wanted.to_str().and_then(|w| w.strip_suffix(":pause")) == Some(name) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "FAILPOINT {name} paused");
+        let _ = std::io::stdin().read_line(&mut String::new());
     }
-    chrono::Utc::now()
 }
 
 /// Environment variable that sets the host name of a debug build, so tests can play several

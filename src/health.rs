@@ -358,7 +358,7 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
 /// Snapshots of this machine dated in the future: the clock was wrong when they were taken, or
 /// is wrong now.
 fn check_clock(config: &Config) -> Check {
-    let now = crate::failpoint::now();
+    let now = crate::clock::now();
     let host = tag::this_host();
     let local = catalog::local_snapshots(&config.local_dir).unwrap_or_default();
     match future_warning(

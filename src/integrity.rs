@@ -191,7 +191,7 @@ pub fn mark_damaged(local_dir: &Path, tag: &Tag, remote_good: Option<bool>) -> R
     let mut entry = Entry::new(
         &local_dir.join(tag.archive_name()),
         Finding::Damaged,
-        Utc::now(),
+        crate::clock::now(),
     );
     entry.remote_good = remote_good;
     state.archives.insert(tag.clone(), entry);

@@ -38,6 +38,7 @@ pub mod archive;
 pub mod auth;
 pub mod catalog;
 pub mod checks;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;

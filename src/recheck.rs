@@ -97,7 +97,7 @@ pub fn after_push(
         remote,
         listed: None,
     };
-    let now = Utc::now();
+    let now = crate::clock::now();
 
     // Damaged copies found by earlier runs: the remote's good copy takes their place.
     for damaged in state.damaged(local_dir) {

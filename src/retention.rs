@@ -285,7 +285,7 @@ impl Scope {
         Scope {
             host: crate::tag::this_host(),
             protect: None,
-            now: crate::failpoint::now(),
+            now: crate::clock::now(),
         }
     }
 }

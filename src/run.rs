@@ -67,7 +67,7 @@ pub fn snapshot_and_push(
         Kind::Manual => "now",
         Kind::Scheduled => "run",
     };
-    let started_at = crate::failpoint::now();
+    let started_at = crate::clock::now();
     let started = Instant::now();
 
     let snapshot = match snapshot::take(config, kind, progress) {
@@ -76,7 +76,7 @@ pub fn snapshot_and_push(
             let record = LastRun {
                 command: command.into(),
                 started_at,
-                finished_at: crate::failpoint::now(),
+                finished_at: crate::clock::now(),
                 error: Some(e.to_string()),
                 durations_ms: Durations {
                     total: started.elapsed().as_millis() as u64,
@@ -173,7 +173,7 @@ pub fn snapshot_and_push(
     let record = LastRun {
         command: command.into(),
         started_at,
-        finished_at: crate::failpoint::now(),
+        finished_at: crate::clock::now(),
         ok: push.error.is_none() && damaged.is_empty() && prune_error.is_none(),
         snapshot_ok: true,
         push_ok: remote.as_ref().map(|_| push.error.is_none()),

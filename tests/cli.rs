@@ -20,8 +20,8 @@ mod config;
 /// `backup list` output, and the embedded demo.
 mod list;
 
-/// Fixture archives for restore, and the generator that made them.
-mod fixtures_gen;
+/// The restore fixture archives by name (`examples/regenerate_fixtures.rs` writes them).
+mod fixtures;
 
 /// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
 mod restore;
@@ -73,3 +73,6 @@ mod latest;
 
 /// The library's module graph points down: no cycle beyond a shrinking allow-list (#15).
 mod architecture;
+
+/// Properties over generated input: tags for any host and time, manifest round-trips.
+mod properties;

@@ -266,15 +266,13 @@ fn a_migration_that_breaks_a_foreign_key_is_refused_unless_forced() {
 
 #[test]
 fn the_github_release_carries_the_findings_so_list_needs_no_download() {
-    use crate::fake_github::{FakeGitHub, TOKEN};
-    let fake = FakeGitHub::start();
-    fake.add_repo("alice/flawed", true);
+    use crate::fake_github::TOKEN;
+    let fake = crate::support::fake_with_private_repo("alice/flawed");
     let app = flawed_app(Flaw::OrphanRow);
-    app.write_config(&format!(
-        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"backups\"\n\
-         [remote]\ntype = \"github\"\nrepo = \"alice/flawed\"\napi_url = \"{}\"\n\
-         retry_budget_secs = 5\nretry_max_delay_ms = 20\n",
-        fake.api_url
+    app.write_config(&crate::support::github_config(
+        &fake.api_url,
+        "alice/flawed",
+        "",
     ));
     let out = app
         .command(&["now"])

@@ -9,12 +9,7 @@ use crate::support::{App, all_files, sha256_hex, stderr, stdout};
 const REPO: &str = "inv/app-backups";
 
 fn github_config(fake: &FakeGitHub) -> String {
-    format!(
-        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"backups\"\n\
-         [remote]\ntype = \"github\"\nrepo = \"{REPO}\"\napi_url = \"{}\"\n\
-         retry_budget_secs = 5\nretry_max_delay_ms = 20\n",
-        fake.api_url
-    )
+    crate::support::github_config(&fake.api_url, REPO, "")
 }
 
 fn run_at(app: &App, hour: u32, args: &[&str]) -> Output {
@@ -24,10 +19,7 @@ fn run_at(app: &App, hour: u32, args: &[&str]) -> Output {
         .env("BACKUP_TEST_CLOCK", format!("2026-03-01T{hour:02}:05:00Z"))
         .output()
         .unwrap();
-    for text in [stdout(&out), stderr(&out)] {
-        assert!(!text.contains(TOKEN), "the token leaked: {text}");
-    }
-    out
+    crate::support::no_token_leak(out)
 }
 
 fn listed(app: &App) -> Vec<(String, String)> {
@@ -49,8 +41,7 @@ fn listed(app: &App) -> Vec<(String, String)> {
 /// local copy, after pushes that met resets, leftovers and a server error.
 #[test]
 fn invariant_1_what_the_remote_lists_restores() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = crate::support::fake_with_private_repo(REPO);
     let app = App::new(50);
     app.write_config(&github_config(&fake));
     fake.inject(Route::Upload, Fault::ResetAfterStore);
@@ -147,8 +138,7 @@ fn invariant_3_no_leftovers_survive_the_next_command() {
 /// when earlier runs were killed mid-push or met faults.
 #[test]
 fn invariant_4_local_and_remote_converge() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = crate::support::fake_with_private_repo(REPO);
     let app = App::new(50);
     app.write_config(&github_config(&fake));
     for hour in 0..6 {
@@ -184,8 +174,7 @@ fn invariant_4_local_and_remote_converge() {
 /// file the tool writes, and no release body.
 #[test]
 fn invariant_5_the_token_is_nowhere() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = crate::support::fake_with_private_repo(REPO);
     let app = App::new(20);
     app.write_config(&github_config(&fake));
     fake.inject(Route::CreateRelease, Fault::server_error());

@@ -8,9 +8,11 @@ use crate::support::{App, stderr, stdout};
 fn list_json_has_a_stable_shape_newest_first() {
     let app = App::new(10);
     assert!(app.list_json().is_empty());
-    assert_eq!(app.run(&["run"]).status.code(), Some(0));
     // Tags order to the millisecond: two runs in one second list in the order they ran.
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let out = app.run_at("2026-03-01T10:00:00.200Z", &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = app.run_at("2026-03-01T10:00:00.700Z", &["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let listed = app.list_json();
     assert_eq!(listed.len(), 2);
     for entry in &listed {

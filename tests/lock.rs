@@ -1,6 +1,4 @@
 use std::fs::{self, File, OpenOptions};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use crate::support::{App, stderr};
 
@@ -23,40 +21,25 @@ fn a_held_lock_refuses_a_second_run_with_its_own_exit_code() {
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
 }
 
-/// Waits until a run has started work (its staging folder exists).
-fn wait_for_staging(app: &App) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(dir) = fs::read_dir(app.path("backups"))
-            && dir.flatten().any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(".backup-tmp-staging")
-            })
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
-}
-
 #[test]
 fn two_concurrent_runs_one_is_refused_and_a_killed_run_blocks_nothing() {
-    let app = App::new(400_000);
-    let mut first = app
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_for_staging(&app), "first run never started");
+    let app = App::new(100);
+    let mut first = app.paused_at(&["run"], "snapshot-copied");
     let second = app.run(&["now"]);
     assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("already running"),
+        "{}",
+        stderr(&second)
+    );
 
     // kill -9 mid-run: the OS drops its lock; the next run clears its leftovers.
     first.kill().unwrap();
-    first.wait().unwrap();
+    assert_eq!(first.wait().unwrap().code(), None, "killed, not exited");
+    assert!(
+        !app.temp_leftovers().is_empty(),
+        "killed with its staging folder"
+    );
     let out = app.run(&["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -88,35 +71,36 @@ fn assert_no_partial_archives(app: &App) {
     }
 }
 
-/// kill -9 at moments spread over a whole run (copy, compression, rename, push): never a partial
+/// The points a run passes, in order: copies made, archive written under its temp name, archive
+/// renamed into place, push started, remote temp copy written, remote copy renamed, run record
+/// written under its temp name.
+const RUN_POINTS: [&str; 7] = [
+    "snapshot-copied",
+    "archive-written",
+    "archive-renamed",
+    "push-started",
+    "push-copied",
+    "push-renamed",
+    "temp-written-last_run.json",
+];
+
+/// kill -9 at every step of a run (copy, compression, rename, push, record): never a partial
 /// archive under a final name, and the next run cleans up and succeeds.
 #[test]
-fn a_kill_at_any_moment_leaves_no_partial_archive_and_the_next_run_recovers() {
+fn a_kill_at_any_step_leaves_no_partial_archive_and_the_next_run_recovers() {
     let app = App::new(1_000);
-    {
-        // Incompressible rows: the run then spends real time compressing and pushing.
-        let conn = rusqlite::Connection::open(app.path("data/tasks.db")).unwrap();
-        conn.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) \
-             INSERT INTO notes (text) SELECT hex(randomblob(4000)) FROM n",
-            [],
-        )
-        .unwrap();
-    }
-    let started = Instant::now();
-    let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let full_run = started.elapsed();
-    for step in 1..=8u32 {
-        let mut child = app
+    for point in RUN_POINTS {
+        let out = app
             .command(&["now"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+            .env("BACKUP_FAILPOINT", point)
+            .output()
             .unwrap();
-        std::thread::sleep(full_run * step / 8);
-        let _ = child.kill();
-        child.wait().unwrap();
+        assert_eq!(
+            out.status.code(),
+            None,
+            "{point}: the run did not die there: {}",
+            stderr(&out)
+        );
         assert_no_partial_archives(&app);
     }
     let out = app.run(&["run"]);

@@ -578,9 +578,6 @@ fn doctor_says_how_the_remote_folder_is_marked() {
 /// mount namespace), the tmpfs unmounted, the next run refused.
 #[test]
 fn a_really_unmounted_disk_is_refused() {
-    if !crate::support::can_mount_tmpfs() {
-        return;
-    }
     let app = App::new(50);
     let script = r#"
         mount -t tmpfs -o size=64m tmpfs "$REMOTE" || exit 90
@@ -590,15 +587,16 @@ fn a_really_unmounted_disk_is_refused() {
         "$BIN" --config "$CONFIG" run 2> "$APP/run.err"
         echo $? > "$APP/run.code"
     "#;
-    let out = std::process::Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
-        .env("REMOTE", app.path("remote"))
-        .env("BIN", env!("CARGO_BIN_EXE_backup"))
-        .env("CONFIG", app.path("backup.toml"))
-        .env("APP", app.path(""))
-        .env_remove("BACKUP_CONFIG")
-        .output()
-        .unwrap();
+    let Some(out) = crate::support::in_mount_namespace(
+        script,
+        &[
+            ("REMOTE", app.path("remote").as_os_str()),
+            ("CONFIG", app.path("backup.toml").as_os_str()),
+            ("APP", app.path("").as_os_str()),
+        ],
+    ) else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let on_the_disk = fs::read_to_string(app.path("on-the-disk.txt")).unwrap();
     assert!(on_the_disk.contains(MARKER), "{on_the_disk}");

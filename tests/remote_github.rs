@@ -5,9 +5,12 @@ use serde_json::json;
 
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
 use crate::openapi;
-use crate::support::{App, row_counts, stderr, stdout};
+use crate::support::{
+    App, GITHUB_REPO, fake_with_private_repo, github_config, no_token_leak, row_counts, stderr,
+    stdout,
+};
 
-const REPO: &str = "alice/app-backups";
+const REPO: &str = GITHUB_REPO;
 
 /// An app whose remote is `repo` on the fake, with retry waits cut to milliseconds.
 fn github_app(fake: &FakeGitHub, repo: &str, rows: usize) -> App {
@@ -16,35 +19,12 @@ fn github_app(fake: &FakeGitHub, repo: &str, rows: usize) -> App {
 
 fn github_app_with(fake: &FakeGitHub, repo: &str, rows: usize, extra: &str) -> App {
     let app = App::new(rows);
-    app.write_config(&format!(
-        r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[local]
-dir = "backups"
-[remote]
-type = "github"
-repo = "{repo}"
-api_url = "{}"
-retry_budget_secs = 5
-retry_max_delay_ms = 20
-{extra}
-"#,
-        fake.api_url
-    ));
+    app.write_config(&github_config(&fake.api_url, repo, extra));
     app
 }
 
-/// Runs the binary with the fake's token in GH_ENTERPRISE_TOKEN (the fake is a server other than
-/// github.com, so gh's convention names that variable); the token must not show.
 fn run(app: &App, args: &[&str]) -> Output {
-    checked(
-        app.command(args)
-            .env("GH_ENTERPRISE_TOKEN", TOKEN)
-            .output()
-            .unwrap(),
-    )
+    app.run_github(args)
 }
 
 /// Runs the binary with no token in the environment and `stdin` as its input.
@@ -63,14 +43,7 @@ fn run_with_stdin(app: &App, args: &[&str], stdin: &str) -> Output {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    checked(child.wait_with_output().unwrap())
-}
-
-fn checked(out: Output) -> Output {
-    for text in [stdout(&out), stderr(&out)] {
-        assert!(!text.contains(TOKEN), "the token leaked: {text}");
-    }
-    out
+    no_token_leak(child.wait_with_output().unwrap())
 }
 
 fn assert_one_complete_release(fake: &FakeGitHub) {
@@ -84,8 +57,7 @@ fn assert_one_complete_release(fake: &FakeGitHub) {
 
 #[test]
 fn push_list_and_restore_through_the_fake_github() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 500);
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -124,8 +96,7 @@ fn push_list_and_restore_through_the_fake_github() {
 
 #[test]
 fn transient_faults_are_retried_and_converge_on_one_release() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::CreateRelease, Fault::server_error());
     fake.inject(Route::CreateRelease, Fault::secondary_limit(60));
     fake.inject(Route::ListAssets, Fault::primary_limit(3600));
@@ -157,8 +128,7 @@ fn transient_faults_are_retried_and_converge_on_one_release() {
 #[test]
 fn partial_uploads_are_replaced_not_looped_on() {
     for fault in [Fault::ResetMidUpload, Fault::StarterLeftover] {
-        let fake = FakeGitHub::start();
-        fake.add_repo(REPO, true);
+        let fake = fake_with_private_repo(REPO);
         fake.inject(Route::Upload, fault.clone());
         let app = github_app(&fake, REPO, 300);
         let out = run(&app, &["now"]);
@@ -209,8 +179,7 @@ fn an_internal_repository_is_refused_like_a_public_one() {
 
 #[test]
 fn bad_credentials_and_an_empty_repository_fail_at_once_with_what_to_do() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::GetRepo, Fault::bad_credentials());
     let app = github_app(&fake, REPO, 10);
     let out = run(&app, &["now"]);
@@ -234,8 +203,7 @@ fn bad_credentials_and_an_empty_repository_fail_at_once_with_what_to_do() {
 
 #[test]
 fn a_damaged_remote_copy_is_refused_on_restore() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 100);
     assert_eq!(run(&app, &["now"]).status.code(), Some(0));
     let tag = fake.releases(REPO)[0].tag.clone();
@@ -268,8 +236,7 @@ fn the_fakes_answers_are_checked_against_githubs_description() {
 
 #[test]
 fn an_archive_over_the_asset_limit_goes_up_in_parts_and_comes_back_whole() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_max_asset(4096);
     let app = github_app_with(&fake, REPO, 2_000, "max_asset_bytes = 4096");
     // Some incompressible content, so the archive needs several parts.
@@ -318,8 +285,7 @@ fn hex(bytes: &[u8]) -> String {
 /// this machine's push leaves them alone.
 #[test]
 fn every_page_is_listed_and_another_hosts_releases_are_left_alone() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     for i in 0..150 {
         let tag = format!(
             "bk-20260301T{:02}{:02}00Z-scheduled-other-laptop-{i:06x}",
@@ -410,8 +376,7 @@ fn init_create_makes_a_private_repository_that_takes_snapshots() {
 /// old name (301 for reads, 307 for writes), and push, list and restore follow.
 #[test]
 fn a_renamed_repository_is_followed_for_push_list_and_restore() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 200);
     assert_eq!(run(&app, &["now"]).status.code(), Some(0));
     fake.rename_repo(REPO, "alice/renamed-backups");
@@ -443,8 +408,7 @@ fn a_renamed_repository_is_followed_for_push_list_and_restore() {
 /// GitHub may stream an asset directly (200) instead of redirecting to storage.
 #[test]
 fn an_asset_streamed_directly_by_the_api_restores_too() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_direct_downloads(true);
     // A 429 with retry-after on the way: waited for, then the call goes through.
     fake.inject(
@@ -476,8 +440,7 @@ fn an_asset_streamed_directly_by_the_api_restores_too() {
 /// kernel keyutils store here); pushes then need no token in the environment.
 #[test]
 fn auth_login_keeps_the_token_in_the_keyring_and_logout_removes_it() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 30);
 
     let out = run_with_stdin(&app, &["auth", "login"], "ghp_wrongtoken\n");
@@ -513,8 +476,7 @@ fn auth_login_keeps_the_token_in_the_keyring_and_logout_removes_it() {
 /// releases stay, whatever their age.
 #[test]
 fn prune_deletes_surplus_releases_and_their_tags_and_only_this_hosts() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let host = backup_agent::tag::this_host();
     let mut mine = Vec::new();
     for (i, minute) in [0, 10, 20, 30].into_iter().enumerate() {
@@ -549,8 +511,7 @@ fn prune_deletes_surplus_releases_and_their_tags_and_only_this_hosts() {
 /// refuses the upload with 422: it fails at once and says which setting to change.
 #[test]
 fn an_asset_over_the_servers_limit_is_refused_with_what_to_set() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_max_asset(4096);
     let app = github_app(&fake, REPO, 2_000);
     let out = run(&app, &["now"]);
@@ -599,24 +560,11 @@ retry_max_delay_ms = 20
     assert_eq!(app.archives("backups").len(), 1);
 }
 
-/// For `benches/github.sh`: serves a fake GitHub with one private repository until stdin closes.
-/// Run with `cargo test --release --test cli -- --ignored --nocapture serve_fake_github`.
-#[test]
-#[ignore = "a server for the benchmark script, not a test"]
-fn serve_fake_github() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
-    println!("FAKE_GITHUB {} {REPO} {TOKEN}", fake.api_url);
-    let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-}
-
 /// `doctor` against GitHub names the token's source but never its value, and a public
 /// repository fails its own line.
 #[test]
 fn doctor_checks_the_token_source_and_the_repository_privacy() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 10);
     let out = run(&app, &["doctor", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -672,8 +620,7 @@ fn doctor_checks_the_token_source_and_the_repository_privacy() {
 /// a retried fault is logged as it happens.
 #[test]
 fn logs_at_every_level_never_show_the_token() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::CreateRelease, Fault::server_error());
     let app = github_app(&fake, REPO, 10);
     for level in [&["-v"][..], &["-vvv"][..]] {
@@ -682,7 +629,7 @@ fn logs_at_every_level_never_show_the_token() {
         let out = run(&app, &args);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let out = checked(
+    let out = no_token_leak(
         app.command(&["now"])
             .env("GH_ENTERPRISE_TOKEN", TOKEN)
             .env("RUST_LOG", "trace")
@@ -699,8 +646,7 @@ fn logs_at_every_level_never_show_the_token() {
 
 #[test]
 fn a_damaged_local_copy_is_found_restored_around_and_repaired_with_github() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 50);
     crate::remote_dir::a_damaged_local_copy_is_found_shown_restored_around_and_repaired(
         &app,
@@ -713,8 +659,7 @@ fn a_damaged_local_copy_is_found_restored_around_and_repaired_with_github() {
 /// against its record, and checks GitHub's copy instead; the next `now` repairs it.
 #[test]
 fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 50);
     assert_eq!(run(&app, &["now"]).status.code(), Some(0));
     let name = app.archives("backups")[0].clone();
@@ -762,8 +707,7 @@ fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
 /// without taking the repository's Latest release.
 #[test]
 fn with_immutable_releases_a_snapshot_is_uploaded_to_a_draft_then_published() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_immutable_releases(REPO, false);
     fake.inject(Route::Upload, Fault::ResetMidUpload);
     let app = github_app(&fake, REPO, 200);
@@ -802,8 +746,7 @@ fn with_immutable_releases_a_snapshot_is_uploaded_to_a_draft_then_published() {
 /// (no second upload), deletes another draft of the same tag, and publishes.
 #[test]
 fn a_draft_left_by_an_earlier_attempt_is_reused_and_extra_drafts_deleted() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_immutable_releases(REPO, false);
     fake.inject(
         Route::UpdateRelease,
@@ -843,8 +786,7 @@ fn a_draft_left_by_an_earlier_attempt_is_reused_and_extra_drafts_deleted() {
 /// retried; the other release is kept and this draft deleted.
 #[test]
 fn a_404_by_tag_after_already_exists_is_retried_and_converges() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::UpdateRelease, Fault::PublishedMeanwhile);
     // The two lookups before the draft (the push's, then the upload's) find nothing anyway;
     // the third, after the conflict, is GitHub's lag.
@@ -879,8 +821,7 @@ fn a_404_by_tag_after_already_exists_is_retried_and_converges() {
 /// ruleset): the releases go, the tags stay, and the prune says so and succeeds.
 #[test]
 fn prune_treats_an_undeletable_tag_as_done_with_a_note() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let host = backup_agent::tag::this_host();
     for (i, minute) in [0, 10, 20, 30].into_iter().enumerate() {
         let tag = format!("bk-20260301T10{minute:02}00Z-scheduled-{host}-{i:06x}");
@@ -914,8 +855,7 @@ fn prune_treats_an_undeletable_tag_as_done_with_a_note() {
 /// a push reads only what it needs.
 #[test]
 fn five_thousand_releases_past_the_1000_result_cap_stay_reachable() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let host = backup_agent::tag::this_host();
     // Three old snapshots of this machine in one hour: retention keeps only the newest.
     let old: Vec<String> = (0..3)
@@ -989,11 +929,10 @@ fn five_thousand_releases_past_the_1000_result_cap_stay_reachable() {
 /// GITHUB_ENTERPRISE_TOKEN) is; and gh is asked for this host's token with `--hostname`.
 #[test]
 fn tokens_follow_ghs_per_host_conventions() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 5);
     let host = fake.api_url.trim_start_matches("http://").to_string();
-    let out = checked(
+    let out = no_token_leak(
         app.command(&["auth", "status"])
             .env("GITHUB_TOKEN", TOKEN)
             .env("GH_TOKEN", TOKEN)
@@ -1012,7 +951,7 @@ fn tokens_follow_ghs_per_host_conventions() {
     assert!(fake.log().is_empty(), "nothing was sent: {:?}", fake.log());
 
     let status = |cmd: &mut std::process::Command| -> serde_json::Value {
-        let out = checked(cmd.output().unwrap());
+        let out = no_token_leak(cmd.output().unwrap());
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     };
@@ -1054,8 +993,7 @@ fn tokens_follow_ghs_per_host_conventions() {
 /// GraphQL answers its rate limit with a 200 whose `errors` say so: waited for and tried again.
 #[test]
 fn a_graphql_rate_limit_is_waited_for() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = github_app(&fake, REPO, 10);
     assert_eq!(run(&app, &["now"]).status.code(), Some(0));
     fake.inject(
@@ -1081,8 +1019,7 @@ fn a_graphql_rate_limit_is_waited_for() {
 /// The push fails at once (no retries), saying the snapshot cannot go to GitHub and what to do.
 #[test]
 fn an_immutable_release_without_its_archive_is_refused_with_what_to_do_and_passed_over() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(
         Route::CreateRelease,
         Fault::Status(403, json!({"message": "Resource not accessible"}), vec![]),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
-use crate::support::{App, stderr, stdout};
+use crate::support::{App, fake_with_private_repo, stderr, stdout};
 
 const REPO: &str = "alice/app-backups";
 
@@ -105,8 +105,7 @@ fn the_timeouts_have_safe_defaults_and_zero_is_refused() {
 /// Issue 14 item 3: a budget of 1 s is 1 s of real time, even when GitHub asks for a minute.
 #[test]
 fn the_retry_budget_bounds_real_time_and_a_wait_past_it_is_not_started() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     for _ in 0..5 {
         fake.inject(Route::CreateRelease, Fault::secondary_limit(60));
     }
@@ -133,8 +132,7 @@ fn the_retry_budget_bounds_real_time_and_a_wait_past_it_is_not_started() {
 /// detection" wording, or any 403 with `retry-after`, is a rate limit, not a scope problem.
 #[test]
 fn rate_limits_in_every_form_github_uses_are_waited_out_not_failed() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::CreateRelease, Fault::RetryAfterDate(2));
     fake.inject(Route::ListAssets, Fault::abuse_detection());
     fake.inject(
@@ -180,8 +178,7 @@ fn rate_limits_in_every_form_github_uses_are_waited_out_not_failed() {
 /// several times the stall time and the JSON answer timeout, both ways).
 #[test]
 fn a_slow_link_that_keeps_moving_pushes_and_restores_on_the_first_try() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_link_rate(200 << 10);
     let app = app(
         &fake.api_url,
@@ -226,8 +223,7 @@ fn a_slow_link_that_keeps_moving_pushes_and_restores_on_the_first_try() {
 /// completes it: an upload whose server stops reading, a download whose server stops sending.
 #[test]
 fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.inject(Route::Upload, Fault::StallMidUpload);
     // Large enough that the half left unread does not fit in the sockets' buffers: the client
     // sees the bytes stop rather than all of them sent.
@@ -276,8 +272,7 @@ fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
 #[test]
 fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() {
     let app_for = |api_url: &str| app(api_url, 0, "");
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let app = app(&fake.api_url, 0, "");
     let (out, _) = timed(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -312,8 +307,7 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
     assert!(stderr(&out).contains("no answer"), "{}", stderr(&out));
 
     // The repository answers and the full listing (GraphQL) hangs: the same, within seconds.
-    let fresh = FakeGitHub::start();
-    fresh.add_repo(REPO, true);
+    let fresh = fake_with_private_repo(REPO);
     let second = app_for(&fresh.api_url);
     let (out, _) = timed(&second, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -331,8 +325,7 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
 /// waits locally (exit 4), and the run lock is free for the next run.
 #[test]
 fn a_run_past_its_deadline_stops_and_the_snapshot_waits_locally() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     fake.set_link_rate(64 << 10);
     let app = app(
         &fake.api_url,
@@ -385,7 +378,10 @@ fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
             .output()
             .is_ok();
     if !has_script {
-        eprintln!("skipped the terminal half: no `script` to give the binary a terminal");
+        crate::support::skip(
+            "script",
+            "the terminal half: no `script` (util-linux) to give the binary a terminal",
+        );
         return;
     }
     // `script` runs the command on a pseudo-terminal and copies what it shows to stdout.
@@ -424,8 +420,7 @@ fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
 /// them straight to GitHub.
 #[test]
 fn every_request_honours_the_proxy_variables() {
-    let fake = FakeGitHub::start();
-    fake.add_repo(REPO, true);
+    let fake = fake_with_private_repo(REPO);
     let proxy = ForwardingProxy::start();
     let app = app(&fake.api_url, 0, "retry_budget_secs = 5");
     let mut command = app.command(&["now"]);
@@ -688,45 +683,4 @@ fn an_untrusted_certificate_fails_at_once_and_a_trusted_ca_works_direct_and_via_
         "through HTTPS_PROXY"
     );
     assert_eq!(server.requests.lock().unwrap().len(), 2);
-}
-
-/// For `benches/github.sh slow-link`: a fake GitHub with one private repository, whose link
-/// runs at `FAKE_GITHUB_LINK_RATE` bytes per second, until stdin closes. A line `stall-upload`
-/// on stdin makes the next upload stall halfway. Each request is printed as it is answered:
-/// `LOG <unix ms> <METHOD path -> status>`.
-/// Run with `cargo test --release --test cli -- --ignored --nocapture serve_slow_fake_github`.
-#[test]
-#[ignore = "a server for the benchmark script, not a test"]
-fn serve_slow_fake_github() {
-    let fake = std::sync::Arc::new(FakeGitHub::start());
-    fake.add_repo(REPO, true);
-    let rate = std::env::var("FAKE_GITHUB_LINK_RATE")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
-    fake.set_link_rate(rate);
-    println!("FAKE_GITHUB {} {REPO} {TOKEN}", fake.api_url);
-    let printer = fake.clone();
-    std::thread::spawn(move || {
-        let mut shown = 0;
-        loop {
-            let log = printer.log();
-            for line in &log[shown..] {
-                let ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis();
-                println!("LOG {ms} {line}");
-            }
-            shown = log.len();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
-    let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-        if line.trim() == "stall-upload" {
-            fake.inject(Route::Upload, Fault::StallMidUpload);
-        }
-        line.clear();
-    }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::fixtures_gen::{self, BAD};
-use crate::support::{App, can_mount_tmpfs, make_db, sha256_hex, stderr, stdout, table_names};
+use crate::fixtures::{self, BAD};
+use crate::support::{App, in_mount_namespace, make_db, sha256_hex, stderr, stdout, table_names};
 
 /// Every row of every table, in a canonical text form: equal dumps mean equal data.
 fn dump(path: &Path) -> String {
@@ -86,10 +86,10 @@ path = "remote"
 
 /// Puts a fixture archive into the app's local snapshot folder; returns its tag.
 fn add_fixture(app: &App, name: &str) -> String {
-    let tag = fixtures_gen::tag(name);
+    let tag = fixtures::tag(name);
     fs::create_dir_all(app.path("backups")).unwrap();
     fs::copy(
-        fixtures_gen::dir().join(format!("{tag}.tar.gz")),
+        fixtures::dir().join(format!("{tag}.tar.gz")),
         app.path(&format!("backups/{tag}.tar.gz")),
     )
     .unwrap();
@@ -100,7 +100,7 @@ fn add_fixture(app: &App, name: &str) -> String {
 fn live_data(app: &App) {
     fs::create_dir_all(app.path("data/queue")).unwrap();
     fs::copy(
-        fixtures_gen::dir().join("tasks-v3.db"),
+        fixtures::dir().join("tasks-v3.db"),
         app.path("data/tasks.db"),
     )
     .unwrap();
@@ -459,9 +459,6 @@ fn a_crash_before_the_swap_changes_nothing_and_leaves_nothing() {
 /// private mount namespace; the snapshot needs more than that.
 #[test]
 fn too_little_room_for_the_extracted_snapshot_is_refused_up_front() {
-    if !can_mount_tmpfs() {
-        return;
-    }
     let source = App::new(3_000);
     assert_eq!(source.run(&["now"]).status.code(), Some(0));
     let small = source.path("small");
@@ -470,16 +467,12 @@ fn too_little_room_for_the_extracted_snapshot_is_refused_up_front() {
         "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"dir\"\npath = \"{}\"\n",
         source.path("remote").display()
     );
-    let script = format!(
-        "mount -t tmpfs -o size=1m tmpfs '{dir}' && printf '{config}' > '{dir}/backup.toml' && exec '{bin}' --config '{dir}/backup.toml' restore latest",
-        dir = small.display(),
-        config = config.replace('\n', "\\n"),
-        bin = env!("CARGO_BIN_EXE_backup"),
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let Some(out) = in_mount_namespace(
+        r#"mount -t tmpfs -o size=1m tmpfs "$DIR" && printf '%s' "$CONFIG_TEXT" > "$DIR/backup.toml" && exec "$BIN" --config "$DIR/backup.toml" restore latest"#,
+        &[("DIR", small.as_os_str()), ("CONFIG_TEXT", config.as_ref())],
+    ) else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("not enough free space"), "{err}");

@@ -1,4 +1,5 @@
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,7 +8,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::support::{App, can_mount_tmpfs, read_archive, row_counts, sha256_hex, stderr, stdout};
+use crate::support::{
+    App, in_mount_namespace, read_archive, row_counts, sha256_hex, stderr, stdout,
+};
 
 /// Takes `backup now`, returns the archive entries of the single local snapshot.
 fn only_archive(app: &App) -> Vec<(String, Vec<u8>, u32)> {
@@ -22,6 +25,7 @@ fn copy_under_a_busy_writer_is_consistent_and_matches_its_manifest() {
     let db = app.path("data/tasks.db");
     let stop = Arc::new(AtomicBool::new(false));
     let inserted = Arc::new(AtomicU64::new(0));
+    let (warmed_up, warm) = std::sync::mpsc::channel();
     let writer = {
         let (stop, inserted, db) = (stop.clone(), inserted.clone(), db.clone());
         std::thread::spawn(move || {
@@ -35,13 +39,14 @@ fn copy_under_a_busy_writer_is_consistent_and_matches_its_manifest() {
                 tx.execute("INSERT INTO notes (text) VALUES ('during backup')", [])
                     .unwrap();
                 tx.commit().unwrap();
-                inserted.fetch_add(1, Ordering::Relaxed);
+                if inserted.fetch_add(1, Ordering::Relaxed) == 50 {
+                    warmed_up.send(()).unwrap();
+                }
             }
         })
     };
-    while inserted.load(Ordering::Relaxed) < 50 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // The writer has committed 50 transactions: it is in full swing.
+    warm.recv().unwrap();
     let before = inserted.load(Ordering::Relaxed);
     let out = app.run(&["now"]);
     let after = inserted.load(Ordering::Relaxed);
@@ -256,21 +261,17 @@ fn several_databases_go_into_one_archive() {
 /// A real small file system: a 1 MiB tmpfs in a private mount namespace (no root needed).
 #[test]
 fn too_little_free_space_is_refused_up_front_with_the_numbers() {
-    if !can_mount_tmpfs() {
-        return;
-    }
     let app = App::new(8_000);
     fs::create_dir_all(app.path("backups")).unwrap();
-    let script = format!(
-        "mount -t tmpfs -o size=1m tmpfs '{}' && exec '{}' --config '{}' now",
-        app.path("backups").display(),
-        env!("CARGO_BIN_EXE_backup"),
-        app.path("backup.toml").display()
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let Some(out) = in_mount_namespace(
+        r#"mount -t tmpfs -o size=1m tmpfs "$LOCAL" && exec "$BIN" --config "$CONFIG" now"#,
+        &[
+            ("LOCAL", app.path("backups").as_os_str()),
+            ("CONFIG", app.path("backup.toml").as_os_str()),
+        ],
+    ) else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("not enough free space"), "{err}");
@@ -288,19 +289,17 @@ fn a_database_locked_by_a_writer_is_waited_for_not_failed() {
         let conn = Connection::open(&db).unwrap();
         conn.pragma_update(None, "journal_mode", "delete").unwrap();
     }
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let writer = std::thread::spawn(move || {
-        let conn = Connection::open(&db).unwrap();
-        conn.execute_batch("BEGIN EXCLUSIVE; INSERT INTO notes (text) VALUES ('late');")
-            .unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        conn.execute_batch("COMMIT").unwrap();
-    });
-    locked_rx.recv().unwrap();
-    let out = app.run(&["now"]);
-    writer.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let writer = Connection::open(&db).unwrap();
+    writer
+        .execute_batch("BEGIN EXCLUSIVE; INSERT INTO notes (text) VALUES ('late');")
+        .unwrap();
+    // The snapshot meets the lock, and waits.
+    let mut child = app.paused_at(&["now"], "database-busy");
+    writer.execute_batch("COMMIT").unwrap();
+    drop(writer);
+    child.stdin.take().unwrap().write_all(b"go on\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
     let entries = only_archive(&app);
     let manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
     assert_eq!(manifest["databases"][0]["journal_mode"], "delete");

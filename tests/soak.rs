@@ -148,8 +148,7 @@ retry_max_delay_ms = 20
 
 impl Soak {
     fn new(seed: u64) -> Soak {
-        let fake = FakeGitHub::start();
-        fake.add_repo(REPO, true);
+        let fake = crate::support::fake_with_private_repo(REPO);
         let app = App::new(200);
         crate::support::make_db(&app.path("data/notes.db"), 80);
         // As real app data often is: a row whose parent is gone (foreign keys are off unless the

@@ -1,12 +1,14 @@
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use rusqlite::Connection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::fake_github::{FakeGitHub, TOKEN};
 
 /// The config [`App::new`] writes: database `tasks`, local folder `backups`, folder remote
 /// `remote`.
@@ -20,6 +22,45 @@ dir = "backups"
 type = "dir"
 path = "remote"
 "#;
+
+/// The private repository the GitHub tests push to.
+pub const GITHUB_REPO: &str = "alice/app-backups";
+
+/// A fake GitHub holding the private repository `repo`, empty.
+pub fn fake_with_private_repo(repo: &str) -> FakeGitHub {
+    let fake = FakeGitHub::start();
+    fake.add_repo(repo, true);
+    fake
+}
+
+/// A config like [`DIR_REMOTE_CONFIG`] whose remote is `repo` on the GitHub at `api_url`, with
+/// retry waits cut to milliseconds, then `extra` lines in `[remote]`.
+pub fn github_config(api_url: &str, repo: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[database]]
+name = "tasks"
+path = "data/tasks.db"
+[local]
+dir = "backups"
+[remote]
+type = "github"
+repo = "{repo}"
+api_url = "{api_url}"
+retry_budget_secs = 5
+retry_max_delay_ms = 20
+{extra}
+"#
+    )
+}
+
+/// Fails the test when the fake's token shows in what a command printed.
+pub fn no_token_leak(out: Output) -> Output {
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(!text.contains(TOKEN), "the token leaked: {text}");
+    }
+    out
+}
 
 /// Every file under `dir`, recursively.
 pub fn all_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -62,6 +103,52 @@ impl App {
     /// Runs `backup --config <app>/backup.toml ARGS`.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
+    }
+
+    /// Runs `backup --config <app>/backup.toml ARGS` with the fake GitHub's token in
+    /// GH_ENTERPRISE_TOKEN (the fake is a server other than github.com, so gh's convention names
+    /// that variable); the token must not show.
+    pub fn run_github(&self, args: &[&str]) -> Output {
+        no_token_leak(
+            self.command(args)
+                .env("GH_ENTERPRISE_TOKEN", TOKEN)
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// Runs `backup --config <app>/backup.toml ARGS` with its clock set to `clock` (RFC 3339).
+    pub fn run_at(&self, clock: &str, args: &[&str]) -> Output {
+        self.command(args)
+            .env(backup_agent::clock::CLOCK_ENV, clock)
+            .output()
+            .unwrap()
+    }
+
+    /// `backup ARGS` started with `BACKUP_FAILPOINT=<point>:pause`, once it has said that it
+    /// waits at `point` (holding the run lock). A line on its stdin lets it go on.
+    pub fn paused_at(&self, args: &[&str], point: &str) -> Child {
+        let mut child = self
+            .command(args)
+            .env("BACKUP_FAILPOINT", format!("{point}:pause"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let expected = format!("FAILPOINT {point} paused");
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line == expected => break,
+                Some(Ok(line)) => seen.push(line),
+                _ => panic!("`backup {}` ended before {point}: {seen:?}", args.join(" ")),
+            }
+        }
+        // The rest of its stderr is read and dropped, so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        child
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -189,15 +276,55 @@ pub fn table_names(conn: &Connection) -> Vec<String> {
         .unwrap()
 }
 
-/// Whether this machine lets a test mount a small tmpfs in a private namespace (no root needed).
-pub fn can_mount_tmpfs() -> bool {
+/// Environment variable naming, comma-separated, what the tests may not skip for lack of:
+/// `cron`, `script`, `userns` (a private mount namespace for a small tmpfs), `no-systemd` (a
+/// machine without a systemd user manager). `.ci/run` names what it installs.
+pub const REQUIRE_ENV: &str = "BACKUP_TEST_REQUIRE";
+
+/// A test that cannot run here for lack of `what`: says so on the real stderr (past the test
+/// harness's capture) as `SKIPPED: <test>: <why>`, or fails the test when `BACKUP_TEST_REQUIRE`
+/// names `what`. The caller then returns.
+pub fn skip(what: &str, why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let required = std::env::var(REQUIRE_ENV).unwrap_or_default();
+    if required.split(',').any(|r| r.trim() == what) {
+        panic!("{test}: {why}; {REQUIRE_ENV}={required} requires {what}");
+    }
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {why}");
+}
+
+/// Runs the shell `script` as root of a private user and mount namespace, where it may mount a
+/// small tmpfs (no real root needed), with `$BIN` the binary and `vars` in its environment.
+/// `None` where this machine allows no such namespace: the test is then reported skipped (see
+/// [`skip`]) and returns.
+pub fn in_mount_namespace(script: &str, vars: &[(&str, &std::ffi::OsStr)]) -> Option<Output> {
+    if !can_mount_tmpfs() {
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .env("BIN", env!("CARGO_BIN_EXE_backup"))
+        .env_remove("BACKUP_CONFIG");
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    Some(cmd.output().unwrap())
+}
+
+/// Whether this machine lets a test mount a small tmpfs in a private namespace (no root needed);
+/// when it does not, the test is reported skipped (see [`skip`]).
+fn can_mount_tmpfs() -> bool {
     let probe = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "true"])
         .output();
     if probe.is_ok_and(|o| o.status.success()) {
         return true;
     }
-    eprintln!("skipped: this machine does not allow unprivileged mount namespaces");
+    skip(
+        "userns",
+        "this machine does not allow unprivileged mount namespaces (`unshare --user --mount`)",
+    );
     false
 }
 

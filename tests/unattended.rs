@@ -4,24 +4,25 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{App, stderr, stdout};
+use crate::support::{App, skip, stderr, stdout};
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
 }
 
-fn status(app: &App) -> (i32, Value) {
-    let out = app.run(&["status", "--json"]);
+/// `status --json` at `clock`: its exit code and output.
+fn status(app: &App, clock: &str) -> (i32, Value) {
+    let out = app.run_at(clock, &["status", "--json"]);
     let code = out.status.code().unwrap();
     (code, json(&out))
 }
 
 const CONFIG: &str = crate::support::DIR_REMOTE_CONFIG;
 
-/// `status --json` ends with `code`, in `state`, its summary saying `why`.
-fn assert_status(app: &App, code: i32, state: &str, why: &str) -> Value {
-    let (got, s) = status(app);
+/// `status --json` at `clock` ends with `code`, in `state`, its summary saying `why`.
+fn assert_status(app: &App, clock: &str, code: i32, state: &str, why: &str) -> Value {
+    let (got, s) = status(app, clock);
     assert_eq!((got, s["state"].as_str()), (code, Some(state)), "{s}");
     assert!(s["summary"].as_str().unwrap().contains(why), "{s}");
     s
@@ -31,43 +32,50 @@ fn assert_status(app: &App, code: i32, state: &str, why: &str) -> Value {
 /// has passed, failed after a run whose push failed; exit codes 6, 0, 6, 7.
 #[test]
 fn status_exit_codes_follow_real_runs() {
+    const START: &str = "2026-03-01T10:00:00Z";
+    const TWO_SECONDS_LATER: &str = "2026-03-01T10:00:02Z";
     let app = App::new(20);
-    let s = assert_status(&app, 6, "stale", "no successful run");
+    let s = assert_status(&app, START, 6, "stale", "no successful run");
     assert!(s["last_ok"].is_null());
 
-    let out = app.run(&["run"]);
+    let out = app.run_at(START, &["run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let s = assert_status(&app, 0, "fresh", "inside the 1h30m window");
+    let s = assert_status(&app, START, 0, "fresh", "inside the 1h30m window");
     assert_eq!(s["exit_code"], 0);
     assert_eq!(s["pending"].as_array().map(Vec::len), Some(0), "{s}");
     assert_eq!(s["last_scheduled"]["ok"], true, "{s}");
-    let human = app.run(&["status"]);
+    let human = app.run_at(START, &["status"]);
     assert!(stdout(&human).starts_with("FRESH: "), "{}", stdout(&human));
 
     // A one-second cadence with no grace: two seconds later the snapshot is stale.
     app.write_config(&format!(
         "{CONFIG}[schedule]\nevery = \"1s\"\ngrace = \"0s\"\n"
     ));
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    assert_status(&app, 6, "stale", "past the 1s window");
+    assert_status(&app, TWO_SECONDS_LATER, 6, "stale", "past the 1s window");
     // A snapshot by hand does not hide that the schedule stopped.
-    let out = app.run(&["now"]);
+    let out = app.run_at(TWO_SECONDS_LATER, &["now"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_status(&app, 6, "stale", "scheduled `backup run` last ran");
+    assert_status(
+        &app,
+        TWO_SECONDS_LATER,
+        6,
+        "stale",
+        "scheduled `backup run` last ran",
+    );
 
     // The remote disappears (an unmounted drive): the push fails, the snapshot stays local.
     app.write_config(CONFIG);
     fs::remove_dir(app.path("remote")).unwrap_or_else(|_| {
         fs::remove_dir_all(app.path("remote")).unwrap();
     });
-    let out = app.run(&["run"]);
+    let out = app.run_at(TWO_SECONDS_LATER, &["run"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    let s = assert_status(&app, 7, "failed", "does not exist");
+    let s = assert_status(&app, TWO_SECONDS_LATER, 7, "failed", "does not exist");
     // When things last worked is still known, and what waits for the remote.
     assert_eq!(s["last_ok"]["ok"], true, "{s}");
     // The whole remote is gone: all three snapshots wait for it.
     assert_eq!(s["pending"].as_array().map(Vec::len), Some(3), "{s}");
-    let human = app.run(&["status"]);
+    let human = app.run_at(TWO_SECONDS_LATER, &["status"]);
     assert_eq!(human.status.code(), Some(7));
     assert!(
         stdout(&human).starts_with("FAILED: the last run"),
@@ -303,13 +311,14 @@ fn write_crontab(text: &str) {
 #[test]
 fn crontab_install_is_idempotent_runs_and_removes_only_its_own_line() {
     if Command::new("crontab").arg("-l").output().is_err() {
-        eprintln!("skipped: no crontab program (apt-get install cron)");
+        skip("cron", "no crontab program (apt-get install cron)");
         return;
     }
     let original = read_crontab();
     if !original.trim().is_empty() && std::env::var_os("BACKUP_TEST_CRONTAB").is_none() {
-        eprintln!(
-            "skipped: this user's crontab is not empty; set BACKUP_TEST_CRONTAB=1 to run it anyway"
+        skip(
+            "cron",
+            "this user's crontab is not empty; set BACKUP_TEST_CRONTAB=1 to run it anyway",
         );
         return;
     }
@@ -489,7 +498,10 @@ fn completions_and_the_manual_page_come_from_the_command_line_definition() {
 #[test]
 fn a_terminal_sees_progress_bars_and_cron_does_not() {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: no `script` program (util-linux) to make a terminal");
+        skip(
+            "script",
+            "no `script` program (util-linux) to make a terminal",
+        );
         return;
     }
     let app = App::new(20_000);
@@ -527,7 +539,7 @@ fn a_terminal_sees_progress_bars_and_cron_does_not() {
 #[test]
 fn systemd_without_a_user_manager_is_refused_before_writing() {
     if backup_agent::schedule::systemd_available() {
-        eprintln!("skipped: this machine has a systemd user manager");
+        skip("no-systemd", "this machine has a systemd user manager");
         return;
     }
     let app = App::new(5);

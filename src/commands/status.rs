@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use chrono::Utc;
-
 use backup_agent::error::Error;
 use backup_agent::health::{self, Status};
 
@@ -17,7 +15,7 @@ pub struct Args {
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config_path)?;
-    let status = health::status(&config, Utc::now())?;
+    let status = health::status(&config, backup_agent::clock::now())?;
     if args.json {
         let mut value = serde_json::to_value(&status).expect("serializes");
         value["exit_code"] = status.state.exit_code().into();

@@ -323,8 +323,10 @@ impl DirRemote {
                 archive.display()
             )));
         }
+        crate::failpoint::hit("push-copied");
         temp.persist(&target)?;
         fsutil::sync_dir(&self.root)?;
+        crate::failpoint::hit("push-renamed");
         // Read back what the remote now holds: a flaky share can store something else.
         let (have_size, have_sha) = fsutil::hash_file(&target)?;
         if have_size != size || have_sha != sha256 {

@@ -296,7 +296,7 @@ pub(super) fn write_marker(root: &Path, replace: bool) -> Result<String> {
         format: MARKER_FORMAT.into(),
         version: MARKER_VERSION,
         id: new_marker_id(),
-        created_at: crate::failpoint::now(),
+        created_at: crate::clock::now(),
         created_by: crate::tag::this_host(),
     };
     let mut json = serde_json::to_vec_pretty(&marker).expect("marker serializes");
@@ -383,7 +383,7 @@ pub(super) fn remember(root: &Path, local_dir: &Path, marker_id: Option<&str>) -
         None => record.folders.push(UsedFolder {
             path: here,
             marker_id,
-            since: crate::failpoint::now(),
+            since: crate::clock::now(),
         }),
     }
     fs::create_dir_all(local_dir).at("cannot create snapshot folder", local_dir)?;

@@ -29,7 +29,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::Serialize;
 
 use crate::archive::Manifest;
@@ -428,7 +427,7 @@ pub fn plan_restore(
         .into_iter()
         .filter(|live| !unchanged.contains_key(live))
         .collect();
-    let aside_dir = swap::new_aside_dir(base, Utc::now());
+    let aside_dir = swap::new_aside_dir(base, crate::clock::now());
     let plan = swap_plan(
         config,
         format!("restore {}", prepared.tag),

@@ -84,7 +84,7 @@ pub(super) fn locate(
                 .collect();
             let (host, whose) = catalog::latest_host(&tags, host)?;
             notes.extend(whose);
-            let (latest, skipped) = catalog::latest_of(&tags, &host, crate::failpoint::now())?
+            let (latest, skipped) = catalog::latest_of(&tags, &host, crate::clock::now())?
                 .ok_or_else(|| {
                     Error::Other(format!(
                         "no snapshots of host {host} found in {}{}; nothing to restore{}",

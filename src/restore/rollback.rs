@@ -4,8 +4,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
-
 use super::{SwapReport, begin, in_use_error, live, live_set, swap, swap_plan};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -111,7 +109,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         .chain(record.placed.iter().cloned())
         .chain(record.set_aside.iter().map(|e| e.live.clone()))
         .collect();
-    let aside_dir = swap::new_aside_dir(base, Utc::now());
+    let aside_dir = swap::new_aside_dir(base, crate::clock::now());
     let plan = swap_plan(
         config,
         format!("rollback of {}", old_dir.display()),

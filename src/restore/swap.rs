@@ -242,7 +242,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         record_version: 1,
         operation: plan.operation.clone(),
         tag: plan.tag.clone(),
-        swapped_at: Utc::now(),
+        swapped_at: crate::clock::now(),
         databases: plan.databases.clone(),
         placed: plan.incoming.iter().map(|(_, live)| live.clone()).collect(),
         set_aside: plan.set_aside.clone(),
@@ -567,4 +567,167 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
 /// Whether an interrupted swap's journal is waiting in `local_dir`.
 pub fn pending(local_dir: &Path) -> bool {
     journal_path(local_dir).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A base folder with a live file `app.db` ("old") and a staged `app.db` ("new"), and the
+    /// journal of a restore that swaps them: the live file aside, then the staged one in place.
+    struct Setup {
+        _dir: tempfile::TempDir,
+        base: PathBuf,
+        local: PathBuf,
+        live: PathBuf,
+        staging: PathBuf,
+        aside_dir: PathBuf,
+        journal: Journal,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_path_buf();
+        let local = base.join("backups");
+        let live = base.join("app.db");
+        // Named as restore names its staging folder, which is what recovery may remove.
+        let staging = local.join(format!(
+            "{}restore-bk-20260101T000000Z-manual-fixture-000001",
+            crate::layout::TEMP_PREFIX
+        ));
+        fs::create_dir_all(&staging).unwrap();
+        fs::write(&live, "old").unwrap();
+        fs::write(staging.join("app.db"), "new").unwrap();
+        let aside_dir = new_aside_dir(&base, "2026-03-01T10:00:00Z".parse().unwrap());
+        let journal = Journal {
+            journal_version: 1,
+            state: State::Swapping,
+            operation: "restore bk-test".into(),
+            aside_dir: aside_dir.clone(),
+            cleanup: vec![staging.clone()],
+            moves: vec![
+                Move {
+                    from: live.clone(),
+                    to: aside_dir.join(mirror(&base, &live)),
+                },
+                Move {
+                    from: staging.join("app.db"),
+                    to: live.clone(),
+                },
+            ],
+        };
+        Setup {
+            _dir: dir,
+            base,
+            local,
+            live,
+            staging,
+            aside_dir,
+            journal,
+        }
+    }
+
+    /// Runs the first `n` renames of the journal, as a swap killed after them would have.
+    fn killed_after(s: &Setup, n: usize) {
+        write_journal(&s.local, &s.journal).unwrap();
+        fs::create_dir_all(&s.aside_dir).unwrap();
+        for m in &s.journal.moves[..n] {
+            fs::rename(&m.from, &m.to).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_swap_killed_at_any_rename_is_undone_to_the_old_state() {
+        for n in 0..=2 {
+            let s = setup();
+            killed_after(&s, n);
+            assert!(pending(&s.local));
+            let recovery = recover(&s.local).unwrap().unwrap();
+            assert!(recovery.undone, "after {n} renames");
+            assert!(recovery.problems.is_empty(), "{:?}", recovery.problems);
+            assert_eq!(fs::read_to_string(&s.live).unwrap(), "old", "after {n}");
+            assert!(!s.aside_dir.exists(), "the empty aside folder goes");
+            assert!(!s.staging.exists(), "so does staging");
+            assert!(!pending(&s.local));
+            assert!(recover(&s.local).unwrap().is_none(), "nothing left to do");
+        }
+    }
+
+    #[test]
+    fn a_committed_swap_is_finished_not_undone() {
+        let mut s = setup();
+        killed_after(&s, 2);
+        s.journal.state = State::Committed;
+        write_journal(&s.local, &s.journal).unwrap();
+        let recovery = recover(&s.local).unwrap().unwrap();
+        assert!(!recovery.undone);
+        assert_eq!(fs::read_to_string(&s.live).unwrap(), "new");
+        assert_eq!(
+            fs::read_to_string(s.aside_dir.join("app.db")).unwrap(),
+            "old",
+            "the old file stays aside"
+        );
+        assert!(!s.staging.exists());
+        assert!(!pending(&s.local));
+        let last = last_swap(&s.local).unwrap();
+        assert_eq!(last.operation, "restore bk-test");
+        assert_eq!(last.aside_dir.as_deref(), Some(s.aside_dir.as_path()));
+    }
+
+    #[test]
+    fn a_file_the_app_made_again_meanwhile_is_kept_beside_the_old_one() {
+        let s = setup();
+        killed_after(&s, 1);
+        fs::write(&s.live, "made by the app").unwrap();
+        let recovery = recover(&s.local).unwrap().unwrap();
+        assert!(recovery.undone);
+        assert_eq!(fs::read_to_string(&s.live).unwrap(), "old");
+        assert_eq!(recovery.problems.len(), 1, "{:?}", recovery.problems);
+        let kept = fsutil::with_suffix(&s.aside_dir.join("app.db"), ".appeared");
+        assert!(
+            recovery.problems[0].contains(&kept.display().to_string()),
+            "{:?}",
+            recovery.problems
+        );
+        assert_eq!(fs::read_to_string(&kept).unwrap(), "made by the app");
+    }
+
+    #[test]
+    fn an_unreadable_journal_is_an_error_that_says_what_to_do() {
+        let s = setup();
+        fs::create_dir_all(&s.local).unwrap();
+        fs::write(s.local.join(JOURNAL_FILE), "{ cut sh").unwrap();
+        let e = recover(&s.local).unwrap_err().to_string();
+        assert!(e.contains("unreadable") && e.contains("by hand"), "{e}");
+        assert!(pending(&s.local), "the journal stays for a person to read");
+    }
+
+    #[test]
+    fn a_whole_swap_sets_the_old_file_aside_with_a_record_and_leaves_no_journal() {
+        let s = setup();
+        let plan = SwapPlan {
+            operation: s.journal.operation.clone(),
+            tag: Some("bk-test".into()),
+            aside_dir: s.aside_dir.clone(),
+            set_aside: vec![AsideEntry {
+                stored: mirror(&s.base, &s.live),
+                live: s.live.clone(),
+            }],
+            incoming: vec![(s.staging.join("app.db"), s.live.clone())],
+            databases: vec![s.live.clone()],
+            cleanup: vec![s.staging.clone()],
+            renames: s.journal.moves.clone(),
+            folder_modes: Vec::new(),
+            folders_inside: Vec::new(),
+        };
+        let record = execute(&s.local, &plan).unwrap();
+        assert_eq!(fs::read_to_string(&s.live).unwrap(), "new");
+        assert!(!pending(&s.local));
+        let found = aside_dirs(&s.base).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, s.aside_dir);
+        assert_eq!(found[0].1.placed, record.placed);
+        assert_eq!(found[0].1.tag.as_deref(), Some("bk-test"));
+        assert!(!is_orphan_aside_dir(&s.aside_dir), "it has its record");
+    }
 }

@@ -67,6 +67,7 @@ fn retry_busy<T>(mut attempt: impl FnMut() -> rusqlite::Result<Option<T>>) -> Re
                 if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {}
             Err(e) => return Err(Stalled::Failed(e)),
         }
+        crate::failpoint::hit("database-busy");
         if started.elapsed() >= BUSY_BUDGET {
             return Err(Stalled::OutOfTime);
         }
@@ -112,11 +113,11 @@ pub(crate) fn copy_database(db: &DatabaseConfig, dest: &Path) -> Result<(String,
     // The copy only lives until it is packed, and the archive is fsynced: no need to sync it.
     copy.pragma_update(None, "synchronous", "OFF")
         .map_err(|e| db_error(db, e.to_string()))?;
-    let mut copied_at = crate::failpoint::now();
+    let mut copied_at = crate::clock::now();
     retry_busy(|| {
         // The step's read transaction starts after this: what was committed before is in the
         // copy. Read again on every attempt, since only the last one counts.
-        copied_at = crate::failpoint::now();
+        copied_at = crate::clock::now();
         let backup = Backup::new(&source, &mut copy)?;
         // Busy/Locked, or `More` (not expected with -1): start over within the budget.
         Ok(matches!(backup.step(-1)?, StepResult::Done).then_some(()))

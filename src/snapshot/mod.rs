@@ -62,7 +62,7 @@ struct IncludedFile {
 pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snapshot> {
     let started = Instant::now();
     let host = tag::hostname();
-    let taken = crate::failpoint::now();
+    let taken = crate::clock::now();
     // The tag orders snapshots to the millisecond; the manifest keeps the second it shows.
     let local = &config.local_dir;
     // Never the name of an archive already here (a clock set back, or frozen by a test).
@@ -191,12 +191,14 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
     let archive_path = local.join(tag.archive_name());
     let temp = TempPath::new(local.join(format!("{TEMP_PREFIX}{}", tag.archive_name())));
     let (size, sha256) = archive::write::write_archive(temp.path(), &manifest, &staged, progress)?;
+    crate::failpoint::hit("archive-written");
     // The record first: an archive never exists without it (a record alone is harmless).
     fsutil::write_checksum(&archive_path, &sha256)?;
     if let Err(e) = temp.persist(&archive_path) {
         let _ = fs::remove_file(layout::checksum_path(&archive_path));
         return Err(e);
     }
+    crate::failpoint::hit("archive-renamed");
     fsutil::sync_dir(local)?;
     drop(staging);
     Ok(Snapshot {

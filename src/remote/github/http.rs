@@ -255,6 +255,138 @@ mod tests {
         assert!(matches!(scope, Some(Fault::Fatal(_))), "{scope:?}");
     }
 
+    /// A fault as one short word and its wait, for tables.
+    fn kind(fault: Option<Fault>) -> (&'static str, Option<u64>) {
+        match fault {
+            None => ("caller", None),
+            Some(Fault::Transient { wait, .. }) => ("retry", wait.map(|w| w.as_secs())),
+            Some(Fault::Fatal(_)) => ("fatal", None),
+            Some(Fault::RefusedForGood(_)) => ("refused", None),
+        }
+    }
+
+    #[test]
+    fn every_status_is_sorted_into_caller_retry_or_fatal() {
+        let plain = br#"{"message":"Something"}"#;
+        let secondary = br#"{"message":"You have exceeded a secondary rate limit."}"#;
+        /// Status, headers, body: how it is sorted.
+        type Case<'a> = (
+            u16,
+            &'a [(&'static str, &'a str)],
+            &'a [u8],
+            (&'a str, Option<u64>),
+        );
+        let cases: &[Case] = &[
+            (200, &[], b"", ("caller", None)),
+            (302, &[], b"", ("caller", None)),
+            (404, &[], plain, ("caller", None)),
+            (409, &[], plain, ("caller", None)),
+            (422, &[], plain, ("caller", None)),
+            (401, &[], plain, ("fatal", None)),
+            (401, &[("retry-after", "5")], plain, ("fatal", None)),
+            (403, &[], plain, ("fatal", None)),
+            (403, &[], secondary, ("retry", Some(60))),
+            (429, &[], secondary, ("retry", Some(60))),
+            (403, &[("retry-after", "9")], secondary, ("retry", Some(9))),
+            (403, &[("retry-after", "3")], plain, ("retry", Some(3))),
+            (429, &[], plain, ("retry", None)),
+            (429, &[("retry-after", "2")], plain, ("retry", Some(2))),
+            (
+                403,
+                &[("x-ratelimit-remaining", "0"), ("retry-after", "4")],
+                plain,
+                ("retry", Some(4)),
+            ),
+            (500, &[], plain, ("retry", None)),
+            (502, &[], b"<html>bad gateway</html>", ("retry", None)),
+            (503, &[("retry-after", "1")], b"", ("retry", Some(1))),
+            (400, &[], plain, ("fatal", None)),
+            (418, &[], b"", ("fatal", None)),
+        ];
+        for (status, pairs, body, expected) in cases {
+            assert_eq!(
+                kind(classify(*status, &headers(pairs), body)),
+                *expected,
+                "{status} {pairs:?} {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_used_up_primary_limit_waits_until_its_reset() {
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 120;
+        let pairs = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset.to_string()),
+        ];
+        let body = br#"{"message":"API rate limit exceeded"}"#;
+        for status in [403, 429] {
+            let (word, wait) = kind(classify(status, &headers(&pairs), body));
+            assert_eq!(word, "retry");
+            let wait = wait.unwrap();
+            assert!((115..=120).contains(&wait), "{status}: {wait}");
+        }
+        // A reset already past: a second, not nothing and not forever.
+        assert_eq!(until(0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_fatal_messages_say_what_to_do_and_quote_githubs() {
+        let Some(Fault::Fatal(scope)) = classify(403, &headers(&[]), br#"{"message":"Nope"}"#)
+        else {
+            panic!("a 403 without a limit is fatal");
+        };
+        assert!(
+            scope.contains("Nope") && scope.contains("`repo` scope"),
+            "{scope}"
+        );
+        let Some(Fault::Fatal(token)) = classify(401, &headers(&[]), b"") else {
+            panic!("a 401 is fatal");
+        };
+        assert!(token.contains("renew"), "{token}");
+        // A body that is not JSON is quoted, cut short.
+        let long = "x".repeat(1000);
+        let Some(Fault::Fatal(other)) = classify(400, &headers(&[]), long.as_bytes()) else {
+            panic!("a 400 is fatal");
+        };
+        assert!(other.len() < 300, "{other}");
+    }
+
+    #[test]
+    fn the_next_page_is_found_in_any_link_header_githubs_way() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"<https://api.github.com/repositories/1/releases?page=2>; rel="next", <https://api.github.com/repositories/1/releases?page=5>; rel="last""#,
+                Some("https://api.github.com/repositories/1/releases?page=2"),
+            ),
+            // Order does not matter, nor spacing.
+            (
+                r#"<https://h/x?page=1>; rel="prev",<https://h/x?page=3>;rel="next""#,
+                Some("https://h/x?page=3"),
+            ),
+            // The last page has no next.
+            (
+                r#"<https://h/x?page=1>; rel="first", <https://h/x?page=4>; rel="prev""#,
+                None,
+            ),
+            ("", None),
+            ("garbage", None),
+        ];
+        for (link, expected) in cases {
+            assert_eq!(
+                next_link(&headers(&[("link", link)])).as_deref(),
+                *expected,
+                "{link}"
+            );
+        }
+        assert_eq!(next_link(&headers(&[])), None);
+    }
+
     #[test]
     fn only_the_api_host_is_the_same_origin() {
         let api = "https://ghe.example.com/api/v3";

@@ -193,3 +193,160 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
         upload.tag
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn tag() -> Tag {
+        Tag::parse("bk-20260101T000000Z-manual-fixture-000001").unwrap()
+    }
+
+    fn asset(name: &str, size: u64, state: &str) -> Asset {
+        Asset {
+            id: 1,
+            name: name.into(),
+            size,
+            state: state.into(),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn an_archive_over_the_limit_is_cut_into_numbered_parts_that_cover_it_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let tag = tag();
+        let sha = hex(&bytes);
+        let upload = Upload {
+            tag: &tag,
+            path: &path,
+            size: bytes.len() as u64,
+            sha256: &sha,
+            verified: true,
+        };
+        // Within the limit, or exactly at it: one asset, the archive itself, not read.
+        for max in [10_000, 20_000] {
+            let one = pieces(&upload, max).unwrap();
+            assert_eq!(one.len(), 1);
+            assert_eq!(
+                (one[0].name.as_str(), one[0].offset, one[0].len),
+                (tag.archive_name().as_str(), 0, 10_000)
+            );
+            assert_eq!(one[0].sha256, sha);
+        }
+        for (max, count) in [(9_999, 2), (4_096, 3), (1_000, 10), (3_333, 4)] {
+            let parts = pieces(&upload, max).unwrap();
+            assert_eq!(parts.len(), count, "max {max}");
+            let mut next = 0;
+            for (i, part) in parts.iter().enumerate() {
+                assert_eq!(
+                    part.name,
+                    format!("{}.part-{:03}-of-{count:03}", tag.archive_name(), i + 1)
+                );
+                assert_eq!(part.offset, next, "parts follow each other");
+                assert!(part.len <= max && part.len > 0);
+                let slice = &bytes[part.offset as usize..(part.offset + part.len) as usize];
+                assert_eq!(part.sha256, hex(slice));
+                next += part.len;
+            }
+            assert_eq!(next, 10_000, "the parts cover the archive");
+        }
+        // The file shrank since it was recorded: refused, not cut short.
+        std::fs::write(&path, &bytes[..5_000]).unwrap();
+        assert!(pieces(&upload, 4_096).is_err());
+    }
+
+    #[test]
+    fn a_snapshot_is_stored_when_its_archive_or_every_recorded_part_is_complete() {
+        let tag = tag();
+        let name = tag.archive_name();
+        let part = |i: u32| format!("{name}.part-{i:03}-of-002");
+        let record = json!({"parts": [
+            {"name": part(1), "size": 10, "sha256": "a"},
+            {"name": part(2), "size": 4, "sha256": "b"},
+        ]});
+        let names = |found: Option<Vec<Asset>>| {
+            found.map(|assets| assets.into_iter().map(|a| a.name).collect::<Vec<_>>())
+        };
+
+        let single = [asset(&name, 14, "uploaded")];
+        assert_eq!(
+            names(stored_pieces(&tag, &single, None)),
+            Some(vec![name.clone()])
+        );
+        // An upload GitHub never completed is not the archive.
+        let starter = [asset(&name, 14, "starter")];
+        assert_eq!(names(stored_pieces(&tag, &starter, None)), None);
+
+        let both = [
+            asset(&part(2), 4, "uploaded"),
+            asset(&part(1), 10, "uploaded"),
+        ];
+        assert_eq!(
+            names(stored_pieces(&tag, &both, Some(&record))),
+            Some(vec![part(1), part(2)]),
+            "in the record's order"
+        );
+        // Parts without the record that lists them say nothing.
+        assert_eq!(names(stored_pieces(&tag, &both, None)), None);
+        let missing = [asset(&part(1), 10, "uploaded")];
+        assert_eq!(names(stored_pieces(&tag, &missing, Some(&record))), None);
+        let short = [
+            asset(&part(1), 10, "uploaded"),
+            asset(&part(2), 3, "uploaded"),
+        ];
+        assert_eq!(names(stored_pieces(&tag, &short, Some(&record))), None);
+        let unfinished = [
+            asset(&part(1), 10, "uploaded"),
+            asset(&part(2), 4, "starter"),
+        ];
+        assert_eq!(names(stored_pieces(&tag, &unfinished, Some(&record))), None);
+    }
+
+    #[test]
+    fn the_release_body_carries_a_record_that_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        // Not an archive: the body says less, but its record is still whole.
+        let path = dir.path().join("a.tar.gz");
+        std::fs::write(&path, b"not gzip").unwrap();
+        let tag = tag();
+        let upload = Upload {
+            tag: &tag,
+            path: &path,
+            size: 8,
+            sha256: "ab12",
+            verified: true,
+        };
+        let parts = pieces(&upload, 4).unwrap();
+        let body = release_body(&upload, &parts);
+        assert!(body.contains(&format!("backup restore {tag}")), "{body}");
+        let record = body_record(Some(&body)).unwrap();
+        assert_eq!(record["tag"], tag.as_str());
+        assert_eq!(record["size"], 8);
+        assert_eq!(record["sha256"], "ab12");
+        assert_eq!(record["kind"], "manual");
+        assert_eq!(record["parts"].as_array().map(Vec::len), Some(2));
+        assert_eq!(record["parts"][1]["size"], 4);
+
+        assert_eq!(body_record(None), None);
+        assert_eq!(body_record(Some("written by hand")), None);
+        assert_eq!(body_record(Some("<!-- backup-agent {not json} -->")), None);
+        assert_eq!(
+            body_record(Some("<!-- backup-agent {\"a\": 1}")),
+            None,
+            "unclosed"
+        );
+    }
+}

@@ -1,11 +1,12 @@
 //! Builds `fixtures/restore/`: small databases at known schema versions and snapshot archives,
-//! good and deliberately bad. Run `cargo test --test cli -- --ignored regenerate_restore_fixtures`
-//! after changing the manifest format; `fixtures/README.md` describes each file.
+//! good and deliberately bad, named as `tests/fixtures.rs` lists them. Run
+//! `cargo run --example regenerate_fixtures` after changing the manifest format;
+//! `fixtures/README.md` describes each file.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use backup_agent::archive::{DatabaseEntry, FileEntry, MANIFEST_NAME, Manifest};
 use backup_agent::migrate::Ladder;
@@ -13,40 +14,13 @@ use backup_agent::tag::{Kind, Tag};
 use chrono::TimeZone;
 use rusqlite::Connection;
 
-use crate::support::{row_counts, sha256_hex};
+use sha2::{Digest, Sha256};
 
-pub fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/restore")
-}
+#[allow(dead_code)] // The refusals each bad fixture must meet are the tests' concern.
+#[path = "../tests/fixtures.rs"]
+mod fixtures;
 
-/// Tags of the fixture archives, by name.
-pub fn tag(name: &str) -> &'static str {
-    match name {
-        "good-v1" => "bk-20260101T000000Z-manual-fixture-000001",
-        "good-v3" => "bk-20260101T010000Z-manual-fixture-000003",
-        "tampered" => "bk-20260102T000000Z-manual-fixture-00000a",
-        "truncated" => "bk-20260102T010000Z-manual-fixture-00000b",
-        "dotdot" => "bk-20260102T020000Z-manual-fixture-00000c",
-        "absolute" => "bk-20260102T030000Z-manual-fixture-00000d",
-        "symlink" => "bk-20260102T040000Z-manual-fixture-00000e",
-        "newer-schema" => "bk-20260102T050000Z-manual-fixture-00000f",
-        "manifest-v2" => "bk-20260102T060000Z-manual-fixture-000010",
-        "wrong-counts" => "bk-20260102T070000Z-manual-fixture-000011",
-        other => panic!("no fixture {other}"),
-    }
-}
-
-/// Every bad archive with a phrase its refusal must contain.
-pub const BAD: [(&str, &str); 8] = [
-    ("tampered", "does not match its manifest"),
-    ("truncated", "truncated"),
-    ("dotdot", "unsafe path"),
-    ("absolute", "unsafe path"),
-    ("symlink", "symbolic link"),
-    ("newer-schema", "newer than the newest migration known (3)"),
-    ("manifest-v2", "manifest_version is 2"),
-    ("wrong-counts", "the manifest disagrees with its files"),
-];
+use fixtures::{dir, tag};
 
 /// The sample app's database at schema `version`, with a few rows in every table it has.
 fn make_app_db(path: &Path, version: u32) {
@@ -166,13 +140,39 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
     }
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Row counts of every table of a database file.
+fn row_counts(path: &Path) -> BTreeMap<String, u64> {
+    let conn = Connection::open(path).unwrap();
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names
+        .into_iter()
+        .map(|n| {
+            let count: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM \"{n}\""), [], |r| r.get(0))
+                .unwrap();
+            (n, count as u64)
+        })
+        .collect()
+}
+
 fn json(manifest: &Manifest) -> Vec<u8> {
     serde_json::to_vec_pretty(manifest).unwrap()
 }
 
-#[test]
-#[ignore = "writes fixtures/restore; run by hand after changing the manifest format"]
-fn regenerate_restore_fixtures() {
+fn main() {
     let out = dir();
     fs::create_dir_all(&out).unwrap();
     let queue = br#"{"job":1,"task":1,"action":"notify"}"#.to_vec();
