@@ -73,6 +73,27 @@ fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Where each rename of a restore of `tag` in a copy of `app` goes, as its swap journal lists
+/// them (the copy is killed once the journal is written).
+fn planned_renames(app: &App, tag: &str) -> Vec<String> {
+    let probe = copy_app(app);
+    let out = probe
+        .command(&["restore", tag, "--yes"])
+        .env("BACKUP_FAILPOINT", "swap-journaled")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", stderr(&out));
+    let journal: Value =
+        serde_json::from_slice(&fs::read(probe.path("backups/restore-journal.json")).unwrap())
+            .unwrap();
+    journal["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A copy of `template`, files, links and times as they are.
 fn copy_app(template: &App) -> App {
     let app = App {
@@ -315,19 +336,8 @@ fn recovery_reads_the_config_whatever_the_swap_moved() {
         "the config in use stays"
     );
     assert_eq!(new_state["notes/b.txt"], sha256_hex(b"b1"));
-    // The renames the swap makes (a folder whose every file moves goes in one), as its journal
-    // lists them.
-    let probe = copy_app(&template);
-    let out = probe
-        .command(&["restore", &old_tag, "--yes"])
-        .env("BACKUP_FAILPOINT", "swap-journaled")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), None, "{}", stderr(&out));
-    let journal: Value =
-        serde_json::from_slice(&fs::read(probe.path("backups/restore-journal.json")).unwrap())
-            .unwrap();
-    let moves = journal["moves"].as_array().unwrap().len();
+    // The renames the swap makes (a folder whose every file moves goes in one).
+    let moves = planned_renames(&template, &old_tag).len();
     assert!(moves > 0);
 
     let mut points: Vec<String> = [
@@ -804,22 +814,7 @@ fn a_folder_whose_every_file_changed_is_swapped_whole_with_the_same_result() {
     symlink("job-0.json", app.path("data/queue/c/link")).unwrap();
     let changed = hashes(&app.path("data/queue"), &|_| false);
 
-    let probe = copy_app(&app);
-    let out = probe
-        .command(&["restore", "latest", "--yes"])
-        .env("BACKUP_FAILPOINT", "swap-journaled")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), None, "{}", stderr(&out));
-    let journal: Value =
-        serde_json::from_slice(&fs::read(probe.path("backups/restore-journal.json")).unwrap())
-            .unwrap();
-    let renamed: Vec<String> = journal["moves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["to"].as_str().unwrap().to_string())
-        .collect();
+    let renamed = planned_renames(&app, "latest");
     // a whole (aside and back), b and c file by file, and the database with its -wal/-shm.
     assert!(
         renamed.iter().any(|to| to.ends_with("/data/queue/a")),
