@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{Fault, Reply, classify, network_fault, next_link};
+use super::http::{Fault, Reply, classify, next_link};
 use super::release::{Asset, Release, body_record, stored_pieces};
 use super::{Client, RemoteSnapshot};
 use crate::error::{Error, Result};
@@ -154,28 +154,16 @@ impl Client {
         url: &str,
         request: &Value,
     ) -> std::result::Result<Value, Fault> {
-        let response = self
+        let request = self
             .http
             .post(url)
             .bearer_auth(self.token.expose())
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| network_fault("GraphQL", &e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| network_fault("GraphQL answer lost", &e))?;
-        if let Some(fault) = classify(status, &headers, &body) {
+            .json(request);
+        let reply = super::exchange(request, "GraphQL").await?;
+        if let Some(fault) = classify(reply.status, &reply.headers, &reply.body) {
             return Err(fault);
         }
-        let reply = Reply {
-            status,
-            headers,
-            body: body.to_vec(),
-        };
+        let status = reply.status;
         if status != 200 {
             return Err(Fault::Fatal(format!(
                 "GitHub's GraphQL API answered {status} ({})",

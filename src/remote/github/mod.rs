@@ -437,6 +437,27 @@ impl GithubRemote {
     }
 }
 
+/// Sends `request` and reads the whole answer, as it came (`doing` names the exchange in a
+/// network fault).
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    doing: &str,
+) -> std::result::Result<Reply, Fault> {
+    let response = request.send().await.map_err(|e| network_fault(doing, &e))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| network_fault(doing, &e))?
+        .to_vec();
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
 impl Client {
     fn new(config: &GithubConfig, token: Token) -> Result<Client> {
         let (owner, name) = config
@@ -572,16 +593,11 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| network_fault("network", &e))?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| network_fault("network", &e))?;
+            let Reply {
+                status,
+                headers,
+                body,
+            } = exchange(request, "network").await?;
             // A renamed repository answers 301 (GET) or 307 to its new address on the API
             // host: follow it with the same method, body and token.
             if matches!(status, 301 | 307 | 308)
@@ -591,7 +607,6 @@ impl Client {
                 target = location;
                 continue;
             }
-            let body = bytes.to_vec();
             return match classify(status, &headers, &body) {
                 Some(fault) => Err(fault),
                 None => Ok(Reply {
