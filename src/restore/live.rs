@@ -266,13 +266,12 @@ impl Stamp {
 /// Whether the regular file at `path` holds exactly `size` bytes with this `sha256`: its stamp
 /// when it does.
 pub fn same_content(path: &Path, size: u64, sha256: &str) -> Option<Stamp> {
-    use sha2::{Digest, Sha256};
     let stamp = Stamp::of(path).filter(|s| s.len == size)?;
     // A small buffer: included files are often many and small.
-    let mut hasher = Sha256::new();
+    let mut hasher = crate::fsutil::HashingWriter::new(std::io::sink());
     let same = fs::File::open(path)
         .and_then(|mut file| std::io::copy(&mut file, &mut hasher))
-        .is_ok_and(|_| format!("{:x}", hasher.finalize()) == sha256);
+        .is_ok_and(|_| hasher.finish().2 == sha256);
     // Unchanged while it was read, too.
     (same && Stamp::of(path) == Some(stamp)).then_some(stamp)
 }

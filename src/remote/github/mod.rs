@@ -458,6 +458,25 @@ async fn exchange(
     })
 }
 
+/// The OS's trusted root certificates, with ring as the process's rustls crypto provider.
+/// Certificates the store holds but that do not parse are skipped; with none at all, every
+/// connection fails with "invalid peer certificate", which `http::network_fault` explains.
+fn os_roots() -> Vec<reqwest::Certificate> {
+    // Err only when a provider is already installed, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!("OS certificate store: {e}");
+    }
+    // reqwest refuses the whole list over one certificate rustls cannot use: test each here.
+    found
+        .certs
+        .into_iter()
+        .filter(|der| rustls::RootCertStore::empty().add(der.clone()).is_ok())
+        .filter_map(|der| reqwest::Certificate::from_der(&der).ok())
+        .collect()
+}
+
 impl Client {
     fn new(config: &GithubConfig, token: Token) -> Result<Client> {
         let (owner, name) = config
@@ -472,10 +491,12 @@ impl Client {
         reqwest::Url::parse(&config.api_url)
             .map_err(|e| Error::Config(format!("[remote] api_url {}: {e}", config.api_url)))?;
         let reply_timeout = Duration::from_secs(config.reply_timeout_secs);
-        // The OS certificate store and the proxy variables come with reqwest's features and
-        // defaults. No overall or read timeout: JSON calls get one per call, transfers the
-        // stall watchdog, so a slow transfer that moves is never cut off.
+        // TLS is rustls with ring, trusting the OS certificate store as rustls-native-certs
+        // reads it (SSL_CERT_FILE and SSL_CERT_DIR included); the proxy variables come with
+        // reqwest's defaults. No overall or read timeout: JSON calls get one per call,
+        // transfers the stall watchdog, so a slow transfer that moves is never cut off.
         let http = reqwest::Client::builder()
+            .tls_certs_only(os_roots())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(reply_timeout.min(Duration::from_secs(15)))
             .user_agent(concat!("backup-agent/", env!("CARGO_PKG_VERSION")))
