@@ -963,20 +963,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The page a list request asks for and its size, with GitHub's defaults and bounds (30, 1-100).
+fn page_asked(request: &Request) -> (usize, usize) {
+    let number = |name: &str| {
+        request
+            .query
+            .get(name)
+            .and_then(|p| p.parse::<usize>().ok())
+    };
+    (
+        number("page").unwrap_or(1).max(1),
+        number("per_page").unwrap_or(30).clamp(1, 100),
+    )
+}
+
 /// A page of `items` with GitHub's `Link` header.
 fn paginate(items: Vec<Value>, request: &Request, base: &str) -> Answer {
-    let per_page: usize = request
-        .query
-        .get("per_page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page: usize = request
-        .query
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
+    let (page, per_page) = page_asked(request);
     let pages = items.len().div_ceil(per_page).max(1);
     let slice: Vec<Value> = items
         .into_iter()
@@ -1487,18 +1490,7 @@ fn immutable_refusal(message: &str) -> Answer {
 
 /// GitHub's answer to a page past the first `cap` results of a list (I13).
 fn past_cap(request: &Request, cap: usize) -> Option<Answer> {
-    let per_page: usize = request
-        .query
-        .get("per_page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page: usize = request
-        .query
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
+    let (page, per_page) = page_asked(request);
     ((page - 1) * per_page >= cap).then(|| {
         answer_json(
             422,
