@@ -229,7 +229,7 @@ pub fn latest_of<'a>(
         .partition(|t| crate::retention::dated_in_future(t, now));
     match (past.last(), future.is_empty()) {
         (None, true) => Ok(None),
-        (None, false) => Err(Error::Other(format!(
+        (None, false) => Err(Error::NotFound(format!(
             "every snapshot of host {host} is dated after this machine's clock ({}), the newest {}; fix the clock (e.g. enable NTP), or name the snapshot to restore",
             now.format("%Y-%m-%d %H:%M:%SZ"),
             future.last().expect("not empty")

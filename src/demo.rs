@@ -73,7 +73,7 @@ pub fn prepare(dir: &Path) -> Result<PathBuf> {
         .is_ok_and(|mut entries| entries.next().is_some())
         && !marker.exists();
     if foreign {
-        return Err(Error::Other(format!(
+        return Err(Error::Refused(format!(
             "{} exists and was not made by `backup demo`; nothing was changed: pass --dir with a new folder",
             dir.display()
         )));
@@ -121,7 +121,7 @@ pub fn prepare(dir: &Path) -> Result<PathBuf> {
 }
 
 fn demo_error(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Other(format!("demo database {}: {e}", path.display()))
+    Error::Demo(format!("demo database {}: {e}", path.display()))
 }
 
 /// Adds `tasks` tasks (with tags and history) and `messages` messages, deterministically from the

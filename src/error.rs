@@ -1,7 +1,9 @@
-//! The crate's one error type and its mapping to exit codes.
+//! The crate's one error type: one variant per kind of failure, so callers branch on the kind.
 //!
 //! Every variant reads as one line: what failed, on what, and what to do next. Context is added
-//! where the error is raised, so the CLI prints `Display` once and never walks a chain.
+//! where the error is raised, so the CLI prints `Display` once and never walks a chain. Which
+//! exit code a kind ends the process with is the binary's decision (`src/exit.rs`), not this
+//! module's.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -60,9 +62,65 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// Anything else, already phrased for the user.
+    /// A snapshot archive was refused while it was read: damaged, truncated, of an unknown
+    /// `manifest_version`, or holding something a restore never writes.
+    #[error("snapshot archive {} refused: {reason}; nothing was restored", .path.display())]
+    Archive { path: PathBuf, reason: String },
+
+    /// A file the tool wrote or relies on no longer holds what it should: a local archive that
+    /// changed while it was pushed, a copy that reads back wrong, an unreadable record or
+    /// journal, a set-aside folder changed by hand. The message names the file.
     #[error("{0}")]
-    Other(String),
+    Damaged(String),
+
+    /// A database in a snapshot failed a check before a restore or verify would use it
+    /// (unreadable by SQLite, integrity, foreign keys, row counts unlike the manifest's, a schema
+    /// newer than the migrations, a migration that failed).
+    #[error("database `{name}` in the snapshot: {reason}")]
+    Check { name: String, reason: String },
+
+    /// Refused for safety, with nothing changed: live data would be lost or written through a
+    /// link, processes hold the data open, it changed while being prepared, or a folder is not
+    /// the tool's to write into.
+    #[error("{0}")]
+    Refused(String),
+
+    /// The journaled swap of a restore or rollback failed; the message says whether the live
+    /// data is as it was and what to do.
+    #[error("{0}")]
+    Swap(String),
+
+    /// Nothing to act on: no such snapshot, no snapshot `latest` can mean, nothing to roll
+    /// back.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A migration ladder is malformed, a step failed, or a database is newer than the ladder.
+    #[error("{0}")]
+    Migration(String),
+
+    /// An `[[include]]` entry cannot be taken into a snapshot (missing, neither a file nor a
+    /// folder, a name that is not UTF-8).
+    #[error("{0}")]
+    Include(String),
+
+    /// The job that runs `backup run` could not be installed, found or removed (systemd, cron,
+    /// launchd, or what they need).
+    #[error("{0}")]
+    Schedule(String),
+
+    /// The OS keyring could not be reached or used.
+    #[error("{0}")]
+    Keyring(String),
+
+    /// `backup demo` could not make or update its sample app.
+    #[error("{0}")]
+    Demo(String),
+
+    /// The system could not give the tool what it needs to run, unrelated to any one file: a
+    /// worker thread, the network runtime, HTTP setup, standard input, this program's path.
+    #[error("{0}")]
+    System(String),
 }
 
 /// What to do next, for the I/O failures users can fix themselves.
@@ -77,39 +135,7 @@ fn io_hint(e: &io::Error) -> &'static str {
     }
 }
 
-/// Exit codes, documented in the README.
-pub mod exit {
-    /// Everything worked.
-    pub const OK: u8 = 0;
-    /// The command failed; nothing was changed except what the message says.
-    pub const FAILED: u8 = 1;
-    /// Bad command line or config file.
-    pub const USAGE: u8 = 2;
-    /// A restore would set aside live data the snapshot lacks, and nobody confirmed it
-    /// (no terminal to ask, and no `--yes`).
-    pub const UNCONFIRMED: u8 = 3;
-    /// The snapshot is safe locally but the remote could not be reached or refused it.
-    pub const REMOTE: u8 = 4;
-    /// Another run holds the lock.
-    pub const LOCKED: u8 = 5;
-    /// `backup status`: the last good snapshot is older than the cadence window (or there is
-    /// none), and the last run did not fail: the job has stopped running.
-    pub const STALE: u8 = 6;
-    /// `backup status`: the last run failed (its snapshot or its push).
-    pub const LAST_RUN_FAILED: u8 = 7;
-}
-
 impl Error {
-    /// The process exit code a CLI should use for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Config(_) => exit::USAGE,
-            Error::Locked(_) => exit::LOCKED,
-            Error::Remote(_) | Error::RefusedForGood(_) => exit::REMOTE,
-            _ => exit::FAILED,
-        }
-    }
-
     /// Wraps an I/O error with the operation and path it concerns.
     pub fn io(what: &str, path: &Path, source: io::Error) -> Error {
         Error::Io {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::catalog;
 use crate::config::Config;
-use crate::error::{Result, exit};
+use crate::error::Result;
 use crate::last_run::{LastRun, Milestone};
 use crate::schedule::Interval;
 use crate::tag::{self, Tag};
@@ -29,15 +29,6 @@ impl State {
             State::Fresh => "fresh",
             State::Stale => "stale",
             State::Failed => "failed",
-        }
-    }
-
-    /// The exit code `backup status` ends with (README "Exit codes").
-    pub fn exit_code(self) -> u8 {
-        match self {
-            State::Fresh => exit::OK,
-            State::Stale => exit::STALE,
-            State::Failed => exit::LAST_RUN_FAILED,
         }
     }
 }

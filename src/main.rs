@@ -1,5 +1,5 @@
 //! `backup`: parse the command line, resolve the config, call the library, render the result,
-//! and map errors to exit codes (see README "Exit codes").
+//! and decide the exit code (`exit`, README "Exit codes").
 
 /// `println!` that never panics: a reader that went away (`backup list | head`) ends the output
 /// quietly and the command keeps its own exit code (see [`term::write_stdout`]).
@@ -38,6 +38,7 @@ macro_rules! out {
 }
 
 mod commands;
+mod exit;
 mod logging;
 mod term;
 
@@ -47,7 +48,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 
 /// Keeps the SQLite state of local-first apps safe off the machine.
 #[derive(Debug, Parser)]
@@ -156,7 +157,7 @@ fn main() -> ExitCode {
             let mut page = Vec::new();
             clap_mangen::Man::new(Cli::command())
                 .render(&mut page)
-                .map_err(|e| Error::Other(format!("cannot print the manual page: {e}")))
+                .map_err(|e| Error::System(format!("cannot print the manual page: {e}")))
                 .map(|()| term::write_stdout_bytes(&page))
                 .and_then(|()| ok())
         }
@@ -168,7 +169,7 @@ fn main() -> ExitCode {
             progress.done();
             term::clear_progress_line();
             errln!("backup: error: {e}");
-            ExitCode::from(e.exit_code())
+            ExitCode::from(exit::of_error(&e))
         }
     }
 }

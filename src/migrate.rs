@@ -43,7 +43,7 @@ impl Ladder {
     /// # Errors
     /// When the folder cannot be read, a `.sql` file is misnamed, or the numbers have gaps.
     pub fn from_dir(dir: &Path) -> Result<Ladder> {
-        let bad = |msg: String| Error::Other(format!("migrations {}: {msg}", dir.display()));
+        let bad = |msg: String| Error::Migration(format!("migrations {}: {msg}", dir.display()));
         let entries = std::fs::read_dir(dir).map_err(|e| bad(format!("cannot read ({e})")))?;
         let mut files = Vec::new();
         for entry in entries {
@@ -109,13 +109,13 @@ impl Ladder {
     /// already newer than this ladder.
     pub fn apply(&self, conn: &mut Connection) -> Result<Vec<u32>> {
         let sql_error = |step: &Migration, e: rusqlite::Error| {
-            Error::Other(format!("migration {} failed: {e}", step.name))
+            Error::Migration(format!("migration {} failed: {e}", step.name))
         };
         let current: u32 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| Error::Other(format!("cannot read user_version: {e}")))?;
+            .map_err(|e| Error::Migration(format!("cannot read user_version: {e}")))?;
         if current > self.latest() {
-            return Err(Error::Other(format!(
+            return Err(Error::Migration(format!(
                 "database is at schema version {current}, newer than the newest migration known ({})",
                 self.latest()
             )));

@@ -23,10 +23,10 @@ const MANIFEST_MAX: u64 = 64 << 20;
 
 /// Why an archive was refused. Always phrased as "the archive …" by the caller.
 fn bad(archive: &Path, reason: impl std::fmt::Display) -> Error {
-    Error::Other(format!(
-        "snapshot archive {} refused: {reason}; nothing was restored",
-        archive.display()
-    ))
+    Error::Archive {
+        path: archive.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
 /// What extraction produced.
@@ -508,7 +508,7 @@ impl BackgroundWriter {
         self.sender = None;
         match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(written)) => written,
-            Some(Err(_)) => Err(Error::Other("the file writer thread failed".into())),
+            Some(Err(_)) => Err(Error::System("the file writer thread failed".into())),
             None => Ok(()),
         }
     }

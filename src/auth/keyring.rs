@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 const SERVICE: &str = "backup-agent";
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::Other(format!(
+    Error::Keyring(format!(
         "the OS keyring is not available ({e}); name a token_file (mode 0600) under [remote] instead"
     ))
 }
@@ -54,7 +54,7 @@ mod store {
         match user_keyring()?.search(&description(api_url)) {
             Ok(key) => key.invalidate().map(|()| true).map_err(unavailable),
             Err(KeyError::KeyDoesNotExist) => Ok(false),
-            Err(e) => Err(Error::Other(format!("cannot reach the OS keyring: {e}"))),
+            Err(e) => Err(Error::Keyring(format!("cannot reach the OS keyring: {e}"))),
         }
     }
 }

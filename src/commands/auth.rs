@@ -101,10 +101,8 @@ fn status(github: GithubConfig, args: &StatusArgs) -> Result<u8, Error> {
         outln!("repository {} {}", status.repo, describe(repo_state));
     }
     Ok(match repo_state {
-        RepoState::Private => backup_agent::error::exit::OK,
-        RepoState::Public | RepoState::Internal | RepoState::Missing => {
-            backup_agent::error::exit::REMOTE
-        }
+        RepoState::Private => crate::exit::OK,
+        RepoState::Public | RepoState::Internal | RepoState::Missing => crate::exit::REMOTE,
     })
 }
 
@@ -137,7 +135,7 @@ fn describe(state: RepoState) -> &'static str {
 fn read_token() -> Result<String, Error> {
     let stdin = std::io::stdin();
     let read_error =
-        |e: std::io::Error| Error::Other(format!("cannot read the token from stdin: {e}"));
+        |e: std::io::Error| Error::System(format!("cannot read the token from stdin: {e}"));
     if !stdin.is_terminal() {
         let mut text = String::new();
         stdin

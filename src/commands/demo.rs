@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 
 use backup_agent::catalog;
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 use backup_agent::progress::Progress;
 use backup_agent::remote::Remote;
 use backup_agent::run;
 use backup_agent::tag::Kind;
+
+use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

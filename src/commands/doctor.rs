@@ -5,9 +5,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 use backup_agent::health::{self, Check, Verdict};
 use backup_agent::schedule::Places;
+
+use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,7 +40,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
                 detail: e.to_string(),
                 fix: None,
             }],
-            e.exit_code(),
+            exit::of_error(&e),
         ),
     };
     if args.json {

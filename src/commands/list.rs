@@ -6,11 +6,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use backup_agent::catalog::{self, ListEntry, Location};
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 use backup_agent::remote::Remote;
 use backup_agent::retention::{self, Candidate, Decision};
 use backup_agent::tag::Tag;
 use backup_agent::units::human_bytes;
+
+use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -5,11 +5,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 use backup_agent::lock::RunLock;
 use backup_agent::prune::{self, PruneReport, Pruned};
 use backup_agent::remote::Remote;
 use backup_agent::retention;
+
+use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -143,7 +145,7 @@ pub fn finish(report: &PruneReport) -> u8 {
             errln!(
                 "backup: error: pruning stopped: {e}; what was not deleted is tried again by the next prune"
             );
-            e.exit_code()
+            exit::of_error(e)
         }
     }
 }

@@ -5,12 +5,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 use backup_agent::progress::Progress;
 use backup_agent::restore::{
     self, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
 };
 use backup_agent::units::human_bytes;
+
+use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
@@ -413,7 +415,7 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|e| Error::Other(format!("cannot read the answer: {e}")))?;
+        .map_err(|e| Error::System(format!("cannot read the answer: {e}")))?;
     let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
     if !yes {
         errln!("backup: nothing was changed");

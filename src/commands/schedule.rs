@@ -4,9 +4,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 use backup_agent::last_run::LastRun;
 use backup_agent::schedule::{self, Backend, Installed, Interval, Job, JobState, Places};
+
+use crate::exit;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -61,7 +63,7 @@ pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
         Command::Install(args) => {
             let every = args.every.unwrap_or(config.schedule.every);
             let program = std::env::current_exe().map_err(|e| {
-                Error::Other(format!(
+                Error::Schedule(format!(
                     "cannot find this program's path ({e}); run it by its full path"
                 ))
             })?;

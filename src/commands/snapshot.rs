@@ -6,12 +6,14 @@ use std::path::Path;
 use serde::Serialize;
 
 use backup_agent::config::Config;
-use backup_agent::error::{Error, exit};
+use backup_agent::error::Error;
 use backup_agent::integrity::CheckReport;
 use backup_agent::progress::Progress;
 use backup_agent::run::{self, RunReport};
 use backup_agent::tag::{Kind, Tag};
 use backup_agent::units::human_bytes;
+
+use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -104,7 +106,7 @@ pub fn execute(
                     "backup: error: snapshot {} is stored and pushed, but retention stopped: {e}; the next run tries again",
                     report.snapshot.tag
                 );
-                Ok(e.exit_code())
+                Ok(exit::of_error(e))
             }
             None => Ok(exit::OK),
         },

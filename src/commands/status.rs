@@ -18,7 +18,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let status = health::status(&config, backup_agent::clock::now())?;
     if args.json {
         let mut value = serde_json::to_value(&status).expect("serializes");
-        value["exit_code"] = status.state.exit_code().into();
+        value["exit_code"] = crate::exit::of_state(status.state).into();
         outln!(
             "{}",
             serde_json::to_string_pretty(&value).expect("serializes")
@@ -26,7 +26,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     } else {
         print(&status);
     }
-    Ok(status.state.exit_code())
+    Ok(crate::exit::of_state(status.state))
 }
 
 fn print(status: &Status) {

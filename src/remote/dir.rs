@@ -318,7 +318,7 @@ impl DirRemote {
         file.sync_all()
             .map_err(|e| Error::io("cannot sync", temp.path(), e))?;
         if written != size || written_sha != sha256 {
-            return Err(Error::Other(format!(
+            return Err(Error::Damaged(format!(
                 "local archive {} changed while it was being pushed (expected {size} bytes, sha256 {sha256})",
                 archive.display()
             )));
@@ -331,7 +331,7 @@ impl DirRemote {
         let (have_size, have_sha) = fsutil::hash_file(&target)?;
         if have_size != size || have_sha != sha256 {
             let _ = fs::remove_file(&target);
-            return Err(Error::Other(format!(
+            return Err(Error::Damaged(format!(
                 "{} reads back as {have_size} bytes with sha256 {have_sha}, expected {size} bytes with sha256 {sha256}; the remote drive may be failing",
                 target.display()
             )));

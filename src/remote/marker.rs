@@ -357,7 +357,7 @@ fn read_record(local_dir: &Path) -> Result<Option<Record>> {
     let path = local_dir.join(REMOTE_FOLDERS_FILE);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::Other(format!(
+            Error::Damaged(format!(
                 "cannot read {} ({e}); run `backup init` to write it again",
                 path.display()
             ))

@@ -170,7 +170,7 @@ pub struct SwapReport {
 }
 
 pub(super) fn db_refused(reason: String) -> Error {
-    Error::Other(format!("{reason}; the live data was not touched"))
+    Error::Refused(format!("{reason}; the live data was not touched"))
 }
 
 /// Takes the run lock, finishes or undoes an interrupted swap, and clears leftovers of killed
@@ -463,7 +463,7 @@ pub fn plan_restore(
 
 /// The refusal when live databases are in use, with what to do.
 pub(super) fn in_use_error(reasons: &[String]) -> Error {
-    Error::Other(format!(
+    Error::Refused(format!(
         "{}; then run it again, or pass --force; the live data was not touched",
         reasons.join("; ")
     ))
@@ -499,7 +499,7 @@ impl RestorePlan {
             .iter()
             .find(|(path, stamp)| live::Stamp::of(path).as_ref() != Some(*stamp))
         {
-            return Err(Error::Other(format!(
+            return Err(Error::Refused(format!(
                 "{} changed while the restore was being prepared (is the app running?); nothing was changed: run the restore again",
                 changed.0.display()
             )));

@@ -39,7 +39,7 @@ pub(super) fn live_database_path(
             .map(|(folder, name)| folder.join(name));
         return match resolved {
             Some(real) if force => live_database_path(config, &real, false),
-            Some(real) => Err(Error::Other(
+            Some(real) => Err(Error::Refused(
                 format!(
                     "{}; or set `path` of this [[database]] to where it really is ({}), or pass --force to restore it there",
                     e.to_string()

@@ -86,7 +86,7 @@ pub(super) fn locate(
             notes.extend(whose);
             let (latest, skipped) = catalog::latest_of(&tags, &host, crate::clock::now())?
                 .ok_or_else(|| {
-                    Error::Other(format!(
+                    Error::NotFound(format!(
                         "no snapshots of host {host} found in {}{}; nothing to restore{}",
                         config.local_dir.display(),
                         remote.map_or(String::new(), |r| format!(" or on {}", r.describe())),
@@ -110,7 +110,7 @@ pub(super) fn locate(
         notes,
     };
     if located.local.is_none() && located.remote.is_none() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "snapshot {} is not in {}{}; `backup list` shows the snapshots there are",
             located.tag,
             config.local_dir.display(),

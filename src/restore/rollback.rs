@@ -24,7 +24,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
     if let Some(last) = swap::last_swap(&config.local_dir)
         && last.aside_dir.is_none()
     {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "the last {} found no live data to set aside, so there is nothing to put back{}",
             last.operation,
             newest.map_or(String::new(), |(dir, record)| format!(
@@ -35,7 +35,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         )));
     }
     let Some((old_dir, record)) = newest else {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo, nothing was changed",
             layout::SWAP_RECORD_FILE,
             base.display()
@@ -71,7 +71,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
             continue;
         }
         if fs::symlink_metadata(&stored).is_err() {
-            return Err(Error::Other(format!(
+            return Err(Error::Damaged(format!(
                 "{} lists {} but it is gone; the folder was changed by hand, so nothing was rolled back",
                 old_dir.join(layout::SWAP_RECORD_FILE).display(),
                 stored.display()
@@ -166,7 +166,7 @@ fn check_recorded(config: &Config, old_dir: &Path, entry: &swap::AsideEntry) -> 
     if plain && entry.live.is_absolute() && (database_file || included) {
         return Ok(());
     }
-    Err(Error::Other(format!(
+    Err(Error::Damaged(format!(
         "{} lists {} -> {}, which no restore would set aside (outside every [[include]] and database of the config); the folder was changed by hand, so nothing was rolled back",
         old_dir.join(layout::SWAP_RECORD_FILE).display(),
         entry.stored.display(),

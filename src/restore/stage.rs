@@ -48,7 +48,10 @@ pub struct TableChange {
 }
 
 fn refuse(name: &str, reason: impl std::fmt::Display) -> Error {
-    Error::Other(format!("database `{name}` in the snapshot: {reason}"))
+    Error::Check {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Runs every check on the staged copy at `staged`, migrating it forward with `ladder`.

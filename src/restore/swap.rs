@@ -218,7 +218,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         // -wal) would be lost. It fails the swap instead, and everything goes back.
         if let Err(e) = fsutil::rename_no_replace(&m.from, &m.to) {
             failure = Some(if e.kind() == io::ErrorKind::AlreadyExists {
-                Error::Other(format!(
+                Error::Refused(format!(
                     "{} appeared while the restore was running (is the app running?)",
                     m.to.display()
                 ))
@@ -270,7 +270,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
                 journal_path(local_dir).display()
             ));
         }
-        return Err(Error::Other(format!(
+        return Err(Error::Swap(format!(
             "{e}; the swap was undone and the live data is as it was{}",
             if tail.is_empty() {
                 String::new()
@@ -282,7 +282,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     failpoint::hit("swap-recorded");
     journal.state = State::Committed;
     write_journal(local_dir, &journal).map_err(|e| {
-        Error::Other(format!(
+        Error::Swap(format!(
             "every file was moved, but the swap could not be marked complete ({e}); the next backup command undoes it, leaving the live data as it was"
         ))
     })?;
@@ -519,7 +519,7 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
         Err(e) => return Err(Error::io("cannot read restore journal", &path, e)),
     };
     let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Other(format!(
+        Error::Damaged(format!(
             "restore journal {} is unreadable ({e}); an interrupted restore needs a look: its renames are listed there, move the files back by hand, then delete the journal",
             path.display()
         ))
@@ -536,7 +536,7 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
         State::Swapping => {
             let Undone { problems, notes } = undo(&journal.moves, &journal.aside_dir);
             if !problems.is_empty() {
-                return Err(Error::Other(format!(
+                return Err(Error::Swap(format!(
                     "an interrupted {} could not be undone completely: {}; the journal {} lists every rename",
                     journal.operation,
                     problems.join("; "),

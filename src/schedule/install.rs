@@ -32,7 +32,7 @@ impl Places {
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
             .ok_or_else(|| {
-                Error::Other(
+                Error::Schedule(
                     "HOME is not set; the schedule lives in your home folder: set it".into(),
                 )
             })?;
@@ -84,7 +84,7 @@ pub fn default_backend() -> Result<Backend> {
     } else if cron_available() {
         Ok(Backend::Cron)
     } else {
-        Err(Error::Other(
+        Err(Error::Schedule(
             "no scheduler found: `systemctl --user` does not answer and there is no `crontab`; install cron (e.g. `apt-get install cron`) or enable a systemd user session".into(),
         ))
     }
@@ -153,7 +153,7 @@ pub fn install(job: &Job, backend: Backend, places: &Places, dry_run: bool) -> R
         return Ok(installed);
     }
     if backend == Backend::Systemd && !systemd_available() {
-        return Err(Error::Other(
+        return Err(Error::Schedule(
             "`systemctl --user` does not answer here (no user session); use --cron, or let the user manager run without a login (`loginctl enable-linger`)".into(),
         ));
     }
@@ -349,7 +349,7 @@ fn read_crontab() -> Result<String> {
     if out.status.success() {
         // Rewritten from this text later: a lossy decode would change the user's other lines.
         return String::from_utf8(out.stdout).map_err(|_| {
-            Error::Other(
+            Error::Schedule(
                 "your crontab holds bytes that are not UTF-8, and rewriting it could change them; fix it with `crontab -e`, or use --systemd".into(),
             )
         });
@@ -360,7 +360,7 @@ fn read_crontab() -> Result<String> {
     if stderr.contains("no crontab") || stderr.contains("can't open") {
         return Ok(String::new());
     }
-    Err(Error::Other(format!(
+    Err(Error::Schedule(format!(
         "`crontab -l` failed: {}",
         first_line(&stderr)
     )))
@@ -383,12 +383,12 @@ fn write_crontab(lines: &[&str]) -> Result<()> {
         .take()
         .expect("piped")
         .write_all(text.as_bytes())
-        .map_err(|e| Error::Other(format!("cannot hand the new table to `crontab`: {e}")))?;
+        .map_err(|e| Error::Schedule(format!("cannot hand the new table to `crontab`: {e}")))?;
     let out = child
         .wait_with_output()
-        .map_err(|e| Error::Other(format!("`crontab -` did not finish: {e}")))?;
+        .map_err(|e| Error::Schedule(format!("`crontab -` did not finish: {e}")))?;
     if !out.status.success() {
-        return Err(Error::Other(format!(
+        return Err(Error::Schedule(format!(
             "`crontab -` refused the new table: {}",
             first_line(&String::from_utf8_lossy(&out.stderr))
         )));
@@ -411,7 +411,7 @@ fn run_tool(program: &str, args: &[&str]) -> Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::Other(format!(
+        Err(Error::Schedule(format!(
             "`{program} {}` failed: {}",
             args.join(" "),
             first_line(&String::from_utf8_lossy(&out.stderr))
@@ -420,7 +420,7 @@ fn run_tool(program: &str, args: &[&str]) -> Result<()> {
 }
 
 fn tool_missing(program: &str, e: &std::io::Error) -> Error {
-    Error::Other(format!(
+    Error::Schedule(format!(
         "cannot run `{program}` ({e}); install it, or pick another scheduler (--systemd, --cron, --launchd)"
     ))
 }

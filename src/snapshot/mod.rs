@@ -280,7 +280,7 @@ fn walk_includes(config: &Config, missing_ok: bool) -> Result<Vec<IncludedFile>>
         }
         // The root itself may be a link (a queue folder kept elsewhere); links inside are not.
         let meta = fs::metadata(root).map_err(|e| {
-            Error::Other(format!(
+            Error::Include(format!(
                 "include {}: cannot read it ({e}); create it or remove the [[include]] entry",
                 root.display()
             ))
@@ -293,7 +293,7 @@ fn walk_includes(config: &Config, missing_ok: bool) -> Result<Vec<IncludedFile>>
         } else if meta.is_file() {
             add_file(config, &exclusions, root, resolved, meta.len(), &mut files)?;
         } else {
-            return Err(Error::Other(format!(
+            return Err(Error::Include(format!(
                 "include {} is neither a file nor a folder; list plain files or folders only",
                 root.display()
             )));
@@ -369,7 +369,7 @@ fn add_file(
         Err(_) => Path::new("_root").join(source.strip_prefix("/").unwrap_or(source)),
     };
     let Some(relative) = relative.to_str() else {
-        return Err(Error::Other(format!(
+        return Err(Error::Include(format!(
             "include: the name of {} is not valid UTF-8 and could not be restored as is; rename it, or move it out of the included folder",
             source.display()
         )));

@@ -486,7 +486,7 @@ impl Client {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Other(format!("cannot start the network runtime: {e}")))?;
+            .map_err(|e| Error::System(format!("cannot start the network runtime: {e}")))?;
         reqwest::Url::parse(&config.api_url)
             .map_err(|e| Error::Config(format!("[remote] api_url {}: {e}", config.api_url)))?;
         let reply_timeout = Duration::from_secs(config.reply_timeout_secs);
@@ -500,7 +500,7 @@ impl Client {
             .connect_timeout(reply_timeout.min(Duration::from_secs(15)))
             .user_agent(concat!("backup-agent/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Other(format!("cannot set up HTTP: {e}")))?;
+            .map_err(|e| Error::System(format!("cannot set up HTTP: {e}")))?;
         Ok(Client {
             runtime,
             http,

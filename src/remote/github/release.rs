@@ -80,7 +80,7 @@ pub(super) fn pieces(upload: &Upload<'_>, max: u64) -> Result<Vec<Piece>> {
             .map_err(|e| Error::io("cannot read local archive", upload.path, e))?;
         let (_, _, sha256) = sink.finish();
         if copied != len {
-            return Err(Error::Other(format!(
+            return Err(Error::Damaged(format!(
                 "local archive {} changed while it was being pushed",
                 upload.path.display()
             )));
