@@ -230,3 +230,27 @@ fn references_are_found_in_use_groups_and_paths() {
     let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
     assert_eq!(roots, ["error", "failpoint", "fsutil", "lock", "tag"]);
 }
+
+/// `remote/net/` is what every HTTP remote shares, so it knows none of them: no code of its
+/// (comments aside) names a remote, so the next remote reuses it as it is and the arrows point
+/// from each remote to `net`, never back.
+#[test]
+fn the_shared_http_module_names_no_remote() {
+    let net = src_dir().join("remote").join("net");
+    let mut files = Vec::new();
+    for entry in fs::read_dir(&net).expect("read src/remote/net").flatten() {
+        files.push(entry.path());
+    }
+    assert!(!files.is_empty(), "no files in {}", net.display());
+    let mut named = Vec::new();
+    for file in files {
+        let code = without_line_comments(&fs::read_to_string(&file).expect("read a source file"))
+            .to_lowercase();
+        for remote in ["github", "remote::dir", "remote::marker", "dirremote"] {
+            if code.contains(remote) {
+                named.push(format!("{} names {remote}", file.display()));
+            }
+        }
+    }
+    assert!(named.is_empty(), "{}", named.join("\n"));
+}

@@ -10,6 +10,7 @@
 mod dir;
 pub mod github;
 mod marker;
+mod net;
 
 pub use dir::{Diagnosis, DirRemote};
 pub use github::GithubRemote;

@@ -6,9 +6,10 @@ use serde_json::json;
 
 use super::super::Upload;
 use super::Client;
-use super::http::{Fault, Reply};
+use super::http::{GithubFault, GithubReply};
 use super::release::{Piece, Release, release_body};
 use crate::error::{Error, Result};
+use crate::remote::net::{Fault, Reply};
 use crate::tag::Tag;
 
 impl Client {
@@ -16,7 +17,7 @@ impl Client {
     /// may not show a release by its tag right away, so a 404 here is retried.
     fn published_after_conflict(&self, tag: &Tag) -> Result<Release> {
         let path = self.repo_path(&format!("/releases/tags/{tag}"));
-        self.block_on(|| async {
+        self.retrying(|| async {
             let reply = self.api_call(reqwest::Method::GET, &path, None).await?;
             match reply.status {
                 200 => reply.json(),
@@ -84,7 +85,7 @@ impl Client {
 
     pub(super) fn delete_release(&self, id: u64) -> Result<()> {
         let path = self.repo_path(&format!("/releases/{id}"));
-        let reply = self.block_on(|| self.api_call(reqwest::Method::DELETE, &path, None))?;
+        let reply = self.retrying(|| self.api_call(reqwest::Method::DELETE, &path, None))?;
         match reply.status {
             204 | 404 => Ok(()),
             other => Err(Error::Remote(format!(
@@ -105,7 +106,7 @@ impl Client {
         });
         let path = self.repo_path("/releases");
         let attempts = std::cell::Cell::new(0);
-        let reply = self.block_on(|| {
+        let reply = self.retrying(|| {
             attempts.set(attempts.get() + 1);
             self.api_call(reqwest::Method::POST, &path, Some(&body))
         })?;
@@ -186,7 +187,7 @@ impl Client {
             "body": release_body(upload, pieces),
         });
         let path = self.repo_path(&format!("/releases/{}", draft.id));
-        let reply = self.block_on(|| self.api_call(reqwest::Method::PATCH, &path, Some(&body)))?;
+        let reply = self.retrying(|| self.api_call(reqwest::Method::PATCH, &path, Some(&body)))?;
         match reply.status {
             200 if retried_create => {
                 // A create retried after GitHub had made the draft leaves a second one.

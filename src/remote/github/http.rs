@@ -1,5 +1,7 @@
 //! Sorting GitHub's answers: what is worth another try (and after how long), what is final, and
-//! what goes back to the caller to look at.
+//! what goes back to the caller to look at. GitHub's own rules live here (its rate-limit headers,
+//! secondary limits and "abuse detection" 403s, its JSON error bodies, `Link` paging); what any
+//! HTTP service means by a status or a `Retry-After` is `net`'s.
 
 use std::time::Duration;
 
@@ -7,23 +9,21 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::remote::net::{Fault, Reply, Service, retry_after, status_fault};
 
-/// What went wrong with one HTTP exchange.
-#[derive(Debug)]
-pub(super) enum Fault {
-    /// Worth another try, after the server's requested delay if it gave one.
-    Transient {
-        message: String,
-        wait: Option<Duration>,
-    },
-    /// Retrying cannot help: the message says what to do.
-    Fatal(String),
-    /// This snapshot can never go to GitHub, whatever is tried; other snapshots can.
-    RefusedForGood(String),
+/// GitHub, as messages name it.
+pub(super) const GITHUB: Service = Service {
+    name: "GitHub",
+    self_hosted: "GitHub Enterprise Server",
+};
+
+/// A fault as the user hears of it from GitHub.
+pub(super) trait GithubFault {
+    fn into_error(self) -> Error;
 }
 
-impl Fault {
-    pub(super) fn into_error(self) -> Error {
+impl GithubFault for Fault {
+    fn into_error(self) -> Error {
         match self {
             Fault::Transient { message, .. } => Error::Remote(format!(
                 "GitHub kept failing ({message}) until the retry budget ran out; check the network or https://www.githubstatus.com, then try again"
@@ -34,15 +34,16 @@ impl Fault {
     }
 }
 
-/// A response the caller inspects (2xx, 3xx, 404, 409 and 422 come back as is).
-pub(super) struct Reply {
-    pub(super) status: u16,
-    pub(super) headers: reqwest::header::HeaderMap,
-    pub(super) body: Vec<u8>,
+/// Reading GitHub's JSON bodies (2xx, 3xx, 404, 409 and 422 come back to the caller as is).
+pub(super) trait GithubReply {
+    fn json<T: for<'de> Deserialize<'de>>(&self) -> std::result::Result<T, Fault>;
+    /// The `code` and message of the first validation error, if any (`already_exists`,
+    /// `custom`, …).
+    fn validation(&self) -> (Option<String>, String);
 }
 
-impl Reply {
-    pub(super) fn json<T: for<'de> Deserialize<'de>>(&self) -> std::result::Result<T, Fault> {
+impl GithubReply for Reply {
+    fn json<T: for<'de> Deserialize<'de>>(&self) -> std::result::Result<T, Fault> {
         serde_json::from_slice(&self.body).map_err(|e| {
             Fault::Fatal(format!(
                 "GitHub answered {} with a body this tool cannot read ({e})",
@@ -51,8 +52,7 @@ impl Reply {
         })
     }
 
-    /// The `code` of the first validation error, if any (`already_exists`, `custom`, …).
-    pub(super) fn validation(&self) -> (Option<String>, String) {
+    fn validation(&self) -> (Option<String>, String) {
         let value: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
         let first = value["errors"].get(0);
         let code = first.and_then(|e| e["code"].as_str()).map(str::to_string);
@@ -77,17 +77,6 @@ pub(super) fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Op
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3) as the wait until it.
-pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let left = at.signed_duration_since(chrono::Utc::now());
-    Some(left.to_std().unwrap_or(Duration::ZERO))
-}
-
 /// Whether a 403/429 message is one of GitHub's secondary rate limits, in today's wording or
 /// the older "abuse detection" one.
 fn secondary_limit(message: &str) -> bool {
@@ -110,7 +99,7 @@ pub(super) fn classify(
     let remaining = header_u64(headers, "x-ratelimit-remaining");
     let reset = header_u64(headers, "x-ratelimit-reset").map(until);
     match status {
-        200..=399 | 404 | 409 | 422 => None,
+        404 | 409 | 422 => None,
         401 => Some(Fault::Fatal(
             "GitHub rejected the token (401 Bad credentials); renew it and update where it comes from".into(),
         )),
@@ -130,48 +119,10 @@ pub(super) fn classify(
             message: format!("403 rate limited ({message})"),
             wait: retry_after,
         }),
-        429 => Some(Fault::Transient {
-            message: "429 too many requests".into(),
-            wait: retry_after,
-        }),
         403 => Some(Fault::Fatal(format!(
             "GitHub refused (403: {message}); the token needs the `repo` scope (or contents: write)"
         ))),
-        500..=599 => Some(Fault::Transient {
-            message: format!("{status} {message}"),
-            wait: retry_after,
-        }),
-        other => Some(Fault::Fatal(format!("GitHub answered {other}: {message}"))),
-    }
-}
-
-/// A transport failure, worth retrying. The URL is left out of the message: signed storage URLs
-/// and query strings stay out of output.
-pub(super) fn network_fault(doing: &str, e: &reqwest::Error) -> Fault {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "(url)");
-    }
-    // The root cause (connection refused, reset, timed out) says the most.
-    let mut source = std::error::Error::source(e);
-    let mut root = None;
-    while let Some(cause) = source {
-        root = Some(cause.to_string());
-        source = cause.source();
-    }
-    if let Some(root) = &root {
-        text = format!("{text}: {root}");
-    }
-    // rustls says "invalid peer certificate: …": no retry makes a certificate trusted.
-    if text.contains("invalid peer certificate") || text.contains("certificate verify failed") {
-        let cause = root.unwrap_or(text);
-        return Fault::Fatal(format!(
-            "the server's TLS certificate is not trusted ({cause}); if your company's network or GitHub Enterprise Server uses its own certificate authority, add it to this machine's certificate store (or point SSL_CERT_FILE at it), then try again"
-        ));
-    }
-    Fault::Transient {
-        message: format!("{doing}: {text}"),
-        wait: None,
+        _ => status_fault(&GITHUB, status, retry_after, &message),
     }
 }
 
@@ -188,21 +139,6 @@ pub(super) fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> 
     })
 }
 
-/// The `Location` of a redirect (GitHub sends absolute URLs).
-pub(super) fn location(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    let value = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
-    Some(value.to_string())
-}
-
-/// Whether `url` is on the same scheme, host and port as `base` (the API host, which may have
-/// the token; no other host may).
-pub(super) fn same_origin(url: &str, base: &str) -> bool {
-    match (reqwest::Url::parse(url), reqwest::Url::parse(base)) {
-        (Ok(a), Ok(b)) => a.origin() == b.origin(),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,28 +149,6 @@ mod tests {
             map.insert(*k, v.parse().unwrap());
         }
         map
-    }
-
-    #[test]
-    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "42")])),
-            Some(Duration::from_secs(42))
-        );
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let wait = retry_after(&headers(&[("retry-after", &soon)])).unwrap();
-        assert!(
-            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
-            "{wait:?}"
-        );
-        let past = "Wed, 21 Oct 2015 07:28:00 GMT";
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", past)])),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
     }
 
     #[test]
@@ -301,6 +215,7 @@ mod tests {
             (502, &[], b"<html>bad gateway</html>", ("retry", None)),
             (503, &[("retry-after", "1")], b"", ("retry", Some(1))),
             (400, &[], plain, ("fatal", None)),
+            (408, &[], b"", ("retry", None)),
             (418, &[], b"", ("fatal", None)),
         ];
         for (status, pairs, body, expected) in cases {
@@ -385,15 +300,5 @@ mod tests {
             );
         }
         assert_eq!(next_link(&headers(&[])), None);
-    }
-
-    #[test]
-    fn only_the_api_host_is_the_same_origin() {
-        let api = "https://ghe.example.com/api/v3";
-        assert!(same_origin("https://ghe.example.com/repositories/1", api));
-        assert!(!same_origin("https://objects.example.com/x", api));
-        assert!(!same_origin("http://ghe.example.com/repositories/1", api));
-        assert!(!same_origin("https://ghe.example.com:8443/x", api));
-        assert!(!same_origin("/relative", api));
     }
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{Fault, Reply, classify, next_link};
+use super::http::{GITHUB, GithubFault, GithubReply, classify, header_u64, next_link, until};
 use super::release::{Asset, Release, body_record, stored_pieces};
 use super::{Client, RemoteSnapshot};
 use crate::error::{Error, Result};
+use crate::remote::net::{self, Fault, Reply};
 use crate::tag::Tag;
 
 /// The releases of a repository, 100 a page, newest first, with what a listing needs.
@@ -69,7 +70,7 @@ impl Client {
     /// current name comes from the REST API first, which follows a rename.
     pub(super) fn all_releases(&self) -> Result<Vec<Release>> {
         let path = self.repo_path("");
-        let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
+        let reply = self.retrying(|| self.api_call(reqwest::Method::GET, &path, None))?;
         match reply.status {
             200 => {}
             404 => return Err(self.not_found()),
@@ -93,7 +94,7 @@ impl Client {
                 "query": RELEASES_QUERY,
                 "variables": {"owner": owner, "name": name, "after": after},
             });
-            let data = self.block_on(|| self.graphql(&url, &request))?;
+            let data = self.retrying(|| self.graphql(&url, &request))?;
             let connection = &data["repository"]["releases"];
             for node in connection["nodes"].as_array().into_iter().flatten() {
                 releases.push(self.release_of_node(node)?);
@@ -145,7 +146,8 @@ impl Client {
 
     /// One GraphQL query: its `data`, or a fault from its `errors`.
     async fn graphql(&self, url: &str, request: &Value) -> std::result::Result<Value, Fault> {
-        self.answered_in_time(self.graphql_untimed(url, request))
+        self.retrier
+            .answered_in_time(self.graphql_untimed(url, request))
             .await
     }
 
@@ -159,7 +161,7 @@ impl Client {
             .post(url)
             .bearer_auth(self.token.expose())
             .json(request);
-        let reply = super::exchange(request, "GraphQL").await?;
+        let reply = net::exchange(&GITHUB, request, "GraphQL").await?;
         if let Some(fault) = classify(reply.status, &reply.headers, &reply.body) {
             return Err(fault);
         }
@@ -183,13 +185,12 @@ impl Client {
                     || error["code"] == "graphql_rate_limit" =>
             {
                 // Until the reset the headers give, when they give one.
-                let wait = super::http::retry_after(&reply.headers)
+                let wait = net::retry_after(&reply.headers)
                     .or_else(|| {
-                        (super::http::header_u64(&reply.headers, "x-ratelimit-remaining")
-                            == Some(0))
-                        .then(|| super::http::header_u64(&reply.headers, "x-ratelimit-reset"))
-                        .flatten()
-                        .map(super::http::until)
+                        (header_u64(&reply.headers, "x-ratelimit-remaining") == Some(0))
+                            .then(|| header_u64(&reply.headers, "x-ratelimit-reset"))
+                            .flatten()
+                            .map(until)
                     })
                     .unwrap_or(Duration::from_secs(60));
                 Err(Fault::Transient {
@@ -215,7 +216,7 @@ impl Client {
     ) -> Result<()> {
         let mut next = Some(self.repo_path("/releases?per_page=100"));
         while let Some(path) = next.take() {
-            let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
+            let reply = self.retrying(|| self.api_call(reqwest::Method::GET, &path, None))?;
             match reply.status {
                 200 => {}
                 422 if is_result_cap(&reply) => return Ok(()),

@@ -1,25 +1,24 @@
 //! The GitHub Releases remote: one published release per snapshot in a private repository, the
 //! archive as its asset.
 //!
-//! Every request, JSON calls and transfers alike, goes through one reqwest client: the OS
-//! certificate store, `HTTPS_PROXY`/`NO_PROXY`, a connect timeout. JSON calls get an answer
-//! timeout; uploads and downloads stream from and to disk with a Content-Length under a stall
-//! watchdog instead (`watchdog`), so a slow transfer that moves is never cut off. Every call is
-//! retried on transient faults (network, 5xx, 429, rate limits) within a time budget of real
-//! elapsed time (`budget`), honouring `retry-after` and `x-ratelimit-reset`; a retry that meets
-//! what an earlier attempt already made converges on it instead of failing. GraphQL (full
-//! listings) goes through the same client.
+//! Every request, JSON calls and transfers alike, goes through the one reqwest client of
+//! `remote::net` (the OS certificate store, `HTTPS_PROXY`/`NO_PROXY`, a connect timeout). JSON
+//! calls get an answer timeout; uploads and downloads stream from and to disk with a
+//! Content-Length under `net`'s stall watchdog instead, so a slow transfer that moves is never
+//! cut off. Every call is retried on transient faults (network, 5xx, 429, rate limits) within
+//! `net`'s time budget of real elapsed time, honouring `retry-after` and `x-ratelimit-reset`; a
+//! retry that meets what an earlier attempt already made converges on it instead of failing.
+//! GraphQL (full listings) goes through the same client.
 //!
-//! `draft` makes a snapshot's release (draft, upload, check, publish); `listing` reads what the
-//! repository holds; `transfer` moves archives up and down.
+//! `http` sorts GitHub's answers (its rate limits, its error bodies); `draft` makes a snapshot's
+//! release (draft, upload, check, publish); `listing` reads what the repository holds;
+//! `transfer` moves archives up and down.
 
-mod budget;
 mod draft;
 mod http;
 mod listing;
 mod release;
 mod transfer;
-mod watchdog;
 
 use crate::auth::token::{self, Token};
 
@@ -30,13 +29,14 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::net;
 use super::{Readiness, RemoteSnapshot, Upload};
 use crate::config::GithubConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::tag::Tag;
-use budget::{Limits, retry_notice};
-use http::{Fault, Reply, classify, location, network_fault, next_link, same_origin};
+use http::{GITHUB, GithubFault, GithubReply, classify, next_link};
+use net::{ClientSettings, Fault, Reply, Retrier, RetrySettings, exchange, location, same_origin};
 
 /// Redirects followed for one request (a renamed repository needs one).
 const MAX_REDIRECTS: usize = 5;
@@ -83,28 +83,16 @@ struct ListedDraft {
 /// A draft younger than this may belong to a push in progress on another run.
 const DRAFT_ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(6);
 
-/// With [`GithubRemote::answer_quickly`]: the longest retry budget and JSON answer wait.
-const QUICK_BUDGET: Duration = Duration::from_secs(8);
-const QUICK_REPLY: Duration = Duration::from_secs(5);
-
 #[derive(Debug)]
 struct Client {
-    runtime: tokio::runtime::Runtime,
+    retrier: Retrier,
     http: reqwest::Client,
     token: Token,
     api_url: String,
     owner: String,
     name: String,
-    retry_budget: Duration,
-    max_delay: Duration,
     stall: Duration,
-    reply_timeout: Duration,
     answer_timeout: Duration,
-    push_deadline_secs: u64,
-    deadline: Cell<Option<Instant>>,
-    quick: Cell<bool>,
-    /// When the operation in progress stops retrying: a JSON call's attempt ends there too.
-    op_ends: Cell<Option<Instant>>,
 }
 
 impl GithubRemote {
@@ -124,7 +112,7 @@ impl GithubRemote {
     pub fn answer_quickly(&self) {
         self.quick.set(true);
         if let Some(client) = self.client.get() {
-            client.quick.set(true);
+            client.retrier.answer_quickly(true);
         }
     }
 
@@ -134,7 +122,7 @@ impl GithubRemote {
         let deadline = Instant::now() + Duration::from_secs(self.config.push_deadline_secs);
         self.deadline.set(Some(deadline));
         if let Some(client) = self.client.get() {
-            client.deadline.set(Some(deadline));
+            client.retrier.set_deadline(Some(deadline));
         }
     }
 
@@ -172,8 +160,8 @@ impl GithubRemote {
         }
         let token = token::find(&self.config)?;
         let client = Client::new(&self.config, token)?;
-        client.deadline.set(self.deadline.get());
-        client.quick.set(self.quick.get());
+        client.retrier.set_deadline(self.deadline.get());
+        client.retrier.answer_quickly(self.quick.get());
         Ok(self.client.get_or_init(|| client))
     }
 
@@ -184,7 +172,7 @@ impl GithubRemote {
     pub fn repo_state(&self) -> Result<RepoState> {
         let client = self.client()?;
         let path = client.repo_path("");
-        let reply = client.block_on(|| client.api_call(reqwest::Method::GET, &path, None))?;
+        let reply = client.retrying(|| client.api_call(reqwest::Method::GET, &path, None))?;
         match reply.status {
             200 => {
                 let repo: Value = reply.json().map_err(Fault::into_error)?;
@@ -273,7 +261,7 @@ impl GithubRemote {
         }
         // After the release: deleting a release's tag first turns it back into a draft.
         let path = client.repo_path(&format!("/git/refs/tags/{tag}"));
-        let reply = client.block_on(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
+        let reply = client.retrying(|| client.api_call(reqwest::Method::DELETE, &path, None))?;
         let message = reply.validation().1;
         match reply.status {
             204 => Ok(None),
@@ -436,46 +424,6 @@ impl GithubRemote {
     }
 }
 
-/// Sends `request` and reads the whole answer, as it came (`doing` names the exchange in a
-/// network fault).
-async fn exchange(
-    request: reqwest::RequestBuilder,
-    doing: &str,
-) -> std::result::Result<Reply, Fault> {
-    let response = request.send().await.map_err(|e| network_fault(doing, &e))?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| network_fault(doing, &e))?
-        .to_vec();
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// The OS's trusted root certificates, with ring as the process's rustls crypto provider.
-/// Certificates the store holds but that do not parse are skipped; with none at all, every
-/// connection fails with "invalid peer certificate", which `http::network_fault` explains.
-fn os_roots() -> Vec<reqwest::Certificate> {
-    // Err only when a provider is already installed, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let found = rustls_native_certs::load_native_certs();
-    for e in &found.errors {
-        tracing::debug!("OS certificate store: {e}");
-    }
-    // reqwest refuses the whole list over one certificate rustls cannot use: test each here.
-    found
-        .certs
-        .into_iter()
-        .filter(|der| rustls::RootCertStore::empty().add(der.clone()).is_ok())
-        .filter_map(|der| reqwest::Certificate::from_der(&der).ok())
-        .collect()
-}
-
 impl Client {
     fn new(config: &GithubConfig, token: Token) -> Result<Client> {
         let (owner, name) = config
@@ -483,40 +431,32 @@ impl Client {
             .split_once('/')
             .map(|(o, n)| (o.to_string(), n.to_string()))
             .expect("validated by the config");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::System(format!("cannot start the network runtime: {e}")))?;
-        reqwest::Url::parse(&config.api_url)
-            .map_err(|e| Error::Config(format!("[remote] api_url {}: {e}", config.api_url)))?;
         let reply_timeout = Duration::from_secs(config.reply_timeout_secs);
-        // TLS is rustls with ring, trusting the OS certificate store as rustls-native-certs
-        // reads it (SSL_CERT_FILE and SSL_CERT_DIR included); the proxy variables come with
-        // reqwest's defaults. No overall or read timeout: JSON calls get one per call,
-        // transfers the stall watchdog, so a slow transfer that moves is never cut off.
-        let http = reqwest::Client::builder()
-            .tls_certs_only(os_roots())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(reply_timeout.min(Duration::from_secs(15)))
-            .user_agent(concat!("backup-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::System(format!("cannot set up HTTP: {e}")))?;
+        let retrier = Retrier::new(
+            GITHUB,
+            RetrySettings {
+                budget: Duration::from_secs(config.retry_budget_secs),
+                max_delay: Duration::from_millis(config.retry_max_delay_ms),
+                reply_timeout,
+                deadline_secs: config.push_deadline_secs,
+            },
+        )?;
+        reqwest::Url::parse(&config.api_url).map_err(|e| {
+            Error::Config(format!(
+                "[remote] api_url {}: {e}",
+                net::redact(&config.api_url)
+            ))
+        })?;
+        let http = net::build_client(&ClientSettings { reply_timeout })?;
         Ok(Client {
-            runtime,
+            retrier,
             http,
             token,
             api_url: config.api_url.clone(),
             owner,
             name,
-            retry_budget: Duration::from_secs(config.retry_budget_secs),
-            max_delay: Duration::from_millis(config.retry_max_delay_ms),
             stall: Duration::from_secs(config.stall_secs),
-            reply_timeout,
             answer_timeout: Duration::from_secs(config.answer_timeout_secs),
-            push_deadline_secs: config.push_deadline_secs,
-            deadline: Cell::new(None),
-            quick: Cell::new(false),
-            op_ends: Cell::new(None),
         })
     }
 
@@ -525,31 +465,12 @@ impl Client {
     }
 
     /// Runs one operation with retries on transient faults, within the retry budget and the
-    /// run's deadline; each retry is logged and shown on a terminal.
-    fn block_on<T, Fut>(&self, op: impl FnMut() -> Fut) -> Result<T>
+    /// run's deadline ([`Retrier::run_with_retries`]); what is left of a fault is GitHub's error.
+    fn retrying<T, Fut>(&self, op: impl FnMut() -> Fut) -> Result<T>
     where
         Fut: std::future::Future<Output = std::result::Result<T, Fault>>,
     {
-        let limits = Limits {
-            budget: if self.quick.get() {
-                self.retry_budget.min(QUICK_BUDGET)
-            } else {
-                self.retry_budget
-            },
-            max_delay: self.max_delay,
-            deadline: self.deadline.get(),
-            deadline_secs: self.push_deadline_secs,
-        };
-        let outer = self.op_ends.replace(Some(limits.ends_at(Instant::now())));
-        let result = self
-            .runtime
-            .block_on(limits.retry(op, |attempt, message, wait| {
-                let line = retry_notice(attempt, message, wait);
-                tracing::info!("{line}");
-                crate::progress::notice(&line);
-            }));
-        self.op_ends.set(outer);
-        result.map_err(Fault::into_error)
+        self.retrier.run_with_retries(op).map_err(Fault::into_error)
     }
 
     /// One JSON API call, with its answer timeout (never past the operation's budget).
@@ -559,36 +480,9 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> std::result::Result<Reply, Fault> {
-        self.answered_in_time(self.api_call_untimed(method, path, body))
+        self.retrier
+            .answered_in_time(self.api_call_untimed(method, path, body))
             .await
-    }
-
-    /// `call`, cut off when no answer came within the reply timeout (or what is left of the
-    /// operation's budget, if less): a server that accepts and never answers is a fault.
-    async fn answered_in_time<T>(
-        &self,
-        call: impl std::future::Future<Output = std::result::Result<T, Fault>>,
-    ) -> std::result::Result<T, Fault> {
-        let left = self
-            .op_ends
-            .get()
-            .map(|end| end.saturating_duration_since(Instant::now()));
-        let reply_timeout = if self.quick.get() {
-            self.reply_timeout.min(QUICK_REPLY)
-        } else {
-            self.reply_timeout
-        };
-        let limit = left.map_or(reply_timeout, |left| left.min(reply_timeout));
-        match tokio::time::timeout(limit, call).await {
-            Ok(reply) => reply,
-            Err(_) => Err(Fault::Transient {
-                message: format!(
-                    "network: no answer within {:.0}s (reply_timeout_secs)",
-                    limit.as_secs_f64()
-                ),
-                wait: None,
-            }),
-        }
     }
 
     async fn api_call_untimed(
@@ -617,7 +511,7 @@ impl Client {
                 status,
                 headers,
                 body,
-            } = exchange(request, "network").await?;
+            } = exchange(&GITHUB, request, "network").await?;
             // A renamed repository answers 301 (GET) or 307 to its new address on the API
             // host: follow it with the same method, body and token.
             if matches!(status, 301 | 307 | 308)
@@ -637,7 +531,8 @@ impl Client {
             };
         }
         Err(Fault::Fatal(format!(
-            "GitHub redirected {path} more than {MAX_REDIRECTS} times"
+            "GitHub redirected {} more than {MAX_REDIRECTS} times",
+            net::redact(path)
         )))
     }
 
@@ -646,7 +541,7 @@ impl Client {
         let mut items = Vec::new();
         let mut next = Some(first.to_string());
         while let Some(path) = next.take() {
-            let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
+            let reply = self.retrying(|| self.api_call(reqwest::Method::GET, &path, None))?;
             if reply.status == 404 {
                 return Err(self.not_found());
             }
@@ -676,7 +571,7 @@ impl Client {
             "has_wiki": false,
         });
         let reply =
-            self.block_on(|| self.api_call(reqwest::Method::POST, "/user/repos", Some(&body)))?;
+            self.retrying(|| self.api_call(reqwest::Method::POST, "/user/repos", Some(&body)))?;
         match reply.status {
             201 => reply.json().map_err(Fault::into_error),
             422 => Err(Error::Remote(format!(
@@ -698,7 +593,7 @@ impl Client {
 
     fn release_by_tag(&self, tag: &Tag) -> Result<Option<Release>> {
         let path = self.repo_path(&format!("/releases/tags/{tag}"));
-        let reply = self.block_on(|| self.api_call(reqwest::Method::GET, &path, None))?;
+        let reply = self.retrying(|| self.api_call(reqwest::Method::GET, &path, None))?;
         match reply.status {
             200 => Ok(Some(reply.json().map_err(Fault::into_error)?)),
             _ => Ok(None),

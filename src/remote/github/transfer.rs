@@ -4,15 +4,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::budget::race;
-use super::http::{Fault, Reply, classify, location, network_fault, next_link, same_origin};
+use super::http::{GITHUB, GithubReply, classify, next_link};
 use super::release::{Asset, Piece, Release};
-use super::watchdog::Watchdog;
 use super::{Client, MAX_REDIRECTS};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::remote::Upload;
+use crate::remote::net::{Fault, Reply, Watchdog, location, network_fault, race, same_origin};
 
 impl Client {
     /// Uploads the archive as the release's asset, converging on what earlier attempts left:
@@ -31,7 +30,7 @@ impl Client {
             .next()
             .unwrap_or(&release.upload_url)
             .to_string();
-        self.block_on(|| async {
+        self.retrying(|| async {
             let assets = self
                 .assets_once(release.id)
                 .await?;
@@ -134,13 +133,13 @@ impl Client {
         let exchange = async {
             let response = sent
                 .await
-                .map_err(|e| network_fault("upload interrupted", &e))?;
+                .map_err(|e| network_fault(&GITHUB, "upload interrupted", &e))?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let body = response
                 .bytes()
                 .await
-                .map_err(|e| network_fault("upload answer lost", &e))?;
+                .map_err(|e| network_fault(&GITHUB, "upload answer lost", &e))?;
             Ok((status, headers, body))
         };
         let (status, headers, body) = race(exchange, watchdog.tripped()).await?;
@@ -232,7 +231,7 @@ impl Client {
             self.api_url,
             self.repo_path(&format!("/releases/assets/{}", asset.id))
         );
-        self.block_on(|| async {
+        self.retrying(|| async {
             let watchdog = Watchdog::new(self.stall, self.answer_timeout);
             race(
                 self.download_once(asset, &url, dest, progress, &watchdog),
@@ -269,7 +268,7 @@ impl Client {
                 let response = request
                     .send()
                     .await
-                    .map_err(|e| network_fault("download", &e))?;
+                    .map_err(|e| network_fault(&GITHUB, "download", &e))?;
                 if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
                     break response;
                 }
@@ -297,7 +296,7 @@ impl Client {
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .map_err(|e| network_fault("download interrupted", &e))?
+                .map_err(|e| network_fault(&GITHUB, "download interrupted", &e))?
             {
                 watchdog.moved();
                 std::io::Write::write_all(&mut writer, &chunk)

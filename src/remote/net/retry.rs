@@ -1,14 +1,19 @@
-//! How long one GitHub operation may keep trying, and how long a whole run may use GitHub.
+//! How long one operation may keep trying, and how long a whole run may use the remote.
 //!
 //! The retry budget bounds real elapsed time from the operation's first attempt: the attempts
-//! themselves, the backoff's delays and the waits GitHub asks for (`retry-after`, a rate-limit
-//! reset) all count, and a wait that would end past the budget is not started. A JSON call's
-//! attempt is also cut at the budget's end; a transfer that is moving bytes is not (the stall
-//! watchdog judges it), so the budget decides only whether another transfer attempt starts.
+//! themselves, the backoff's delays and the waits the server asks for (`retry-after`, a
+//! rate-limit reset) all count, and a wait that would end past the budget is not started. A JSON
+//! call's attempt is also cut at the budget's end ([`Retrier::answered_in_time`]); a transfer
+//! that is moving bytes is not (the stall watchdog judges it), so the budget decides only whether
+//! another transfer attempt starts.
 //!
 //! A run's deadline (`backup now`/`run`) is harder: every attempt, transfers included, stops
 //! there, so a run never holds the run lock for longer than its deadline.
+//!
+//! backon computes the delays (exponential, with jitter); the loop is ours, because the budget
+//! counts real elapsed time and not only the computed delays.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
@@ -16,22 +21,29 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use super::http::Fault;
+use super::Service;
+use super::fault::Fault;
+use crate::error::{Error, Result};
+
+/// With [`Retrier::answer_quickly`]: the longest retry budget and JSON answer wait.
+const QUICK_BUDGET: Duration = Duration::from_secs(8);
+const QUICK_REPLY: Duration = Duration::from_secs(5);
 
 /// The limits one operation runs under.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Limits {
-    pub(super) budget: Duration,
-    pub(super) max_delay: Duration,
-    /// When the whole run must stop using GitHub, if a run set one.
-    pub(super) deadline: Option<Instant>,
+struct Limits {
+    service: Service,
+    budget: Duration,
+    max_delay: Duration,
+    /// When the whole run must stop using the remote, if a run set one.
+    deadline: Option<Instant>,
     /// Told to the user when the deadline passes, e.g. "3000 s".
-    pub(super) deadline_secs: u64,
+    deadline_secs: u64,
 }
 
 /// The wait before the next attempt, or `None` when it would end at or past `ends_at`: the
 /// server's requested wait when it gave one, else the backoff's, never over `max_delay`.
-pub(super) fn next_wait(
+fn next_wait(
     now: Instant,
     ends_at: Instant,
     asked: Option<Duration>,
@@ -42,17 +54,18 @@ pub(super) fn next_wait(
     (now + wait < ends_at).then_some(wait)
 }
 
-/// One retry notice for people: attempt number, reason, wait.
-pub(super) fn retry_notice(next_attempt: u32, message: &str, wait: Duration) -> String {
+/// One retry notice for people: service, reason, attempt number, wait.
+fn retry_notice(service: &Service, next_attempt: u32, message: &str, wait: Duration) -> String {
     format!(
-        "GitHub: {message}; attempt {next_attempt} in {:.1}s",
+        "{}: {message}; attempt {next_attempt} in {:.1}s",
+        service.name,
         wait.as_secs_f64()
     )
 }
 
 impl Limits {
     /// When retrying must stop for an operation started at `started`.
-    pub(super) fn ends_at(&self, started: Instant) -> Instant {
+    fn ends_at(&self, started: Instant) -> Instant {
         let budget_end = started + self.budget;
         match self.deadline {
             Some(deadline) => budget_end.min(deadline),
@@ -63,14 +76,14 @@ impl Limits {
     fn deadline_fault(&self, last: Option<&str>) -> Fault {
         let last = last.map(|m| format!(", last: {m}")).unwrap_or_default();
         Fault::Fatal(format!(
-            "this run's time with GitHub ran out (push_deadline_secs = {}{last}); what is not pushed waits locally and the next `backup run` pushes it",
-            self.deadline_secs
+            "this run's time with {} ran out (push_deadline_secs = {}{last}); what is not pushed waits locally and the next `backup run` pushes it",
+            self.service.name, self.deadline_secs
         ))
     }
 
     /// Runs `op` until it succeeds, fails for good, or the budget or the deadline ends it.
     /// `notify` hears about each retry before its wait.
-    pub(super) async fn retry<T, Fut>(
+    async fn retry<T, Fut>(
         &self,
         mut op: impl FnMut() -> Fut,
         mut notify: impl FnMut(u32, &str, Duration),
@@ -122,7 +135,7 @@ impl Limits {
 }
 
 /// Whichever of `a` and `b` finishes first (`a` is polled first).
-pub(super) async fn race<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
+pub(crate) async fn race<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
     let mut a = pin!(a);
     let mut b = pin!(b);
     std::future::poll_fn(|cx| {
@@ -134,9 +147,130 @@ pub(super) async fn race<T>(a: impl Future<Output = T>, b: impl Future<Output = 
     .await
 }
 
+/// A remote's retry settings, from its config.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetrySettings {
+    /// How long one operation may keep trying (`retry_budget_secs`).
+    pub(crate) budget: Duration,
+    /// The longest wait between two attempts (`retry_max_delay_ms`).
+    pub(crate) max_delay: Duration,
+    /// How long one JSON answer may take (`reply_timeout_secs`).
+    pub(crate) reply_timeout: Duration,
+    /// How long a run may use the remote (`push_deadline_secs`), told when the deadline passes.
+    pub(crate) deadline_secs: u64,
+}
+
+/// Runs a synchronous remote's operations on its own current-thread runtime, each retried on
+/// transient faults within the retry budget and the run's deadline.
+#[derive(Debug)]
+pub(crate) struct Retrier {
+    runtime: tokio::runtime::Runtime,
+    service: Service,
+    settings: RetrySettings,
+    deadline: Cell<Option<Instant>>,
+    quick: Cell<bool>,
+    /// When the operation in progress stops retrying: a JSON call's attempt ends there too.
+    op_ends: Cell<Option<Instant>>,
+}
+
+impl Retrier {
+    /// # Errors
+    /// No network runtime.
+    pub(crate) fn new(service: Service, settings: RetrySettings) -> Result<Retrier> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::System(format!("cannot start the network runtime: {e}")))?;
+        Ok(Retrier {
+            runtime,
+            service,
+            settings,
+            deadline: Cell::new(None),
+            quick: Cell::new(false),
+            op_ends: Cell::new(None),
+        })
+    }
+
+    /// From now on, every operation stops at `deadline` (a run's), attempts in progress too.
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        self.deadline.set(deadline);
+    }
+
+    /// With `quick`, each operation gives up within seconds ([`QUICK_BUDGET`], and
+    /// [`QUICK_REPLY`] per answer): someone waits on the answer.
+    pub(crate) fn answer_quickly(&self, quick: bool) {
+        self.quick.set(quick);
+    }
+
+    /// Runs one operation with retries on transient faults, within the retry budget and the
+    /// run's deadline; each retry is logged and shown on a terminal.
+    pub(crate) fn run_with_retries<T, Fut>(
+        &self,
+        op: impl FnMut() -> Fut,
+    ) -> std::result::Result<T, Fault>
+    where
+        Fut: Future<Output = std::result::Result<T, Fault>>,
+    {
+        let limits = Limits {
+            service: self.service,
+            budget: if self.quick.get() {
+                self.settings.budget.min(QUICK_BUDGET)
+            } else {
+                self.settings.budget
+            },
+            max_delay: self.settings.max_delay,
+            deadline: self.deadline.get(),
+            deadline_secs: self.settings.deadline_secs,
+        };
+        let outer = self.op_ends.replace(Some(limits.ends_at(Instant::now())));
+        let result = self
+            .runtime
+            .block_on(limits.retry(op, |attempt, message, wait| {
+                let line = retry_notice(&self.service, attempt, message, wait);
+                tracing::info!("{line}");
+                crate::progress::notice(&line);
+            }));
+        self.op_ends.set(outer);
+        result
+    }
+
+    /// `call`, cut off when no answer came within the reply timeout (or what is left of the
+    /// operation's budget, if less): a server that accepts and never answers is a fault.
+    pub(crate) async fn answered_in_time<T>(
+        &self,
+        call: impl Future<Output = std::result::Result<T, Fault>>,
+    ) -> std::result::Result<T, Fault> {
+        let left = self
+            .op_ends
+            .get()
+            .map(|end| end.saturating_duration_since(Instant::now()));
+        let reply_timeout = if self.quick.get() {
+            self.settings.reply_timeout.min(QUICK_REPLY)
+        } else {
+            self.settings.reply_timeout
+        };
+        let limit = left.map_or(reply_timeout, |left| left.min(reply_timeout));
+        match tokio::time::timeout(limit, call).await {
+            Ok(reply) => reply,
+            Err(_) => Err(Fault::Transient {
+                message: format!(
+                    "network: no answer within {:.0}s (reply_timeout_secs)",
+                    limit.as_secs_f64()
+                ),
+                wait: None,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SERVICE: Service = Service {
+        name: "Storage",
+        self_hosted: "a self-hosted store",
+    };
 
     #[test]
     fn a_wait_that_would_overrun_the_budget_is_not_started() {
@@ -147,7 +281,7 @@ mod tests {
         let table = [
             (s(10), None, ms(500), s(300), Some(ms(500))),
             (s(10), Some(s(3)), ms(500), s(300), Some(s(3))),
-            // GitHub asks for a minute; the budget has 1 s left: stop now, not in 60 s.
+            // The server asks for a minute; the budget has 1 s left: stop now, not in 60 s.
             (s(1), Some(s(60)), ms(500), s(300), None),
             // The backoff's delay counts against the budget the same way.
             (ms(400), None, ms(500), s(300), None),
@@ -168,6 +302,7 @@ mod tests {
 
     fn limits(budget: Duration, deadline: Option<Instant>) -> Limits {
         Limits {
+            service: SERVICE,
             budget,
             max_delay: Duration::from_secs(300),
             deadline,
@@ -220,7 +355,10 @@ mod tests {
                 |_, _, _| {},
             ));
         match result {
-            Err(Fault::Fatal(message)) => assert!(message.contains("push_deadline_secs")),
+            Err(Fault::Fatal(message)) => assert!(
+                message.starts_with("this run's time with Storage ran out (push_deadline_secs = 1"),
+                "{message}"
+            ),
             other => panic!("{other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(2));
@@ -245,14 +383,14 @@ mod tests {
                     }
                 }
             },
-            |attempt, message, wait| told.push(retry_notice(attempt, message, wait)),
+            |attempt, message, wait| told.push(retry_notice(&SERVICE, attempt, message, wait)),
         ));
         assert_eq!(result.unwrap(), 7);
         assert_eq!(
             told,
             [
-                "GitHub: network: connection refused; attempt 2 in 0.0s",
-                "GitHub: network: connection refused; attempt 3 in 0.0s"
+                "Storage: network: connection refused; attempt 2 in 0.0s",
+                "Storage: network: connection refused; attempt 3 in 0.0s"
             ]
         );
     }

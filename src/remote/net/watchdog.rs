@@ -1,6 +1,6 @@
 //! The stall watchdog for uploads and downloads: a transfer that moves bytes is never cut off,
 //! however long it takes; one where no bytes moved for `stall` is a fault (retried). After the
-//! last byte of an upload, GitHub gets a separate, generous `answer` wait to store the asset and
+//! last byte of an upload, the server gets a separate, generous `answer` wait to store it and
 //! say so.
 
 use std::pin::Pin;
@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::http::Fault;
+use super::fault::Fault;
 
 #[derive(Clone, Debug)]
-pub(super) struct Watchdog {
+pub(crate) struct Watchdog {
     seen: Arc<Mutex<Seen>>,
     stall: Duration,
     answer: Duration,
@@ -26,7 +26,7 @@ struct Seen {
 }
 
 impl Watchdog {
-    pub(super) fn new(stall: Duration, answer: Duration) -> Watchdog {
+    pub(crate) fn new(stall: Duration, answer: Duration) -> Watchdog {
         Watchdog {
             seen: Arc::new(Mutex::new(Seen {
                 last_moved: Instant::now(),
@@ -38,7 +38,7 @@ impl Watchdog {
     }
 
     /// Bytes moved just now.
-    pub(super) fn moved(&self) {
+    pub(crate) fn moved(&self) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.last_moved = Instant::now();
         }
@@ -52,7 +52,7 @@ impl Watchdog {
 
     /// `inner`'s `len` bytes as an upload body: every read counts as movement (the HTTP stack
     /// reads only as fast as the link takes them), the last one starts the answer wait.
-    pub(super) fn reader<R>(&self, inner: R, len: u64) -> WatchedReader<R> {
+    pub(crate) fn reader<R>(&self, inner: R, len: u64) -> WatchedReader<R> {
         if len == 0 {
             self.sent_all();
         }
@@ -63,9 +63,9 @@ impl Watchdog {
         }
     }
 
-    /// Finishes when the transfer has stalled, or GitHub has not answered in time after the
+    /// Finishes when the transfer has stalled, or the server has not answered in time after the
     /// last byte: race it against the transfer.
-    pub(super) async fn tripped<T>(&self) -> std::result::Result<T, Fault> {
+    pub(crate) async fn tripped<T>(&self) -> std::result::Result<T, Fault> {
         loop {
             let (last_moved, sent_all_at) = match self.seen.lock() {
                 Ok(seen) => (seen.last_moved, seen.sent_all_at),
@@ -99,7 +99,7 @@ impl Watchdog {
 }
 
 /// An upload body that tells its [`Watchdog`] about every byte read.
-pub(super) struct WatchedReader<R> {
+pub(crate) struct WatchedReader<R> {
     inner: R,
     left: u64,
     watchdog: Watchdog,
@@ -146,7 +146,7 @@ mod tests {
             }
             std::future::pending::<std::result::Result<(), Fault>>().await
         };
-        let outcome = runtime.block_on(super::super::budget::race(moving, watchdog.tripped()));
+        let outcome = runtime.block_on(super::super::retry::race(moving, watchdog.tripped()));
         let elapsed = started.elapsed();
         match outcome {
             Err(Fault::Transient { message, .. }) => {
