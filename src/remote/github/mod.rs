@@ -10,10 +10,13 @@
 //! what an earlier attempt already made converges on it instead of failing. GraphQL (full
 //! listings) goes through the same client.
 //!
-//! `draft` makes a snapshot's release (draft, upload, check, publish); `listing` reads what the
-//! repository holds; `transfer` moves archives up and down.
+//! `config` is the `[remote]` table it takes; `draft` makes a snapshot's release (draft, upload,
+//! check, publish); `listing` reads what the repository holds; `transfer` moves archives up and
+//! down; `doctor` is what `backup doctor` says of it.
 
 mod budget;
+pub mod config;
+mod doctor;
 mod draft;
 mod http;
 mod listing;
@@ -31,11 +34,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Readiness, RemoteSnapshot, Upload};
-use crate::config::GithubConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::tag::Tag;
 use budget::{Limits, retry_notice};
+pub use config::{
+    DEFAULT_ANSWER_TIMEOUT_SECS, DEFAULT_PUSH_DEADLINE_SECS, DEFAULT_REPLY_TIMEOUT_SECS,
+    DEFAULT_RETRY_BUDGET_SECS, DEFAULT_RETRY_MAX_DELAY_MS, DEFAULT_STALL_SECS,
+    GITHUB_MAX_ASSET_BYTES, GithubConfig,
+};
 use http::{Fault, Reply, classify, location, network_fault, next_link, same_origin};
 
 /// Redirects followed for one request (a renamed repository needs one).
@@ -170,7 +177,7 @@ impl GithubRemote {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let token = token::find(&self.config)?;
+        let token = token::find(&self.config.api_url, self.config.token_file.as_deref())?;
         let client = Client::new(&self.config, token)?;
         client.deadline.set(self.deadline.get());
         client.quick.set(self.quick.get());
