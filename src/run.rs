@@ -323,8 +323,11 @@ fn push_pending(
             match &read {
                 Ok(manifest) => Some(manifest),
                 Err(e) => {
+                    // The reader's message speaks of a restore; the reason goes to the log.
+                    tracing::debug!("manifest of {}: {e}", snapshot.path.display());
                     tracing::warn!(
-                        "snapshot {}: {e}; it is pushed without its manifest's summary",
+                        "snapshot {}: its manifest cannot be read (a damaged archive, or a newer version's); it is pushed as it is, and `backup verify {}` says why",
+                        snapshot.tag,
                         snapshot.tag
                     );
                     None
