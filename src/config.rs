@@ -402,7 +402,7 @@ path = "/mnt/nas/app-backups"
             ),
             (
                 "[remote]\ntype = \"github\"\npath = \"r\"\n",
-                "key `path` does not apply to type = \"github\"",
+                "key `path` does not apply to type = \"github\" (it is a key of type = \"dir\")",
             ),
         ] {
             let err = parse(&format!(

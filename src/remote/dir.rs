@@ -1,4 +1,5 @@
-//! The directory remote: a folder on a NAS, an external disk or a cloud-synced drive.
+//! The directory remote: a folder on a NAS, an external disk or a cloud-synced drive; its
+//! `[remote] type = "dir"` settings ([`DirConfig`]) and its `backup doctor` line.
 //!
 //! The folder is never created by a push, and it must be this machine's remote: marked by its
 //! first push or by `backup init`, and holding the marker this machine remembers (see

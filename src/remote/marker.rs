@@ -10,9 +10,10 @@
 //! A folder the record names that lacks its marker, or holds another one, is refused for every
 //! operation until the disk is back or `backup init` adopts the folder on purpose. Machines that
 //! pushed with an earlier version have no record: for them a good push in their last run (which
-//! the caller reads from `last_run.json` and passes in) and local snapshots stand in for it, and a folder that holds our archives without a marker is
-//! that earlier version's remote, adopted by the next push. Reading never writes: only a push and
-//! `init` write the marker or the record.
+//! the operation reads from `last_run.json` and passes in) and local snapshots stand in for it,
+//! and a folder that holds our archives without a marker is that earlier version's remote,
+//! adopted by the next push. Reading never writes: only a push and `init` write the marker or the
+//! record.
 
 use std::fs;
 use std::io;

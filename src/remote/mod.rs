@@ -92,18 +92,18 @@ impl RemoteConfig {
             _ => Vec::new(),
         };
         let types = remote_types();
-        // A key of another type is refused as such, not as a typo.
-        if let Some((_, own)) = types.iter().find(|(name, _)| *name == kind)
-            && let Some(foreign) = keys.iter().find(|key| {
-                !own.contains(&key.as_str())
-                    && types
-                        .iter()
-                        .any(|(_, theirs)| theirs.contains(&key.as_str()))
-            })
-        {
-            return Err(SettingsError::Invalid(format!(
-                "[remote] key `{foreign}` does not apply to type = \"{kind}\"; remove it"
-            )));
+        // A key of another type is refused as such, not as a typo, naming the type that takes it.
+        if let Some((_, own)) = types.iter().find(|(name, _)| *name == kind) {
+            for key in keys.iter().filter(|key| !own.contains(&key.as_str())) {
+                if let Some((owner, _)) = types
+                    .iter()
+                    .find(|(_, theirs)| theirs.contains(&key.as_str()))
+                {
+                    return Err(SettingsError::Invalid(format!(
+                        "[remote] key `{key}` does not apply to type = \"{kind}\" (it is a key of type = \"{owner}\"); remove it"
+                    )));
+                }
+            }
         }
         let settings = toml::de::ValueDeserializer::from(table);
         let invalid = SettingsError::Invalid;
@@ -436,5 +436,22 @@ impl Remote {
             Remote::Dir(d) => d.fetch(tag, dest, progress),
             Remote::Github(g) => g.fetch(tag, dest, progress),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_remote_types_keys_are_read_from_its_settings_struct() {
+        let types = remote_types();
+        assert_eq!(types[0], ("dir", &["path"][..]));
+        let (name, github) = types[1];
+        assert_eq!(name, "github");
+        for key in ["repo", "api_url", "token_file", "push_deadline_secs"] {
+            assert!(github.contains(&key), "{github:?}");
+        }
+        assert!(!github.contains(&"path") && !github.contains(&"type"));
     }
 }
