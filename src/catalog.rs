@@ -1,4 +1,5 @@
-//! What snapshots exist, locally and on the remote: the data behind `backup list`.
+//! What snapshots exist, locally and on the remote: the data behind `backup list`, and the
+//! configured remote opened for this machine ([`open_remote`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,9 +7,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::last_run::LastRun;
 use crate::layout;
-use crate::remote::Remote;
+use crate::remote::{Remote, RemoteSetup};
 use crate::tag::{Kind, Tag};
 
 /// A snapshot archive in the local folder.
@@ -17,6 +20,22 @@ pub struct LocalSnapshot {
     pub tag: Tag,
     pub path: PathBuf,
     pub size: u64,
+}
+
+/// The configured remote, for this machine: told its local snapshot folder, and whether its last
+/// run pushed (`last_run.json`), which stands in for the folder record an earlier version did
+/// not keep. `None` when the config names no remote.
+pub fn open_remote(config: &Config) -> Option<Remote> {
+    let remote = config.remote.as_ref()?;
+    let earlier_good_push =
+        LastRun::read(&config.local_dir).is_some_and(|r| r.push_ok == Some(true));
+    Some(Remote::from_config(
+        remote,
+        &RemoteSetup {
+            local_dir: &config.local_dir,
+            earlier_good_push,
+        },
+    ))
 }
 
 /// Snapshots in the local folder, oldest first. A missing folder holds none.

@@ -1,5 +1,6 @@
 //! `backup.toml`: lookup, parsing (unknown keys refused with their line), validation, and the
-//! resolved [`Config`] every command receives.
+//! resolved [`Config`] every command receives. The `[remote]` table is read by the remote its
+//! `type` names ([`RemoteConfig::parse_section`]); this module only embeds the result.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{clean_path, comparable_path};
+use crate::remote::{RemoteConfig, SettingsError};
 use crate::retention::Policy;
 use crate::schedule::Cadence;
 
@@ -26,7 +28,8 @@ struct RawConfig {
     #[serde(default)]
     include: Vec<RawInclude>,
     local: Option<RawLocal>,
-    remote: Option<RawRemote>,
+    /// Read by the remote it names ([`RemoteConfig::parse_section`]).
+    remote: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     retention: Policy,
     #[serde(default)]
@@ -51,48 +54,6 @@ struct RawInclude {
 #[serde(deny_unknown_fields)]
 struct RawLocal {
     dir: Option<PathBuf>,
-}
-
-// A flat struct rather than a tagged enum: serde loses the line of an unknown key inside an
-// internally tagged enum, and the line is what the user needs.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRemote {
-    #[serde(rename = "type")]
-    kind: String,
-    path: Option<PathBuf>,
-    repo: Option<String>,
-    api_url: Option<String>,
-    token_file: Option<PathBuf>,
-    max_asset_bytes: Option<u64>,
-    retry_budget_secs: Option<u64>,
-    retry_max_delay_ms: Option<u64>,
-    stall_secs: Option<u64>,
-    reply_timeout_secs: Option<u64>,
-    answer_timeout_secs: Option<u64>,
-    push_deadline_secs: Option<u64>,
-}
-
-impl RawRemote {
-    /// A key that belongs to another remote type than `kind`.
-    fn foreign_key(&self, kind: &str) -> Option<&'static str> {
-        let github = [
-            ("repo", self.repo.is_some()),
-            ("api_url", self.api_url.is_some()),
-            ("token_file", self.token_file.is_some()),
-            ("max_asset_bytes", self.max_asset_bytes.is_some()),
-            ("retry_budget_secs", self.retry_budget_secs.is_some()),
-            ("retry_max_delay_ms", self.retry_max_delay_ms.is_some()),
-            ("stall_secs", self.stall_secs.is_some()),
-            ("reply_timeout_secs", self.reply_timeout_secs.is_some()),
-            ("answer_timeout_secs", self.answer_timeout_secs.is_some()),
-            ("push_deadline_secs", self.push_deadline_secs.is_some()),
-        ];
-        match kind {
-            "dir" => github.into_iter().find(|(_, set)| *set).map(|(k, _)| k),
-            _ => self.path.is_some().then_some("path"),
-        }
-    }
 }
 
 /// The resolved configuration: absolute paths, validated.
@@ -125,67 +86,6 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     /// Folder of `NNNN_description.sql` migrations, used by restore.
     pub migrations: Option<PathBuf>,
-}
-
-/// Where snapshots go off the machine.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum RemoteConfig {
-    /// A folder, typically on a NAS or a cloud-synced drive.
-    Dir { path: PathBuf },
-    /// GitHub Releases in a private repository: one release per snapshot.
-    Github(GithubConfig),
-}
-
-/// `[remote] type = "github"`.
-#[derive(Clone, Debug, Serialize)]
-pub struct GithubConfig {
-    /// `owner/name`.
-    pub repo: String,
-    /// REST API root: `https://api.github.com`, or a GitHub Enterprise Server's `/api/v3`.
-    pub api_url: String,
-    /// A file holding the token (refused unless mode 0600).
-    pub token_file: Option<PathBuf>,
-    /// Largest asset GitHub accepts; bigger archives are split into parts.
-    pub max_asset_bytes: u64,
-    /// Real elapsed time one operation may keep trying (attempts and waits included).
-    pub retry_budget_secs: u64,
-    /// Longest single wait between retries, whatever the server asks for.
-    pub retry_max_delay_ms: u64,
-    /// An upload or download with no bytes moved for this long has stalled (and is retried);
-    /// one that moves is never cut off.
-    pub stall_secs: u64,
-    /// Connecting and answering, for each JSON API call.
-    pub reply_timeout_secs: u64,
-    /// GitHub's answer after the last byte of an upload (it stores the asset first).
-    pub answer_timeout_secs: u64,
-    /// How long `backup now`/`run` may use GitHub in all; then what is left waits locally.
-    pub push_deadline_secs: u64,
-}
-
-/// GitHub's per-asset limit: each file must be under 2 GiB.
-pub const GITHUB_MAX_ASSET_BYTES: u64 = (2 << 30) - 1;
-/// Retrying stops after this long, well inside the hourly cadence.
-pub const DEFAULT_RETRY_BUDGET_SECS: u64 = 15 * 60;
-/// At most this long between two tries (a reset far away is not waited for blindly).
-pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 5 * 60 * 1000;
-/// No bytes moved for this long: the transfer has stalled.
-pub const DEFAULT_STALL_SECS: u64 = 60;
-/// A JSON API call's connect and answer time.
-pub const DEFAULT_REPLY_TIMEOUT_SECS: u64 = 60;
-/// GitHub's answer after an upload's last byte.
-pub const DEFAULT_ANSWER_TIMEOUT_SECS: u64 = 10 * 60;
-/// A run's time with GitHub: within the hourly cadence, so the next run never finds it locked.
-pub const DEFAULT_PUSH_DEADLINE_SECS: u64 = 45 * 60;
-
-impl RemoteConfig {
-    /// The remote's folder on this machine, for remotes that are one.
-    pub fn folder(&self) -> Option<&Path> {
-        match self {
-            RemoteConfig::Dir { path } => Some(path),
-            RemoteConfig::Github(_) => None,
-        }
-    }
 }
 
 impl Config {
@@ -230,32 +130,10 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(text: &str, file: &Path) -> Result<Config> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim_end();
-            let hint = "see README \"Configuration\" for the keys";
-            match e.span() {
-                Some(span) => {
-                    let start = span.start.min(text.len());
-                    let line = 1 + text[..start].matches('\n').count();
-                    let source = text.lines().nth(line - 1).unwrap_or("").trim();
-                    Error::Config(format!(
-                        "{} line {line} (`{source}`): {message}; {hint}",
-                        file.display()
-                    ))
-                }
-                None => Error::Config(format!("{}: {message}; {hint}", file.display())),
-            }
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
         let base_dir = clean_path(file.parent().unwrap_or(Path::new("/")));
         let resolve = |p: &Path| resolve_path(&base_dir, p);
         let bad = |msg: String| Error::Config(format!("{}: {msg}", file.display()));
-        // A zero timeout would fail every transfer at once.
-        let at_least_one = |value: Option<u64>, default: u64, key: &str| match value {
-            Some(0) => Err(bad(format!(
-                "[remote] {key} = 0 would fail every request at once; give a number of seconds, at least 1"
-            ))),
-            other => Ok(other.unwrap_or(default)),
-        };
 
         if raw.database.is_empty() {
             return Err(bad(
@@ -304,80 +182,10 @@ impl Config {
         );
         let remote = match raw.remote {
             None => None,
-            Some(r) => Some(match r.kind.as_str() {
-                kind @ ("dir" | "github") if r.foreign_key(kind).is_some() => {
-                    return Err(bad(format!(
-                        "[remote] key `{}` does not apply to type = \"{kind}\"; remove it",
-                        r.foreign_key(kind).unwrap_or_default()
-                    )));
-                }
-                "dir" => RemoteConfig::Dir {
-                    path: resolve(&r.path.ok_or_else(|| {
-                        bad("[remote] type = \"dir\" needs `path`, the folder that receives snapshots".into())
-                    })?),
-                },
-                "github" => {
-                    let repo = r.repo.clone().ok_or_else(|| {
-                        bad("[remote] type = \"github\" needs `repo = \"owner/name\"`, a private repository".into())
-                    })?;
-                    let valid = repo.split_once('/').is_some_and(|(o, n)| {
-                        !o.is_empty()
-                            && !n.is_empty()
-                            && !n.contains('/')
-                            && repo.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-                    });
-                    if !valid {
-                        return Err(bad(format!(
-                            "[remote] repo `{repo}` is not of the form owner/name"
-                        )));
-                    }
-                    let api_url = r
-                        .api_url
-                        .clone()
-                        .unwrap_or_else(|| "https://api.github.com".into())
-                        .trim_end_matches('/')
-                        .to_string();
-                    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-                        return Err(bad(format!(
-                            "[remote] api_url `{api_url}` must start with https://"
-                        )));
-                    }
-                    RemoteConfig::Github(GithubConfig {
-                        repo,
-                        api_url,
-                        token_file: r.token_file.as_deref().map(resolve),
-                        max_asset_bytes: r
-                            .max_asset_bytes
-                            .unwrap_or(GITHUB_MAX_ASSET_BYTES)
-                            .clamp(1, GITHUB_MAX_ASSET_BYTES),
-                        retry_budget_secs: r.retry_budget_secs.unwrap_or(DEFAULT_RETRY_BUDGET_SECS),
-                        retry_max_delay_ms: r
-                            .retry_max_delay_ms
-                            .unwrap_or(DEFAULT_RETRY_MAX_DELAY_MS),
-                        stall_secs: at_least_one(r.stall_secs, DEFAULT_STALL_SECS, "stall_secs")?,
-                        reply_timeout_secs: at_least_one(
-                            r.reply_timeout_secs,
-                            DEFAULT_REPLY_TIMEOUT_SECS,
-                            "reply_timeout_secs",
-                        )?,
-                        answer_timeout_secs: at_least_one(
-                            r.answer_timeout_secs,
-                            DEFAULT_ANSWER_TIMEOUT_SECS,
-                            "answer_timeout_secs",
-                        )?,
-                        push_deadline_secs: at_least_one(
-                            r.push_deadline_secs,
-                            DEFAULT_PUSH_DEADLINE_SECS,
-                            "push_deadline_secs",
-                        )?,
-                    })
-                }
-                other => {
-                    return Err(bad(format!(
-                        "[remote] type `{other}` is unknown; supported: \"dir\", \"github\""
-                    )));
-                }
-            }),
+            Some(_) => RemoteConfig::parse_section(text, &resolve).map_err(|e| match e {
+                SettingsError::Toml(e) => toml_error(text, file, &e),
+                SettingsError::Invalid(msg) => bad(msg),
+            })?,
         };
         let config = Config {
             file: file.to_path_buf(),
@@ -455,6 +263,24 @@ impl Config {
     }
 }
 
+/// A TOML error in `text` (read from `file`), with the line it points at.
+fn toml_error(text: &str, file: &Path, e: &toml::de::Error) -> Error {
+    let message = e.message().trim_end();
+    let hint = "see README \"Configuration\" for the keys";
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line = 1 + text[..start].matches('\n').count();
+            let source = text.lines().nth(line - 1).unwrap_or("").trim();
+            Error::Config(format!(
+                "{} line {line} (`{source}`): {message}; {hint}",
+                file.display()
+            ))
+        }
+        None => Error::Config(format!("{}: {message}; {hint}", file.display())),
+    }
+}
+
 fn resolve_path(base: &Path, path: &Path) -> PathBuf {
     let expanded = match path.strip_prefix("~") {
         Ok(rest) => match std::env::var_os("HOME") {
@@ -498,7 +324,7 @@ path = "/mnt/nas/app-backups"
         assert_eq!(c.includes[0], Path::new("/srv/app/.data/queue"));
         assert_eq!(c.local_dir, Path::new("/srv/app/.data/backups"));
         assert!(
-            matches!(&c.remote, Some(RemoteConfig::Dir { path }) if path == Path::new("/mnt/nas/app-backups"))
+            matches!(&c.remote, Some(RemoteConfig::Dir(dir)) if dir.path == Path::new("/mnt/nas/app-backups"))
         );
     }
 
@@ -509,6 +335,83 @@ path = "/mnt/nas/app-backups"
             .to_string();
         assert!(err.contains("line 6"), "{err}");
         assert!(err.contains("dri"), "{err}");
+    }
+
+    #[test]
+    fn each_remote_reads_its_own_table_with_paths_resolved() {
+        let c = parse(
+            "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"github\"\nrepo = \"o/r\"\ntoken_file = \"secrets/token\"\napi_url = \"https://ghe.example.com/api/v3/\"\n",
+        )
+        .unwrap();
+        let Some(RemoteConfig::Github(github)) = &c.remote else {
+            panic!("{:?}", c.remote);
+        };
+        assert_eq!(github.repo, "o/r");
+        assert_eq!(github.api_url, "https://ghe.example.com/api/v3");
+        assert_eq!(
+            github.token_file.as_deref(),
+            Some(Path::new("/srv/app/secrets/token"))
+        );
+        let c = parse("[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\npath = \"../nas\"\ntype = \"dir\"\n")
+            .unwrap();
+        assert_eq!(
+            c.remote.as_ref().and_then(RemoteConfig::folder),
+            Some(Path::new("/srv/nas"))
+        );
+    }
+
+    #[test]
+    fn a_remote_key_no_type_takes_is_named_with_its_line() {
+        for kind in ["dir", "github"] {
+            let err = parse(&format!(
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"{kind}\"\nrepo = \"o/r\"\npath = \"r\"\npth = \"x\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            // `repo` or `path` belongs to the other type; that is said first.
+            assert!(err.contains("does not apply"), "{err}");
+            let only_own = if kind == "dir" {
+                "path = \"r\""
+            } else {
+                "repo = \"o/r\""
+            };
+            let err = parse(&format!(
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"{kind}\"\n{only_own}\npth = \"x\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("line 7 (`pth = \"x\"`): unknown field `pth`"),
+                "{err}"
+            );
+        }
+        let err = parse("[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"github\"\nrepo = \"o/r\"\nstall_secs = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 7 (`stall_secs = \"soon\"`)"), "{err}");
+        for (text, expected) in [
+            ("[remote]\npath = \"r\"\n", "missing field `type`"),
+            ("[remote]\ntype = \"dir\"\n", "needs `path`"),
+            (
+                "[remote]\ntype = \"github\"\nrepo = \"o/r\"\nstall_secs = 0\n",
+                "stall_secs = 0",
+            ),
+            (
+                "[remote]\ntype = \"s3\"\n",
+                "supported: \"dir\", \"github\"",
+            ),
+            (
+                "[remote]\ntype = \"github\"\npath = \"r\"\n",
+                "key `path` does not apply to type = \"github\" (it is a key of type = \"dir\")",
+            ),
+        ] {
+            let err = parse(&format!(
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n{text}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "{text}\n=> {err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Is the data safe right now? The verdict behind `backup status`, read from `last_run.json` and
-//! the local folder alone, so a monitor can ask every minute without touching the network.
+//! the local folder alone, so a monitor can ask every minute without touching the network; and
+//! the checks behind `backup doctor`, which do reach the remote (each remote says its own lines,
+//! through [`crate::remote::Remote::diagnose`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -8,6 +10,7 @@ use crate::catalog;
 use crate::config::Config;
 use crate::error::Result;
 use crate::last_run::{LastRun, Milestone};
+use crate::remote::{DiagnosedCheck, DiagnosedVerdict};
 use crate::schedule::Interval;
 use crate::tag::{self, Tag};
 
@@ -194,10 +197,7 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
         last_scheduled: record.and_then(|r| r.last_scheduled),
         newest_local,
         pending,
-        remote: config
-            .remote
-            .as_ref()
-            .map(|r| crate::remote::Remote::from_config(r, &config.local_dir).describe()),
+        remote: catalog::open_remote(config).map(|r| r.describe()),
     })
 }
 
@@ -265,13 +265,10 @@ impl Check {
     }
 }
 
-/// A GitHub check answers within this, even when the network is down (a run's own budget is
-/// far longer, to ride out an outage).
-const DOCTOR_RETRY_BUDGET_SECS: u64 = 10;
-
 /// Checks everything a scheduled run depends on, without changing anything: each database
-/// readable, each include present, the local folder writable, the remote reachable, the token
-/// present (its source named, never its value), the repository private, the job installed.
+/// readable, each include present, the local folder writable, the clock, what the remote says
+/// of itself (reachable, ready; for GitHub the token's source, never its value, and a private
+/// repository), the job installed.
 pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<Check> {
     let mut checks = vec![Check::ok(
         "config",
@@ -406,9 +403,7 @@ fn check_local_folder(dir: &std::path::Path) -> Check {
 }
 
 fn check_remote(config: &Config) -> Vec<Check> {
-    use crate::config::RemoteConfig;
-    use crate::remote::github::{GithubRemote, RepoState};
-    let Some(remote) = &config.remote else {
+    let Some(remote) = catalog::open_remote(config) else {
         return vec![Check::not_ok(
             Verdict::Warn,
             "remote",
@@ -416,109 +411,22 @@ fn check_remote(config: &Config) -> Vec<Check> {
             "add a [remote] (see README \"Configuration\") so a dead disk does not take the backups with it",
         )];
     };
-    match remote {
-        RemoteConfig::Dir { path } => {
-            use crate::remote::{Diagnosis, DirRemote};
-            let folder = DirRemote::new(path.clone(), config.local_dir.clone());
-            vec![match folder.diagnose() {
-                Diagnosis::Ready(detail) => Check::ok("remote", detail),
-                Diagnosis::Refused { problem, fix } => {
-                    Check::not_ok(Verdict::Fail, "remote", problem, fix)
-                }
-            }]
-        }
-        RemoteConfig::Github(github) => {
-            let mut github = github.clone();
-            github.retry_budget_secs = github.retry_budget_secs.min(DOCTOR_RETRY_BUDGET_SECS);
-            let repo = github.repo.clone();
-            let token_var = crate::auth::env_vars(&github.api_url)[0].0;
-            let remote = GithubRemote::new(github);
-            // A hung server costs the doctor seconds, not the full answer timeout.
-            remote.answer_quickly();
-            let token = match remote.token() {
-                Ok(token) => {
-                    use crate::auth::TokenSource;
-                    let detail = format!("from {}", token.source);
-                    match token.source {
-                        // The scheduled job starts without this shell's variables and login.
-                        TokenSource::EnvGithubToken
-                        | TokenSource::EnvGhToken
-                        | TokenSource::EnvGhEnterpriseToken
-                        | TokenSource::EnvGithubEnterpriseToken
-                        | TokenSource::GhCli => Check::not_ok(
-                            Verdict::Warn,
-                            "token",
-                            detail,
-                            "a cron or systemd job does not see it; store it with `backup auth login` or set token_file",
-                        ),
-                        _ => Check::ok("token", detail),
-                    }
-                }
-                Err(e) => {
-                    return vec![Check::not_ok(
-                        Verdict::Fail,
-                        "token",
-                        e.to_string(),
-                        format!("run `backup auth login` (or set {token_var} for this job)"),
-                    )];
-                }
-            };
-            let (reachable, private) = match remote.repo_state() {
-                Ok(RepoState::Private) => (
-                    Check::ok("remote", remote_label(&remote)),
-                    Check::ok("repo private", format!("{repo} is private")),
-                ),
-                Ok(RepoState::Public) => (
-                    Check::ok("remote", remote_label(&remote)),
-                    Check::not_ok(
-                        Verdict::Fail,
-                        "repo private",
-                        format!("{repo} is PUBLIC: nothing is pushed to it"),
-                        "make it private in its GitHub settings, or name a private repository",
-                    ),
-                ),
-                Ok(RepoState::Internal) => (
-                    Check::ok("remote", remote_label(&remote)),
-                    Check::not_ok(
-                        Verdict::Fail,
-                        "repo private",
-                        format!(
-                            "{repo} is INTERNAL: its whole enterprise can read it, so nothing is pushed to it"
-                        ),
-                        "make it private in its GitHub settings, or name a private repository",
-                    ),
-                ),
-                Ok(RepoState::Missing) => (
-                    Check::ok("remote", remote_label(&remote)),
-                    Check::not_ok(
-                        Verdict::Fail,
-                        "repo private",
-                        format!("{repo} was not found, or the token cannot see it"),
-                        "run `backup init --create`, or give the token access to it",
-                    ),
-                ),
-                Err(e) => (
-                    Check::not_ok(
-                        Verdict::Fail,
-                        "remote",
-                        e.to_string(),
-                        "check the network, [remote] api_url and the token",
-                    ),
-                    Check::not_ok(
-                        Verdict::Fail,
-                        "repo private",
-                        "unknown: the repository could not be read",
-                        "fix the remote first",
-                    ),
-                ),
-            };
-            vec![token, reachable, private]
-        }
-    }
+    remote.diagnose().into_iter().map(Check::from).collect()
 }
 
-fn remote_label(remote: &crate::remote::github::GithubRemote) -> String {
-    format!("{} answers", remote.describe())
+impl From<DiagnosedCheck> for Check {
+    fn from(check: DiagnosedCheck) -> Check {
+        Check {
+            name: check.name,
+            verdict: match check.verdict {
+                DiagnosedVerdict::Ok => Verdict::Ok,
+                DiagnosedVerdict::Warn => Verdict::Warn,
+                DiagnosedVerdict::Fail => Verdict::Fail,
+            },
+            detail: check.detail,
+            fix: check.fix,
+        }
+    }
 }
 
 fn check_schedule(config: &Config, places: &crate::schedule::Places) -> Check {

@@ -104,10 +104,7 @@ pub fn snapshot_and_push(
         snapshot.pack_time.as_secs_f64()
     );
     let push_started = Instant::now();
-    let remote = config
-        .remote
-        .as_ref()
-        .map(|r| Remote::from_config(r, &config.local_dir));
+    let remote = crate::catalog::open_remote(config);
     if let Some(remote) = &remote {
         remote.start_run_deadline();
         crate::progress::notice(&format!(
@@ -315,11 +312,34 @@ fn push_pending(
                 continue;
             }
         };
+        // This run's manifest is in memory; an older archive's is read once, here. One that
+        // cannot be read (a newer version's, or damaged where the checksum does not look) is
+        // still pushed, as it is, and said so: a remote then records the snapshot without it.
+        let read;
+        let manifest = if snapshot.tag == fresh.tag {
+            Some(&fresh.manifest)
+        } else {
+            read = crate::archive::read::read_manifest(&snapshot.path);
+            match &read {
+                Ok(manifest) => Some(manifest),
+                Err(e) => {
+                    // The reader's message speaks of a restore; the reason goes to the log.
+                    tracing::debug!("manifest of {}: {e}", snapshot.path.display());
+                    tracing::warn!(
+                        "snapshot {}: its manifest cannot be read (a damaged archive, or a newer version's); it is pushed as it is, and `backup verify {}` says why",
+                        snapshot.tag,
+                        snapshot.tag
+                    );
+                    None
+                }
+            }
+        };
         let upload = Upload {
             tag: &snapshot.tag,
             path: &snapshot.path,
             size: snapshot.size,
             sha256: &sha256,
+            manifest,
             verified,
         };
         tracing::debug!("pushing {} ({} bytes)", snapshot.tag, snapshot.size);

@@ -1,16 +1,17 @@
-//! One remote contract, two remotes: every test here runs against the directory remote and
-//! against the GitHub remote on the project's fake, through the library's `Remote`.
+//! One remote contract, every remote: each test here runs against every remote in [`REMOTES`]
+//! (the directory remote, and the GitHub remote on the project's fake), through the library's
+//! `Remote`. A new remote is one more entry there.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use backup_agent::Error;
 use backup_agent::auth::Token;
-use backup_agent::config::{
-    DEFAULT_RETRY_MAX_DELAY_MS, GITHUB_MAX_ASSET_BYTES, GithubConfig, RemoteConfig,
-};
 use backup_agent::progress::Silent;
-use backup_agent::remote::{GithubRemote, Remote, Upload};
+use backup_agent::remote::github::{DEFAULT_RETRY_MAX_DELAY_MS, GITHUB_MAX_ASSET_BYTES};
+use backup_agent::remote::{
+    DirConfig, GithubConfig, GithubRemote, Remote, RemoteConfig, RemoteSetup, Upload,
+};
 use backup_agent::tag::Tag;
 use tempfile::TempDir;
 
@@ -18,6 +19,9 @@ use crate::fake_github::{FakeGitHub, TOKEN};
 use crate::support::sha256_hex;
 
 const REPO: &str = "octo-user/app-backups";
+
+/// Every remote under test, each made missing (its folder or repository not there yet).
+const REMOTES: [fn() -> Subject; 2] = [Subject::dir, Subject::github];
 
 /// A remote under test, with what it needs kept alive.
 struct Subject {
@@ -32,10 +36,13 @@ impl Subject {
     fn dir() -> Subject {
         let dir = TempDir::new().unwrap();
         let remote = Remote::from_config(
-            &RemoteConfig::Dir {
+            &RemoteConfig::Dir(DirConfig {
                 path: dir.path().join("remote"),
+            }),
+            &RemoteSetup {
+                local_dir: &dir.path().join("local"),
+                earlier_good_push: false,
             },
-            &dir.path().join("local"),
         );
         Subject {
             remote,
@@ -70,9 +77,14 @@ impl Subject {
         }
     }
 
-    /// Both remotes, ready (created by `init`).
-    fn both() -> Vec<Subject> {
-        let subjects = vec![Subject::dir(), Subject::github()];
+    /// Every remote, missing.
+    fn all_missing() -> Vec<Subject> {
+        REMOTES.iter().map(|make| make()).collect()
+    }
+
+    /// Every remote, ready (created by `init`).
+    fn all() -> Vec<Subject> {
+        let subjects = Subject::all_missing();
         for s in &subjects {
             let ready = s.remote.init(true).unwrap();
             assert!(ready.created, "{}: {ready:?}", s.name);
@@ -106,6 +118,7 @@ impl Subject {
             path,
             size,
             sha256,
+            manifest: None,
             verified,
         })
     }
@@ -152,7 +165,7 @@ const NEW: &str = "bk-20260301T110000Z-manual-laptop-0b0b0b";
 
 #[test]
 fn a_missing_remote_is_refused_until_init_creates_it() {
-    for s in [Subject::dir(), Subject::github()] {
+    for s in Subject::all_missing() {
         let err = s.remote.list().err();
         let err = err.unwrap_or_else(|| {
             // GitHub lists a missing repository as an error too; a folder as well.
@@ -169,7 +182,7 @@ fn a_missing_remote_is_refused_until_init_creates_it() {
 
 #[test]
 fn what_is_pushed_lists_with_its_size_and_checksum_and_comes_back_identical() {
-    for s in Subject::both() {
+    for s in Subject::all() {
         let (old, new) = (tag(OLD), tag(NEW));
         let (old_path, old_sha) = s.archive(&old, 70_000, 1);
         let (new_path, new_sha) = s.archive(&new, 1_000, 2);
@@ -201,7 +214,7 @@ fn what_is_pushed_lists_with_its_size_and_checksum_and_comes_back_identical() {
 
 #[test]
 fn pushing_the_same_snapshot_again_converges_on_one_copy() {
-    for s in Subject::both() {
+    for s in Subject::all() {
         let t = tag(OLD);
         let (path, sha) = s.archive(&t, 5_000, 3);
         s.push(&t, &path, &sha, true).unwrap();
@@ -216,7 +229,7 @@ fn pushing_the_same_snapshot_again_converges_on_one_copy() {
 
 #[test]
 fn an_unproven_local_archive_never_replaces_a_different_remote_copy() {
-    for s in Subject::both() {
+    for s in Subject::all() {
         let t = tag(OLD);
         let (good, good_sha) = s.archive(&t, 5_000, 4);
         let (other, other_sha) = s.archive(&t, 5_000, 5);
@@ -235,7 +248,7 @@ fn an_unproven_local_archive_never_replaces_a_different_remote_copy() {
 
 #[test]
 fn a_deleted_snapshot_is_gone_and_deleting_it_again_succeeds() {
-    for s in Subject::both() {
+    for s in Subject::all() {
         let (old, new) = (tag(OLD), tag(NEW));
         for (i, t) in [&old, &new].into_iter().enumerate() {
             let (path, sha) = s.archive(t, 2_000, 10 + i as u8);
@@ -255,7 +268,7 @@ fn a_deleted_snapshot_is_gone_and_deleting_it_again_succeeds() {
 
 #[test]
 fn fetching_a_snapshot_the_remote_never_had_is_a_remote_error() {
-    for s in Subject::both() {
+    for s in Subject::all() {
         let err = s.fetch(&tag(NEW)).unwrap_err();
         assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
     }

@@ -94,6 +94,51 @@ fn push_list_and_restore_through_the_fake_github() {
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
+/// A snapshot that waited locally goes up described by its manifest (which the run reads), and
+/// an archive whose manifest cannot be read goes up as it is, with a warning, described by less.
+#[test]
+fn waiting_snapshots_go_up_described_by_their_manifests() {
+    let fake = fake_with_private_repo(REPO);
+    let app = github_app(&fake, REPO, 50);
+    // No token: the snapshot waits locally.
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let unreadable = "bk-20200101T000000Z-manual-laptop-0a0a0a";
+    let path = app.path("backups").join(format!("{unreadable}.tar.gz"));
+    fs::write(&path, b"not an archive").unwrap();
+    backup_agent::fsutil::write_checksum(&path, &crate::support::sha256_hex(b"not an archive"))
+        .unwrap();
+
+    let out = run(&app, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "snapshot {unreadable}: its manifest cannot be read (a damaged archive, or a newer version's); it is pushed as it is, and `backup verify {unreadable}` says why"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let releases = fake.releases(REPO);
+    assert_eq!(releases.len(), 3, "{releases:?}");
+    for release in &releases {
+        if release.tag == unreadable {
+            assert!(
+                release
+                    .body
+                    .starts_with("Snapshot taken 2020-01-01 00:00:00 UTC; archive"),
+                "{}",
+                release.body
+            );
+        } else {
+            assert!(
+                release.body.contains("tasks at schema 3"),
+                "{}",
+                release.body
+            );
+        }
+    }
+}
+
 #[test]
 fn transient_faults_are_retried_and_converge_on_one_release() {
     let fake = fake_with_private_repo(REPO);

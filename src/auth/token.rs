@@ -7,7 +7,6 @@
 //! `gh auth token --hostname <host>` when gh is installed (without `--hostname`, gh answers with
 //! its default host's token, github.com's, whatever the server).
 
-use crate::config::GithubConfig;
 use crate::error::{Error, Result};
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
@@ -133,15 +132,15 @@ pub fn env_vars(api_url: &str) -> [(&'static str, TokenSource); 2] {
     }
 }
 
-/// Finds the token.
+/// Finds the token for the server at `api_url`, looking in `token_file` (the config's) after
+/// the environment.
 ///
 /// # Errors
 /// A token file that other users can read, or that cannot be read; no token anywhere (saying
 /// where to put one).
-pub fn find(config: &GithubConfig) -> Result<Token> {
-    let token_file = config.token_file.as_deref();
-    let host = gh_host(&config.api_url);
-    let vars = env_vars(&config.api_url);
+pub fn find(api_url: &str, token_file: Option<&std::path::Path>) -> Result<Token> {
+    let host = gh_host(api_url);
+    let vars = env_vars(api_url);
     for (var, source) in vars.clone() {
         if let Some(token) = std::env::var(var)
             .ok()
@@ -177,7 +176,7 @@ pub fn find(config: &GithubConfig) -> Result<Token> {
             return Ok(token);
         }
     }
-    if let Some(value) = super::keyring::stored_token(&config.api_url)
+    if let Some(value) = super::keyring::stored_token(api_url)
         && let Some(token) = Token::new(&value, TokenSource::Keyring)?
     {
         return Ok(token);

@@ -7,10 +7,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use backup_agent::auth::{Token, TokenSource};
-use backup_agent::config::{GithubConfig, RemoteConfig};
 use backup_agent::error::Error;
-use backup_agent::remote::GithubRemote;
 use backup_agent::remote::github::RepoState;
+use backup_agent::remote::{GithubConfig, GithubRemote, RemoteConfig};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

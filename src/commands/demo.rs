@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use backup_agent::catalog;
 use backup_agent::error::Error;
 use backup_agent::progress::Progress;
-use backup_agent::remote::Remote;
 use backup_agent::run;
 use backup_agent::tag::Kind;
 
@@ -46,10 +45,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
     }
     let config = crate::load_config_and_recover_restore(Some(&config_path))?;
     let report = run::snapshot_and_push(&config, Kind::Scheduled, progress)?;
-    let remote = config
-        .remote
-        .as_ref()
-        .map(|r| Remote::from_config(r, &config.local_dir));
+    let remote = catalog::open_remote(&config);
     let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;
     let out = serde_json::json!({
         "config": config_path,

@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use backup_agent::error::Error;
-use backup_agent::remote::Remote;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,13 +19,13 @@ pub struct Args {
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config_path)?;
-    let remote = config.remote.as_ref().ok_or_else(|| {
+    let remote = backup_agent::catalog::open_remote(&config).ok_or_else(|| {
         Error::Config(format!(
             "{} has no [remote]; add one (see README \"Configuration\") and run `backup init` again",
             config.file.display()
         ))
     })?;
-    let readiness = Remote::from_config(remote, &config.local_dir).init(args.create)?;
+    let readiness = remote.init(args.create)?;
     if args.json {
         outln!(
             "{}",

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use backup_agent::catalog::{self, ListEntry, Location};
 use backup_agent::error::Error;
-use backup_agent::remote::Remote;
 use backup_agent::retention::{self, Candidate, Decision};
 use backup_agent::tag::Tag;
 use backup_agent::units::human_bytes;
@@ -64,10 +63,7 @@ fn explain(
 
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
-    let remote = config
-        .remote
-        .as_ref()
-        .map(|r| Remote::from_config(r, &config.local_dir));
+    let remote = backup_agent::catalog::open_remote(&config);
     if let Some(remote) = &remote {
         remote.answer_quickly();
     }

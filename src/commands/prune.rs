@@ -8,7 +8,6 @@ use serde::Serialize;
 use backup_agent::error::Error;
 use backup_agent::lock::RunLock;
 use backup_agent::prune::{self, PruneReport, Pruned};
-use backup_agent::remote::Remote;
 use backup_agent::retention;
 
 use crate::exit;
@@ -45,10 +44,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     backup_agent::fsutil::create_private_dir_all(&config.local_dir)
         .map_err(|e| Error::io("cannot create snapshot folder", &config.local_dir, e))?;
     let _lock = RunLock::acquire(&config.local_dir)?;
-    let remote = config
-        .remote
-        .as_ref()
-        .map(|r| Remote::from_config(r, &config.local_dir));
+    let remote = backup_agent::catalog::open_remote(&config);
     let mut scope = retention::Scope::this_host();
     if let Some(name) = &args.host {
         scope.host = backup_agent::tag::host_id(name);

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use backup_agent::config::{Config, RemoteConfig};
+use backup_agent::config::Config;
 use backup_agent::error::Error;
+use backup_agent::remote::RemoteConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,4 +1,5 @@
-//! The directory remote: a folder on a NAS, an external disk or a cloud-synced drive.
+//! The directory remote: a folder on a NAS, an external disk or a cloud-synced drive; its
+//! `[remote] type = "dir"` settings ([`DirConfig`]) and its `backup doctor` line.
 //!
 //! The folder is never created by a push, and it must be this machine's remote: marked by its
 //! first push or by `backup init`, and holding the marker this machine remembers (see
@@ -9,30 +10,55 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use super::marker::{self, Refusal, State};
-use super::{Readiness, RemoteSnapshot, Upload};
+use super::{DiagnosedCheck, DiagnosedVerdict, Readiness, RemoteSetup, RemoteSnapshot, Upload};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, TempPath};
 use crate::layout::{self, TEMP_PREFIX, scan_archives};
 use crate::progress::Progress;
 use crate::tag::Tag;
 
+/// `[remote] type = "dir"`.
+#[derive(Clone, Debug, Serialize)]
+pub struct DirConfig {
+    /// The folder that receives snapshots, absolute.
+    pub path: PathBuf,
+}
+
+/// The `[remote]` table as written (besides `type`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DirSettings {
+    path: Option<PathBuf>,
+}
+
+impl DirConfig {
+    /// The settings, `path` resolved by `resolve`.
+    ///
+    /// # Errors
+    /// No `path`, in words.
+    pub(super) fn from_settings(
+        settings: DirSettings,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> std::result::Result<DirConfig, String> {
+        let path = settings.path.ok_or_else(|| {
+            "[remote] type = \"dir\" needs `path`, the folder that receives snapshots".to_string()
+        })?;
+        Ok(DirConfig {
+            path: resolve(&path),
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct DirRemote {
     root: PathBuf,
     /// The local snapshot folder, which holds the record of the folders this machine pushed to.
     local_dir: PathBuf,
-}
-
-/// What `backup doctor` says of the folder.
-#[derive(Debug)]
-pub enum Diagnosis {
-    /// It can take snapshots; the detail says how it is marked.
-    Ready(String),
-    Refused {
-        problem: String,
-        fix: String,
-    },
+    /// An earlier version's last run pushed (see [`RemoteSetup::earlier_good_push`]).
+    earlier_good_push: bool,
 }
 
 /// Any failure while talking to the remote is a remote failure (exit code 4), whatever its cause.
@@ -44,9 +70,18 @@ fn remote<T>(result: Result<T>) -> Result<T> {
 }
 
 impl DirRemote {
-    /// The folder `root`, used by the machine whose local snapshot folder is `local_dir`.
-    pub fn new(root: PathBuf, local_dir: PathBuf) -> DirRemote {
-        DirRemote { root, local_dir }
+    /// The folder `config` names, used by the machine `setup` describes.
+    pub fn new(config: &DirConfig, setup: &RemoteSetup<'_>) -> DirRemote {
+        DirRemote {
+            root: config.path.clone(),
+            local_dir: setup.local_dir.to_path_buf(),
+            earlier_good_push: setup.earlier_good_push,
+        }
+    }
+
+    /// What the folder is to this machine (see [`marker::inspect`]).
+    fn inspect(&self) -> Result<State> {
+        marker::inspect(&self.root, &self.local_dir, self.earlier_good_push)
     }
 
     pub fn describe(&self) -> String {
@@ -115,7 +150,7 @@ impl DirRemote {
             marker::remember(root, local, Some(&id))?;
             Ok(id)
         };
-        Ok(match marker::inspect(root, local)? {
+        Ok(match self.inspect()? {
             State::Marked { id, recorded: true } => {
                 format!(
                     "marked as this machine's remote (id {})",
@@ -159,7 +194,7 @@ impl DirRemote {
     /// Refuses a folder that is not this machine's remote. Writes nothing.
     fn check_marked(&self) -> Result<()> {
         self.check_root()?;
-        match remote(marker::inspect(&self.root, &self.local_dir))? {
+        match remote(self.inspect())? {
             State::Refused(refusal) => Err(refusal.into_error(&self.root)),
             State::Marked { .. } | State::Unmarked { .. } => Ok(()),
         }
@@ -174,7 +209,7 @@ impl DirRemote {
 
     fn mark_for_push(&self) -> Result<()> {
         let (root, local) = (&self.root, &self.local_dir);
-        match marker::inspect(root, local)? {
+        match self.inspect()? {
             State::Marked { recorded: true, .. } => Ok(()),
             State::Marked { id, .. } => marker::remember(root, local, Some(&id)),
             State::Unmarked { .. } => {
@@ -194,31 +229,41 @@ impl DirRemote {
 
     /// `backup doctor`'s line: ready and how it is marked, or what is wrong and what to do.
     /// Writes nothing but a probe file it removes.
-    pub fn diagnose(&self) -> Diagnosis {
-        let refused = |e: Error, fix: &str| Diagnosis::Refused {
-            problem: match e {
+    pub fn diagnose(&self) -> Vec<DiagnosedCheck> {
+        vec![match self.readiness() {
+            Ok(detail) => DiagnosedCheck::ok("remote", detail),
+            Err((problem, fix)) => {
+                DiagnosedCheck::not_ok(DiagnosedVerdict::Fail, "remote", problem, fix)
+            }
+        }]
+    }
+
+    /// Ready, and how it is marked; or what is wrong and what to do.
+    fn readiness(&self) -> std::result::Result<String, (String, String)> {
+        let refused = |e: Error, fix: &str| {
+            let problem = match e {
                 Error::Remote(message) => message,
                 other => other.to_string(),
-            },
-            fix: fix.to_string(),
+            };
+            (problem, fix.to_string())
         };
         if let Err(e) = self.check_root() {
-            return refused(
+            return Err(refused(
                 e,
                 "mount the drive or fix [remote] path; `backup init --create` makes a missing folder",
-            );
+            ));
         }
         let describe = self.describe();
-        let state = marker::inspect(&self.root, &self.local_dir);
+        let state = self.inspect();
         // Nothing is written into a folder that is refused (an empty mount point), not even a
         // probe: the write probe comes after the marker says the folder is ours.
         if !matches!(state, Ok(State::Refused(_)) | Err(_))
             && let Err(e) = self.check_writable()
         {
-            return refused(e, "fix the folder's permissions");
+            return Err(refused(e, "fix the folder's permissions"));
         }
         match state {
-            Ok(State::Marked { id, recorded }) => Diagnosis::Ready(format!(
+            Ok(State::Marked { id, recorded }) => Ok(format!(
                 "{describe} is writable and marked (id {}){}",
                 marker::short(&id),
                 if recorded {
@@ -229,19 +274,18 @@ impl DirRemote {
             )),
             Ok(State::Unmarked {
                 earlier_archives: true,
-            }) => Diagnosis::Ready(format!(
+            }) => Ok(format!(
                 "{describe} is writable; it holds snapshots of an earlier version and will be marked by the next push"
             )),
             Ok(State::Unmarked {
                 earlier_archives: false,
-            }) => Diagnosis::Ready(format!(
+            }) => Ok(format!(
                 "{describe} is writable; it will be marked by the first push"
             )),
-            Ok(State::Refused(refusal)) => Diagnosis::Refused {
-                problem: refusal.problem(&self.root),
-                fix: refusal.fix().to_string(),
-            },
-            Err(e) => refused(e, "check the folder's permissions"),
+            Ok(State::Refused(refusal)) => {
+                Err((refusal.problem(&self.root), refusal.fix().to_string()))
+            }
+            Err(e) => Err(refused(e, "check the folder's permissions")),
         }
     }
 
@@ -292,6 +336,7 @@ impl DirRemote {
             size,
             sha256,
             verified,
+            manifest: _,
         } = *upload;
         let target = self.root.join(tag.archive_name());
         match fsutil::hash_file(&target) {

@@ -9,10 +9,11 @@
 //!
 //! A folder the record names that lacks its marker, or holds another one, is refused for every
 //! operation until the disk is back or `backup init` adopts the folder on purpose. Machines that
-//! pushed with an earlier version have no record: for them `last_run.json` (a good push, and
-//! local snapshots) stands in for it, and a folder that holds our archives without a marker is
-//! that earlier version's remote, adopted by the next push. Reading never writes: only a push and
-//! `init` write the marker or the record.
+//! pushed with an earlier version have no record: for them a good push in their last run (which
+//! the operation reads from `last_run.json` and passes in) and local snapshots stand in for it,
+//! and a folder that holds our archives without a marker is that earlier version's remote,
+//! adopted by the next push. Reading never writes: only a push and `init` write the marker or the
+//! record.
 
 use std::fs;
 use std::io;
@@ -23,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TempPath};
-use crate::last_run::LastRun;
 use crate::layout::{CHECKSUM_SUFFIX, MARKER_FILE, REMOTE_FOLDERS_FILE, TEMP_PREFIX};
 use crate::tag::Tag;
 
@@ -87,7 +87,7 @@ pub(super) enum State {
 #[derive(Debug)]
 pub(super) enum Refusal {
     /// This machine pushed here and the marker is gone: most likely the disk is not mounted.
-    /// `recorded` is false when only `last_run.json` of an earlier version says so.
+    /// `recorded` is false when only an earlier version's last good push says so.
     MarkerMissing {
         recorded: bool,
     },
@@ -158,11 +158,13 @@ pub(super) fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-/// What `root` is to this machine, whose local snapshot folder is `local_dir`. Writes nothing.
+/// What `root` is to this machine, whose local snapshot folder is `local_dir`;
+/// `earlier_good_push` when its last run pushed (an earlier version's run left no record).
+/// Writes nothing.
 ///
 /// # Errors
 /// When the folder, its marker or the record cannot be read.
-pub(super) fn inspect(root: &Path, local_dir: &Path) -> Result<State> {
+pub(super) fn inspect(root: &Path, local_dir: &Path, earlier_good_push: bool) -> Result<State> {
     let record = read_record(local_dir)?;
     let here = fsutil::comparable_path(root);
     let remembered = record
@@ -175,7 +177,14 @@ pub(super) fn inspect(root: &Path, local_dir: &Path) -> Result<State> {
         None if remembered_id.is_some() => {
             return Ok(State::Refused(Refusal::MarkerMissing { recorded: true }));
         }
-        None => return unmarked(root, local_dir, record.is_some(), remembered.is_some()),
+        None => {
+            let known = Known {
+                has_record: record.is_some(),
+                remembered: remembered.is_some(),
+                earlier_good_push,
+            };
+            return unmarked(root, local_dir, &known);
+        }
     };
     if marker.version > MARKER_VERSION {
         return Ok(State::Refused(Refusal::NewerMarker(marker.version)));
@@ -196,19 +205,32 @@ pub(super) fn inspect(root: &Path, local_dir: &Path) -> Result<State> {
     })
 }
 
+/// What this machine knows of its pushes, for a folder without a marker.
+struct Known {
+    /// This machine keeps a record of the folders it pushed to.
+    has_record: bool,
+    /// The record names this folder.
+    remembered: bool,
+    /// The last run pushed.
+    earlier_good_push: bool,
+}
+
 /// A folder without a marker that this machine has not marked: an earlier version's remote, a
 /// new folder, or the empty mount point of a remote an earlier version pushed to.
-fn unmarked(root: &Path, local_dir: &Path, has_record: bool, remembered: bool) -> Result<State> {
+fn unmarked(root: &Path, local_dir: &Path, known: &Known) -> Result<State> {
     let contents = scan(root)?;
     if contents.archives {
         return Ok(State::Unmarked {
             earlier_archives: true,
         });
     }
-    if remembered {
+    if known.remembered {
         return Ok(State::Refused(Refusal::MarkerMissing { recorded: true }));
     }
-    if !has_record && pushed_before_records(local_dir)? {
+    if !known.has_record
+        && known.earlier_good_push
+        && !crate::layout::local_archives(local_dir)?.is_empty()
+    {
         return Ok(State::Refused(Refusal::MarkerMissing { recorded: false }));
     }
     if !contents.foreign.is_empty() {
@@ -217,12 +239,6 @@ fn unmarked(root: &Path, local_dir: &Path, has_record: bool, remembered: bool) -
     Ok(State::Unmarked {
         earlier_archives: false,
     })
-}
-
-/// An earlier version left no record, but its last run pushed and its snapshots are here.
-fn pushed_before_records(local_dir: &Path) -> Result<bool> {
-    let pushed = LastRun::read(local_dir).is_some_and(|r| r.push_ok == Some(true));
-    Ok(pushed && !crate::layout::local_archives(local_dir)?.is_empty())
 }
 
 struct Contents {

@@ -6,21 +6,226 @@
 //!   and identical, succeeds without storing it twice; a partial leftover is replaced;
 //! - a remote never holds a half-written archive under its final name;
 //! - a folder remote is used only while it holds the marker this machine knows (`marker`).
+//!
+//! Each remote owns its settings: a config type, and the keys of its `[remote]` table, which
+//! [`RemoteConfig::parse_section`] reads for the `type` the table names. `config` embeds
+//! [`RemoteConfig`] and knows no remote's keys.
 
 mod dir;
 pub mod github;
 mod marker;
 mod net;
 
-pub use dir::{Diagnosis, DirRemote};
-pub use github::GithubRemote;
+pub use dir::{DirConfig, DirRemote};
+pub use github::{GithubConfig, GithubRemote};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::RemoteConfig;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::archive::Manifest;
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::tag::Tag;
+
+/// Where snapshots go off the machine, as the config file says.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RemoteConfig {
+    /// A folder, typically on a NAS or a cloud-synced drive.
+    Dir(DirConfig),
+    /// GitHub Releases in a private repository: one release per snapshot.
+    Github(GithubConfig),
+}
+
+/// Why a `[remote]` table was refused.
+#[derive(Debug)]
+pub enum SettingsError {
+    /// The table does not fit its remote's keys (an unknown key, a value of the wrong type);
+    /// the error's span points into the config text, for its line.
+    Toml(toml::de::Error),
+    /// The keys fit but say something wrong, in words.
+    Invalid(String),
+}
+
+impl From<toml::de::Error> for SettingsError {
+    fn from(e: toml::de::Error) -> SettingsError {
+        SettingsError::Toml(e)
+    }
+}
+
+/// Every remote type: the name `type = "…"` gives it, and the keys its table takes besides
+/// `type` (read from its settings struct, so no list is kept by hand).
+fn remote_types() -> [(&'static str, &'static [&'static str]); 2] {
+    [
+        ("dir", keys_of::<dir::DirSettings>()),
+        ("github", keys_of::<github::config::GithubSettings>()),
+    ]
+}
+
+impl RemoteConfig {
+    /// Reads the `[remote]` table of the config text `text`, if there is one: its `type`, then
+    /// the table as that remote's settings, with relative paths resolved by `resolve`.
+    ///
+    /// # Errors
+    /// An unknown `type`, a key another type takes (naming it), a key no type takes (with its
+    /// line), or settings the remote refuses.
+    pub fn parse_section(
+        text: &str,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> std::result::Result<Option<RemoteConfig>, SettingsError> {
+        let mut document = toml::de::DeTable::parse(text)?.into_inner();
+        let Some(mut table) = document.remove("remote") else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        let Kind { kind } = Kind::deserialize(toml::de::ValueDeserializer::from(table.clone()))?;
+        let keys: Vec<String> = match table.get_mut() {
+            toml::de::DeValue::Table(entries) => {
+                entries.remove("type");
+                entries.keys().map(|k| k.get_ref().to_string()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let types = remote_types();
+        // A key of another type is refused as such, not as a typo, naming the type that takes it.
+        if let Some((_, own)) = types.iter().find(|(name, _)| *name == kind) {
+            for key in keys.iter().filter(|key| !own.contains(&key.as_str())) {
+                if let Some((owner, _)) = types
+                    .iter()
+                    .find(|(_, theirs)| theirs.contains(&key.as_str()))
+                {
+                    return Err(SettingsError::Invalid(format!(
+                        "[remote] key `{key}` does not apply to type = \"{kind}\" (it is a key of type = \"{owner}\"); remove it"
+                    )));
+                }
+            }
+        }
+        let settings = toml::de::ValueDeserializer::from(table);
+        let invalid = SettingsError::Invalid;
+        Ok(Some(match kind.as_str() {
+            "dir" => RemoteConfig::Dir(
+                DirConfig::from_settings(Deserialize::deserialize(settings)?, resolve)
+                    .map_err(invalid)?,
+            ),
+            "github" => RemoteConfig::Github(
+                GithubConfig::from_settings(Deserialize::deserialize(settings)?, resolve)
+                    .map_err(invalid)?,
+            ),
+            other => {
+                let supported: Vec<String> = types
+                    .iter()
+                    .map(|(name, _)| format!("\"{name}\""))
+                    .collect();
+                return Err(invalid(format!(
+                    "[remote] type `{other}` is unknown; supported: {}",
+                    supported.join(", ")
+                )));
+            }
+        }))
+    }
+
+    /// The remote's folder on this machine, for remotes that are one.
+    pub fn folder(&self) -> Option<&Path> {
+        match self {
+            RemoteConfig::Dir(dir) => Some(&dir.path),
+            RemoteConfig::Github(_) => None,
+        }
+    }
+}
+
+/// The field names a settings struct's derived `Deserialize` asks for: its keys.
+fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom(
+                "only the field names were asked for",
+            ))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+/// What the operation that builds a remote tells it about this machine.
+#[derive(Clone, Debug)]
+pub struct RemoteSetup<'a> {
+    /// The local snapshot folder (the folder remote keeps its record of the folders this
+    /// machine pushed to there).
+    pub local_dir: &'a Path,
+    /// `last_run.json` says the last run pushed: for a machine that pushed with an earlier
+    /// version, which kept no record of its folders, this stands in for the record.
+    pub earlier_good_push: bool,
+}
+
+/// One line of `backup doctor` about the remote, in words the doctor shows as they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiagnosedCheck {
+    pub name: String,
+    pub verdict: DiagnosedVerdict,
+    pub detail: String,
+    /// What to do, when it is not ok.
+    pub fix: Option<String>,
+}
+
+/// How a remote's doctor check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagnosedVerdict {
+    Ok,
+    /// Works, but not as an unattended backup needs.
+    Warn,
+    Fail,
+}
+
+impl DiagnosedCheck {
+    pub(crate) fn ok(name: &str, detail: impl Into<String>) -> DiagnosedCheck {
+        DiagnosedCheck {
+            name: name.to_string(),
+            verdict: DiagnosedVerdict::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub(crate) fn not_ok(
+        verdict: DiagnosedVerdict,
+        name: &str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> DiagnosedCheck {
+        DiagnosedCheck {
+            name: name.to_string(),
+            verdict,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
 
 /// A snapshot held by a remote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +254,9 @@ pub struct Upload<'a> {
     pub path: &'a Path,
     pub size: u64,
     pub sha256: &'a str,
+    /// The archive's manifest, for a remote's own record of the snapshot; `None` when it cannot
+    /// be read (the caller has said why).
+    pub manifest: Option<&'a Manifest>,
     /// The sha256 was checked against the record written when the archive was made (or the
     /// archive was made by this run).
     pub verified: bool,
@@ -62,16 +270,23 @@ pub enum Remote {
 }
 
 impl Remote {
-    /// The configured remote, for the machine whose local snapshot folder is `local_dir` (the
-    /// folder remote keeps its record of the folders this machine pushed to there).
-    pub fn from_config(config: &RemoteConfig, local_dir: &Path) -> Remote {
+    /// The configured remote, for the machine `setup` describes.
+    pub fn from_config(config: &RemoteConfig, setup: &RemoteSetup<'_>) -> Remote {
         match config {
-            RemoteConfig::Dir { path } => {
-                Remote::Dir(DirRemote::new(path.clone(), local_dir.to_path_buf()))
-            }
+            RemoteConfig::Dir(dir) => Remote::Dir(DirRemote::new(dir, setup)),
             RemoteConfig::Github(github) => {
                 Remote::Github(Box::new(GithubRemote::new(github.clone())))
             }
+        }
+    }
+
+    /// `backup doctor`'s lines about the remote: whether it can take snapshots, and what to do
+    /// when not. Changes nothing on the remote; gives up within seconds when it cannot be
+    /// reached.
+    pub fn diagnose(&self) -> Vec<DiagnosedCheck> {
+        match self {
+            Remote::Dir(d) => d.diagnose(),
+            Remote::Github(g) => g.diagnose(),
         }
     }
 
@@ -222,5 +437,22 @@ impl Remote {
             Remote::Dir(d) => d.fetch(tag, dest, progress),
             Remote::Github(g) => g.fetch(tag, dest, progress),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_remote_types_keys_are_read_from_its_settings_struct() {
+        let types = remote_types();
+        assert_eq!(types[0], ("dir", &["path"][..]));
+        let (name, github) = types[1];
+        assert_eq!(name, "github");
+        for key in ["repo", "api_url", "token_file", "push_deadline_secs"] {
+            assert!(github.contains(&key), "{github:?}");
+        }
+        assert!(!github.contains(&"path") && !github.contains(&"type"));
     }
 }

@@ -39,7 +39,6 @@ use crate::fsutil::{self, TempPath};
 use crate::layout::{self, RESTORE_STAGING, TEMP_PREFIX, VERIFY_STAGING};
 use crate::lock::RunLock;
 use crate::progress::Progress;
-use crate::remote::Remote;
 use crate::snapshot;
 use crate::tag::Tag;
 pub use live::{LiveDatabase, TableDifference};
@@ -272,10 +271,7 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let (_lock, _) = begin(config)?;
-    let remote = config
-        .remote
-        .as_ref()
-        .map(|r| Remote::from_config(r, &config.local_dir));
+    let remote = crate::catalog::open_remote(config);
     let located = locate(config, which, remote.as_ref(), host)?;
     let staging = TempPath::new(
         config
@@ -309,10 +305,7 @@ pub fn plan_restore(
     progress: &dyn Progress,
 ) -> Result<RestorePlan> {
     let (lock, _) = begin(config)?;
-    let remote = config
-        .remote
-        .as_ref()
-        .map(|r| Remote::from_config(r, &config.local_dir));
+    let remote = crate::catalog::open_remote(config);
     let located = locate(config, which, remote.as_ref(), host)?;
     let base = &config.base_dir;
     let staging =

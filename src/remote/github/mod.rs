@@ -10,10 +10,13 @@
 //! retry that meets what an earlier attempt already made converges on it instead of failing.
 //! GraphQL (full listings) goes through the same client.
 //!
-//! `http` sorts GitHub's answers (its rate limits, its error bodies); `draft` makes a snapshot's
-//! release (draft, upload, check, publish); `listing` reads what the repository holds;
-//! `transfer` moves archives up and down.
+//! `config` is the `[remote]` table it takes; `http` sorts GitHub's answers (its rate limits,
+//! its error bodies); `draft` makes a snapshot's release (draft, upload, check, publish);
+//! `listing` reads what the repository holds; `transfer` moves archives up and down; `doctor`
+//! is what `backup doctor` says of it.
 
+pub mod config;
+mod doctor;
 mod draft;
 mod http;
 mod listing;
@@ -31,10 +34,14 @@ use serde_json::{Value, json};
 
 use super::net;
 use super::{Readiness, RemoteSnapshot, Upload};
-use crate::config::GithubConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::tag::Tag;
+pub use config::{
+    DEFAULT_ANSWER_TIMEOUT_SECS, DEFAULT_PUSH_DEADLINE_SECS, DEFAULT_REPLY_TIMEOUT_SECS,
+    DEFAULT_RETRY_BUDGET_SECS, DEFAULT_RETRY_MAX_DELAY_MS, DEFAULT_STALL_SECS,
+    GITHUB_MAX_ASSET_BYTES, GithubConfig,
+};
 use http::{GITHUB, GithubFault, GithubReply, classify, next_link};
 use net::{ClientSettings, Fault, Reply, Retrier, RetrySettings, exchange, location, same_origin};
 
@@ -158,7 +165,7 @@ impl GithubRemote {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let token = token::find(&self.config)?;
+        let token = token::find(&self.config.api_url, self.config.token_file.as_deref())?;
         let client = Client::new(&self.config, token)?;
         client.retrier.set_deadline(self.deadline.get());
         client.retrier.answer_quickly(self.quick.get());

@@ -136,7 +136,7 @@ pub(super) fn body_record(body: Option<&str>) -> Option<Value> {
 
 /// The release text: the snapshot in words, then a block `backup list` reads without a download.
 pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
-    let manifest = crate::archive::read::read_manifest(upload.path).ok();
+    let manifest = upload.manifest;
     let parts: Option<Vec<Value>> = (pieces.len() > 1).then(|| {
         pieces
             .iter()
@@ -148,16 +148,16 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
         "tag": upload.tag.as_str(),
         "size": upload.size,
         "sha256": upload.sha256,
-        "host": manifest.as_ref().map(|m| m.host.clone()),
+        "host": manifest.map(|m| m.host.clone()),
         "kind": upload.tag.kind().as_str(),
         "created_at": upload.tag.time().to_rfc3339(),
-        "manifest_version": manifest.as_ref().map(|m| m.manifest_version),
-        "databases": manifest.as_ref().map(|m| m.databases.iter().map(|d| json!({
+        "manifest_version": manifest.map(|m| m.manifest_version),
+        "databases": manifest.map(|m| m.databases.iter().map(|d| json!({
             "name": d.name, "user_version": d.user_version, "size": d.size,
             "rows": d.tables.values().sum::<u64>(),
         })).collect::<Vec<_>>()),
-        "files": manifest.as_ref().map(|m| m.files.len()),
-        "findings": manifest.as_ref().and_then(|m| m.findings_count()),
+        "files": manifest.map(|m| m.files.len()),
+        "findings": manifest.and_then(|m| m.findings_count()),
     });
     let findings = manifest
         .as_ref()
@@ -165,7 +165,7 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
         .filter(|&n| n > 0)
         .map(|n| format!("\n\nThe live data failed SQLite's integrity or foreign key checks when it was copied ({n} finding(s), recorded in the manifest); it restores as it was."))
         .unwrap_or_default();
-    let words = match &manifest {
+    let words = match manifest {
         Some(m) => format!(
             "Snapshot taken {} UTC on {} ({}): {} database(s) ({}), {} file(s); archive {}, sha256 {}.{findings}",
             upload.tag.time().format("%Y-%m-%d %H:%M:%S"),
@@ -234,6 +234,7 @@ mod tests {
             path: &path,
             size: bytes.len() as u64,
             sha256: &sha,
+            manifest: None,
             verified: true,
         };
         // Within the limit, or exactly at it: one asset, the archive itself, not read.
@@ -318,7 +319,7 @@ mod tests {
     #[test]
     fn the_release_body_carries_a_record_that_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        // Not an archive: the body says less, but its record is still whole.
+        // No manifest: the body says less, but its record is still whole.
         let path = dir.path().join("a.tar.gz");
         std::fs::write(&path, b"not gzip").unwrap();
         let tag = tag();
@@ -327,6 +328,7 @@ mod tests {
             path: &path,
             size: 8,
             sha256: "ab12",
+            manifest: None,
             verified: true,
         };
         let parts = pieces(&upload, 4).unwrap();
