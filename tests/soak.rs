@@ -52,15 +52,18 @@ impl Rng {
     }
 }
 
-/// Cards drawn at random without putting them back, the pack refilled once empty: every card
+/// Plans drawn at random without putting them back, the pack refilled once empty: every kill
 /// comes up once in each round, so a soak of a few rounds meets every one of them.
 struct Deck {
-    pack: &'static [Plan],
+    pack: Vec<Plan>,
     left: Vec<Plan>,
 }
 
 impl Deck {
-    fn new(pack: &'static [Plan]) -> Deck {
+    /// A pack of `kills` and `finishes` times [`Plan::Finish`].
+    fn new(kills: &[Plan], finishes: usize) -> Deck {
+        let mut pack = kills.to_vec();
+        pack.extend(std::iter::repeat_n(Plan::Finish, finishes));
         Deck {
             pack,
             left: Vec::new(),
@@ -69,7 +72,7 @@ impl Deck {
 
     fn draw(&mut self, rng: &mut Rng) -> Plan {
         if self.left.is_empty() {
-            self.left = self.pack.to_vec();
+            self.left = self.pack.clone();
         }
         self.left
             .swap_remove(rng.below(self.left.len() as u64) as usize)
@@ -104,36 +107,21 @@ const SWAP_STEPS: &[&str] = &[
     "swap-committed",
 ];
 
-/// A quarter of the runs die: one in each phase, and one at a random moment, every 16 cycles.
-const RUN_PLANS: &[Plan] = &[
+/// A quarter of the runs die (with 12 finishing): one in each phase, and one at a random
+/// moment, every 16 cycles.
+const RUN_KILLS: &[Plan] = &[
     Plan::KillAt(SNAPSHOT_STEPS),
     Plan::KillAt(PUSH_STEPS),
     Plan::KillAt(RECORD_STEPS),
     Plan::KillAnywhere(250),
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
 ];
 
-/// Half the restores die, mostly mid-swap.
-const RESTORE_PLANS: &[Plan] = &[
+/// Half the restores die (with 4 finishing), mostly mid-swap.
+const RESTORE_KILLS: &[Plan] = &[
     Plan::KillAt(SWAP_STEPS),
     Plan::KillAt(SWAP_STEPS),
     Plan::KillAt(RESTORE_CHECK_STEPS),
     Plan::KillAnywhere(150),
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
-    Plan::Finish,
 ];
 
 /// How a process killed by `kill -9` ended.
@@ -317,8 +305,8 @@ impl Soak {
             fake,
             rng: Rng(seed.max(1)),
             clock: Utc.with_ymd_and_hms(2026, 1, 1, 0, 17, 0).unwrap(),
-            run_plans: Deck::new(RUN_PLANS),
-            restore_plans: Deck::new(RESTORE_PLANS),
+            run_plans: Deck::new(RUN_KILLS, 12),
+            restore_plans: Deck::new(RESTORE_KILLS, 4),
             summary: Summary::default(),
         }
     }
