@@ -22,24 +22,9 @@
 # (N put in place). Targets: verify and each restore <= 2 x the snapshot's own time, and time per
 # file at the largest N <= 1.5 x that at the smallest (linear growth).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared/bench}
-BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
-RUNS=${RUNS:-3}
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(1024)
 FILES=${FILES-25000 50000}
-[ -x "$SHARED/make-db.py" ] || { echo "make-db.py not found in $SHARED (set SHARED=)" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 2; }
-command -v sqlite3 >/dev/null || { echo "sqlite3 is needed by the baseline (apt-get install sqlite3)" >&2; exit 2; }
-
-cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/release/backup
-mkdir -p "$BENCH_DIR"
-
-measure() {
-    local out=$1; shift
-    /usr/bin/time -f "%e %M" -a -o "$out" "$@" > /dev/null
-}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 report=$BENCH_DIR/restore-report.md
 {
@@ -52,11 +37,7 @@ for size in "${SIZES[@]}"; do
     [ "$size" = 0 ] && continue
     work=$BENCH_DIR/$size
     db=$work/db.db
-    mkdir -p "$work"
-    if [ ! -f "$db" ] || [ ! -f "$work/db.json" ]; then
-        echo "making a ${size} MiB database..." >&2
-        python3 "$SHARED/make-db.py" "$db" "$size" > "$work/db.json"
-    fi
+    make_db_once "$work" "$size"
     r=$work/restore
     rm -rf "$r"; mkdir -p "$r"
     printf '[[database]]\nname = "app"\npath = "../db.db"\n[local]\ndir = "snapshots"\n' > "$r/snap.toml"

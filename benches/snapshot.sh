@@ -15,25 +15,8 @@
 # and prints medians (min-max) of wall time and peak RSS, output sizes, and the targets:
 #   wall(backup) <= 0.3 x wall(shell); size(backup) <= 1.05 x size(gzip6); peak RSS <= 64 MiB.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared/bench}
-BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
-RUNS=${RUNS:-3}
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100 1024)
-[ -x "$SHARED/make-db.py" ] || { echo "make-db.py not found in $SHARED (set SHARED=)" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 2; }
-command -v sqlite3 >/dev/null || { echo "sqlite3 is needed by the shell baseline (apt-get install sqlite3)" >&2; exit 2; }
-
-cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/release/backup
-mkdir -p "$BENCH_DIR"
-
-# Runs a command; appends "wall_s max_rss_kib" to a file (GNU time: %M is the largest single
-# process of the tree, as in BASELINES.md).
-measure() {
-    local out=$1; shift
-    /usr/bin/time -f "%e %M" -a -o "$out" "$@" > /dev/null
-}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 report=$BENCH_DIR/report.md
 {
@@ -45,11 +28,7 @@ verdicts=()
 for size in "${SIZES[@]}"; do
     work=$BENCH_DIR/$size
     db=$work/db.db
-    mkdir -p "$work"
-    if [ ! -f "$db" ] || [ ! -f "$work/db.json" ]; then
-        echo "making a ${size} MiB database..." >&2
-        python3 "$SHARED/make-db.py" "$db" "$size" > "$work/db.json"
-    fi
+    make_db_once "$work" "$size"
     cat > "$work/backup.toml" <<TOML
 [[database]]
 name = "app"

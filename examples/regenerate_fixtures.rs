@@ -14,13 +14,16 @@ use backup_agent::tag::{Kind, Tag};
 use chrono::TimeZone;
 use rusqlite::Connection;
 
-use sha2::{Digest, Sha256};
-
 #[allow(dead_code)] // The refusals each bad fixture must meet are the tests' concern.
 #[path = "../tests/fixtures.rs"]
 mod fixtures;
 
 use fixtures::{dir, tag};
+
+#[path = "../tests/support/inspect.rs"]
+mod inspect;
+
+use inspect::{row_counts, sha256_hex};
 
 /// The sample app's database at schema `version`, with a few rows in every table it has.
 fn make_app_db(path: &Path, version: u32) {
@@ -138,34 +141,6 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
         }],
         tag,
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Row counts of every table of a database file.
-fn row_counts(path: &Path) -> BTreeMap<String, u64> {
-    let conn = Connection::open(path).unwrap();
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    names
-        .into_iter()
-        .map(|n| {
-            let count: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM \"{n}\""), [], |r| r.get(0))
-                .unwrap();
-            (n, count as u64)
-        })
-        .collect()
 }
 
 fn json(manifest: &Manifest) -> Vec<u8> {

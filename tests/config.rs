@@ -3,7 +3,7 @@ use std::path::Path;
 
 use backup_agent::config::Config;
 
-use crate::support::{App, stderr, stdout};
+use crate::support::{App, assert_exit_saying, stderr, stdout};
 
 #[test]
 fn unknown_key_is_refused_naming_key_and_line() {
@@ -58,8 +58,7 @@ fn a_remote_in_the_database_folder_is_refused() {
     let app = App::new(1);
     app.write_config("[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[remote]\ntype = \"dir\"\npath = \"data/\"\n");
     let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("[remote] path"), "{}", stderr(&out));
+    assert_exit_saying(&out, 2, "[remote] path");
     assert!(!app.path("backups").exists(), "nothing was started");
 }
 
@@ -70,12 +69,7 @@ fn snapshot_folder_that_is_a_database_folder_is_refused() {
         "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"data\"\n",
     );
     let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("folder of database `tasks`"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 2, "folder of database `tasks`");
 }
 
 /// Every TOML example in the README and in fixtures/ parses (docs cannot drift from the code).

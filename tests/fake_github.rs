@@ -457,6 +457,11 @@ impl FakeGitHub {
         self.state.lock().unwrap().max_asset = bytes;
     }
 
+    /// A snapshot another host pushed: release `tag` whose one asset, `<tag>.tar.gz`, holds `data`.
+    pub fn add_snapshot_release(&self, repo: &str, tag: &str, data: &[u8]) {
+        self.add_release(repo, tag, &format!("{tag}.tar.gz"), data);
+    }
+
     /// A release made by someone else (another host), with one complete asset.
     pub fn add_release(&self, repo: &str, tag: &str, asset: &str, data: &[u8]) {
         let mut state = self.state.lock().unwrap();
@@ -506,6 +511,11 @@ impl FakeGitHub {
     /// `METHOD path -> status`, one line per request.
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// How many lines of [`FakeGitHub::log`] `matching` accepts.
+    pub fn count_requests(&self, matching: impl Fn(&str) -> bool) -> usize {
+        self.log().iter().filter(|l| matching(l)).count()
     }
 
     /// JSON answers that did not match GitHub's description, and tokens sent to storage.

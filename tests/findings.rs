@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::support::{App, row_counts, stderr, stdout};
+use crate::support::{App, assert_exit_saying, row_counts, stderr, stdout};
 
 /// A database whose checks fail the way real app data does.
 #[derive(Clone, Copy, Debug)]
@@ -196,12 +196,7 @@ fn findings_the_manifest_does_not_record_are_refused_and_force_restores_them() {
         m["databases"][0]["findings"] = serde_json::json!({});
     });
     let out = app.run(&["restore", "latest", "--yes"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("passed them when the snapshot was taken"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 1, "passed them when the snapshot was taken");
     assert_eq!(fs::read(app.path("data/tasks.db")).unwrap(), live_before);
 
     // A row count that disagrees with the manifest too; --force overrides both, not the
@@ -254,12 +249,7 @@ fn a_migration_that_breaks_a_foreign_key_is_refused_unless_forced() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "clean data: {}", stderr(&out));
     let out = app.run(&["verify", "latest"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("a migration breaks it"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 1, "a migration breaks it");
     let out = app.run(&["restore", "latest", "--yes", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -82,11 +82,7 @@ fn invariant_2_a_killed_run_never_changes_live_data() {
     };
     let before = live();
     for point in ["snapshot-copied", "push-started"] {
-        let out = app
-            .command(&["run"])
-            .env("BACKUP_FAILPOINT", point)
-            .output()
-            .unwrap();
+        let out = app.run_dying_at(point, &["run"]);
         assert!(
             out.status.code().is_none(),
             "{point}: the failpoint did not fire"
@@ -115,11 +111,7 @@ fn invariant_3_no_leftovers_survive_the_next_command() {
             &["config"][..],
         ),
     ] {
-        let out = app
-            .command(args)
-            .env("BACKUP_FAILPOINT", point)
-            .output()
-            .unwrap();
+        let out = app.run_dying_at(point, args);
         assert!(!out.status.success(), "{point}: the failpoint did not fire");
         assert!(
             !app.temp_leftovers().is_empty(),

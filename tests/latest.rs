@@ -6,7 +6,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::{App, stderr, stdout};
+use crate::support::{App, assert_exit_saying, stderr, stdout};
 
 /// Runs `backup ARGS` as host `host`, at `clock` (RFC 3339) when given.
 fn as_host(app: &App, host: &str, clock: Option<&str>, args: &[&str]) -> Output {
@@ -34,6 +34,11 @@ fn tag_of(out: &Output) -> String {
     json(out)["tag"].as_str().unwrap().to_string()
 }
 
+/// `backup <command> --json` (`now` or `run`) as `host` at `clock`: the tag it made.
+fn snapshot_at(app: &App, host: &str, clock: &str, command: &str) -> String {
+    tag_of(&as_host(app, host, Some(clock), &[command, "--json"]))
+}
+
 /// Two app folders sharing the remote folder of the first one.
 fn two_machines() -> (App, App) {
     let first = App::new(10);
@@ -48,12 +53,7 @@ fn two_machines() -> (App, App) {
 #[test]
 fn a_snapshot_dated_in_the_future_is_never_latest_silently() {
     let app = App::new(10);
-    let wrong = tag_of(&as_host(
-        &app,
-        "laptop",
-        Some("2099-01-01T00:00:00Z"),
-        &["run", "--json"],
-    ));
+    let wrong = snapshot_at(&app, "laptop", "2099-01-01T00:00:00Z", "run");
     let right = tag_of(&as_host(&app, "laptop", None, &["run", "--json"]));
     assert!(wrong > right, "the 2099 tag sorts after today's");
 
@@ -121,8 +121,7 @@ fn a_snapshot_dated_in_the_future_is_never_latest_silently() {
         Some("2001-01-01T00:00:00Z"),
         &["verify", "latest"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("fix the clock"), "{}", stderr(&out));
+    assert_exit_saying(&out, 1, "fix the clock");
 }
 
 #[test]
@@ -131,8 +130,8 @@ fn a_run_never_deletes_its_own_snapshot_and_one_second_orders_by_millisecond() {
     // The same frozen millisecond: the two tags order by their random digits, either way.
     for _ in 0..4 {
         let clock = "2026-03-01T10:00:00.250Z";
-        let first = tag_of(&as_host(&app, "box", Some(clock), &["run", "--json"]));
-        let second = tag_of(&as_host(&app, "box", Some(clock), &["run", "--json"]));
+        let first = snapshot_at(&app, "box", clock, "run");
+        let second = snapshot_at(&app, "box", clock, "run");
         let local = app.archives("backups");
         assert!(
             local.contains(&format!("{second}.tar.gz")),
@@ -150,18 +149,8 @@ fn a_run_never_deletes_its_own_snapshot_and_one_second_orders_by_millisecond() {
         fs::create_dir(app.path("remote")).unwrap();
     }
     // One second, two milliseconds: the later run is the newer snapshot, whatever the text.
-    let early = tag_of(&as_host(
-        &app,
-        "box",
-        Some("2026-03-01T11:00:00.900Z"),
-        &["run", "--json"],
-    ));
-    let late = tag_of(&as_host(
-        &app,
-        "box",
-        Some("2026-03-01T11:00:00.901Z"),
-        &["now", "--json"],
-    ));
+    let early = snapshot_at(&app, "box", "2026-03-01T11:00:00.900Z", "run");
+    let late = snapshot_at(&app, "box", "2026-03-01T11:00:00.901Z", "now");
     let rows = app.list_json();
     assert_eq!(rows[0]["tag"], late.as_str(), "{rows:?}");
     assert_eq!(rows[1]["tag"], early.as_str(), "{rows:?}");
@@ -172,19 +161,9 @@ fn a_run_never_deletes_its_own_snapshot_and_one_second_orders_by_millisecond() {
 #[test]
 fn latest_is_this_hosts_and_a_fresh_machine_among_several_hosts_must_name_one() {
     let (alpha, beta) = two_machines();
-    let alpha_tag = tag_of(&as_host(
-        &alpha,
-        "alpha",
-        Some("2026-03-01T10:00:00Z"),
-        &["now", "--json"],
-    ));
+    let alpha_tag = snapshot_at(&alpha, "alpha", "2026-03-01T10:00:00Z", "now");
     // beta's own snapshot is older than alpha's.
-    let beta_tag = tag_of(&as_host(
-        &beta,
-        "beta",
-        Some("2026-03-01T09:00:00Z"),
-        &["now", "--json"],
-    ));
+    let beta_tag = snapshot_at(&beta, "beta", "2026-03-01T09:00:00Z", "now");
     assert!(alpha_tag > beta_tag);
 
     // On beta, `latest` is beta's own, even though alpha's is newer on the shared remote.
@@ -274,24 +253,9 @@ fn hosts_whose_names_differ_past_32_characters_never_prune_each_other() {
     ));
     let first = "build-agent-production-cluster-01";
     let second = "build-agent-production-cluster-02";
-    let two_tag = tag_of(&as_host(
-        &two,
-        second,
-        Some("2026-03-01T09:00:00Z"),
-        &["now", "--json"],
-    ));
-    let one_old = tag_of(&as_host(
-        &one,
-        first,
-        Some("2026-03-01T10:00:00Z"),
-        &["now", "--json"],
-    ));
-    let one_new = tag_of(&as_host(
-        &one,
-        first,
-        Some("2026-03-01T11:00:00Z"),
-        &["now", "--json"],
-    ));
+    let two_tag = snapshot_at(&two, second, "2026-03-01T09:00:00Z", "now");
+    let one_old = snapshot_at(&one, first, "2026-03-01T10:00:00Z", "now");
+    let one_new = snapshot_at(&one, first, "2026-03-01T11:00:00Z", "now");
     let host_of = |tag: &str| {
         backup_agent::tag::Tag::parse(tag)
             .unwrap()

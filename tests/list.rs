@@ -2,7 +2,7 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::support::{App, stderr, stdout};
+use crate::support::{App, assert_exit_saying, stderr, stdout};
 
 #[test]
 fn list_json_has_a_stable_shape_newest_first() {
@@ -54,8 +54,7 @@ fn list_json_has_a_stable_shape_newest_first() {
 
 #[test]
 fn list_shows_local_snapshots_when_the_remote_is_unreachable() {
-    let app = App::new(10);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(10);
     fs::remove_dir_all(app.path("remote")).unwrap();
     let out = app.run(&["list", "--json"]);
     assert_eq!(out.status.code(), Some(4));
@@ -128,12 +127,7 @@ fn demo_refuses_a_folder_it_did_not_make() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not made by `backup demo`"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 1, "not made by `backup demo`");
     assert_eq!(
         fs::read(dir.path().join("mine/app/backup.toml")).unwrap(),
         b"# my own config"

@@ -1,6 +1,6 @@
 use std::fs::{self, File, OpenOptions};
 
-use crate::support::{App, stderr};
+use crate::support::{App, assert_exit_saying, stderr};
 
 #[test]
 fn a_held_lock_refuses_a_second_run_with_its_own_exit_code() {
@@ -14,8 +14,7 @@ fn a_held_lock_refuses_a_second_run_with_its_own_exit_code() {
         .unwrap();
     held.try_lock().unwrap();
     let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(5));
-    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    assert_exit_saying(&out, 5, "already running");
     assert!(app.archives("backups").is_empty());
     drop(held);
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
@@ -42,11 +41,7 @@ fn two_concurrent_runs_one_is_refused_and_a_killed_run_blocks_nothing() {
     );
     let out = app.run(&["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        app.temp_leftovers().is_empty(),
-        "{:?}",
-        app.temp_leftovers()
-    );
+    app.assert_no_leftovers();
     assert_eq!(app.archives("backups").len(), 1);
     let _ = File::open(app.path("backups/.lock")).unwrap();
 }
@@ -90,11 +85,7 @@ const RUN_POINTS: [&str; 7] = [
 fn a_kill_at_any_step_leaves_no_partial_archive_and_the_next_run_recovers() {
     let app = App::new(1_000);
     for point in RUN_POINTS {
-        let out = app
-            .command(&["now"])
-            .env("BACKUP_FAILPOINT", point)
-            .output()
-            .unwrap();
+        let out = app.run_dying_at(point, &["now"]);
         assert_eq!(
             out.status.code(),
             None,
@@ -105,11 +96,7 @@ fn a_kill_at_any_step_leaves_no_partial_archive_and_the_next_run_recovers() {
     }
     let out = app.run(&["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        app.temp_leftovers().is_empty(),
-        "{:?}",
-        app.temp_leftovers()
-    );
+    app.assert_no_leftovers();
     assert_no_partial_archives(&app);
     assert_eq!(app.archives("backups"), app.archives("remote"));
 }

@@ -3,7 +3,9 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::{App, row_counts, sha256_hex, stderr, stdout};
+use crate::support::{
+    App, assert_exit_saying, row_counts, sha256_hex, stderr, stdout, truncate_to_half,
+};
 
 #[test]
 fn now_pushes_to_the_remote_and_the_copy_is_identical() {
@@ -64,20 +66,17 @@ fn a_remote_that_is_a_file_is_reported_and_the_snapshot_is_kept() {
     fs::remove_dir(app.path("remote")).unwrap();
     fs::write(app.path("remote"), b"not a folder").unwrap();
     let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("not a folder"), "{}", stderr(&out));
+    assert_exit_saying(&out, 4, "not a folder");
     assert_eq!(app.archives("backups").len(), 1);
     assert!(app.temp_leftovers().is_empty());
 }
 
 #[test]
 fn a_truncated_remote_copy_is_listed_as_differ_and_replaced_by_the_next_run() {
-    let app = App::new(50);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(50);
     let name = app.archives("remote")[0].clone();
     let remote_copy = app.path("remote").join(&name);
-    let good = fs::read(&remote_copy).unwrap();
-    fs::write(&remote_copy, &good[..good.len() / 2]).unwrap();
+    let good = truncate_to_half(&remote_copy);
     assert_eq!(
         app.list_json()[0]["where"],
         "differ",
@@ -90,8 +89,7 @@ fn a_truncated_remote_copy_is_listed_as_differ_and_replaced_by_the_next_run() {
 
 #[test]
 fn both_sides_record_the_archive_checksum() {
-    let app = App::new(5);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(5);
     let name = app.archives("backups")[0].clone();
     let sha = crate::support::sha256_hex(&fs::read(app.path("backups").join(&name)).unwrap());
     for side in ["backups", "remote"] {
@@ -139,8 +137,7 @@ pub fn flip_a_byte(path: &std::path::Path) {
 /// never replaced by it, even when the local file is truncated.
 #[test]
 fn an_unrecorded_local_archive_never_replaces_a_remote_copy() {
-    let app = App::new(50);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(50);
     let name = app.archives("backups")[0].clone();
     let local = app.path("backups").join(&name);
     let good = fs::read(&local).unwrap();
@@ -163,8 +160,7 @@ fn an_unrecorded_local_archive_never_replaces_a_remote_copy() {
 /// A push killed after the rename but before the record: the next run adds the record.
 #[test]
 fn a_remote_archive_missing_its_record_gets_it_on_the_next_run() {
-    let app = App::new(20);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(20);
     let name = app.archives("remote")[0].clone();
     let record = app.path("remote").join(format!("{name}.sha256"));
     let expected = fs::read_to_string(&record).unwrap();
@@ -201,6 +197,13 @@ fn names(dir: &std::path::Path) -> Vec<String> {
 }
 
 /// The NAS is unmounted: its files move aside and an empty folder stays at the mount point.
+/// The remote as an earlier version left it: archives and their records, no marker, and no
+/// local record of the remote.
+fn as_an_earlier_version_left_it(app: &App) {
+    fs::remove_file(app.path("remote").join(MARKER)).unwrap();
+    fs::remove_file(app.path(RECORD)).unwrap();
+}
+
 fn unmount(app: &App) {
     fs::rename(app.path("remote"), app.path("nas-disk")).unwrap();
     fs::create_dir(app.path("remote")).unwrap();
@@ -230,6 +233,15 @@ fn doctor_remote(app: &App) -> Value {
         .clone();
     let failed = check["verdict"] == "fail";
     assert_eq!(out.status.code(), Some(i32::from(failed)), "{report}");
+    check
+}
+
+/// `doctor`'s `remote` check, which must give `verdict` and whose `field` (`detail` or `fix`)
+/// must say `text`.
+fn doctor_remote_says(app: &App, verdict: &str, field: &str, text: &str) -> Value {
+    let check = doctor_remote(app);
+    assert_eq!(check["verdict"], verdict, "{check}");
+    assert!(check[field].as_str().unwrap().contains(text), "{check}");
     check
 }
 
@@ -278,8 +290,7 @@ fn the_first_push_to_an_empty_folder_marks_it_and_this_machine_remembers_it() {
 
 #[test]
 fn an_emptied_mount_point_is_refused_and_the_snapshots_wait_until_the_disk_is_back() {
-    let app = App::new(50);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(50);
     unmount(&app);
 
     let out = app.run(&["run", "--json"]);
@@ -361,19 +372,12 @@ fn an_emptied_mount_point_is_refused_and_the_snapshots_wait_until_the_disk_is_ba
 /// pushed, so an empty folder is still refused, run after run.
 #[test]
 fn an_earlier_versions_remote_left_unmounted_is_refused_run_after_run() {
-    let app = App::new(20);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
-    fs::remove_file(app.path("remote").join(MARKER)).unwrap();
-    fs::remove_file(app.path(RECORD)).unwrap();
+    let app = App::with_snapshot(20);
+    as_an_earlier_version_left_it(&app);
     unmount(&app);
     for _ in 0..2 {
         let out = app.run(&["run"]);
-        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains("is the disk mounted?"),
-            "{}",
-            stderr(&out)
-        );
+        assert_exit_saying(&out, 4, "is the disk mounted?");
         assert!(names(&app.path("remote")).is_empty());
     }
     remount(&app);
@@ -385,21 +389,15 @@ fn an_earlier_versions_remote_left_unmounted_is_refused_run_after_run() {
 
 #[test]
 fn an_earlier_versions_remote_with_its_archives_is_adopted_silently() {
-    let app = App::new(20);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
-    // What an earlier version left: archives and their records, no marker, no local record.
-    fs::remove_file(app.path("remote").join(MARKER)).unwrap();
-    fs::remove_file(app.path(RECORD)).unwrap();
+    let app = App::with_snapshot(20);
+    as_an_earlier_version_left_it(&app);
 
     assert!(app.list_json().iter().all(|e| e["where"] == "both"));
-    let check = doctor_remote(&app);
-    assert_eq!(check["verdict"], "ok", "{check}");
-    assert!(
-        check["detail"]
-            .as_str()
-            .unwrap()
-            .contains("holds snapshots of an earlier version"),
-        "{check}"
+    doctor_remote_says(
+        &app,
+        "ok",
+        "detail",
+        "holds snapshots of an earlier version",
     );
     assert!(
         !app.path("remote").join(MARKER).exists(),
@@ -435,15 +433,7 @@ fn a_first_push_into_a_folder_with_foreign_files_is_refused_and_writes_nothing()
     );
     assert!(!app.path(RECORD).exists());
 
-    let check = doctor_remote(&app);
-    assert_eq!(check["verdict"], "fail", "{check}");
-    assert!(
-        check["fix"]
-            .as_str()
-            .unwrap()
-            .contains("an empty folder of its own"),
-        "{check}"
-    );
+    doctor_remote_says(&app, "fail", "fix", "an empty folder of its own");
     // `init` does not adopt someone else's folder either.
     let out = app.run(&["init"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
@@ -454,8 +444,7 @@ fn a_first_push_into_a_folder_with_foreign_files_is_refused_and_writes_nothing()
 /// then the next run pushes everything to it.
 #[test]
 fn init_adopts_a_new_empty_remote_on_purpose() {
-    let app = App::new(20);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(20);
     let old_id = marker_id(&app);
     unmount(&app);
     assert_eq!(app.run(&["now"]).status.code(), Some(4));
@@ -482,8 +471,7 @@ fn init_adopts_a_new_empty_remote_on_purpose() {
 /// `backup init` adopts it.
 #[test]
 fn another_remotes_disk_at_the_same_place_is_refused_until_init_adopts_it() {
-    let app = App::new(20);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(20);
     let other = App::new(5);
     assert_eq!(other.run(&["now"]).status.code(), Some(0));
     let other_id = marker_id(&other);
@@ -501,15 +489,7 @@ fn another_remotes_disk_at_the_same_place_is_refused_until_init_adopts_it() {
         "{err}"
     );
     assert_eq!(app.archives("remote"), theirs, "nothing was written there");
-    let check = doctor_remote(&app);
-    assert_eq!(check["verdict"], "fail", "{check}");
-    assert!(
-        check["detail"]
-            .as_str()
-            .unwrap()
-            .contains("another disk may be mounted there"),
-        "{check}"
-    );
+    doctor_remote_says(&app, "fail", "detail", "another disk may be mounted there");
 
     let out = app.run(&["init", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -528,15 +508,7 @@ fn another_remotes_disk_at_the_same_place_is_refused_until_init_adopts_it() {
 #[test]
 fn doctor_says_how_the_remote_folder_is_marked() {
     let app = App::new(10);
-    let check = doctor_remote(&app);
-    assert_eq!(check["verdict"], "ok", "{check}");
-    assert!(
-        check["detail"]
-            .as_str()
-            .unwrap()
-            .contains("will be marked by the first push"),
-        "{check}"
-    );
+    doctor_remote_says(&app, "ok", "detail", "will be marked by the first push");
     assert!(
         names(&app.path("remote")).is_empty(),
         "doctor writes nothing"
@@ -555,15 +527,7 @@ fn doctor_says_how_the_remote_folder_is_marked() {
     );
 
     unmount(&app);
-    let check = doctor_remote(&app);
-    assert_eq!(check["verdict"], "fail", "{check}");
-    assert!(
-        check["detail"]
-            .as_str()
-            .unwrap()
-            .contains("is the disk mounted?"),
-        "{check}"
-    );
+    let check = doctor_remote_says(&app, "fail", "detail", "is the disk mounted?");
     assert!(
         check["fix"].as_str().unwrap().contains("run `backup init`"),
         "{check}"
@@ -736,23 +700,19 @@ pub fn a_damaged_local_copy_is_found_shown_restored_around_and_repaired(
 
     // The restore takes the remote's copy, and says so.
     let out = backup(&["restore", tag, "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "the local copy of {tag} is damaged; restored from the remote copy"
-        )),
-        "{}",
-        stderr(&out)
+    assert_exit_saying(
+        &out,
+        0,
+        &format!("the local copy of {tag} is damaged; restored from the remote copy"),
     );
     assert_eq!(row_counts(&app.path("data/tasks.db")), rows_then);
 
     // The next run repairs the local copy from the remote.
     let out = backup(&["run", "--json", "-v"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("repaired local copy of {tag} from the remote")),
-        "{}",
-        stderr(&out)
+    assert_exit_saying(
+        &out,
+        0,
+        &format!("repaired local copy of {tag} from the remote"),
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["local_check"]["repaired"], serde_json::json!([tag]));
@@ -764,11 +724,7 @@ pub fn a_damaged_local_copy_is_found_shown_restored_around_and_repaired(
     let out = backup(&["status", "--json"]);
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["warnings"], serde_json::json!([]), "{status}");
-    assert!(
-        app.temp_leftovers().is_empty(),
-        "{:?}",
-        app.temp_leftovers()
-    );
+    app.assert_no_leftovers();
 }
 
 #[test]
@@ -894,21 +850,14 @@ fn the_check_takes_one_archive_even_when_it_exceeds_the_budget() {
 /// good copy alone and warns, and the next run puts that copy back in its place.
 #[test]
 fn a_truncated_local_copy_is_repaired_from_the_remote_by_the_next_run() {
-    let app = App::new(50);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(50);
     let name = app.archives("backups")[0].clone();
     let local = app.path("backups").join(&name);
-    let good = fs::read(&local).unwrap();
-    fs::write(&local, &good[..good.len() / 2]).unwrap();
+    let good = truncate_to_half(&local);
     assert_eq!(app.list_json()[0]["where"], "differ");
 
     let out = app.run(&["run", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("the remote holds a good copy"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 0, "the remote holds a good copy");
     assert_eq!(fs::read(app.path("remote").join(&name)).unwrap(), good);
     let out = app.run(&["run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -931,8 +880,7 @@ fn a_truncated_local_copy_is_repaired_from_the_remote_by_the_next_run() {
 /// so; the runs after neither download it again nor count it as a good copy.
 #[test]
 fn a_remote_copy_that_fails_its_record_is_not_downloaded_every_hour() {
-    let app = App::new(50);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(50);
     let name = app.archives("backups")[0].clone();
     flip_a_byte(&app.path("backups").join(&name));
     flip_a_byte(&app.path("remote").join(&name));

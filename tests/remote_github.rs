@@ -6,8 +6,8 @@ use serde_json::json;
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
 use crate::openapi;
 use crate::support::{
-    App, GITHUB_REPO, fake_with_private_repo, github_config, no_token_leak, row_counts, stderr,
-    stdout,
+    App, GITHUB_REPO, assert_exit_saying, fake_with_private_repo, github_config,
+    github_config_with_budget, no_token_leak, output_with_stdin, row_counts, stderr, stdout,
 };
 
 const REPO: &str = GITHUB_REPO;
@@ -23,27 +23,32 @@ fn github_app_with(fake: &FakeGitHub, repo: &str, rows: usize, extra: &str) -> A
     app
 }
 
+/// A fake GitHub holding [`REPO`], and an app of `rows` rows that has pushed one snapshot there.
+fn github_app_with_snapshot(rows: usize) -> (FakeGitHub, App) {
+    let fake = fake_with_private_repo(REPO);
+    let app = github_app(&fake, REPO, rows);
+    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    (fake, app)
+}
+
+/// The app loses its data and its local snapshots: `restore latest` brings the data back from
+/// GitHub alone.
+fn restores_from_github_alone(app: &App) {
+    let expected = row_counts(&app.path("data/tasks.db"));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    fs::remove_dir_all(app.path("data")).unwrap();
+    let out = run(app, &["restore", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+}
+
 fn run(app: &App, args: &[&str]) -> Output {
     app.run_github(args)
 }
 
 /// Runs the binary with no token in the environment and `stdin` as its input.
 fn run_with_stdin(app: &App, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = app
-        .command(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    no_token_leak(child.wait_with_output().unwrap())
+    no_token_leak(output_with_stdin(&mut app.command(args), stdin))
 }
 
 fn assert_one_complete_release(fake: &FakeGitHub) {
@@ -189,8 +194,7 @@ fn a_public_repository_is_refused_and_nothing_is_uploaded() {
     fake.add_repo(REPO, false);
     let app = github_app(&fake, REPO, 10);
     let out = run(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is public"), "{}", stderr(&out));
+    assert_exit_saying(&out, 4, "is public");
     assert!(fake.releases(REPO).is_empty());
     assert_eq!(app.archives("backups").len(), 1, "the snapshot stays local");
 }
@@ -203,11 +207,10 @@ fn an_internal_repository_is_refused_like_a_public_one() {
     fake.add_internal_repo(REPO);
     let app = github_app(&fake, REPO, 10);
     let out = run(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("is internal: everyone in its enterprise can read it"),
-        "{}",
-        stderr(&out)
+    assert_exit_saying(
+        &out,
+        4,
+        "is internal: everyone in its enterprise can read it",
     );
     assert!(fake.releases(REPO).is_empty());
     assert_eq!(app.archives("backups").len(), 1, "the snapshot stays local");
@@ -228,35 +231,26 @@ fn bad_credentials_and_an_empty_repository_fail_at_once_with_what_to_do() {
     fake.inject(Route::GetRepo, Fault::bad_credentials());
     let app = github_app(&fake, REPO, 10);
     let out = run(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
-    let repo_reads = fake
-        .log()
-        .iter()
-        .filter(|l| l.starts_with(&format!("GET /repos/{REPO} ")))
-        .count();
+    assert_exit_saying(&out, 4, "401");
+    let repo_reads = fake.count_requests(|l| l.starts_with(&format!("GET /repos/{REPO} ")));
     assert_eq!(repo_reads, 1, "no retry after a 401: {:?}", fake.log());
 
     let empty = "alice/empty";
     fake.add_empty_repo(empty);
     let app = github_app(&fake, empty, 10);
     let out = run(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
+    assert_exit_saying(&out, 4, "is empty");
     assert!(stderr(&out).contains("first commit"), "{}", stderr(&out));
 }
 
 #[test]
 fn a_damaged_remote_copy_is_refused_on_restore() {
-    let fake = fake_with_private_repo(REPO);
-    let app = github_app(&fake, REPO, 100);
-    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    let (fake, app) = github_app_with_snapshot(100);
     let tag = fake.releases(REPO)[0].tag.clone();
     fake.corrupt_asset(REPO, &format!("{tag}.tar.gz"));
     fs::remove_dir_all(app.path("backups")).unwrap();
     let out = run(&app, &["verify", "latest"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
+    assert_exit_saying(&out, 1, "damaged");
 }
 
 #[test]
@@ -312,12 +306,7 @@ fn an_archive_over_the_asset_limit_goes_up_in_parts_and_comes_back_whole() {
     let out = run(&app, &["list", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["where"], "both", "{rows}");
-    let expected = row_counts(&app.path("data/tasks.db"));
-    fs::remove_dir_all(app.path("backups")).unwrap();
-    fs::remove_dir_all(app.path("data")).unwrap();
-    let out = run(&app, &["restore", "latest"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+    restores_from_github_alone(&app);
     assert_eq!(local.len(), 1);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
@@ -337,12 +326,7 @@ fn every_page_is_listed_and_another_hosts_releases_are_left_alone() {
             i / 60,
             i % 60
         );
-        fake.add_release(
-            REPO,
-            &tag,
-            &format!("{tag}.tar.gz"),
-            b"another machine's archive",
-        );
+        fake.add_snapshot_release(REPO, &tag, b"another machine's archive");
     }
     fake.add_release(REPO, "v1.0.0", "app.zip", b"not ours");
     let app = github_app(&fake, REPO, 20);
@@ -379,12 +363,7 @@ fn init_create_makes_a_private_repository_that_takes_snapshots() {
     let repo = "octo-user/app-backups";
     let app = github_app(&fake, repo, 50);
     let out = run(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("backup init --create"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 4, "backup init --create");
     let out = run(&app, &["init"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert_eq!(fake.repo_private(repo), None, "init alone creates nothing");
@@ -408,12 +387,7 @@ fn init_create_makes_a_private_repository_that_takes_snapshots() {
     // Repositories are made under the token's account: another owner is refused clearly.
     let app = github_app(&fake, "some-org/backups", 5);
     let out = run(&app, &["init", "--create"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("repo = \"octo-user/backups\""),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 4, "repo = \"octo-user/backups\"");
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
@@ -421,9 +395,7 @@ fn init_create_makes_a_private_repository_that_takes_snapshots() {
 /// old name (301 for reads, 307 for writes), and push, list and restore follow.
 #[test]
 fn a_renamed_repository_is_followed_for_push_list_and_restore() {
-    let fake = fake_with_private_repo(REPO);
-    let app = github_app(&fake, REPO, 200);
-    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    let (fake, app) = github_app_with_snapshot(200);
     fake.rename_repo(REPO, "alice/renamed-backups");
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -432,12 +404,7 @@ fn a_renamed_repository_is_followed_for_push_list_and_restore() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(rows.iter().all(|r| r["where"] == "both"), "{rows:?}");
 
-    let expected = row_counts(&app.path("data/tasks.db"));
-    fs::remove_dir_all(app.path("backups")).unwrap();
-    fs::remove_dir_all(app.path("data")).unwrap();
-    let out = run(&app, &["restore", "latest"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(row_counts(&app.path("data/tasks.db")), expected);
+    restores_from_github_alone(&app);
     let log = fake.log().join("\n");
     assert!(
         log.contains(&format!("POST /repos/{REPO}/releases -> 307")),
@@ -489,8 +456,7 @@ fn auth_login_keeps_the_token_in_the_keyring_and_logout_removes_it() {
     let app = github_app(&fake, REPO, 30);
 
     let out = run_with_stdin(&app, &["auth", "login"], "ghp_wrongtoken\n");
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    assert_exit_saying(&out, 4, "401");
     let out = run_with_stdin(&app, &["auth", "status", "--json"], "");
     assert!(
         !stdout(&out).contains("\"keyring\""),
@@ -528,7 +494,7 @@ fn prune_deletes_surplus_releases_and_their_tags_and_only_this_hosts() {
         for h in ["", "other-laptop"] {
             let who = if h.is_empty() { host.as_str() } else { h };
             let tag = format!("bk-20260301T10{minute:02}00Z-scheduled-{who}-{i:06x}");
-            fake.add_release(REPO, &tag, &format!("{tag}.tar.gz"), b"an archive");
+            fake.add_snapshot_release(REPO, &tag, b"an archive");
             if h.is_empty() {
                 mine.push(tag);
             }
@@ -560,13 +526,8 @@ fn an_asset_over_the_servers_limit_is_refused_with_what_to_set() {
     fake.set_max_asset(4096);
     let app = github_app(&fake, REPO, 2_000);
     let out = run(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("max_asset_bytes"), "{}", stderr(&out));
-    let uploads = fake
-        .log()
-        .iter()
-        .filter(|l| l.starts_with("POST /repos/alice/app-backups/releases/"))
-        .count();
+    assert_exit_saying(&out, 4, "max_asset_bytes");
+    let uploads = fake.count_requests(|l| l.starts_with("POST /repos/alice/app-backups/releases/"));
     assert_eq!(uploads, 1, "no retry of a 422: {:?}", fake.log());
     assert!(fake.releases(REPO)[0].assets.is_empty());
     assert_eq!(fake.violations(), Vec::<String>::new());
@@ -579,21 +540,7 @@ fn an_unreachable_github_fails_with_one_line_and_keeps_the_snapshot() {
     let api_url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let app = App::new(10);
-    app.write_config(&format!(
-        r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[local]
-dir = "backups"
-[remote]
-type = "github"
-repo = "{REPO}"
-api_url = "{api_url}"
-retry_budget_secs = 1
-retry_max_delay_ms = 20
-"#
-    ));
+    app.write_config(&github_config_with_budget(&api_url, REPO, 1, ""));
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
@@ -704,9 +651,7 @@ fn a_damaged_local_copy_is_found_restored_around_and_repaired_with_github() {
 /// against its record, and checks GitHub's copy instead; the next `now` repairs it.
 #[test]
 fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
-    let fake = fake_with_private_repo(REPO);
-    let app = github_app(&fake, REPO, 50);
-    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    let (fake, app) = github_app_with_snapshot(50);
     let name = app.archives("backups")[0].clone();
     let tag = name.strip_suffix(".tar.gz").unwrap();
     let local = app.path("backups").join(&name);
@@ -714,13 +659,10 @@ fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
     crate::remote_dir::flip_a_byte(&local);
 
     let out = run(&app, &["verify", tag]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "the local copy of {tag} is damaged; verified the remote copy"
-        )),
-        "{}",
-        stderr(&out)
+    assert_exit_saying(
+        &out,
+        0,
+        &format!("the local copy of {tag} is damaged; verified the remote copy"),
     );
     assert!(
         stdout(&out).contains("from the remote copy"),
@@ -739,11 +681,7 @@ fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
         stdout(&out)
     );
     assert_eq!(fs::read(&local).unwrap(), good);
-    assert!(
-        app.temp_leftovers().is_empty(),
-        "{:?}",
-        app.temp_leftovers()
-    );
+    app.assert_no_leftovers();
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
@@ -817,11 +755,7 @@ fn a_draft_left_by_an_earlier_attempt_is_reused_and_extra_drafts_deleted() {
     assert_eq!(releases.len(), 2, "{releases:?}");
     assert!(releases.iter().all(|r| !r.draft && r.assets.len() == 1));
     assert_eq!(releases.iter().filter(|r| r.tag == tag).count(), 1);
-    let uploads = fake
-        .log()
-        .iter()
-        .filter(|l| l.starts_with("POST") && l.contains("/assets "))
-        .count();
+    let uploads = fake.count_requests(|l| l.starts_with("POST") && l.contains("/assets "));
     assert_eq!(uploads, 2, "one per snapshot: {:#?}", fake.log());
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
@@ -870,7 +804,7 @@ fn prune_treats_an_undeletable_tag_as_done_with_a_note() {
     let host = backup_agent::tag::this_host();
     for (i, minute) in [0, 10, 20, 30].into_iter().enumerate() {
         let tag = format!("bk-20260301T10{minute:02}00Z-scheduled-{host}-{i:06x}");
-        fake.add_release(REPO, &tag, &format!("{tag}.tar.gz"), b"an archive");
+        fake.add_snapshot_release(REPO, &tag, b"an archive");
     }
     fake.set_immutable_releases(REPO, true);
     let app = github_app(&fake, REPO, 5);
@@ -907,7 +841,7 @@ fn five_thousand_releases_past_the_1000_result_cap_stay_reachable() {
         .map(|i| format!("bk-20260101T10{:02}00Z-scheduled-{host}-{i:06x}", i * 10))
         .collect();
     for tag in &old {
-        fake.add_release(REPO, tag, &format!("{tag}.tar.gz"), b"an old archive");
+        fake.add_snapshot_release(REPO, tag, b"an old archive");
     }
     let app = github_app(&fake, REPO, 100);
     assert_eq!(run(&app, &["now"]).status.code(), Some(0));
@@ -920,12 +854,7 @@ fn five_thousand_releases_past_the_1000_result_cap_stay_reachable() {
             i % 60,
             i % 15
         );
-        fake.add_release(
-            REPO,
-            &tag,
-            &format!("{tag}.tar.gz"),
-            b"another host's archive",
-        );
+        fake.add_snapshot_release(REPO, &tag, b"another host's archive");
     }
 
     // A lost machine: nothing local; its snapshot is 5,001st in GitHub's newest-first list.
@@ -1038,9 +967,7 @@ fn tokens_follow_ghs_per_host_conventions() {
 /// GraphQL answers its rate limit with a 200 whose `errors` say so: waited for and tried again.
 #[test]
 fn a_graphql_rate_limit_is_waited_for() {
-    let fake = fake_with_private_repo(REPO);
-    let app = github_app(&fake, REPO, 10);
-    assert_eq!(run(&app, &["now"]).status.code(), Some(0));
+    let (fake, app) = github_app_with_snapshot(10);
     fake.inject(
         Route::GraphQl,
         Fault::Status(
@@ -1054,7 +981,7 @@ fn a_graphql_rate_limit_is_waited_for() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["where"], "both");
-    let queries = fake.log().iter().filter(|l| l.contains("/graphql")).count();
+    let queries = fake.count_requests(|l| l.contains("/graphql"));
     assert_eq!(queries, 2, "{:#?}", fake.log());
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
@@ -1091,11 +1018,7 @@ fn an_immutable_release_without_its_archive_is_refused_with_what_to_do_and_passe
     let warnings = serde_json::from_slice::<serde_json::Value>(&status.stdout).unwrap()["warnings"]
         .to_string();
     assert!(warnings.contains("can never go to GitHub"), "{warnings}");
-    let refused = fake
-        .log()
-        .iter()
-        .filter(|l| l.ends_with("/assets -> 422"))
-        .count();
+    let refused = fake.count_requests(|l| l.ends_with("/assets -> 422"));
     assert_eq!(refused, 1, "no retry: {:#?}", fake.log());
     // The snapshot behind it is pushed past it, not held back.
     let releases = fake.releases(REPO);

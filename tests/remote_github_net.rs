@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
-use crate::support::{App, fake_with_private_repo, stderr, stdout};
+use crate::support::{App, TASKS_CONFIG, fake_with_private_repo, stderr, stdout};
 
 const REPO: &str = "alice/app-backups";
 
@@ -29,14 +29,8 @@ fn app(api_url: &str, blob: usize, remote_keys: &str) -> App {
         .collect();
     fs::write(app.path("data/blob.bin"), bytes).unwrap();
     app.write_config(&format!(
-        r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[[include]]
+        r#"{TASKS_CONFIG}[[include]]
 path = "data/blob.bin"
-[local]
-dir = "backups"
 [remote]
 type = "github"
 repo = "{REPO}"
@@ -45,6 +39,48 @@ api_url = "{api_url}"
 "#
     ));
     app
+}
+
+/// Runs `args` (see [`timed`]), which must exit with `code` within `limit_secs` seconds.
+fn exits_within(app: &App, args: &[&str], code: i32, limit_secs: u64) -> Output {
+    let (out, took) = timed(app, args);
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(limit_secs), "took {took:?}");
+    out
+}
+
+/// Runs `args` (see [`timed`]), which must succeed and take 3 s or more: the link was slow.
+fn succeeds_slowly(app: &App, args: &[&str]) {
+    let (out, took) = timed(app, args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        took >= Duration::from_secs(3),
+        "the link was not slow: {took:?}"
+    );
+}
+
+/// The watchdog caught a stall (`-v` logs it) where the fake played one (`played` ends a line of
+/// its log).
+fn assert_stall_caught(fake: &FakeGitHub, out: &Output, played: &str) {
+    assert!(
+        stderr(out).contains("no bytes moved for 1s"),
+        "{}",
+        stderr(out)
+    );
+    assert!(
+        fake.count_requests(|l| l.ends_with(played)) > 0,
+        "{:?}",
+        fake.log()
+    );
+}
+
+/// A fake GitHub whose link moves `bytes_per_sec` both ways, and an app pushing to it as [`app`]
+/// makes it.
+fn on_slow_link(bytes_per_sec: u64, blob: usize, remote_keys: &str) -> (FakeGitHub, App) {
+    let fake = fake_with_private_repo(REPO);
+    fake.set_link_rate(bytes_per_sec);
+    let app = app(&fake.api_url, blob, remote_keys);
+    (fake, app)
 }
 
 /// Runs the binary with the fake's token; returns the output and how long it took.
@@ -110,15 +146,9 @@ fn the_retry_budget_bounds_real_time_and_a_wait_past_it_is_not_started() {
         fake.inject(Route::CreateRelease, Fault::secondary_limit(60));
     }
     let app = app(&fake.api_url, 0, "retry_budget_secs = 1");
-    let (out, took) = timed(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let out = exits_within(&app, &["now"], 4, 10);
     assert!(stderr(&out).contains("safe locally"), "{}", stderr(&out));
-    let creates = fake
-        .log()
-        .iter()
-        .filter(|l| l.starts_with("POST /repos/alice/app-backups/releases "))
-        .count();
+    let creates = fake.count_requests(|l| l.starts_with("POST /repos/alice/app-backups/releases "));
     assert_eq!(
         creates,
         1,
@@ -178,40 +208,20 @@ fn rate_limits_in_every_form_github_uses_are_waited_out_not_failed() {
 /// several times the stall time and the JSON answer timeout, both ways).
 #[test]
 fn a_slow_link_that_keeps_moving_pushes_and_restores_on_the_first_try() {
-    let fake = fake_with_private_repo(REPO);
-    fake.set_link_rate(200 << 10);
-    let app = app(
-        &fake.api_url,
+    let (fake, app) = on_slow_link(
+        200 << 10,
         800 << 10,
         "stall_secs = 1\nreply_timeout_secs = 1\nanswer_timeout_secs = 30\nretry_budget_secs = 5",
     );
-    let (out, took) = timed(&app, &["now"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        took >= Duration::from_secs(3),
-        "the link was not slow: {took:?}"
-    );
+    succeeds_slowly(&app, &["now"]);
     assert!(one_complete_release(&fake), "{:?}", fake.log());
-    let uploads = fake
-        .log()
-        .iter()
-        .filter(|l| l.starts_with("POST ") && l.contains("/assets"))
-        .count();
+    let uploads = fake.count_requests(|l| l.starts_with("POST ") && l.contains("/assets"));
     assert_eq!(uploads, 1, "pushed on the first try: {:?}", fake.log());
 
     fs::remove_dir_all(app.path("backups")).unwrap();
     fs::remove_dir_all(app.path("data")).unwrap();
-    let (out, took) = timed(&app, &["restore", "latest", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        took >= Duration::from_secs(3),
-        "the link was not slow: {took:?}"
-    );
-    let downloads = fake
-        .log()
-        .iter()
-        .filter(|l| l.starts_with("GET /objects/"))
-        .count();
+    succeeds_slowly(&app, &["restore", "latest", "--yes"]);
+    let downloads = fake.count_requests(|l| l.starts_with("GET /objects/"));
     assert_eq!(downloads, 1, "{:?}", fake.log());
     assert_eq!(
         fs::metadata(app.path("data/blob.bin")).unwrap().len(),
@@ -232,38 +242,14 @@ fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
         24 << 20,
         "stall_secs = 1\nanswer_timeout_secs = 30\nretry_budget_secs = 20\nretry_max_delay_ms = 20",
     );
-    let (out, took) = timed(&app, &["now", "-v"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(30), "took {took:?}");
-    assert!(
-        stderr(&out).contains("no bytes moved for 1s"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        fake.log().iter().any(|l| l.ends_with("stalled mid-upload")),
-        "{:?}",
-        fake.log()
-    );
+    let out = exits_within(&app, &["now", "-v"], 0, 30);
+    assert_stall_caught(&fake, &out, "stalled mid-upload");
     assert!(one_complete_release(&fake), "{:?}", fake.releases(REPO));
 
     fake.inject(Route::Storage, Fault::StallMidDownload);
     fs::remove_dir_all(app.path("backups")).unwrap();
-    let (out, took) = timed(&app, &["restore", "latest", "--yes", "-v"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(30), "took {took:?}");
-    assert!(
-        stderr(&out).contains("no bytes moved for 1s"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        fake.log()
-            .iter()
-            .any(|l| l.ends_with("stalled mid-download")),
-        "{:?}",
-        fake.log()
-    );
+    let out = exits_within(&app, &["restore", "latest", "--yes", "-v"], 0, 30);
+    assert_stall_caught(&fake, &out, "stalled mid-download");
 }
 
 /// Issue 14 item 2: a server that accepts and never answers costs a JSON call its answer
@@ -281,9 +267,7 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
         fake.inject(Route::ListReleases, Fault::Hang);
     }
 
-    let (out, took) = timed(&app, &["list"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let out = exits_within(&app, &["list"], 4, 20);
     assert!(
         stdout(&out).contains("local, remote unknown"),
         "{}",
@@ -295,9 +279,7 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
         "{err}"
     );
 
-    let (out, took) = timed(&app, &["list", "--json"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let out = exits_within(&app, &["list", "--json"], 4, 20);
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["where"], "local_remote_unknown", "{rows}");
 
@@ -314,9 +296,7 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
     for _ in 0..20 {
         fresh.inject(Route::GraphQl, Fault::Hang);
     }
-    let (out, took) = timed(&second, &["list", "--json"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let out = exits_within(&second, &["list", "--json"], 4, 20);
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["where"], "local_remote_unknown", "{rows}");
 }
@@ -325,16 +305,12 @@ fn a_server_that_never_answers_is_given_up_on_and_list_answers_within_seconds() 
 /// waits locally (exit 4), and the run lock is free for the next run.
 #[test]
 fn a_run_past_its_deadline_stops_and_the_snapshot_waits_locally() {
-    let fake = fake_with_private_repo(REPO);
-    fake.set_link_rate(64 << 10);
-    let app = app(
-        &fake.api_url,
+    let (fake, app) = on_slow_link(
+        64 << 10,
         1 << 20,
         "push_deadline_secs = 2\nstall_secs = 60\nretry_budget_secs = 600",
     );
-    let (out, took) = timed(&app, &["run"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let out = exits_within(&app, &["run"], 4, 15);
     let err = stderr(&out);
     assert!(
         err.contains("push_deadline_secs = 2") && err.contains("safe locally"),

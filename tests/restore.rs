@@ -6,7 +6,10 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::fixtures::{self, BAD};
-use crate::support::{App, in_mount_namespace, make_db, sha256_hex, stderr, stdout, table_names};
+use crate::support::{
+    App, assert_exit_saying, assert_refused_for_space, execute_on, in_mount_namespace, make_db,
+    sha256_hex, stderr, stdout, table_names,
+};
 
 /// Every row of every table, in a canonical text form: equal dumps mean equal data.
 fn dump(path: &Path) -> String {
@@ -138,11 +141,7 @@ fn verify_passes_the_good_fixtures_and_refuses_each_bad_one_with_its_reason() {
         assert_eq!(report["ok"], false, "{name}");
         assert!(report["error"].as_str().unwrap().contains(reason), "{name}");
     }
-    assert!(
-        app.temp_leftovers().is_empty(),
-        "{:?}",
-        app.temp_leftovers()
-    );
+    app.assert_no_leftovers();
     assert!(
         !app.dir
             .path()
@@ -177,8 +176,7 @@ fn every_refusal_leaves_the_live_files_byte_identical() {
     // Unconfirmed (no terminal, no --yes): refused with its own exit code, nothing changed.
     let tag = add_fixture(&app, "good-v3");
     let out = app.run(&["restore", &tag]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_exit_saying(&out, 3, "--yes");
     assert_eq!(hashes(&app.path("data")), before);
     // A dry run checks everything and changes nothing.
     let out = app.run(&["restore", &tag, "--dry-run", "--yes"]);
@@ -322,13 +320,9 @@ fn a_fresh_machine_restores_from_the_config_and_the_remote_alone() {
 
 #[test]
 fn a_database_open_in_another_process_is_refused_unless_forced() {
-    let app = App::new(50);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(50);
     let db = app.path("data/tasks.db");
-    Connection::open(&db)
-        .unwrap()
-        .execute("DELETE FROM tasks WHERE id < 5", [])
-        .unwrap();
+    execute_on(&db, "DELETE FROM tasks WHERE id < 5");
     let before = dump(&db);
     // The app: a connection left open. (This process must not open the file otherwise while
     // it holds it: closing any descriptor drops a process's POSIX locks on the file.)
@@ -337,12 +331,7 @@ fn a_database_open_in_another_process_is_refused_unless_forced() {
         .query_row("SELECT count(*) FROM tasks", [], |r| r.get(0))
         .unwrap();
     let out = app.run(&["restore", "latest", "--yes"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("open in another process"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 1, "open in another process");
     drop(holder);
     assert_eq!(dump(&db), before);
     let out = app.run(&["restore", "latest", "--yes"]);
@@ -369,19 +358,12 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_state_whole() {
         let db = app.path("data/tasks.db");
         let old_files = hashes(&app.path("data/queue"));
         let snapshot = dump(&db);
-        Connection::open(&db)
-            .unwrap()
-            .execute("DELETE FROM tasks WHERE id < 10", [])
-            .unwrap();
+        execute_on(&db, "DELETE FROM tasks WHERE id < 10");
         fs::write(app.path("data/queue/c.json"), b"c").unwrap();
         let changed = dump(&db);
         let changed_files = hashes(&app.path("data/queue"));
 
-        let out = app
-            .command(&["restore", "latest", "--yes"])
-            .env("BACKUP_FAILPOINT", point)
-            .output()
-            .unwrap();
+        let out = app.run_dying_at(point, &["restore", "latest", "--yes"]);
         if out.status.success() {
             // Past the last rename: every step has been crashed at.
             assert!(point.starts_with("swap-move-"), "{point} was never reached");
@@ -400,30 +382,20 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_state_whole() {
             assert_eq!(now_files, changed_files, "{point}");
             assert!(stderr(&out).contains("undone"), "{point}: {}", stderr(&out));
         }
-        assert!(
-            !app.path("backups/restore-journal.json").exists(),
-            "{point}"
-        );
-        assert!(
-            app.temp_leftovers().is_empty(),
-            "{point}: {:?}",
-            app.temp_leftovers()
-        );
+        app.assert_swap_settled(point);
     }
     assert!(crashed >= 6, "only {crashed} crash points were reached");
 }
 
 #[test]
 fn a_snapshot_database_the_config_does_not_name_is_refused() {
-    let app = App::new(10);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(10);
     make_db(&app.path("data/other.db"), 1);
     app.write_config(
         "[[database]]\nname = \"other\"\npath = \"data/other.db\"\n[local]\ndir = \"backups\"\n",
     );
     let out = app.run(&["restore", "latest", "--yes"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("does not name"), "{}", stderr(&out));
+    assert_exit_saying(&out, 1, "does not name");
 }
 
 /// A crash while extracting or checking leaves the live data as it was, and the staging folder
@@ -431,19 +403,11 @@ fn a_snapshot_database_the_config_does_not_name_is_refused() {
 #[test]
 fn a_crash_before_the_swap_changes_nothing_and_leaves_nothing() {
     for point in ["restore-extracted", "restore-checked"] {
-        let app = App::new(30);
-        assert_eq!(app.run(&["now"]).status.code(), Some(0));
+        let app = App::with_snapshot(30);
         let db = app.path("data/tasks.db");
-        Connection::open(&db)
-            .unwrap()
-            .execute("DELETE FROM tasks WHERE id < 10", [])
-            .unwrap();
+        execute_on(&db, "DELETE FROM tasks WHERE id < 10");
         let before = hashes(&app.path("data"));
-        let out = app
-            .command(&["restore", "latest", "--yes"])
-            .env("BACKUP_FAILPOINT", point)
-            .output()
-            .unwrap();
+        let out = app.run_dying_at(point, &["restore", "latest", "--yes"]);
         assert_eq!(out.status.code(), None, "{point}: killed");
         assert_eq!(hashes(&app.path("data")), before, "{point}");
         assert_eq!(app.run(&["run"]).status.code(), Some(0), "{point}");
@@ -473,18 +437,14 @@ fn too_little_room_for_the_extracted_snapshot_is_refused_up_front() {
     ) else {
         return;
     };
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("not enough free space"), "{err}");
-    assert!(err.contains("needs") && err.contains("MiB"), "{err}");
+    assert_refused_for_space(&out);
 }
 
 /// A live database with a hot rollback journal (its writer was killed mid-transaction): opening
 /// it would roll the journal back, so even a dry run must not open it, and the swap waits.
 #[test]
 fn a_hot_journal_is_never_rolled_back_by_a_refused_restore() {
-    let app = App::new(400);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(400);
     let db = app.path("data/tasks.db");
     let crashed = app.path("crashed");
     fs::create_dir_all(&crashed).unwrap();
@@ -549,21 +509,13 @@ fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     let first = first["tag"].as_str().unwrap().to_string();
     let db = app.path("data/tasks.db");
     let snapshot = dump(&db);
-    Connection::open(&db)
-        .unwrap()
-        .execute("DELETE FROM tasks WHERE id > 30", [])
-        .unwrap();
+    execute_on(&db, "DELETE FROM tasks WHERE id > 30");
     let changed = dump(&db);
 
-    let out = app
-        .command(&["restore", "latest", "--yes"])
-        .env("BACKUP_FAILPOINT", "swap-move-1")
-        .output()
-        .unwrap();
+    let out = app.run_dying_at("swap-move-1", &["restore", "latest", "--yes"]);
     assert_eq!(out.status.code(), None);
     let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("undone"), "{}", stderr(&out));
+    assert_exit_saying(&out, 0, "undone");
     assert_eq!(dump(&db), changed);
 
     // Not `latest`: the `now` above took a newer snapshot, of the changed state.
@@ -571,11 +523,7 @@ fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), snapshot);
     for point in ["swap-move-0", "swap-move-2", "swap-recorded"] {
-        let out = app
-            .command(&["rollback"])
-            .env("BACKUP_FAILPOINT", point)
-            .output()
-            .unwrap();
+        let out = app.run_dying_at(point, &["rollback"]);
         assert_eq!(out.status.code(), None, "{point}");
         assert_eq!(app.run(&["list"]).status.code(), Some(0));
         assert_eq!(dump(&db), snapshot, "{point}: the restored state, whole");
@@ -590,8 +538,7 @@ fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
 /// the set-aside folder does not stop a rollback, and a consumed folder is no rollback target.
 #[test]
 fn rollback_works_after_the_user_looked_into_the_set_aside_folder() {
-    let app = App::new(80);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(80);
     let db = app.path("data/tasks.db");
     // The live database as a killed app leaves it: changes still in its WAL (made in a scratch
     // folder by a connection that is never closed, then copied into place).

@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::support::{App, read_archive, row_counts, sha256_hex, stderr, stdout};
+use crate::support::{
+    App, assert_exit_saying, execute_on, read_archive, row_counts, sha256_hex, stderr, stdout,
+};
 
 /// sha256 of every file under `dir` by relative path (a link as `-> target`), leaving out the
 /// top-level entries `skip` names.
@@ -77,11 +79,7 @@ fn mode(path: &Path) -> u32 {
 /// them (the copy is killed once the journal is written).
 fn planned_renames(app: &App, tag: &str) -> Vec<String> {
     let probe = copy_app(app);
-    let out = probe
-        .command(&["restore", tag, "--yes"])
-        .env("BACKUP_FAILPOINT", "swap-journaled")
-        .output()
-        .unwrap();
+    let out = probe.run_dying_at("swap-journaled", &["restore", tag, "--yes"]);
     assert_eq!(out.status.code(), None, "{}", stderr(&out));
     let journal: Value =
         serde_json::from_slice(&fs::read(probe.path("backups/restore-journal.json")).unwrap())
@@ -128,6 +126,15 @@ fn under_umask_000(app: &App, args: &[&str]) -> Command {
 
 const QUEUE_CONFIG: &str = "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"dir\"\npath = \"remote\"\n";
 
+/// An app of 40 rows that includes its queue folder, holding one job.
+fn app_with_one_queued_job() -> App {
+    let app = App::new(40);
+    app.write_config(QUEUE_CONFIG);
+    fs::create_dir_all(app.path("data/queue")).unwrap();
+    fs::write(app.path("data/queue/job.json"), b"{}").unwrap();
+    app
+}
+
 #[test]
 fn a_restore_never_writes_through_a_link_below_an_include() {
     let app = App::new(30);
@@ -143,10 +150,7 @@ fn a_restore_never_writes_through_a_link_below_an_include() {
     fs::create_dir_all(app.path("elsewhere")).unwrap();
     fs::write(app.path("elsewhere/x.json"), b"not the app's").unwrap();
     symlink(app.path("elsewhere"), app.path("data/queue/link")).unwrap();
-    Connection::open(app.path("data/tasks.db"))
-        .unwrap()
-        .execute("DELETE FROM tasks WHERE id < 10", [])
-        .unwrap();
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id < 10");
     let outside = fs::read(app.path("elsewhere/x.json")).unwrap();
     let not_backups = |name: &str| name == "backups";
     let before = hashes(app.dir.path(), &not_backups);
@@ -211,10 +215,7 @@ fn a_database_behind_a_link_is_restored_into_the_links_target() {
     symlink(app.path("srv/tasks.db"), app.path("data/tasks.db")).unwrap();
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
     let snapshot = row_counts(&app.path("srv/tasks.db"));
-    Connection::open(app.path("data/tasks.db"))
-        .unwrap()
-        .execute("DELETE FROM tasks WHERE id > 20", [])
-        .unwrap();
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id > 20");
     let changed = row_counts(&app.path("srv/tasks.db"));
     assert_ne!(snapshot, changed);
 
@@ -295,10 +296,10 @@ fn recovery_reads_the_config_whatever_the_swap_moved() {
     fs::write(template.path("notes/a.txt"), "a2").unwrap();
     fs::remove_file(template.path("notes/b.txt")).unwrap();
     fs::write(template.path("queue/e.json"), "e2").unwrap();
-    Connection::open(template.path("data/tasks.db"))
-        .unwrap()
-        .execute("DELETE FROM tasks WHERE id < 10", [])
-        .unwrap();
+    execute_on(
+        template.path("data/tasks.db"),
+        "DELETE FROM tasks WHERE id < 10",
+    );
     let out = template.run(&["run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let new_tag = json(&out)["tag"].as_str().unwrap().to_string();
@@ -360,11 +361,7 @@ fn recovery_reads_the_config_whatever_the_swap_moved() {
     );
     for point in &points {
         let app = copy_app(&template);
-        let out = app
-            .command(&["restore", &old_tag, "--yes"])
-            .env("BACKUP_FAILPOINT", point)
-            .output()
-            .unwrap();
+        let out = app.run_dying_at(point, &["restore", &old_tag, "--yes"]);
         assert_eq!(out.status.code(), None, "{point}: killed: {}", stderr(&out));
         for command in ["status", "list"] {
             let out = app.run(&[command]);
@@ -382,15 +379,7 @@ fn recovery_reads_the_config_whatever_the_swap_moved() {
             if committed { &new_state } else { &old_state },
             "{point}"
         );
-        assert!(
-            !app.path("backups/restore-journal.json").exists(),
-            "{point}"
-        );
-        assert!(
-            app.temp_leftovers().is_empty(),
-            "{point}: {:?}",
-            app.temp_leftovers()
-        );
+        app.assert_swap_settled(point);
         if !committed {
             assert!(
                 aside_dirs(&app).is_empty(),
@@ -401,11 +390,10 @@ fn recovery_reads_the_config_whatever_the_swap_moved() {
     }
     // One past the last rename: the swap runs to its end.
     let app = copy_app(&template);
-    let out = app
-        .command(&["restore", &old_tag, "--yes"])
-        .env("BACKUP_FAILPOINT", format!("swap-move-{moves}"))
-        .output()
-        .unwrap();
+    let out = app.run_dying_at(
+        format!("swap-move-{moves}"),
+        &["restore", &old_tag, "--yes"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -476,10 +464,7 @@ fn an_aside_folder_without_record_or_files_is_removed_by_the_next_command() {
 
 #[test]
 fn a_restore_with_nothing_to_set_aside_makes_no_aside_folder() {
-    let app = App::new(40);
-    app.write_config(QUEUE_CONFIG);
-    fs::create_dir_all(app.path("data/queue")).unwrap();
-    fs::write(app.path("data/queue/job.json"), b"{}").unwrap();
+    let app = app_with_one_queued_job();
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
     let snapshot = row_counts(&app.path("data/tasks.db"));
 
@@ -493,12 +478,7 @@ fn a_restore_with_nothing_to_set_aside_makes_no_aside_folder() {
     assert!(aside_dirs(&app).is_empty(), "{:?}", aside_dirs(&app));
     assert_eq!(row_counts(&app.path("data/tasks.db")), snapshot);
     let out = app.run(&["rollback"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("nothing to put back"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 1, "nothing to put back");
 
     // A restore that sets the live data aside, then everything lost again and restored: the
     // rollback has nothing to put back, and leaves the earlier folder alone.
@@ -524,10 +504,7 @@ fn a_restore_with_nothing_to_set_aside_makes_no_aside_folder() {
     assert_eq!(hashes(app.dir.path(), &|name| name == "backups"), before);
 
     // A restore that sets something aside makes the rollback work again.
-    Connection::open(app.path("data/tasks.db"))
-        .unwrap()
-        .execute("DELETE FROM tasks", [])
-        .unwrap();
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks");
     let out = app.run(&["restore", "latest", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = app.run(&["rollback"]);
@@ -539,10 +516,7 @@ fn a_restore_with_nothing_to_set_aside_makes_no_aside_folder() {
 /// tool makes for itself is 0700 whatever the umask.
 #[test]
 fn the_folders_a_snapshot_and_a_restore_make_are_private_under_umask_000() {
-    let app = App::new(40);
-    app.write_config(QUEUE_CONFIG);
-    fs::create_dir_all(app.path("data/queue")).unwrap();
-    fs::write(app.path("data/queue/job.json"), b"{}").unwrap();
+    let app = app_with_one_queued_job();
     let killed_at = |args: &[&str], point: &str| {
         let out = under_umask_000(&app, args)
             .env("BACKUP_FAILPOINT", point)
@@ -571,10 +545,7 @@ fn the_folders_a_snapshot_and_a_restore_make_are_private_under_umask_000() {
     assert_eq!(mode(&staging), 0o700);
     assert_eq!(mode(&staging.join("payload")), 0o700);
 
-    Connection::open(app.path("data/tasks.db"))
-        .unwrap()
-        .execute("DELETE FROM tasks WHERE id < 10", [])
-        .unwrap();
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id < 10");
     // Changed, so it goes aside (a file that still holds the snapshot's bytes stays in place).
     fs::write(app.path("data/queue/job.json"), b"{\"changed\":1}").unwrap();
     let queue_mode = mode(&app.path("data/queue"));
@@ -682,12 +653,7 @@ fn an_archive_or_record_naming_the_tools_own_places_is_refused() {
     )
     .unwrap();
     let out = app.run(&["rollback"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no restore would set aside"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 1, "no restore would set aside");
     assert!(!outside.exists(), "nothing written outside the includes");
 }
 
@@ -711,13 +677,9 @@ fn a_config_file_behind_a_link_is_never_moved() {
     let config_before = fs::read(app.path("conf/real.toml")).unwrap();
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
     let config_inode = inode(&app.path("conf/real.toml"));
-    Connection::open(app.path("data/tasks.db"))
-        .unwrap()
-        .execute("DELETE FROM tasks WHERE id < 5", [])
-        .unwrap();
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id < 5");
     let out = app.run(&["restore", "latest", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("config file"), "{}", stderr(&out));
+    assert_exit_saying(&out, 0, "config file");
     assert_eq!(fs::read(app.path("conf/real.toml")).unwrap(), config_before);
     assert_eq!(inode(&app.path("conf/real.toml")), config_inode);
     assert!(
@@ -753,10 +715,7 @@ fn a_database_behind_a_linked_folder_restores_with_force_into_the_real_folder() 
         .clone();
     assert_eq!(db["verdict"], "warn", "{db}");
     let expected = row_counts(&app.path("real-data/tasks.db"));
-    Connection::open(app.path("real-data/tasks.db"))
-        .unwrap()
-        .execute("DELETE FROM tasks", [])
-        .unwrap();
+    execute_on(app.path("real-data/tasks.db"), "DELETE FROM tasks");
     let out = app.run(&["restore", "latest", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);

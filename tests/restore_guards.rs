@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use rusqlite::Connection;
 
 use crate::restore::hashes;
-use crate::support::{App, DIR_REMOTE_CONFIG, row_counts, stderr, stdout};
+use crate::support::{App, DIR_REMOTE_CONFIG, execute_on, row_counts, stderr, stdout};
 
 /// The app's config with its queue folder included.
 fn with_queue(app: &App) {
@@ -51,10 +51,7 @@ fn a_database_an_app_holds_open_is_refused_naming_the_process_in_either_journal_
             .pragma_update(None, "journal_mode", journal_mode)
             .unwrap();
         assert_eq!(app.run(&["now"]).status.code(), Some(0));
-        Connection::open(&db)
-            .unwrap()
-            .execute("DELETE FROM tasks WHERE id <= 4", [])
-            .unwrap();
+        execute_on(&db, "DELETE FROM tasks WHERE id <= 4");
         let before = fs::read(&db).unwrap();
 
         // The app: this test process, its connection open after its last statement. (Nothing
@@ -111,10 +108,10 @@ fn a_restore_right_after_now_does_not_ask_and_a_real_change_still_does() {
     assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
 
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
-    Connection::open(app.path("data/tasks.db"))
-        .unwrap()
-        .execute("UPDATE tasks SET title = 'edited' WHERE id = 1", [])
-        .unwrap();
+    execute_on(
+        app.path("data/tasks.db"),
+        "UPDATE tasks SET title = 'edited' WHERE id = 1",
+    );
     let out = app.run(&["restore", "latest"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::support::{App, sha256_hex, stderr};
+use crate::support::{App, assert_exit_saying, sha256_hex, stderr};
 
 /// A tag of this machine (the one the binary under test runs on).
 fn own_tag(time: DateTime<Utc>, kind: &str, nonce: u32) -> String {
@@ -214,8 +214,7 @@ fn a_remote_that_cannot_be_listed_means_nothing_is_deleted() {
     }
     fs::remove_dir(app.path("remote")).unwrap();
     let out = app.run(&["prune"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert_exit_saying(&out, 4, "does not exist");
     assert_eq!(archives(&app.path("backups")).len(), 30);
 }
 

@@ -9,7 +9,8 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::support::{
-    App, in_mount_namespace, read_archive, row_counts, sha256_hex, stderr, stdout,
+    App, assert_exit_saying, assert_refused_for_space, in_mount_namespace, read_archive,
+    row_counts, sha256_hex, stderr, stdout,
 };
 
 /// Takes `backup now`, returns the archive entries of the single local snapshot.
@@ -159,8 +160,7 @@ dir = "backups"
 
 #[test]
 fn now_and_run_mark_their_kind_in_the_tag() {
-    let app = App::new(10);
-    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let app = App::with_snapshot(10);
     assert_eq!(app.run(&["run"]).status.code(), Some(0));
     let kinds: Vec<String> = app
         .list_json()
@@ -223,8 +223,7 @@ fn folder_where_the_database_should_be_is_refused() {
     fs::remove_file(app.path("data/tasks.db")).unwrap();
     fs::create_dir(app.path("data/tasks.db")).unwrap();
     let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("not a file"), "{}", stderr(&out));
+    assert_exit_saying(&out, 1, "not a file");
     assert!(app.temp_leftovers().is_empty());
 }
 
@@ -235,8 +234,7 @@ fn missing_include_is_an_error_not_an_empty_archive() {
         "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n",
     );
     let out = app.run(&["now"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("data/queue"), "{}", stderr(&out));
+    assert_exit_saying(&out, 1, "data/queue");
     assert!(app.archives("backups").is_empty());
 }
 
@@ -272,10 +270,7 @@ fn too_little_free_space_is_refused_up_front_with_the_numbers() {
     ) else {
         return;
     };
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("not enough free space"), "{err}");
-    assert!(err.contains("needs") && err.contains("MiB"), "{err}");
+    assert_refused_for_space(&out);
     assert!(app.archives("remote").is_empty());
 }
 

@@ -1,17 +1,20 @@
 //! The soak: simulated hourly cycles of `backup run` against the fake GitHub, with random
-//! transient faults, a writer that keeps committing to the live database, random `kill -9` of
-//! `run` and `restore`, and restore drills; the invariants of docs/invariants.md are checked
-//! after every step.
+//! transient faults, a writer that commits to the live databases as each run starts, `kill -9` of
+//! `run` and `restore` at failpoints of every phase (and some at random moments), and restore
+//! drills; the invariants of docs/invariants.md are checked after every step, and the summary
+//! counts where each kill landed.
 //!
 //! `soak_short` runs in `cargo test` (a few dozen cycles). The long one is on demand:
 //! `SOAK_CYCLES=500 SOAK_SEED=7 cargo test --test cli soak_long -- --ignored --nocapture`.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -43,27 +46,114 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+
+    fn pick<'a>(&mut self, from: &'a [&'a str]) -> &'a str {
+        from[self.below(from.len() as u64) as usize]
+    }
 }
 
-/// Keeps committing rows to the live database, one short connection per batch; `gate` held
-/// by the soak stops it (an app shut down for a restore).
+/// Plans drawn at random without putting them back, the pack refilled once empty: every kill
+/// comes up once in each round, so a soak of a few rounds meets every one of them.
+struct Deck {
+    pack: Vec<Plan>,
+    left: Vec<Plan>,
+}
+
+impl Deck {
+    /// A pack of `kills` and `finishes` times [`Plan::Finish`].
+    fn new(kills: &[Plan], finishes: usize) -> Deck {
+        let mut pack = kills.to_vec();
+        pack.extend(std::iter::repeat_n(Plan::Finish, finishes));
+        Deck {
+            pack,
+            left: Vec::new(),
+        }
+    }
+
+    fn draw(&mut self, rng: &mut Rng) -> Plan {
+        if self.left.is_empty() {
+            self.left = self.pack.clone();
+        }
+        self.left
+            .swap_remove(rng.below(self.left.len() as u64) as usize)
+    }
+}
+
+/// What becomes of one `run` or `restore`.
+#[derive(Clone, Copy)]
+enum Plan {
+    /// It runs to its end.
+    Finish,
+    /// It stops at one of these failpoints, chosen at random, and is killed there (`kill -9`).
+    KillAt(&'static [&'static str]),
+    /// It is killed after a random delay under this many milliseconds: wherever that lands,
+    /// the moments no failpoint names included (and sometimes before it starts or after it ends,
+    /// which is counted apart, as no kill).
+    KillAnywhere(u64),
+}
+
+// The steps a kill lands at, by failpoint (src/failpoint.rs), one list per phase.
+const SNAPSHOT_STEPS: &[&str] = &["snapshot-copied", "archive-written", "archive-renamed"];
+const PUSH_STEPS: &[&str] = &["push-started"];
+/// The end of a run: the write of `last_run.json`.
+const RECORD_STEPS: &[&str] = &["temp-written-last_run.json"];
+const RESTORE_CHECK_STEPS: &[&str] = &["restore-extracted", "restore-checked"];
+const SWAP_STEPS: &[&str] = &[
+    "swap-journaled",
+    "swap-folders-created",
+    "swap-move-0",
+    "swap-move-1",
+    "swap-recorded",
+    "swap-committed",
+];
+
+/// A quarter of the runs die (with 12 finishing): one in each phase, and one at a random
+/// moment, every 16 cycles.
+const RUN_KILLS: &[Plan] = &[
+    Plan::KillAt(SNAPSHOT_STEPS),
+    Plan::KillAt(PUSH_STEPS),
+    Plan::KillAt(RECORD_STEPS),
+    Plan::KillAnywhere(250),
+];
+
+/// Half the restores die (with 4 finishing), mostly mid-swap.
+const RESTORE_KILLS: &[Plan] = &[
+    Plan::KillAt(SWAP_STEPS),
+    Plan::KillAt(SWAP_STEPS),
+    Plan::KillAt(RESTORE_CHECK_STEPS),
+    Plan::KillAnywhere(150),
+];
+
+/// How a process killed by `kill -9` ended.
+const SIGKILL: i32 = 9;
+
+/// Commits rows to the live databases, one short connection per batch, as many batches as the
+/// soak has allowed: each cycle allows [`COMMITS_PER_CYCLE`] just as its run starts, so the data
+/// changes while the run copies it, and the writer never outpaces the soak whatever the machine's
+/// speed. `gate` held by the soak stops it (an app shut down for a restore).
 struct Writer {
     gate: Arc<Mutex<()>>,
+    allowed: Arc<(Mutex<u64>, Condvar)>,
     stop: Arc<AtomicBool>,
     rows: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Batches the writer may commit per cycle (about what a busy app does over one run).
+const COMMITS_PER_CYCLE: u64 = 10;
+
 impl Writer {
     /// Commits to every database in `dbs` in turn, as an app with several stores does.
     fn start(dbs: Vec<PathBuf>) -> Writer {
         let gate = Arc::new(Mutex::new(()));
+        let allowed = Arc::new((Mutex::new(0), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let rows = Arc::new(AtomicU64::new(0));
         let thread = {
-            let (gate, stop, rows) = (gate.clone(), stop.clone(), rows.clone());
+            let (gate, allowed, stop, rows) =
+                (gate.clone(), allowed.clone(), stop.clone(), rows.clone());
             std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+                while Writer::take_one(&allowed, &stop) {
                     for db in &dbs {
                         let _open = gate.lock().unwrap();
                         if let Ok(conn) = Connection::open(db) {
@@ -79,22 +169,49 @@ impl Writer {
                             }
                         }
                     }
-                    std::thread::sleep(Duration::from_millis(15));
                 }
             })
         };
         Writer {
             gate,
+            allowed,
             stop,
             rows,
             thread: Some(thread),
         }
+    }
+
+    /// Lets the writer commit `batches` more batches, at once.
+    fn allow(&self, batches: u64) {
+        let (count, wake) = &*self.allowed;
+        *count.lock().unwrap() += batches;
+        wake.notify_one();
+    }
+
+    /// Waits for an allowed batch and takes it; false once the writer is stopped.
+    fn take_one(allowed: &(Mutex<u64>, Condvar), stop: &AtomicBool) -> bool {
+        let (count, wake) = allowed;
+        let mut count = wake
+            .wait_while(count.lock().unwrap(), |n| {
+                *n == 0 && !stop.load(Ordering::Relaxed)
+            })
+            .unwrap();
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        *count -= 1;
+        true
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        {
+            // Under the lock, so the writer cannot miss the wake-up between its check and wait.
+            let _count = self.allowed.0.lock().unwrap();
+            self.allowed.1.notify_one();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -107,7 +224,10 @@ struct Summary {
     faults_injected: u64,
     /// Injected faults no request met (cleared at the end of their cycle).
     faults_unused: u64,
-    kills: u64,
+    /// Kills that landed in a run or restore, by where: a failpoint's name, or `anywhere: …`.
+    kills_at: BTreeMap<String, u64>,
+    /// Kills meant that did not land in a command (it had ended, or ended before the step).
+    kills_missed: BTreeMap<String, u64>,
     restores_verified: u64,
     restores_swapped: u64,
     writer_commits: u64,
@@ -121,7 +241,20 @@ struct Soak {
     fake: FakeGitHub,
     rng: Rng,
     clock: DateTime<Utc>,
+    run_plans: Deck,
+    restore_plans: Deck,
     summary: Summary,
+}
+
+impl Summary {
+    fn kills(&self) -> u64 {
+        self.kills_at.values().sum()
+    }
+
+    /// Kills that landed at any of `steps`.
+    fn kills_in(&self, steps: &[&str]) -> u64 {
+        steps.iter().filter_map(|s| self.kills_at.get(*s)).sum()
+    }
 }
 
 fn config(fake: &FakeGitHub) -> String {
@@ -172,6 +305,8 @@ impl Soak {
             fake,
             rng: Rng(seed.max(1)),
             clock: Utc.with_ymd_and_hms(2026, 1, 1, 0, 17, 0).unwrap(),
+            run_plans: Deck::new(RUN_KILLS, 12),
+            restore_plans: Deck::new(RESTORE_KILLS, 4),
             summary: Summary::default(),
         }
     }
@@ -192,38 +327,94 @@ impl Soak {
         out
     }
 
-    /// Starts, then kills with SIGKILL after a random delay under `within_ms`, or dies at
-    /// `failpoint` (an abort, as abrupt as a kill). Returns whether it died, and its output.
-    fn run_killed(
-        &mut self,
-        args: &[&str],
-        within_ms: u64,
-        failpoint: Option<&str>,
-    ) -> (bool, Output) {
+    /// Runs `args` as `plan` says; a kill is counted where it landed. Returns whether the
+    /// command died, and its output.
+    fn run_planned(&mut self, args: &[&str], plan: Plan) -> (bool, Output) {
+        let (landed, out) = match plan {
+            Plan::Finish => return (false, self.run(false, args)),
+            Plan::KillAt(steps) => {
+                let step = self.rng.pick(steps);
+                self.kill_at(args, step)
+            }
+            Plan::KillAnywhere(within_ms) => self.kill_anywhere(args, within_ms),
+        };
+        self.check_output(args, &out);
+        let died = out.status.signal() == Some(SIGKILL);
+        let count = if died {
+            &mut self.summary.kills_at
+        } else {
+            &mut self.summary.kills_missed
+        };
+        *count.entry(landed).or_default() += 1;
+        (died, out)
+    }
+
+    /// Starts `args` with `BACKUP_FAILPOINT=<step>:pause` and kills it once it says it waits
+    /// there, so the kill is known to land at `step`. Returns `step`, or why the kill missed.
+    fn kill_at(&mut self, args: &[&str], step: &str) -> (String, Output) {
+        let mut child = self
+            .command(&self.app, args)
+            .env(
+                backup_agent::failpoint::FAILPOINT_ENV,
+                format!("{step}:pause"),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let paused = format!("FAILPOINT {step} paused");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut stderr = Vec::new();
+        let mut landed = format!("ended before {step}");
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let at_step = line == paused;
+            stderr.push(line);
+            if at_step {
+                child.kill().unwrap();
+                landed = step.to_string();
+                break;
+            }
+        }
+        stderr.extend(lines.map_while(Result::ok));
+        let mut out = child.wait_with_output().unwrap();
+        out.stderr = stderr.join("\n").into_bytes();
+        (landed, out)
+    }
+
+    /// Starts `args` and kills it after a random delay under `within_ms`. A run logs its steps
+    /// (`-v`), so the kill is counted by the last step it had finished.
+    fn kill_anywhere(&mut self, args: &[&str], within_ms: u64) -> (String, Output) {
         let delay = Duration::from_millis(self.rng.below(within_ms.max(1)));
+        let is_run = args[0] == "run";
         let mut cmd = self.command(&self.app, args);
-        if let Some(point) = failpoint {
-            cmd.env("BACKUP_FAILPOINT", point);
+        if is_run {
+            cmd.arg("-v");
         }
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let killed = if failpoint.is_some() {
-            false
-        } else {
-            std::thread::sleep(delay);
-            matches!(child.try_wait(), Ok(None)) && child.kill().is_ok()
-        };
+        std::thread::sleep(delay);
+        let _ = child.kill();
         let out = child.wait_with_output().unwrap();
-        self.check_output(args, &out);
-        // A failpoint abort ends by signal, with no exit code.
-        let died = killed || out.status.code().is_none();
-        if died {
-            self.summary.kills += 1;
-        }
-        (died, out)
+        let landed = if out.status.signal() != Some(SIGKILL) {
+            format!("anywhere: {} had ended", args[0])
+        } else if !is_run {
+            format!("anywhere: mid-{}", args[0])
+        } else {
+            let log = stderr(&out);
+            if !log.contains(" taken: ") {
+                "anywhere: run before its snapshot was taken".into()
+            } else if !log.contains("pushed ") && !log.contains("push to ") {
+                "anywhere: run while pushing".into()
+            } else {
+                "anywhere: run after its push".into()
+            }
+        };
+        (landed, out)
     }
 
     fn check_output(&mut self, args: &[&str], out: &Output) {
@@ -311,7 +502,7 @@ impl Soak {
         }
     }
 
-    /// A real restore of the newest snapshot, with the app stopped; killed at random. After
+    /// A real restore of the newest snapshot, with the app stopped; killed as planned. After
     /// the next command, the live data is the old state or the snapshot's, whole (invariant 2).
     fn restore(&mut self, writer: &Writer) {
         let _stopped = writer.gate.lock().unwrap();
@@ -320,24 +511,8 @@ impl Soak {
             return;
         };
         let snapshot = manifest_counts(&latest);
-        // Half the restores die: at a random moment, or at a chosen step of the swap.
-        let args = ["restore", "latest", "--yes"];
-        let points = [
-            "restore-checked",
-            "swap-journaled",
-            "swap-move-0",
-            "swap-move-1",
-            "swap-recorded",
-            "swap-committed",
-        ];
-        let (died, out) = match self.rng.below(4) {
-            0 => self.run_killed(&args, 150, None),
-            1 => {
-                let point = points[self.rng.below(points.len() as u64) as usize];
-                self.run_killed(&args, 0, Some(point))
-            }
-            _ => (false, self.run(false, &args)),
-        };
+        let plan = self.restore_plans.draw(&mut self.rng);
+        let (died, out) = self.run_planned(&["restore", "latest", "--yes"], plan);
         let finished = !died;
         if finished && !out.status.success() {
             self.violate(format!("restore latest failed: {}", stderr(&out)));
@@ -428,10 +603,11 @@ impl Soak {
         if faulty {
             self.inject_faults();
         }
-        if self.rng.chance(15) {
-            let point = ["snapshot-copied", "push-started"][self.rng.below(2) as usize];
-            let failpoint = self.rng.chance(30).then_some(point);
-            self.run_killed(&["run"], 250, failpoint);
+        // The database changes while the run starts and copies it.
+        writer.allow(COMMITS_PER_CYCLE);
+        let plan = self.run_plans.draw(&mut self.rng);
+        if !matches!(plan, Plan::Finish) {
+            self.run_planned(&["run"], plan);
             // The next command cleans up after the killed one, and the live data is whole.
             let _ = self.list();
             self.check_no_leftovers("a killed run and the next command");
@@ -533,11 +709,17 @@ fn soak(cycles: u64, seed: u64) -> Summary {
         s.cycles,
         s.faults_injected,
         s.faults_injected - s.faults_unused,
-        s.kills,
+        s.kills(),
         s.restores_verified,
         s.restores_swapped,
         s.violations.len()
     );
+    for (step, count) in &s.kills_at {
+        println!("  killed at {step}: {count}");
+    }
+    for (why, count) in &s.kills_missed {
+        println!("  no kill ({why}): {count}");
+    }
     s
 }
 
@@ -561,7 +743,18 @@ fn soak_short() {
     assert_eq!(summary.violations, Vec::<String>::new());
     // The soak soaked: drills ran, commands died, restores swapped, faults were met.
     assert!(summary.restores_verified > 0, "{summary:?}");
-    assert!(summary.kills > 0, "{summary:?}");
+    // Crashes were tested in every phase, each kill known to land where it is counted.
+    for (phase, steps) in [
+        ("snapshot", SNAPSHOT_STEPS),
+        ("push", PUSH_STEPS),
+        ("record", RECORD_STEPS),
+        ("swap", SWAP_STEPS),
+    ] {
+        assert!(
+            summary.kills_in(steps) > 0,
+            "no kill in the {phase} phase: {summary:?}"
+        );
+    }
     assert!(summary.restores_swapped > 0, "{summary:?}");
     assert!(
         summary.faults_injected > summary.faults_unused,

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -6,22 +5,39 @@ use std::process::{Child, Command, Output, Stdio};
 
 use rusqlite::Connection;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::fake_github::{FakeGitHub, TOKEN};
 
-/// The config [`App::new`] writes: database `tasks`, local folder `backups`, folder remote
-/// `remote`.
-pub const DIR_REMOTE_CONFIG: &str = r#"
+mod inspect;
+pub use inspect::{row_counts, sha256_hex, table_names};
+
+/// The start of every config a test app writes: database `tasks`, local folder `backups`; a
+/// macro, so that constants can be built on it.
+macro_rules! tasks_config {
+    () => {
+        r#"
 [[database]]
 name = "tasks"
 path = "data/tasks.db"
 [local]
 dir = "backups"
-[remote]
+"#
+    };
+}
+
+/// [`DIR_REMOTE_CONFIG`] without the remote, to add to: tables (`[remote]`, `[[include]]`) may
+/// follow.
+pub const TASKS_CONFIG: &str = tasks_config!();
+
+/// The config [`App::new`] writes: database `tasks`, local folder `backups`, folder remote
+/// `remote`.
+pub const DIR_REMOTE_CONFIG: &str = concat!(
+    tasks_config!(),
+    r#"[remote]
 type = "dir"
 path = "remote"
-"#;
+"#
+);
 
 /// The private repository the GitHub tests push to.
 pub const GITHUB_REPO: &str = "alice/app-backups";
@@ -36,18 +52,22 @@ pub fn fake_with_private_repo(repo: &str) -> FakeGitHub {
 /// A config like [`DIR_REMOTE_CONFIG`] whose remote is `repo` on the GitHub at `api_url`, with
 /// retry waits cut to milliseconds, then `extra` lines in `[remote]`.
 pub fn github_config(api_url: &str, repo: &str, extra: &str) -> String {
+    github_config_with_budget(api_url, repo, 5, extra)
+}
+
+/// [`github_config`] whose retries give up after `retry_budget_secs`.
+pub fn github_config_with_budget(
+    api_url: &str,
+    repo: &str,
+    retry_budget_secs: u64,
+    extra: &str,
+) -> String {
     format!(
-        r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[local]
-dir = "backups"
-[remote]
+        r#"{TASKS_CONFIG}[remote]
 type = "github"
 repo = "{repo}"
 api_url = "{api_url}"
-retry_budget_secs = 5
+retry_budget_secs = {retry_budget_secs}
 retry_max_delay_ms = 20
 {extra}
 "#
@@ -60,6 +80,30 @@ pub fn no_token_leak(out: Output) -> Output {
         assert!(!text.contains(TOKEN), "the token leaked: {text}");
     }
     out
+}
+
+/// Runs `cmd` with `input` on its stdin, to its end.
+pub fn output_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Cuts the file at `path` to its first half (a copy cut short); returns what it held.
+pub fn truncate_to_half(path: &Path) -> Vec<u8> {
+    let whole = fs::read(path).unwrap();
+    fs::write(path, &whole[..whole.len() / 2]).unwrap();
+    whole
 }
 
 /// Every file under `dir`, recursively.
@@ -92,6 +136,14 @@ impl App {
         app
     }
 
+    /// [`App::new`] after one `backup now`: a snapshot local and on the remote.
+    pub fn with_snapshot(rows: usize) -> App {
+        let app = App::new(rows);
+        let out = app.run(&["now"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        app
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -121,6 +173,15 @@ impl App {
     pub fn run_at(&self, clock: &str, args: &[&str]) -> Output {
         self.command(args)
             .env(backup_agent::clock::CLOCK_ENV, clock)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `backup ARGS` with `BACKUP_FAILPOINT=<point>`: it aborts there, as abruptly as a
+    /// `kill -9`, if it gets there.
+    pub fn run_dying_at(&self, point: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+        self.command(args)
+            .env(backup_agent::failpoint::FAILPOINT_ENV, point)
             .output()
             .unwrap()
     }
@@ -186,6 +247,23 @@ impl App {
         found
     }
 
+    /// No name starting with `.backup-tmp-` anywhere under the app (see [`App::temp_leftovers`]).
+    pub fn assert_no_leftovers(&self) {
+        let leftovers = self.temp_leftovers();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    /// After the command that follows a killed restore: its swap was finished or undone, so no
+    /// journal is left, nor any temp file; `point` names where it was killed.
+    pub fn assert_swap_settled(&self, point: &str) {
+        assert!(
+            !self.path("backups/restore-journal.json").exists(),
+            "{point}"
+        );
+        let leftovers = self.temp_leftovers();
+        assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
+    }
+
     pub fn list_json(&self) -> Vec<Value> {
         let out = self.run(&["list", "--json"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -211,6 +289,11 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
             walk(&entry.path(), found);
         }
     }
+}
+
+/// Runs `sql` (one statement) on the database file at `db`, as the app would.
+pub fn execute_on(db: impl AsRef<Path>, sql: &str) {
+    Connection::open(db).unwrap().execute(sql, []).unwrap();
 }
 
 /// A WAL-mode database with a `tasks` table of `rows` rows and an empty `notes` table.
@@ -257,23 +340,6 @@ pub fn read_archive(path: &Path) -> Vec<(String, Vec<u8>, u32)> {
         entries.push((name, bytes, mode));
     }
     entries
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Names of every table, sorted.
-pub fn table_names(conn: &Connection) -> Vec<String> {
-    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// Environment variable naming, comma-separated, what the tests may not skip for lack of:
@@ -328,18 +394,19 @@ fn can_mount_tmpfs() -> bool {
     false
 }
 
-/// Row counts of every table of a database file.
-pub fn row_counts(path: &Path) -> BTreeMap<String, u64> {
-    let conn = Connection::open(path).unwrap();
-    table_names(&conn)
-        .into_iter()
-        .map(|n| {
-            let count: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM \"{n}\""), [], |r| r.get(0))
-                .unwrap();
-            (n, count as u64)
-        })
-        .collect()
+/// Asserts that a command exited with `code` and said `text` on stderr.
+pub fn assert_exit_saying(out: &Output, code: i32, text: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(text), "{err}");
+}
+
+/// Refused up front for lack of room (exit 1), saying how much it needs.
+pub fn assert_refused_for_space(out: &Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    let err = stderr(out);
+    assert!(err.contains("not enough free space"), "{err}");
+    assert!(err.contains("needs") && err.contains("MiB"), "{err}");
 }
 
 /// Writes `entries` (name, bytes, mode) as a `.tar.gz` at `path` and records its sha256 beside

@@ -4,7 +4,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{App, skip, stderr, stdout};
+use crate::support::{App, assert_exit_saying, output_with_stdin, skip, stderr, stdout};
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
@@ -210,12 +210,7 @@ fn a_period_a_clock_cannot_keep_is_refused() {
         &app.path("backup.toml"),
         &["schedule", "install", "--cron", "--every", "7m"],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("divides an hour or a day"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 2, "divides an hour or a day");
     let out = backup(
         &home,
         &app.path("backup.toml"),
@@ -288,19 +283,8 @@ fn write_crontab(text: &str) {
             .status();
         return;
     }
-    let mut child = Command::new("crontab")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = output_with_stdin(Command::new("crontab").arg("-"), text);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// The real `crontab` program: installing twice leaves one line, the line runs the job from a
@@ -549,8 +533,7 @@ fn systemd_without_a_user_manager_is_refused_before_writing() {
         &app.path("backup.toml"),
         &["schedule", "install", "--systemd"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--cron"), "{}", stderr(&out));
+    assert_exit_saying(&out, 1, "--cron");
     assert!(!home.join(".config").exists());
 }
 
