@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
 use crate::openapi;
 use crate::support::{
-    App, GITHUB_REPO, assert_exit_saying, fake_with_private_repo, github_config,
+    App, GITHUB_REPO, REFUSING_URL, assert_exit_saying, fake_with_private_repo, github_config,
     github_config_with_budget, no_token_leak, output_with_stdin, row_counts, stderr, stdout,
 };
 
@@ -536,11 +536,9 @@ fn an_asset_over_the_servers_limit_is_refused_with_what_to_set() {
 /// GitHub cannot be reached at all: the snapshot stays local, and the error is one line.
 #[test]
 fn an_unreachable_github_fails_with_one_line_and_keeps_the_snapshot() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let api_url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let api_url = REFUSING_URL;
     let app = App::new(10);
-    app.write_config(&github_config_with_budget(&api_url, REPO, 1, ""));
+    app.write_config(&github_config_with_budget(api_url, REPO, 1, ""));
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);

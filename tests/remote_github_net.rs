@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
-use crate::support::{App, TASKS_CONFIG, fake_with_private_repo, stderr, stdout};
+use crate::support::{App, REFUSING_URL, TASKS_CONFIG, fake_with_private_repo, stderr, stdout};
 
 const REPO: &str = "alice/app-backups";
 
@@ -333,11 +333,9 @@ fn a_run_past_its_deadline_stops_and_the_snapshot_waits_locally() {
 /// final error line.
 #[test]
 fn offline_now_tells_a_terminal_each_retry_and_stays_quiet_under_cron() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let api_url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let api_url = REFUSING_URL;
     let app = app(
-        &api_url,
+        api_url,
         0,
         "retry_budget_secs = 2\nretry_max_delay_ms = 300",
     );

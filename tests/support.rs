@@ -42,6 +42,11 @@ path = "remote"
 /// The private repository the GitHub tests push to.
 pub const GITHUB_REPO: &str = "alice/app-backups";
 
+/// An address where every connection is refused, for "the remote cannot be reached". Port 1 is
+/// below the ephemeral range, so no server a test starts on port 0 can take it (a port freed by
+/// dropping a listener could be handed to another test's fake in the same process).
+pub const REFUSING_URL: &str = "http://127.0.0.1:1";
+
 /// A fake GitHub holding the private repository `repo`, empty.
 pub fn fake_with_private_repo(repo: &str) -> FakeGitHub {
     let fake = FakeGitHub::start();
