@@ -45,14 +45,10 @@ pub enum Error {
         available: u64,
     },
 
-    /// The remote refused or failed an operation.
+    /// The remote refused or failed an operation; its [`RemoteErrorKind`] says what a caller
+    /// may do about it.
     #[error("remote: {0}")]
-    Remote(String),
-
-    /// The remote can never take this one snapshot (GitHub: an immutable release of its tag
-    /// without its archive). Later snapshots are pushed past it.
-    #[error("remote: {0}")]
-    RefusedForGood(String),
+    Remote(RemoteError),
 
     /// A file-system operation failed; `context` names the operation and the path.
     #[error("{context}: {source}{}", io_hint(.source))]
@@ -123,6 +119,97 @@ pub enum Error {
     System(String),
 }
 
+/// A remote's failure: what kind it is, for callers to branch on, and the one line people read.
+///
+/// It lives here, below the remotes, because [`Error`] holds it; `crate::remote` re-exports it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    pub kind: RemoteErrorKind,
+    /// What failed, on what, and what to do; shown after `remote: `.
+    pub message: String,
+}
+
+/// What kind of failure a remote reported. Every kind ends the process with the same exit code;
+/// the kind is for callers that decide what to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteErrorKind {
+    /// The remote itself (its folder, its repository) or the snapshot asked for is not there.
+    /// A caller may create the remote (`backup init --create`) or look for another snapshot.
+    NotFound,
+    /// Retrying later may work: the network, a 5xx, a rate limit, the retry budget or the run's
+    /// deadline ran out, a file that appeared while it was being written. A caller may keep
+    /// what it has locally and try again on the next run.
+    Transient,
+    /// Credentials or permissions: the token was rejected or lacks a scope, the folder cannot be
+    /// written. Nothing changes until the user acts.
+    Denied,
+    /// The remote will never take this one snapshot (GitHub: an immutable release of its tag
+    /// without its archive; a different copy already stored there). Other snapshots still can:
+    /// a run pushes past it.
+    Refused,
+    /// Using the remote would risk the user's data: a public or internal repository, a folder
+    /// that is not the one this machine knows (another marker, none where one was, an unmounted
+    /// drive). Nothing was written; the user decides.
+    Unsafe,
+    /// What the remote holds or sent does not match its record: a size or digest mismatch, an
+    /// incomplete archive. The copy must not be used as it is.
+    Corrupt,
+    /// Anything else the remote answered or failed with (an unexpected status, an unreadable
+    /// answer, a local file the transfer could not use).
+    Failed,
+}
+
+impl RemoteError {
+    pub fn new(kind: RemoteErrorKind, message: impl Into<String>) -> RemoteError {
+        RemoteError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// See [`RemoteErrorKind::NotFound`].
+    pub fn not_found(message: impl Into<String>) -> RemoteError {
+        RemoteError::new(RemoteErrorKind::NotFound, message)
+    }
+
+    /// See [`RemoteErrorKind::Transient`].
+    pub fn transient(message: impl Into<String>) -> RemoteError {
+        RemoteError::new(RemoteErrorKind::Transient, message)
+    }
+
+    /// See [`RemoteErrorKind::Denied`].
+    pub fn denied(message: impl Into<String>) -> RemoteError {
+        RemoteError::new(RemoteErrorKind::Denied, message)
+    }
+
+    /// See [`RemoteErrorKind::Refused`].
+    pub fn refused(message: impl Into<String>) -> RemoteError {
+        RemoteError::new(RemoteErrorKind::Refused, message)
+    }
+
+    /// See [`RemoteErrorKind::Unsafe`].
+    pub fn unsafe_to_use(message: impl Into<String>) -> RemoteError {
+        RemoteError::new(RemoteErrorKind::Unsafe, message)
+    }
+
+    /// See [`RemoteErrorKind::Corrupt`].
+    pub fn corrupt(message: impl Into<String>) -> RemoteError {
+        RemoteError::new(RemoteErrorKind::Corrupt, message)
+    }
+
+    /// See [`RemoteErrorKind::Failed`].
+    pub fn failed(message: impl Into<String>) -> RemoteError {
+        RemoteError::new(RemoteErrorKind::Failed, message)
+    }
+}
+
+impl From<RemoteError> for Error {
+    fn from(e: RemoteError) -> Error {
+        Error::Remote(e)
+    }
+}
+
 /// What to do next, for the I/O failures users can fix themselves.
 fn io_hint(e: &io::Error) -> &'static str {
     match e.kind() {
@@ -136,6 +223,14 @@ fn io_hint(e: &io::Error) -> &'static str {
 }
 
 impl Error {
+    /// The kind of a remote's failure; `None` for every other error.
+    pub fn remote_kind(&self) -> Option<RemoteErrorKind> {
+        match self {
+            Error::Remote(e) => Some(e.kind),
+            _ => None,
+        }
+    }
+
     /// Wraps an I/O error with the operation and path it concerns.
     pub fn io(what: &str, path: &Path, source: io::Error) -> Error {
         Error::Io {

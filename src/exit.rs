@@ -29,7 +29,7 @@ pub fn of_error(e: &Error) -> u8 {
     match e {
         Error::Config(_) => USAGE,
         Error::Locked(_) => LOCKED,
-        Error::Remote(_) | Error::RefusedForGood(_) => REMOTE,
+        Error::Remote(_) => REMOTE,
         Error::Database { .. }
         | Error::NoSpace { .. }
         | Error::Io { .. }

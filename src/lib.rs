@@ -62,4 +62,4 @@ pub mod snapshot;
 pub mod tag;
 pub mod units;
 
-pub use error::{Error, Result};
+pub use error::{Error, RemoteError, RemoteErrorKind, Result};

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::{self, LocalSnapshot};
 use crate::config::Config;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, RemoteError, RemoteErrorKind, Result};
 use crate::fsutil::{self, TempPath};
 use crate::integrity::{CheckReport, CheckedArchive, DamagedCopy, Entry, Finding, State};
 use crate::layout::TEMP_PREFIX;
@@ -35,11 +35,13 @@ pub fn remote_matches(found: Option<&RemoteSnapshot>, recorded: Option<&str>) ->
 /// The remote's listing, asked for at most once and only when a damaged copy needs it.
 struct LazyListing<'a> {
     remote: Option<&'a Remote>,
-    listed: Option<std::result::Result<BTreeMap<Tag, RemoteSnapshot>, String>>,
+    listed: Option<std::result::Result<BTreeMap<Tag, RemoteSnapshot>, RemoteError>>,
 }
 
 impl LazyListing<'_> {
-    fn get(&mut self) -> std::result::Result<&BTreeMap<Tag, RemoteSnapshot>, String> {
+    /// The remote's snapshots, listed once; a failed listing is kept as the error every repair
+    /// reports, of the failure's kind.
+    fn get(&mut self) -> std::result::Result<&BTreeMap<Tag, RemoteSnapshot>, RemoteError> {
         let Some(remote) = self.remote else {
             static NONE: BTreeMap<Tag, RemoteSnapshot> = BTreeMap::new();
             return Ok(&NONE);
@@ -49,7 +51,10 @@ impl LazyListing<'_> {
                 remote
                     .list()
                     .map(|found| found.into_iter().map(|s| (s.tag.clone(), s)).collect())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| {
+                        let kind = e.remote_kind().unwrap_or(RemoteErrorKind::Failed);
+                        RemoteError::new(kind, e.to_string())
+                    })
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -268,7 +273,7 @@ fn repair(
     };
     let found = match listing.get() {
         Ok(found) => found.get(&snapshot.tag).cloned(),
-        Err(e) => return Err(Error::Remote(e)),
+        Err(e) => return Err(Error::Remote(e.clone())),
     };
     let Some(found) = found
         .filter(|f| remote_matches(Some(f), Some(&recorded)))

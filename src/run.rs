@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::catalog::{self, LocalSnapshot};
 use crate::config::Config;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, RemoteErrorKind, Result};
 use crate::fsutil;
 use crate::integrity::{CheckReport, Finding};
 use crate::last_run::{Durations, LastRun};
@@ -236,7 +236,7 @@ struct PushOutcome {
 /// A local archive that no longer matches the checksum recorded when it was made is skipped, so
 /// a damaged file never replaces a good remote copy ([`crate::recheck::after_push`] reports
 /// it). The first remote failure stops the pushes: a dead remote costs one error, not one per
-/// snapshot; a snapshot the remote can never take ([`Error::RefusedForGood`]) is passed over.
+/// snapshot; a snapshot the remote can never take (a [`RemoteErrorKind::Refused`] error) is passed over.
 fn push_pending(
     config: &Config,
     remote: &Remote,
@@ -350,7 +350,7 @@ fn push_pending(
                 outcome.pushed.push(snapshot.tag);
             }
             // That one snapshot can never go there: the rest still can.
-            Err(Error::RefusedForGood(why)) => {
+            Err(Error::Remote(why)) if why.kind == RemoteErrorKind::Refused => {
                 outcome
                     .refused
                     .push(format!("snapshot {}: {why}", snapshot.tag));

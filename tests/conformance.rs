@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use backup_agent::Error;
+use backup_agent::RemoteErrorKind;
 use backup_agent::auth::Token;
 use backup_agent::progress::Silent;
 use backup_agent::remote::github::{DEFAULT_RETRY_MAX_DELAY_MS, GITHUB_MAX_ASSET_BYTES};
@@ -166,12 +166,25 @@ const NEW: &str = "bk-20260301T110000Z-manual-laptop-0b0b0b";
 #[test]
 fn a_missing_remote_is_refused_until_init_creates_it() {
     for s in Subject::all_missing() {
-        let err = s.remote.list().err();
-        let err = err.unwrap_or_else(|| {
-            // GitHub lists a missing repository as an error too; a folder as well.
-            panic!("{}: listing a missing remote succeeded", s.name)
-        });
-        assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
+        let t = tag(OLD);
+        let (path, sha) = s.archive(&t, 1_000, 1);
+        let attempts = [
+            ("list", s.remote.list().err()),
+            ("holding", s.remote.holding(std::slice::from_ref(&t)).err()),
+            ("put", s.push(&t, &path, &sha, true).err()),
+            ("fetch", s.fetch(&t).err()),
+            ("delete", s.remote.delete(&t).err()),
+        ];
+        for (operation, err) in attempts {
+            let err = err
+                .unwrap_or_else(|| panic!("{}: {operation} on a missing remote succeeded", s.name));
+            assert_eq!(
+                err.remote_kind(),
+                Some(RemoteErrorKind::NotFound),
+                "{}: {operation}: {err}",
+                s.name
+            );
+        }
         let created = s.remote.init(true).unwrap();
         assert!(created.created, "{}", s.name);
         let again = s.remote.init(false).unwrap();
@@ -236,7 +249,12 @@ fn an_unproven_local_archive_never_replaces_a_different_remote_copy() {
         s.push(&t, &good, &good_sha, true).unwrap();
         let err = s.push(&t, &other, &other_sha, false).unwrap_err();
         // That snapshot can never go there as it is: a run passes over it, with a warning.
-        assert!(matches!(err, Error::RefusedForGood(_)), "{}: {err}", s.name);
+        assert_eq!(
+            err.remote_kind(),
+            Some(RemoteErrorKind::Refused),
+            "{}: {err}",
+            s.name
+        );
         assert!(
             err.to_string().contains("nothing was replaced"),
             "{}: {err}",
@@ -258,7 +276,12 @@ fn a_deleted_snapshot_is_gone_and_deleting_it_again_succeeds() {
         assert_eq!(s.tags(), [NEW], "{}", s.name);
         s.remote.delete(&old).unwrap();
         let err = s.fetch(&old).unwrap_err();
-        assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
+        assert_eq!(
+            err.remote_kind(),
+            Some(RemoteErrorKind::NotFound),
+            "{}: {err}",
+            s.name
+        );
         if let Some(fake) = &s.fake {
             // The release and its git tag: tags do not pile up.
             assert_eq!(fake.tags(REPO), [NEW]);
@@ -267,9 +290,14 @@ fn a_deleted_snapshot_is_gone_and_deleting_it_again_succeeds() {
 }
 
 #[test]
-fn fetching_a_snapshot_the_remote_never_had_is_a_remote_error() {
+fn fetching_a_snapshot_the_remote_never_had_is_not_found() {
     for s in Subject::all() {
         let err = s.fetch(&tag(NEW)).unwrap_err();
-        assert!(matches!(err, Error::Remote(_)), "{}: {err}", s.name);
+        assert_eq!(
+            err.remote_kind(),
+            Some(RemoteErrorKind::NotFound),
+            "{}: {err}",
+            s.name
+        );
     }
 }

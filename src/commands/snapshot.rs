@@ -88,7 +88,7 @@ pub fn execute(
     match &report.push_error {
         Some(e) => {
             let reason = match e {
-                Error::Remote(message) | Error::RefusedForGood(message) => message.clone(),
+                Error::Remote(e) => e.message.clone(),
                 other => other.to_string(),
             };
             errln!(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::marker::{self, Refusal, State};
 use super::{DiagnosedCheck, DiagnosedVerdict, Readiness, RemoteSetup, RemoteSnapshot, Upload};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteError, RemoteErrorKind, Result};
 use crate::fsutil::{self, TempPath};
 use crate::layout::{self, TEMP_PREFIX, scan_archives};
 use crate::progress::Progress;
@@ -61,12 +61,29 @@ pub struct DirRemote {
     earlier_good_push: bool,
 }
 
-/// Any failure while talking to the remote is a remote failure (exit code 4), whatever its cause.
+/// Any failure while talking to the remote is a remote failure (exit code 4), whatever its cause;
+/// its kind comes from what failed.
 fn remote<T>(result: Result<T>) -> Result<T> {
-    result.map_err(|e| match e {
-        Error::Remote(_) | Error::RefusedForGood(_) => e,
-        other => Error::Remote(other.to_string()),
+    result.map_err(|e| {
+        let kind = match &e {
+            Error::Remote(_) => return e,
+            Error::Io { source, .. } => io_kind(source),
+            Error::Damaged(_) => RemoteErrorKind::Corrupt,
+            _ => RemoteErrorKind::Failed,
+        };
+        RemoteError::new(kind, e.to_string()).into()
     })
+}
+
+/// The kind of a failed file operation on the remote folder.
+fn io_kind(e: &io::Error) -> RemoteErrorKind {
+    match e.kind() {
+        io::ErrorKind::NotFound => RemoteErrorKind::NotFound,
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            RemoteErrorKind::Denied
+        }
+        _ => RemoteErrorKind::Failed,
+    }
 }
 
 impl DirRemote {
@@ -93,18 +110,21 @@ impl DirRemote {
     fn check_root(&self) -> Result<()> {
         match fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(Error::Remote(format!(
+            Ok(_) => Err(RemoteError::not_found(format!(
                 "{} is not a folder; fix [remote] path in the config",
                 self.root.display()
-            ))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::Remote(format!(
+            ))
+            .into()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(RemoteError::not_found(format!(
                 "folder {} does not exist; mount the drive or create the folder",
                 self.root.display()
-            ))),
-            Err(e) => Err(Error::Remote(format!(
-                "cannot read {}: {e}",
-                self.root.display()
-            ))),
+            ))
+            .into()),
+            Err(e) => Err(RemoteError::new(
+                io_kind(&e),
+                format!("cannot read {}: {e}", self.root.display()),
+            )
+            .into()),
         }
     }
 
@@ -115,7 +135,10 @@ impl DirRemote {
         let created = create && !self.root.exists();
         if created {
             fs::create_dir_all(&self.root).map_err(|e| {
-                Error::Remote(format!("cannot create {}: {e}", self.root.display()))
+                RemoteError::new(
+                    io_kind(&e),
+                    format!("cannot create {}: {e}", self.root.display()),
+                )
             })?;
         }
         self.check_writable()?;
@@ -134,7 +157,7 @@ impl DirRemote {
         self.check_root()?;
         let probe = TempPath::new(self.root.join(format!("{TEMP_PREFIX}init-probe")));
         fsutil::create_private(probe.path()).map_err(|e| {
-            Error::Remote(format!(
+            RemoteError::denied(format!(
                 "{} cannot be written to ({e}); fix its permissions",
                 self.describe()
             ))
@@ -242,7 +265,7 @@ impl DirRemote {
     fn readiness(&self) -> std::result::Result<String, (String, String)> {
         let refused = |e: Error, fix: &str| {
             let problem = match e {
-                Error::Remote(message) => message,
+                Error::Remote(e) => e.message,
                 other => other.to_string(),
             };
             (problem, fix.to_string())
@@ -299,10 +322,11 @@ impl DirRemote {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(Error::Remote(format!(
-                        "cannot delete {}: {e}",
-                        path.display()
-                    )));
+                    return Err(RemoteError::new(
+                        io_kind(&e),
+                        format!("cannot delete {}: {e}", path.display()),
+                    )
+                    .into());
                 }
             }
         }
@@ -311,8 +335,12 @@ impl DirRemote {
 
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
         self.check_marked()?;
-        let found = scan_archives(&self.root)
-            .map_err(|e| Error::Remote(format!("cannot list {}: {e}", self.root.display())))?;
+        let found = scan_archives(&self.root).map_err(|e| {
+            RemoteError::new(
+                io_kind(&e),
+                format!("cannot list {}: {e}", self.root.display()),
+            )
+        })?;
         Ok(found
             .into_iter()
             .map(|(tag, path, size)| RemoteSnapshot {
@@ -393,8 +421,12 @@ impl DirRemote {
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
         self.check_marked()?;
         let source = self.root.join(tag.archive_name());
-        let mut input = fs::File::open(&source)
-            .map_err(|e| Error::Remote(format!("cannot read {}: {e}", source.display())))?;
+        let mut input = fs::File::open(&source).map_err(|e| {
+            RemoteError::new(
+                io_kind(&e),
+                format!("cannot read {}: {e}", source.display()),
+            )
+        })?;
         let total = input.metadata().map(|m| m.len()).unwrap_or(0);
         progress.phase("downloading", total);
         let mut writer = fsutil::HashingWriter::new(fsutil::create_private(dest)?);
@@ -405,10 +437,11 @@ impl DirRemote {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Error::Remote(format!(
+                    return Err(RemoteError::failed(format!(
                         "cannot read {}: {e}",
                         source.display()
-                    )));
+                    ))
+                    .into());
                 }
             };
             writer
@@ -427,16 +460,18 @@ impl DirRemote {
     /// damaged and ours is proven good.
     fn check_replaceable(&self, target: &Path, have_sha: &str, verified: bool) -> Result<()> {
         if fsutil::read_checksum(target).as_deref() == Some(have_sha) {
-            return Err(Error::RefusedForGood(format!(
+            return Err(RemoteError::refused(format!(
                 "{} is intact (it matches its own .sha256 record) but differs from the local archive; nothing was replaced: check the local archive (`sha256sum -c`) and delete whichever copy is damaged",
                 target.display()
-            )));
+            ))
+            .into());
         }
         if !verified {
-            return Err(Error::RefusedForGood(format!(
+            return Err(RemoteError::refused(format!(
                 "{} differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced",
                 target.display()
-            )));
+            ))
+            .into());
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, RemoteError, Result};
 use crate::fsutil::{self, TempPath};
 use crate::layout::{CHECKSUM_SUFFIX, MARKER_FILE, REMOTE_FOLDERS_FILE, TEMP_PREFIX};
 use crate::tag::Tag;
@@ -149,7 +149,7 @@ impl Refusal {
     pub(super) fn into_error(self, root: &Path) -> Error {
         let problem = self.problem(root);
         let joint = if problem.ends_with('?') { " " } else { "; " };
-        Error::Remote(format!("{problem}{joint}{}", self.fix()))
+        RemoteError::unsafe_to_use(format!("{problem}{joint}{}", self.fix())).into()
     }
 }
 
@@ -340,10 +340,11 @@ pub(super) fn write_marker(root: &Path, replace: bool) -> Result<String> {
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match read_marker(root)? {
             Some(Ok(theirs)) => Ok(theirs.id),
-            _ => Err(Error::Remote(format!(
+            _ => Err(RemoteError::transient(format!(
                 "{} appeared while it was being written and cannot be read; run again",
                 path.display()
-            ))),
+            ))
+            .into()),
         },
         Err(e) => Err(Error::io("cannot rename into", &path, e)),
     }

@@ -7,6 +7,21 @@
 //! - a remote never holds a half-written archive under its final name;
 //! - a folder remote is used only while it holds the marker this machine knows (`marker`).
 //!
+//! Every failure is a [`crate::Error::Remote`] holding a [`RemoteError`], whose
+//! [`RemoteErrorKind`] callers branch on (never its text):
+//! - `list`, `holding`, `put`, `fetch` and `delete` return `NotFound` when the remote itself (its
+//!   folder, its repository) is not there; `init(true)` creates it instead;
+//! - `fetch` returns `NotFound` for a snapshot the remote does not hold (never pushed, or
+//!   deleted); `delete` of such a snapshot succeeds;
+//! - `put` returns `Refused` when the remote can never take that one snapshot (a different copy
+//!   is stored under its tag and the local one is not proven good; an immutable GitHub release);
+//!   a run pushes the others past it;
+//! - every operation returns `Unsafe`, having written nothing, when using the remote would risk
+//!   the user's data (a public repository, a folder that is not this machine's remote);
+//! - `Corrupt` when what the remote holds or sent does not match its record, `Transient` when
+//!   a later try may work, `Denied` when the user must fix credentials or permissions, and
+//!   `Failed` for the rest.
+//!
 //! Each remote owns its settings: a config type, and the keys of its `[remote]` table, which
 //! [`RemoteConfig::parse_section`] reads for the `type` the table names. `config` embeds
 //! [`RemoteConfig`] and knows no remote's keys.
@@ -18,6 +33,8 @@ mod net;
 
 pub use dir::{DirConfig, DirRemote};
 pub use github::{GithubConfig, GithubRemote};
+
+pub use crate::error::{RemoteError, RemoteErrorKind};
 
 use std::path::{Path, PathBuf};
 
@@ -409,8 +426,8 @@ impl Remote {
     /// to be better.
     ///
     /// # Errors
-    /// [`crate::Error::Remote`] when the remote is unreachable, full, refuses the replacement, or
-    /// holds something else after the write.
+    /// [`crate::Error::Remote`] when the remote is unreachable, full, or holds something else
+    /// after the write; of kind [`RemoteErrorKind::Refused`] when it refuses the replacement.
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         match self {
             Remote::Dir(d) => d.put(upload),
@@ -431,7 +448,8 @@ impl Remote {
     /// sha256 (the caller compares them with [`RemoteSnapshot::sha256`]).
     ///
     /// # Errors
-    /// [`crate::Error::Remote`] when the remote is unreachable or lacks the snapshot.
+    /// [`crate::Error::Remote`] when the remote is unreachable, or of kind
+    /// [`RemoteErrorKind::NotFound`] when it lacks the snapshot.
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
         match self {
             Remote::Dir(d) => d.fetch(tag, dest, progress),

@@ -12,7 +12,7 @@ use crate::archive::Manifest;
 use crate::archive::read::{ArchiveSha, Extracted, Files, extract_with, read_manifest_as_read};
 use crate::catalog;
 use crate::config::Config;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, RemoteError, RemoteErrorKind, Result};
 use crate::fsutil::{self, TempPath};
 use crate::integrity;
 use crate::layout;
@@ -493,9 +493,14 @@ fn remote_copy(
         None => match remote.list() {
             Ok(listed) => listed.into_iter().find(|s| s.tag == located.tag),
             Err(e) => {
-                return Err(Error::Remote(format!(
-                    "{damaged}, and the remote could not be listed for a good copy: {e}; the live data was not touched"
-                )));
+                let kind = e.remote_kind().unwrap_or(RemoteErrorKind::Failed);
+                return Err(RemoteError::new(
+                    kind,
+                    format!(
+                        "{damaged}, and the remote could not be listed for a good copy: {e}; the live data was not touched"
+                    ),
+                )
+                .into());
             }
         },
     };

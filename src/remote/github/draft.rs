@@ -8,7 +8,7 @@ use super::super::Upload;
 use super::Client;
 use super::http::{GithubFault, GithubReply};
 use super::release::{Piece, Release, release_body};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteError, Result};
 use crate::remote::net::{Fault, Reply};
 use crate::tag::Tag;
 
@@ -25,9 +25,9 @@ impl Client {
                     message: format!("GitHub says release {tag} exists but does not show it yet"),
                     wait: None,
                 }),
-                other => Err(Fault::Fatal(format!(
+                other => Err(Fault::Fatal(RemoteError::failed(format!(
                     "reading release {tag} answered {other}"
-                ))),
+                )))),
             }
         })
     }
@@ -88,10 +88,11 @@ impl Client {
         let reply = self.retrying(|| self.api_call(reqwest::Method::DELETE, &path, None))?;
         match reply.status {
             204 | 404 => Ok(()),
-            other => Err(Error::Remote(format!(
+            other => Err(RemoteError::failed(format!(
                 "deleting release {id} answered {other} ({})",
                 reply.validation().1
-            ))),
+            ))
+            .into()),
         }
     }
 
@@ -113,31 +114,36 @@ impl Client {
         match reply.status {
             201 | 200 => Ok((reply.json().map_err(Fault::into_error)?, attempts.get() > 1)),
             422 => Err(self.release_refused(upload.tag, &reply)),
-            404 => Err(Error::Remote(format!(
+            404 => Err(RemoteError::not_found(format!(
                 "repository {}/{} was not found, or the token cannot write to it",
                 self.owner, self.name
-            ))),
-            other => Err(Error::Remote(format!(
+            ))
+            .into()),
+            other => Err(RemoteError::failed(format!(
                 "creating release {} answered {other}",
                 upload.tag
-            ))),
+            ))
+            .into()),
         }
     }
 
     /// What a 422 on making or publishing the release of `tag` means, and what to do.
     fn release_refused(&self, tag: &Tag, reply: &Reply) -> Error {
         match reply.validation() {
-            (_, message) if message.contains("Repository is empty") => Error::Remote(format!(
+            (_, message) if message.contains("Repository is empty") => RemoteError::failed(format!(
                 "repository {}/{} is empty and GitHub cannot make a release in it; add a first commit (e.g. a README on github.com), or name a repository that does not exist yet in the config and run `backup init --create`, which makes it with one",
                 self.owner, self.name
-            )),
+            ))
+            .into(),
             (_, message) if message.contains("immutable release") => {
-                Error::RefusedForGood(format!(
+                RemoteError::refused(format!(
                     "tag {tag} belonged to an immutable release that was deleted, and GitHub never lets such a tag be used again ({message}); this snapshot can never go to GitHub: it stays local (later snapshots are pushed past it), and this message stops once you delete its local archive and its .sha256"
                 ))
+                .into()
             }
             (_, message) => {
-                Error::Remote(format!("GitHub refused the release {tag} (422 {message})"))
+                RemoteError::failed(format!("GitHub refused the release {tag} (422 {message})"))
+                    .into()
             }
         }
     }
@@ -159,10 +165,11 @@ impl Client {
                     && a.sha256().is_none_or(|sha| sha == piece.sha256)
             });
             if !good {
-                return Err(Error::Remote(format!(
+                return Err(RemoteError::corrupt(format!(
                     "{} on the draft release {tag} does not match the local archive after its upload; nothing was published, and the next run uploads it again",
                     piece.name
-                )));
+                ))
+                .into());
             }
         }
         Ok(())
@@ -203,14 +210,16 @@ impl Client {
                 self.delete_release(draft.id)
             }
             422 => Err(self.release_refused(upload.tag, &reply)),
-            404 => Err(Error::Remote(format!(
+            404 => Err(RemoteError::transient(format!(
                 "the draft release of {} was deleted while it was being published; the next run makes it again",
                 upload.tag
-            ))),
-            other => Err(Error::Remote(format!(
+            ))
+            .into()),
+            other => Err(RemoteError::failed(format!(
                 "publishing release {} answered {other}",
                 upload.tag
-            ))),
+            ))
+            .into()),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::Error;
+use crate::error::{Error, RemoteError};
 use crate::remote::net::{Fault, Reply, Service, retry_after, status_fault};
 
 /// GitHub, as messages name it.
@@ -25,11 +25,11 @@ pub(super) trait GithubFault {
 impl GithubFault for Fault {
     fn into_error(self) -> Error {
         match self {
-            Fault::Transient { message, .. } => Error::Remote(format!(
+            Fault::Transient { message, .. } => RemoteError::transient(format!(
                 "GitHub kept failing ({message}) until the retry budget ran out; check the network or https://www.githubstatus.com, then try again"
-            )),
-            Fault::Fatal(message) => Error::Remote(message),
-            Fault::RefusedForGood(message) => Error::RefusedForGood(message),
+            ))
+            .into(),
+            Fault::Fatal(e) => Error::Remote(e),
         }
     }
 }
@@ -45,10 +45,10 @@ pub(super) trait GithubReply {
 impl GithubReply for Reply {
     fn json<T: for<'de> Deserialize<'de>>(&self) -> std::result::Result<T, Fault> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            Fault::Fatal(format!(
+            Fault::Fatal(RemoteError::failed(format!(
                 "GitHub answered {} with a body this tool cannot read ({e})",
                 self.status
-            ))
+            )))
         })
     }
 
@@ -100,9 +100,9 @@ pub(super) fn classify(
     let reset = header_u64(headers, "x-ratelimit-reset").map(until);
     match status {
         404 | 409 | 422 => None,
-        401 => Some(Fault::Fatal(
-            "GitHub rejected the token (401 Bad credentials); renew it and update where it comes from".into(),
-        )),
+        401 => Some(Fault::Fatal(RemoteError::denied(
+            "GitHub rejected the token (401 Bad credentials); renew it and update where it comes from",
+        ))),
         403 | 429 if secondary_limit(&message) => {
             // GitHub asks for at least a minute when it gives no retry-after.
             Some(Fault::Transient {
@@ -119,9 +119,9 @@ pub(super) fn classify(
             message: format!("403 rate limited ({message})"),
             wait: retry_after,
         }),
-        403 => Some(Fault::Fatal(format!(
+        403 => Some(Fault::Fatal(RemoteError::denied(format!(
             "GitHub refused (403: {message}); the token needs the `repo` scope (or contents: write)"
-        ))),
+        )))),
         _ => status_fault(&GITHUB, status, retry_after, &message),
     }
 }
@@ -175,7 +175,6 @@ mod tests {
             None => ("caller", None),
             Some(Fault::Transient { wait, .. }) => ("retry", wait.map(|w| w.as_secs())),
             Some(Fault::Fatal(_)) => ("fatal", None),
-            Some(Fault::RefusedForGood(_)) => ("refused", None),
         }
     }
 
@@ -252,7 +251,8 @@ mod tests {
 
     #[test]
     fn the_fatal_messages_say_what_to_do_and_quote_githubs() {
-        let Some(Fault::Fatal(scope)) = classify(403, &headers(&[]), br#"{"message":"Nope"}"#)
+        let Some(Fault::Fatal(RemoteError { message: scope, .. })) =
+            classify(403, &headers(&[]), br#"{"message":"Nope"}"#)
         else {
             panic!("a 403 without a limit is fatal");
         };
@@ -260,16 +260,69 @@ mod tests {
             scope.contains("Nope") && scope.contains("`repo` scope"),
             "{scope}"
         );
-        let Some(Fault::Fatal(token)) = classify(401, &headers(&[]), b"") else {
+        let Some(Fault::Fatal(RemoteError { message: token, .. })) =
+            classify(401, &headers(&[]), b"")
+        else {
             panic!("a 401 is fatal");
         };
         assert!(token.contains("renew"), "{token}");
         // A body that is not JSON is quoted, cut short.
         let long = "x".repeat(1000);
-        let Some(Fault::Fatal(other)) = classify(400, &headers(&[]), long.as_bytes()) else {
+        let Some(Fault::Fatal(RemoteError { message: other, .. })) =
+            classify(400, &headers(&[]), long.as_bytes())
+        else {
             panic!("a 400 is fatal");
         };
         assert!(other.len() < 300, "{other}");
+    }
+
+    /// What a caller is told of each answer that ends an operation: the kind it branches on.
+    #[test]
+    fn every_final_answer_reaches_the_caller_as_a_remote_error_of_its_kind() {
+        use crate::error::RemoteErrorKind::{self, Denied, Failed, NotFound, Transient};
+        let plain = br#"{"message":"Something"}"#;
+        let secondary = br#"{"message":"You have exceeded a secondary rate limit."}"#;
+        /// Status, headers, body: the kind once retrying stops.
+        type Case<'a> = (
+            u16,
+            &'a [(&'static str, &'a str)],
+            &'a [u8],
+            RemoteErrorKind,
+        );
+        let cases: &[Case] = &[
+            (401, &[], plain, Denied),
+            (403, &[], plain, Denied),
+            (403, &[], secondary, Transient),
+            (403, &[("retry-after", "5")], plain, Transient),
+            (403, &[("x-ratelimit-remaining", "0")], plain, Transient),
+            (429, &[], plain, Transient),
+            (408, &[], plain, Transient),
+            (500, &[], plain, Transient),
+            (503, &[("retry-after", "1")], plain, Transient),
+            (400, &[], plain, Failed),
+            (410, &[], plain, NotFound),
+            (418, &[], plain, Failed),
+        ];
+        for (status, pairs, body, expected) in cases {
+            let fault = classify(*status, &headers(pairs), body).expect("a final answer");
+            match fault.into_error() {
+                Error::Remote(e) => assert_eq!(e.kind, *expected, "{status}: {e}"),
+                other => panic!("{status}: {other}"),
+            }
+        }
+        // A body GitHub sent that cannot be read, and a refusal for good, keep their kinds.
+        let unreadable = Reply {
+            status: 200,
+            headers: headers(&[]),
+            body: b"not json".to_vec(),
+        };
+        let fault = unreadable.json::<Value>().unwrap_err();
+        assert_eq!(fault.into_error().remote_kind(), Some(Failed));
+        let refused = Fault::Fatal(RemoteError::refused("never"));
+        assert_eq!(
+            refused.into_error().remote_kind(),
+            Some(RemoteErrorKind::Refused)
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::http::{GITHUB, GithubFault, GithubReply, classify, header_u64, next_link, until};
 use super::release::{Asset, Release, body_record, stored_pieces};
 use super::{Client, RemoteSnapshot};
-use crate::error::{Error, Result};
+use crate::error::{RemoteError, Result};
 use crate::remote::net::{self, Fault, Reply};
 use crate::tag::Tag;
 
@@ -75,10 +75,11 @@ impl Client {
             200 => {}
             404 => return Err(self.not_found()),
             other => {
-                return Err(Error::Remote(format!(
+                return Err(RemoteError::failed(format!(
                     "reading repository {}/{} answered {other}",
                     self.owner, self.name
-                )));
+                ))
+                .into());
             }
         }
         let repo: Value = reply.json().map_err(Fault::into_error)?;
@@ -167,10 +168,10 @@ impl Client {
         }
         let status = reply.status;
         if status != 200 {
-            return Err(Fault::Fatal(format!(
+            return Err(Fault::Fatal(RemoteError::failed(format!(
                 "GitHub's GraphQL API answered {status} ({})",
                 reply.validation().1
-            )));
+            ))));
         }
         let value: Value = reply.json()?;
         match value["errors"].get(0) {
@@ -198,12 +199,12 @@ impl Client {
                     wait: Some(wait),
                 })
             }
-            Some(error) => Err(Fault::Fatal(format!(
+            Some(error) => Err(Fault::Fatal(RemoteError::failed(format!(
                 "GitHub's GraphQL API refused to list the releases of {}/{}: {}",
                 self.owner,
                 self.name,
                 error["message"].as_str().unwrap_or("no message")
-            ))),
+            )))),
         }
     }
 
@@ -222,10 +223,11 @@ impl Client {
                 422 if is_result_cap(&reply) => return Ok(()),
                 404 => return Err(self.not_found()),
                 other => {
-                    return Err(Error::Remote(format!(
+                    return Err(RemoteError::failed(format!(
                         "listing the releases of {}/{} answered {other}",
                         self.owner, self.name
-                    )));
+                    ))
+                    .into());
                 }
             }
             let page: Vec<Release> = reply.json().map_err(Fault::into_error)?;

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use super::net;
 use super::{Readiness, RemoteSnapshot, Upload};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteError, Result};
 use crate::progress::Progress;
 use crate::tag::Tag;
 pub use config::{
@@ -193,10 +193,11 @@ impl GithubRemote {
                 )
             }
             404 => Ok(RepoState::Missing),
-            other => Err(Error::Remote(format!(
+            other => Err(RemoteError::failed(format!(
                 "reading repository {} answered {other}",
                 self.config.repo
-            ))),
+            ))
+            .into()),
         }
     }
 
@@ -208,22 +209,25 @@ impl GithubRemote {
         match self.repo_state()? {
             RepoState::Private => {}
             RepoState::Public => {
-                return Err(Error::Remote(format!(
+                return Err(RemoteError::unsafe_to_use(format!(
                     "repository {} is public; snapshots hold your private data, so nothing was uploaded: make it private (Settings > General > Danger Zone) or name a private repository",
                     self.config.repo
-                )));
+                ))
+                .into());
             }
             RepoState::Internal => {
-                return Err(Error::Remote(format!(
+                return Err(RemoteError::unsafe_to_use(format!(
                     "repository {} is internal: everyone in its enterprise can read it, and snapshots hold your private data, so nothing was uploaded; make it private (Settings > General > Danger Zone) or name a private repository",
                     self.config.repo
-                )));
+                ))
+                .into());
             }
             RepoState::Missing => {
-                return Err(Error::Remote(format!(
+                return Err(RemoteError::not_found(format!(
                     "repository {} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
                     self.config.repo
-                )));
+                ))
+                .into());
             }
         }
         self.repo_checked.set(true);
@@ -243,10 +247,11 @@ impl GithubRemote {
         let created = self.client()?.create_repo()?;
         let full_name = created["full_name"].as_str().unwrap_or("");
         if full_name != self.config.repo {
-            return Err(Error::Remote(format!(
+            return Err(RemoteError::failed(format!(
                 "GitHub created {full_name} (repositories are made under the token's own account), but the config names {}; set `repo = \"{full_name}\"`, or create {} on github.com for an organisation",
                 self.config.repo, self.config.repo
-            )));
+            ))
+            .into());
         }
         self.check_repo()?;
         Ok(Readiness {
@@ -286,9 +291,15 @@ impl GithubRemote {
                         .trim()
                 )))
             }
-            other => Err(Error::Remote(format!(
+            // No repository (or none the token sees): tags of one that exists answer 422.
+            404 => Err(RemoteError::not_found(format!(
+                "deleting tag {tag} answered 404 ({message})"
+            ))
+            .into()),
+            other => Err(RemoteError::failed(format!(
                 "deleting tag {tag} answered {other} ({message})"
-            ))),
+            ))
+            .into()),
         }
     }
 
@@ -403,13 +414,13 @@ impl GithubRemote {
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
         let client = self.client()?;
-        let release = client
-            .release_by_tag(tag)?
-            .ok_or_else(|| Error::Remote(format!("{} has no release {tag}", self.config.repo)))?;
+        let release = client.release_by_tag(tag)?.ok_or_else(|| {
+            RemoteError::not_found(format!("{} has no release {tag}", self.config.repo))
+        })?;
         let assets = client.assets(release.id)?;
         let recorded = body_record(release.body.as_deref());
         let stored = stored_pieces(tag, &assets, recorded.as_ref()).ok_or_else(|| {
-            Error::Remote(format!(
+            RemoteError::corrupt(format!(
                 "release {tag} has no complete archive (an upload may have been cut off); `backup run` on the machine that made it uploads it again"
             ))
         })?;
@@ -423,9 +434,10 @@ impl GithubRemote {
         progress.done();
         let (size, sha256) = result?;
         if size != total {
-            return Err(Error::Remote(format!(
+            return Err(RemoteError::corrupt(format!(
                 "the download of {tag} has {size} bytes, GitHub lists {total}"
-            )));
+            ))
+            .into());
         }
         Ok((size, sha256))
     }
@@ -537,10 +549,10 @@ impl Client {
                 }),
             };
         }
-        Err(Fault::Fatal(format!(
+        Err(Fault::Fatal(RemoteError::failed(format!(
             "GitHub redirected {} more than {MAX_REDIRECTS} times",
             net::redact(path)
-        )))
+        ))))
     }
 
     /// Every page of a list, following `Link: rel="next"`.
@@ -560,10 +572,11 @@ impl Client {
     }
 
     fn not_found(&self) -> Error {
-        Error::Remote(format!(
+        RemoteError::not_found(format!(
             "repository {}/{} was not found, or the token cannot see it; run `backup init --create` to create it as a private repository, or give the token access to it",
             self.owner, self.name
         ))
+        .into()
     }
 
     /// `POST /user/repos`: private, with a README commit, without issues, projects or wiki.
@@ -581,16 +594,18 @@ impl Client {
             self.retrying(|| self.api_call(reqwest::Method::POST, "/user/repos", Some(&body)))?;
         match reply.status {
             201 => reply.json().map_err(Fault::into_error),
-            422 => Err(Error::Remote(format!(
+            422 => Err(RemoteError::denied(format!(
                 "GitHub could not create {}/{} ({}); if it exists, give the token access to it",
                 self.owner,
                 self.name,
                 reply.validation().1
-            ))),
-            other => Err(Error::Remote(format!(
+            ))
+            .into()),
+            other => Err(RemoteError::failed(format!(
                 "creating repository {}/{} answered {other}",
                 self.owner, self.name
-            ))),
+            ))
+            .into()),
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::http::{GITHUB, GithubReply, classify, next_link};
 use super::release::{Asset, Piece, Release};
 use super::{Client, MAX_REDIRECTS};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteError, Result};
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::remote::Upload;
@@ -40,15 +40,15 @@ impl Client {
                     return Ok(());
                 }
                 if complete && existing.sha256().is_some() && !upload.verified {
-                    return Err(Fault::RefusedForGood(format!(
+                    return Err(Fault::Fatal(RemoteError::refused(format!(
                         "{name} on GitHub differs from the local archive, and the local archive has no .sha256 record to prove it is the good one; nothing was replaced"
-                    )));
+                    ))));
                 }
                 if release.immutable {
-                    return Err(Fault::RefusedForGood(format!(
+                    return Err(Fault::Fatal(RemoteError::refused(format!(
                         "release {} is published as immutable with a broken {name}, and GitHub lets nothing in it be replaced nor its tag be used again; this snapshot can never go to GitHub: it stays local (later snapshots are pushed past it), and this message stops once you delete its local archive and its .sha256",
                         upload.tag
-                    )));
+                    ))));
                 }
                 self.delete_asset(existing.id).await?;
             }
@@ -91,9 +91,9 @@ impl Client {
             .await?;
         match reply.status {
             204 | 404 => Ok(()),
-            other => Err(Fault::Fatal(format!(
+            other => Err(Fault::Fatal(RemoteError::failed(format!(
                 "deleting a partial asset answered {other}"
-            ))),
+            )))),
         }
     }
 
@@ -106,8 +106,12 @@ impl Client {
     ) -> std::result::Result<Asset, Fault> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let name = piece.name.as_str();
-        let unreadable =
-            |e: std::io::Error| Fault::Fatal(format!("cannot read {}: {e}", upload.path.display()));
+        let unreadable = |e: std::io::Error| {
+            Fault::Fatal(RemoteError::failed(format!(
+                "cannot read {}: {e}",
+                upload.path.display()
+            )))
+        };
         let mut file = tokio::fs::File::open(upload.path)
             .await
             .map_err(unreadable)?;
@@ -162,10 +166,10 @@ impl Client {
                 })
             }
             422 if reply.validation().1.contains("immutable release") => {
-                Err(Fault::RefusedForGood(format!(
+                Err(Fault::Fatal(RemoteError::refused(format!(
                     "release {} is published as immutable without a complete archive (made by an older backup-agent, or by hand), and GitHub takes no more assets into it nor lets its tag be used again; this snapshot can never go to GitHub: it stays local (later snapshots are pushed past it), and this message stops once you delete its local archive and its .sha256",
                     upload.tag
-                )))
+                ))))
             }
             422 => {
                 let message = reply.validation().1;
@@ -174,11 +178,13 @@ impl Client {
                 } else {
                     ""
                 };
-                Err(Fault::Fatal(format!(
+                Err(Fault::Fatal(RemoteError::failed(format!(
                     "GitHub refused the upload of {name} (422 {message}){hint}"
-                )))
+                ))))
             }
-            other => Err(Fault::Fatal(format!("uploading {name} answered {other}"))),
+            other => Err(Fault::Fatal(RemoteError::failed(format!(
+                "uploading {name} answered {other}"
+            )))),
         }
     }
 
@@ -198,10 +204,11 @@ impl Client {
             let (size, sha256) = self.download(part, &part_path, progress)?;
             if size != part.size || part.sha256().is_some_and(|want| want != sha256) {
                 let _ = std::fs::remove_file(&part_path);
-                return Err(Error::Remote(format!(
+                return Err(RemoteError::corrupt(format!(
                     "part {} downloaded as {size} bytes with sha256 {sha256}, GitHub lists {} bytes with digest {:?}",
                     part.name, part.size, part.digest
-                )));
+                ))
+                .into());
             }
             let mut input = std::fs::File::open(&part_path)
                 .map_err(|e| Error::io("cannot read", &part_path, e))?;
@@ -276,10 +283,10 @@ impl Client {
                 target = location(response.headers())
                     .filter(|_| hops <= MAX_REDIRECTS)
                     .ok_or_else(|| {
-                        Fault::Fatal(format!(
+                        Fault::Fatal(RemoteError::failed(format!(
                             "downloading {} was redirected without end, or without a Location",
                             asset.name
-                        ))
+                        )))
                     })?;
             };
             let status = response.status().as_u16();
@@ -287,10 +294,16 @@ impl Client {
                 let headers = response.headers().clone();
                 let body = response.bytes().await.unwrap_or_default();
                 return Err(classify(status, &headers, &body).unwrap_or_else(|| {
-                    Fault::Fatal(format!("downloading {} answered {status}", asset.name))
+                    let message = format!("downloading {} answered {status}", asset.name);
+                    Fault::Fatal(if status == 404 {
+                        RemoteError::not_found(message)
+                    } else {
+                        RemoteError::failed(message)
+                    })
                 }));
             }
-            let file = fsutil::create_private(dest).map_err(|e| Fault::Fatal(e.to_string()))?;
+            let file = fsutil::create_private(dest)
+                .map_err(|e| Fault::Fatal(RemoteError::failed(e.to_string())))?;
             let mut writer =
                 fsutil::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
             while let Some(chunk) = response
@@ -299,16 +312,28 @@ impl Client {
                 .map_err(|e| network_fault(&GITHUB, "download interrupted", &e))?
             {
                 watchdog.moved();
-                std::io::Write::write_all(&mut writer, &chunk)
-                    .map_err(|e| Fault::Fatal(format!("cannot write {}: {e}", dest.display())))?;
+                std::io::Write::write_all(&mut writer, &chunk).map_err(|e| {
+                    Fault::Fatal(RemoteError::failed(format!(
+                        "cannot write {}: {e}",
+                        dest.display()
+                    )))
+                })?;
                 progress.advance(chunk.len() as u64);
             }
             let (buffered, size, sha256) = writer.finish();
             let file = buffered.into_inner().map_err(|e| {
-                Fault::Fatal(format!("cannot write {}: {}", dest.display(), e.error()))
+                Fault::Fatal(RemoteError::failed(format!(
+                    "cannot write {}: {}",
+                    dest.display(),
+                    e.error()
+                )))
             })?;
-            file.sync_all()
-                .map_err(|e| Fault::Fatal(format!("cannot sync {}: {e}", dest.display())))?;
+            file.sync_all().map_err(|e| {
+                Fault::Fatal(RemoteError::failed(format!(
+                    "cannot sync {}: {e}",
+                    dest.display()
+                )))
+            })?;
             Ok((size, sha256))
         }
     }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::Service;
+use crate::error::RemoteError;
 
 /// What went wrong with one HTTP exchange.
 #[derive(Debug)]
@@ -15,10 +16,10 @@ pub(crate) enum Fault {
         message: String,
         wait: Option<Duration>,
     },
-    /// Retrying cannot help: the message says what to do.
-    Fatal(String),
-    /// This snapshot can never go to the remote, whatever is tried; other snapshots can.
-    RefusedForGood(String),
+    /// Retrying within this operation cannot help: the error's kind says what the caller may
+    /// do (a run's deadline is `Transient`: the next run may get through), its message what the
+    /// user may.
+    Fatal(RemoteError),
 }
 
 /// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3) as the wait until it
@@ -35,7 +36,8 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 
 /// Sorts a status by what it means for any service: `None` for 1xx..3xx answers (the caller's),
 /// a transient fault for 408, 429 and 5xx (after `retry_after` when the server gave one), and a
-/// final fault quoting `message` for the rest.
+/// final fault quoting `message` for the rest: denied for 401 and 403, not found for 404 and
+/// 410, failed otherwise.
 pub(crate) fn status_fault(
     service: &Service,
     status: u16,
@@ -56,10 +58,14 @@ pub(crate) fn status_fault(
             message: format!("{status} {message}"),
             wait: retry_after,
         }),
-        other => Some(Fault::Fatal(format!(
-            "{} answered {other}: {message}",
-            service.name
-        ))),
+        other => {
+            let message = format!("{} answered {other}: {message}", service.name);
+            Some(Fault::Fatal(match other {
+                401 | 403 => RemoteError::denied(message),
+                404 | 410 => RemoteError::not_found(message),
+                _ => RemoteError::failed(message),
+            }))
+        }
     }
 }
 
@@ -83,10 +89,10 @@ pub(crate) fn network_fault(service: &Service, doing: &str, e: &reqwest::Error) 
     // rustls says "invalid peer certificate: …": no retry makes a certificate trusted.
     if text.contains("invalid peer certificate") || text.contains("certificate verify failed") {
         let cause = root.unwrap_or(text);
-        return Fault::Fatal(format!(
+        return Fault::Fatal(RemoteError::failed(format!(
             "the server's TLS certificate is not trusted ({cause}); if your company's network or {} uses its own certificate authority, add it to this machine's certificate store (or point SSL_CERT_FILE at it), then try again",
             service.self_hosted
-        ));
+        )));
     }
     Fault::Transient {
         message: format!("{doing}: {text}"),
@@ -169,7 +175,6 @@ mod tests {
             None => ("caller", None),
             Some(Fault::Transient { wait, .. }) => ("retry", wait.map(|w| w.as_secs())),
             Some(Fault::Fatal(_)) => ("fatal", None),
-            Some(Fault::RefusedForGood(_)) => ("refused", None),
         }
     }
 
@@ -214,7 +219,8 @@ mod tests {
             .into_iter()
             .map(
                 |status| match status_fault(&SERVICE, status, None, "it said no") {
-                    Some(Fault::Fatal(m) | Fault::Transient { message: m, .. }) => m,
+                    Some(Fault::Fatal(RemoteError { message: m, .. }))
+                    | Some(Fault::Transient { message: m, .. }) => m,
                     other => panic!("{other:?}"),
                 },
             )

@@ -12,8 +12,9 @@
 //!   timeout per call, a transfer the stall watchdog, so a slow transfer that moves is never cut.
 //! - **Faults** (`fault`): every exchange ends in an answer for the caller, a transient fault
 //!   (network errors, 408, 429, 5xx) worth another try after the server's `Retry-After` when it
-//!   gives one, or a final fault whose message says what to do. An untrusted TLS certificate is
-//!   final: no retry makes it trusted.
+//!   gives one, or a final fault holding the `RemoteError` the caller gets (its kind for the
+//!   program, its message for the user). An untrusted TLS certificate is final: no retry makes
+//!   it trusted.
 //! - **Retries** (`retry`): each operation is retried on transient faults within a budget of
 //!   real elapsed time (attempts, backoff delays and the waits the server asks for all count; a
 //!   wait that would end past the budget is not started), with exponential backoff and jitter

@@ -23,7 +23,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::Service;
 use super::fault::Fault;
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteError, Result};
 
 /// With [`Retrier::answer_quickly`]: the longest retry budget and JSON answer wait.
 const QUICK_BUDGET: Duration = Duration::from_secs(8);
@@ -75,10 +75,11 @@ impl Limits {
 
     fn deadline_fault(&self, last: Option<&str>) -> Fault {
         let last = last.map(|m| format!(", last: {m}")).unwrap_or_default();
-        Fault::Fatal(format!(
+        // Final for this run, transient for the caller: the next run may get through.
+        Fault::Fatal(RemoteError::transient(format!(
             "this run's time with {} ran out (push_deadline_secs = {}{last}); what is not pushed waits locally and the next `backup run` pushes it",
             self.service.name, self.deadline_secs
-        ))
+        )))
     }
 
     /// Runs `op` until it succeeds, fails for good, or the budget or the deadline ends it.
@@ -113,7 +114,7 @@ impl Limits {
             };
             let fault = match outcome {
                 Ok(value) => return Ok(value),
-                Err(fault @ (Fault::Fatal(_) | Fault::RefusedForGood(_))) => return Err(fault),
+                Err(fault @ Fault::Fatal(_)) => return Err(fault),
                 Err(fault) => fault,
             };
             let Fault::Transient { message, wait } = &fault else {
@@ -355,8 +356,11 @@ mod tests {
                 |_, _, _| {},
             ));
         match result {
-            Err(Fault::Fatal(message)) => assert!(
-                message.starts_with("this run's time with Storage ran out (push_deadline_secs = 1"),
+            Err(Fault::Fatal(RemoteError { kind, message })) => assert!(
+                kind == crate::error::RemoteErrorKind::Transient
+                    && message.starts_with(
+                        "this run's time with Storage ran out (push_deadline_secs = 1"
+                    ),
                 "{message}"
             ),
             other => panic!("{other:?}"),
