@@ -1,5 +1,5 @@
 # Sourced by benches/snapshot.sh and benches/restore.sh: where things are, the tools both need,
-# the release build, and the helpers that time a command and make a test database.
+# the release build (or BACKUP_BIN), and the helpers that time a command and make a test database.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
@@ -8,8 +8,13 @@ RUNS=${RUNS:-3}
 [ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 2; }
 command -v sqlite3 >/dev/null || { echo "sqlite3 is needed by the baselines (apt-get install sqlite3)" >&2; exit 2; }
 
-cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/release/backup
+# BACKUP_BIN times another build of `backup` instead of this tree's (benches/compare.sh).
+if [ -n "${BACKUP_BIN:-}" ]; then
+    BIN=$BACKUP_BIN
+else
+    cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
+    BIN=$ROOT/target/release/backup
+fi
 mkdir -p "$BENCH_DIR"
 
 # Runs a command; appends "wall_s max_rss_kib" to a file (GNU time: %M is the largest single

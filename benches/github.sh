@@ -25,7 +25,8 @@ SIZE=${1:-1024}
 [ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 2; }
 
 cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml" --bin backup --example fake_github
-BIN=$ROOT/target/release/backup
+# BACKUP_BIN times another build of `backup` (benches/compare.sh); the fake is always this tree's.
+BIN=${BACKUP_BIN:-$ROOT/target/release/backup}
 FAKE=$ROOT/target/release/examples/fake_github
 
 if [ "${1:-}" = slow-link ]; then

@@ -338,6 +338,22 @@ path = "/mnt/nas/app-backups"
     }
 
     #[test]
+    fn a_bad_api_url_is_refused_without_its_secrets() {
+        for url in [
+            "ftp://user:s3cret@ghe.example.com/api?token=s3cret",
+            "https://user:s3cret@[bad/api?token=s3cret",
+        ] {
+            let err = parse(&format!(
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"github\"\nrepo = \"o/r\"\napi_url = \"{url}\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("api_url"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
     fn each_remote_reads_its_own_table_with_paths_resolved() {
         let c = parse(
             "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"github\"\nrepo = \"o/r\"\ntoken_file = \"secrets/token\"\napi_url = \"https://ghe.example.com/api/v3/\"\n",

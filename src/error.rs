@@ -114,7 +114,7 @@ pub enum Error {
     Demo(String),
 
     /// The system could not give the tool what it needs to run, unrelated to any one file: a
-    /// worker thread, the network runtime, HTTP setup, standard input, this program's path.
+    /// worker thread, the network runtime, HTTP setup, standard input.
     #[error("{0}")]
     System(String),
 }

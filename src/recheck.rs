@@ -51,9 +51,11 @@ impl LazyListing<'_> {
                 remote
                     .list()
                     .map(|found| found.into_iter().map(|s| (s.tag.clone(), s)).collect())
-                    .map_err(|e| {
-                        let kind = e.remote_kind().unwrap_or(RemoteErrorKind::Failed);
-                        RemoteError::new(kind, e.to_string())
+                    // A remote's own error is kept as it is: wrapping its whole text again would
+                    // print "remote: remote: …".
+                    .map_err(|e| match e {
+                        Error::Remote(remote) => remote,
+                        other => RemoteError::new(RemoteErrorKind::Failed, other.to_string()),
                     })
             })
             .as_ref()

@@ -314,7 +314,8 @@ fn push_pending(
         };
         // This run's manifest is in memory; an older archive's is read once, here. One that
         // cannot be read (a newer version's, or damaged where the checksum does not look) is
-        // still pushed, as it is, and said so: a remote then records the snapshot without it.
+        // still pushed, as it is, with a warning: it would not restore, and a remote that keeps a
+        // record of each snapshot (GitHub's release body) records this one without its summary.
         let read;
         let manifest = if snapshot.tag == fresh.tag {
             Some(&fresh.manifest)

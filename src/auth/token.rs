@@ -99,8 +99,10 @@ impl fmt::Debug for Token {
 /// The host gh names for `api_url`: `github.com` for `https://api.github.com`, `NAME.ghe.com`
 /// for GHE.com's `https://api.NAME.ghe.com`, else the server's own host (and port).
 pub fn gh_host(api_url: &str) -> String {
+    // The config refuses a URL that does not parse; this answer only keeps any userinfo or
+    // query the text may hold out of messages.
     let Ok(url) = reqwest::Url::parse(api_url) else {
-        return api_url.to_string();
+        return "the configured api_url".to_string();
     };
     let host = url.host_str().unwrap_or_default();
     let host = match host.strip_prefix("api.") {

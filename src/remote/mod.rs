@@ -298,8 +298,8 @@ impl Remote {
     }
 
     /// `backup doctor`'s lines about the remote: whether it can take snapshots, and what to do
-    /// when not. Changes nothing on the remote; gives up within seconds when it cannot be
-    /// reached.
+    /// when not. Writes nothing on the remote but a probe file it removes (the folder remote);
+    /// gives up within seconds when it cannot be reached.
     pub fn diagnose(&self) -> Vec<DiagnosedCheck> {
         match self {
             Remote::Dir(d) => d.diagnose(),

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::remote::net;
 use serde::{Deserialize, Serialize};
 
 /// `[remote] type = "github"`.
@@ -101,10 +102,16 @@ impl GithubConfig {
             .unwrap_or_else(|| "https://api.github.com".into())
             .trim_end_matches('/')
             .to_string();
+        // Checked here, before a token is looked up for its host; a URL is shown without its
+        // userinfo or query, which can hold secrets.
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             return Err(format!(
-                "[remote] api_url `{api_url}` must start with https://"
+                "[remote] api_url `{}` must start with https://",
+                net::redact(&api_url)
             ));
+        }
+        if let Err(e) = reqwest::Url::parse(&api_url) {
+            return Err(format!("[remote] api_url {}: {e}", net::redact(&api_url)));
         }
         Ok(GithubConfig {
             repo,

@@ -142,14 +142,13 @@ pub(super) fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::net::testing::{fault_summary, headers};
 
-    fn headers(pairs: &[(&'static str, &str)]) -> reqwest::header::HeaderMap {
-        let mut map = reqwest::header::HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(*k, v.parse().unwrap());
-        }
-        map
-    }
+    const PLAIN: &[u8] = br#"{"message":"Something"}"#;
+    const SECONDARY: &[u8] = br#"{"message":"You have exceeded a secondary rate limit."}"#;
+
+    /// Status, headers, body: what it comes to.
+    type Case<'a, T> = (u16, &'a [(&'static str, &'a str)], &'a [u8], T);
 
     #[test]
     fn a_403_that_says_when_to_come_back_or_names_abuse_detection_is_a_rate_limit() {
@@ -169,27 +168,10 @@ mod tests {
         assert!(matches!(scope, Some(Fault::Fatal(_))), "{scope:?}");
     }
 
-    /// A fault as one short word and its wait, for tables.
-    fn kind(fault: Option<Fault>) -> (&'static str, Option<u64>) {
-        match fault {
-            None => ("caller", None),
-            Some(Fault::Transient { wait, .. }) => ("retry", wait.map(|w| w.as_secs())),
-            Some(Fault::Fatal(_)) => ("fatal", None),
-        }
-    }
-
     #[test]
     fn every_status_is_sorted_into_caller_retry_or_fatal() {
-        let plain = br#"{"message":"Something"}"#;
-        let secondary = br#"{"message":"You have exceeded a secondary rate limit."}"#;
-        /// Status, headers, body: how it is sorted.
-        type Case<'a> = (
-            u16,
-            &'a [(&'static str, &'a str)],
-            &'a [u8],
-            (&'a str, Option<u64>),
-        );
-        let cases: &[Case] = &[
+        let (plain, secondary) = (PLAIN, SECONDARY);
+        let cases: &[Case<(&str, Option<u64>)>] = &[
             (200, &[], b"", ("caller", None)),
             (302, &[], b"", ("caller", None)),
             (404, &[], plain, ("caller", None)),
@@ -219,7 +201,7 @@ mod tests {
         ];
         for (status, pairs, body, expected) in cases {
             assert_eq!(
-                kind(classify(*status, &headers(pairs), body)),
+                fault_summary(classify(*status, &headers(pairs), body)),
                 *expected,
                 "{status} {pairs:?} {}",
                 String::from_utf8_lossy(body)
@@ -240,7 +222,7 @@ mod tests {
         ];
         let body = br#"{"message":"API rate limit exceeded"}"#;
         for status in [403, 429] {
-            let (word, wait) = kind(classify(status, &headers(&pairs), body));
+            let (word, wait) = fault_summary(classify(status, &headers(&pairs), body));
             assert_eq!(word, "retry");
             let wait = wait.unwrap();
             assert!((115..=120).contains(&wait), "{status}: {wait}");
@@ -280,16 +262,8 @@ mod tests {
     #[test]
     fn every_final_answer_reaches_the_caller_as_a_remote_error_of_its_kind() {
         use crate::error::RemoteErrorKind::{self, Denied, Failed, NotFound, Transient};
-        let plain = br#"{"message":"Something"}"#;
-        let secondary = br#"{"message":"You have exceeded a secondary rate limit."}"#;
-        /// Status, headers, body: the kind once retrying stops.
-        type Case<'a> = (
-            u16,
-            &'a [(&'static str, &'a str)],
-            &'a [u8],
-            RemoteErrorKind,
-        );
-        let cases: &[Case] = &[
+        let (plain, secondary) = (PLAIN, SECONDARY);
+        let cases: &[Case<RemoteErrorKind>] = &[
             (401, &[], plain, Denied),
             (403, &[], plain, Denied),
             (403, &[], secondary, Transient),

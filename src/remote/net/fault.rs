@@ -34,7 +34,7 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     Some(left.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// Sorts a status by what it means for any service: `None` for 1xx..3xx answers (the caller's),
+/// Sorts a status by what it means for any service: `None` for 2xx and 3xx answers (the caller's),
 /// a transient fault for 408, 429 and 5xx (after `retry_after` when the server gave one), and a
 /// final fault quoting `message` for the rest: denied for 401 and 403, not found for 404 and
 /// 410, failed otherwise.
@@ -103,19 +103,7 @@ pub(crate) fn network_fault(service: &Service, doing: &str, e: &reqwest::Error) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SERVICE: Service = Service {
-        name: "Storage",
-        self_hosted: "a self-hosted store",
-    };
-
-    fn headers(pairs: &[(&'static str, &str)]) -> reqwest::header::HeaderMap {
-        let mut map = reqwest::header::HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(*k, v.parse().unwrap());
-        }
-        map
-    }
+    use crate::remote::net::testing::{SERVICE, fault_summary, headers};
 
     fn http_date(from_now: chrono::TimeDelta) -> String {
         (chrono::Utc::now() + from_now)
@@ -169,15 +157,6 @@ mod tests {
         assert_eq!(retry_after(&headers(&[])), None);
     }
 
-    /// A fault as one short word and its wait, for tables.
-    fn kind(fault: Option<Fault>) -> (&'static str, Option<u64>) {
-        match fault {
-            None => ("caller", None),
-            Some(Fault::Transient { wait, .. }) => ("retry", wait.map(|w| w.as_secs())),
-            Some(Fault::Fatal(_)) => ("fatal", None),
-        }
-    }
-
     #[test]
     fn every_status_is_sorted_into_caller_retry_or_fatal() {
         /// Status, Retry-After seconds: how it is sorted, and the wait.
@@ -206,7 +185,7 @@ mod tests {
         for (status, after, expected) in cases {
             let after = after.map(Duration::from_secs);
             assert_eq!(
-                kind(status_fault(&SERVICE, *status, after, "Something")),
+                fault_summary(status_fault(&SERVICE, *status, after, "Something")),
                 *expected,
                 "{status} retry-after {after:?}"
             );
@@ -237,12 +216,8 @@ mod tests {
 
     #[test]
     fn a_refused_connection_is_transient_and_its_message_holds_no_url() {
-        // A port that was free a moment ago: nothing listens there.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Port 1 is below the ephemeral range: nothing a test starts can listen there.
+        let port = 1;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -47,3 +47,33 @@ pub(crate) struct Service {
     /// Server".
     pub(crate) self_hosted: &'static str,
 }
+
+/// What the unit tests of `net` and of the remotes over it share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Fault, Service};
+
+    /// A service of no remote in particular.
+    pub(crate) const SERVICE: Service = Service {
+        name: "Storage",
+        self_hosted: "a self-hosted store",
+    };
+
+    /// Response headers from name and value pairs.
+    pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> reqwest::header::HeaderMap {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    /// A fault as one short word and its wait, for the tables of tests that sort answers.
+    pub(crate) fn fault_summary(fault: Option<Fault>) -> (&'static str, Option<u64>) {
+        match fault {
+            None => ("caller", None),
+            Some(Fault::Transient { wait, .. }) => ("retry", wait.map(|w| w.as_secs())),
+            Some(Fault::Fatal(_)) => ("fatal", None),
+        }
+    }
+}

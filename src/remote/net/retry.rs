@@ -267,11 +267,7 @@ impl Retrier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SERVICE: Service = Service {
-        name: "Storage",
-        self_hosted: "a self-hosted store",
-    };
+    use crate::remote::net::testing::SERVICE;
 
     #[test]
     fn a_wait_that_would_overrun_the_budget_is_not_started() {
