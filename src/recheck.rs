@@ -27,11 +27,6 @@ fn remote_key(found: &RemoteSnapshot) -> String {
     format!("{}:{}", found.sha256.as_deref().unwrap_or("-"), found.size)
 }
 
-/// Whether `found` on the remote is a good copy of a local archive whose record is `recorded`.
-pub fn remote_matches(found: Option<&RemoteSnapshot>, recorded: Option<&str>) -> bool {
-    matches!((found.and_then(|r| r.sha256.as_deref()), recorded), (Some(a), Some(b)) if a == b)
-}
-
 /// The remote's listing, asked for at most once and only when a damaged copy needs it.
 struct LazyListing<'a> {
     remote: Option<&'a Remote>,
@@ -68,7 +63,8 @@ impl LazyListing<'_> {
         let recorded = fsutil::read_checksum(path);
         self.get().ok().map(|found| {
             let copy = found.get(tag);
-            remote_matches(copy, recorded.as_deref()) && copy.map(remote_key).as_deref() != bad
+            copy.is_some_and(|c| c.matches_record(recorded.as_deref()))
+                && copy.map(remote_key).as_deref() != bad
         })
     }
 }
@@ -278,7 +274,7 @@ fn repair(
         Err(e) => return Err(Error::Remote(e.clone())),
     };
     let Some(found) = found
-        .filter(|f| remote_matches(Some(f), Some(&recorded)))
+        .filter(|f| f.matches_record(Some(&recorded)))
         .filter(|f| Some(remote_key(f).as_str()) != bad)
     else {
         return Ok(Repair::NoGoodCopy);
@@ -304,24 +300,4 @@ fn repair(
     temp.persist(&snapshot.path)?;
     fsutil::sync_dir(dir)?;
     Ok(Repair::Done)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_remote_copy_is_good_only_with_the_local_record() {
-        let tag = Tag::parse("bk-20261122T014207Z-manual-laptop-3f9a1c").unwrap();
-        let found = RemoteSnapshot {
-            tag,
-            size: 1,
-            sha256: Some("ab".into()),
-            findings: None,
-        };
-        assert!(remote_matches(Some(&found), Some("ab")));
-        assert!(!remote_matches(Some(&found), Some("cd")));
-        assert!(!remote_matches(Some(&found), None));
-        assert!(!remote_matches(None, Some("ab")));
-    }
 }

@@ -256,6 +256,15 @@ pub struct RemoteSnapshot {
     pub findings: Option<u64>,
 }
 
+impl RemoteSnapshot {
+    /// Whether this is a good copy of a local archive whose recorded sha256 is `recorded`: only
+    /// a remote record equal to the local one counts, so a remote that keeps no record never
+    /// stands in for a local archive.
+    pub fn matches_record(&self, recorded: Option<&str>) -> bool {
+        matches!((self.sha256.as_deref(), recorded), (Some(a), Some(b)) if a == b)
+    }
+}
+
 /// What `init` found or made.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Readiness {
@@ -461,6 +470,24 @@ impl Remote {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remote_copy_is_good_only_with_the_local_record() {
+        let found = RemoteSnapshot {
+            tag: Tag::parse("bk-20261122T014207Z-manual-laptop-3f9a1c").unwrap(),
+            size: 1,
+            sha256: Some("ab".into()),
+            findings: None,
+        };
+        assert!(found.matches_record(Some("ab")));
+        assert!(!found.matches_record(Some("cd")));
+        assert!(!found.matches_record(None));
+        let unrecorded = RemoteSnapshot {
+            sha256: None,
+            ..found
+        };
+        assert!(!unrecorded.matches_record(Some("ab")));
+    }
 
     #[test]
     fn each_remote_types_keys_are_read_from_its_settings_struct() {

@@ -504,7 +504,9 @@ fn remote_copy(
             }
         },
     };
-    let good = crate::recheck::remote_matches(found.as_ref(), local_record.as_deref());
+    let good = found
+        .as_ref()
+        .is_some_and(|f| f.matches_record(local_record.as_deref()));
     if let Err(e) = integrity::mark_damaged(&config.local_dir, &located.tag, Some(good)) {
         tracing::info!(
             "the damaged local copy of {} was not recorded: {e}",
