@@ -95,6 +95,9 @@ pub struct ListEntry {
     /// taken (0: it passed); `None` when unknown (taken before snapshots ran those checks, or
     /// only on a remote whose record does not say).
     pub findings: Option<u64>,
+    /// What the user said about the snapshot (`backup now --note`); `None` when nothing was said,
+    /// or when only a remote holds it whose record does not say.
+    pub note: Option<String>,
     /// Dated in the future: taken under a wrong clock (`latest` skips it). Only present when
     /// true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -108,6 +111,7 @@ struct Row {
     size: u64,
     location: Location,
     findings: Option<u64>,
+    note: Option<String>,
 }
 
 /// The merged listing, newest first, plus the remote's error if it could not be read (the local
@@ -119,15 +123,14 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
     let mut rows: BTreeMap<Tag, Row> = BTreeMap::new();
     for snapshot in local_snapshots(local_dir)? {
         // Only the manifest is decompressed: the first entry of the archive.
-        let findings = crate::archive::read::read_manifest(&snapshot.path)
-            .ok()
-            .and_then(|m| m.findings_count());
+        let manifest = crate::archive::read::read_manifest(&snapshot.path).ok();
         rows.insert(
             snapshot.tag,
             Row {
                 size: snapshot.size,
                 location: Location::Local,
-                findings,
+                findings: manifest.as_ref().and_then(|m| m.findings_count()),
+                note: manifest.and_then(|m| m.note),
             },
         );
     }
@@ -140,14 +143,23 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
         match remote.list() {
             Ok(found) => {
                 for snapshot in found {
-                    let row = rows.entry(snapshot.tag.clone()).or_insert_with(|| Row {
-                        size: snapshot.size,
-                        location: Location::Remote,
-                        findings: snapshot.findings.or_else(|| {
-                            remote
-                                .peek_manifest(&snapshot.tag)
-                                .and_then(|m| m.findings_count())
-                        }),
+                    let row = rows.entry(snapshot.tag.clone()).or_insert_with(|| {
+                        // A remote whose record lacks them may read the manifest cheaply (a
+                        // folder: the archive's first entry); GitHub's record carries both.
+                        let peeked = (snapshot.findings.is_none() || snapshot.note.is_none())
+                            .then(|| remote.peek_manifest(&snapshot.tag))
+                            .flatten();
+                        Row {
+                            size: snapshot.size,
+                            location: Location::Remote,
+                            findings: snapshot
+                                .findings
+                                .or_else(|| peeked.as_ref().and_then(|m| m.findings_count())),
+                            note: snapshot
+                                .note
+                                .clone()
+                                .or_else(|| peeked.and_then(|m| m.note)),
+                        }
                     });
                     if row.location == Location::Local {
                         row.location = if row.size == snapshot.size {
@@ -181,9 +193,80 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
             size: row.size,
             location: row.location,
             findings: row.findings,
+            note: row.note,
         })
         .collect();
     Ok((entries, remote_error))
+}
+
+/// Which snapshots `backup list` shows; every field left `None` keeps all.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// A host name, or the identity `backup list` shows.
+    pub host: Option<String>,
+    pub kind: Option<Kind>,
+    /// Taken at or after (see [`parse_time`]).
+    pub since: Option<DateTime<Utc>>,
+    /// Taken at or before.
+    pub until: Option<DateTime<Utc>>,
+    /// Held in the snapshot's note, case-insensitively.
+    pub note: Option<String>,
+}
+
+impl ListFilter {
+    /// Whether `entry` passes every filter that is set. A snapshot whose time is its tag's
+    /// (to the second, as the listing shows it) is compared by that time.
+    pub fn keeps(&self, entry: &ListEntry) -> bool {
+        self.host
+            .as_deref()
+            .is_none_or(|name| crate::tag::names_host(name, &entry.host))
+            && self.kind.is_none_or(|kind| entry.kind == kind)
+            && self.since.is_none_or(|since| entry.time >= since)
+            && self.until.is_none_or(|until| entry.time <= until)
+            && self.note.as_deref().is_none_or(|wanted| {
+                entry
+                    .note
+                    .as_deref()
+                    .is_some_and(|note| note.to_lowercase().contains(&wanted.to_lowercase()))
+            })
+    }
+}
+
+/// Which end of a time range a [`parse_time`] text gives: a date alone means the start of that
+/// day for `--since` and its last second for `--until`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeEnd {
+    Since,
+    Until,
+}
+
+/// A time as `--since` and `--until` take it: a date (`2026-11-30`, UTC), an RFC 3339 time
+/// (`2026-11-30T12:00:00Z`), or a duration meaning that long before `now` (`3d`, `12h`,
+/// `1h30m`).
+///
+/// # Errors
+/// [`Error::Config`] (a usage error) for anything else.
+pub fn parse_time(text: &str, end: RangeEnd, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let start = date.and_time(chrono::NaiveTime::MIN).and_utc();
+        return Ok(match end {
+            RangeEnd::Since => start,
+            RangeEnd::Until => start + chrono::Duration::days(1) - chrono::Duration::seconds(1),
+        });
+    }
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    if let Ok(ago) = text.parse::<crate::schedule::interval::Interval>() {
+        let secs = i64::try_from(ago.as_secs()).unwrap_or(i64::MAX);
+        return Ok(chrono::Duration::try_seconds(secs)
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC));
+    }
+    Err(Error::Config(format!(
+        "`{text}` is not a time: give a date (2026-11-30), an RFC 3339 time (2026-11-30T12:00:00Z) or how long ago (3d, 12h)"
+    )))
 }
 
 /// Which host's snapshot `latest` means among `tags` (local and remote): `host` when given
@@ -475,6 +558,38 @@ mod tests {
             tag("bk-20261103T000000Z-scheduled-box-a00001"),
             tag("bk-20261104T000000Z-scheduled-other-3f9a99"),
         ]
+    }
+
+    #[test]
+    fn a_time_is_a_date_an_rfc_3339_time_or_how_long_ago() {
+        let now: DateTime<Utc> = NOW.parse().unwrap();
+        let at = |text: &str, end| parse_time(text, end, now).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("2026-11-30", RangeEnd::Since).unwrap(),
+            "2026-11-30T00:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-11-30", RangeEnd::Until).unwrap(),
+            "2026-11-30T23:59:59+00:00"
+        );
+        assert_eq!(
+            at("2026-11-30T12:00:00+02:00", RangeEnd::Since).unwrap(),
+            "2026-11-30T10:00:00+00:00"
+        );
+        assert_eq!(
+            at("3d", RangeEnd::Until).unwrap(),
+            "2026-11-28T00:00:00+00:00"
+        );
+        assert_eq!(
+            at("1h30m", RangeEnd::Since).unwrap(),
+            "2026-11-30T22:30:00+00:00"
+        );
+        for bad in ["", "yesterday", "2026-13-01", "30/11/2026", "3 weeks"] {
+            assert!(
+                matches!(at(bad, RangeEnd::Since), Err(Error::Config(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

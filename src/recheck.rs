@@ -311,6 +311,7 @@ mod tests {
             size: 1,
             sha256: Some("ab".into()),
             findings: None,
+            note: None,
         };
         assert!(remote_matches(Some(&found), Some("ab")));
         assert!(!remote_matches(Some(&found), Some("cd")));

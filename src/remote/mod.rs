@@ -237,6 +237,9 @@ pub struct RemoteSnapshot {
     /// How many check findings the snapshot's manifest records, when the remote's own record
     /// says so (a GitHub release body) without reading the archive.
     pub findings: Option<u64>,
+    /// The snapshot's note (`backup now --note`), when the remote's own record carries it (a
+    /// GitHub release body) without reading the archive.
+    pub note: Option<String>,
 }
 
 /// What `init` found or made.
