@@ -102,6 +102,23 @@ fn latest_n_counts_back_from_the_latest() {
     // A snapshot only on the remote counts: it is one of this host's.
     std::fs::remove_file(app.path("backups").join(format!("{}.tar.gz", tags[0]))).unwrap();
     assert_eq!(verified(&app, "latest~2"), tags[0]);
+
+    // The remote gone: short forms are chosen among the local snapshots, with a note.
+    std::fs::remove_dir_all(app.path("remote")).unwrap();
+    for (snapshot, expected) in [("latest~1", &tags[1]), ("0c8", &tags[1])] {
+        let out = app.run_at(AFTER, &["verify", snapshot, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(json(&out)["tag"], expected.as_str());
+        assert!(
+            stderr(&out).contains(&format!(
+                "`{snapshot}` was chosen among the local snapshots"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = app.run_at(AFTER, &["verify", "latest~2"]);
+    assert_exit_saying(&out, 1, "only 1 older");
 }
 
 /// Snapshots of November 2026: a manual one with a note, a scheduled one, a manual one with
