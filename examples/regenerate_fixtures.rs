@@ -139,6 +139,8 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
             mode: 0o644,
             sha256: sha256_hex(queue),
         }],
+        // Written as manifests were before notes: none.
+        note: None,
         tag,
     }
 }

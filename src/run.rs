@@ -44,17 +44,21 @@ pub struct RunReport {
     pub prune_error: Option<Error>,
 }
 
-/// Takes a snapshot of `kind` and pushes every local snapshot the remote does not have yet.
+/// Takes a snapshot of `kind`, with the user's `note` in its manifest, and pushes every local
+/// snapshot the remote does not have yet.
 ///
 /// # Errors
-/// [`Error::Locked`] when another run holds the lock; any snapshot error (then no archive is
+/// [`Error::Config`] for a note that is not one short line; [`Error::Locked`] when another run
+/// holds the lock; any snapshot error (then no archive is
 /// left behind, and `last_run.json` records the failure). A failed push is not an error here:
 /// it is reported in [`RunReport::push_error`], because the snapshot itself is safe.
 pub fn snapshot_and_push(
     config: &Config,
     kind: Kind,
+    note: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<RunReport> {
+    let note = note.map(crate::archive::manifest::clean_note).transpose()?;
     let local = &config.local_dir;
     fsutil::create_private_dir_all(local).at("cannot create snapshot folder", local)?;
     let _lock = RunLock::acquire(local)?;
@@ -70,7 +74,7 @@ pub fn snapshot_and_push(
     let started_at = crate::clock::now();
     let started = Instant::now();
 
-    let snapshot = match snapshot::take(config, kind, progress) {
+    let snapshot = match snapshot::take(config, kind, note.as_deref(), progress) {
         Ok(snapshot) => snapshot,
         Err(e) => {
             let record = LastRun {

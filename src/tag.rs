@@ -20,6 +20,8 @@ const PREFIX: &str = "bk-";
 const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 const TIME_LEN: usize = 16;
 const NONCE_LEN: usize = 6;
+/// Length of a tag's random suffix ([`Tag::suffix`]).
+pub const SUFFIX_LEN: usize = NONCE_LEN;
 /// Hex digits of the suffix that carry the millisecond the snapshot was taken at.
 const MILLIS_LEN: usize = 3;
 const HOST_MAX: usize = 32;
@@ -138,6 +140,11 @@ impl Tag {
     /// When the snapshot was taken, to the millisecond its tag carries.
     pub fn taken_at(&self) -> DateTime<Utc> {
         self.time + chrono::Duration::milliseconds(i64::from(self.millis.min(999)))
+    }
+
+    /// The random suffix at the end (`3f9a1c`): what a short form of the tag starts with.
+    pub fn suffix(&self) -> &str {
+        self.text.rsplit_once('-').map_or("", |(_, suffix)| suffix)
     }
 
     /// `<tag>.tar.gz`
@@ -279,6 +286,8 @@ mod tests {
         assert_eq!(parsed.time(), at(7));
         assert_eq!(parsed.kind(), Kind::Manual);
         assert_eq!(parsed.host(), "laptop-2");
+        assert_eq!(parsed.suffix().len(), NONCE_LEN);
+        assert!(tag.as_str().ends_with(parsed.suffix()));
         assert_eq!(Tag::from_archive_name(&tag.archive_name()).unwrap(), tag);
     }
 

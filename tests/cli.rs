@@ -71,6 +71,9 @@ mod findings;
 /// Which snapshot `latest` is: a wrong clock, one second, shared remotes, long host names.
 mod latest;
 
+/// Choosing a snapshot: short forms of a tag, `latest~N`, list filters, notes.
+mod choose;
+
 /// The library's module graph points down: no cycle beyond a shrinking allow-list (#15).
 mod architecture;
 

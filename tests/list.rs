@@ -30,6 +30,7 @@ fn list_json_has_a_stable_shape_newest_first() {
                 "host",
                 "kind",
                 "local_damaged",
+                "note",
                 "size",
                 "tag",
                 "time",

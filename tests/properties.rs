@@ -127,20 +127,24 @@ fn manifest() -> impl Strategy<Value = Manifest> {
         any::<String>(),
         (0usize..4).prop_flat_map(|n| (0..n).map(database).collect::<Vec<_>>()),
         (0usize..4).prop_flat_map(|n| (0..n).map(file).collect::<Vec<_>>()),
+        proptest::option::of(any::<String>()),
     )
-        .prop_map(|(time, kind, host, version, databases, files)| Manifest {
-            manifest_version: MANIFEST_VERSION,
-            tag: Tag::new(time, kind, &host),
-            created_at: time.trunc_subsecs(0),
-            kind,
-            tool: ToolInfo {
-                name: "backup-agent".into(),
-                version,
+        .prop_map(
+            |(time, kind, host, version, databases, files, note)| Manifest {
+                manifest_version: MANIFEST_VERSION,
+                tag: Tag::new(time, kind, &host),
+                created_at: time.trunc_subsecs(0),
+                kind,
+                tool: ToolInfo {
+                    name: "backup-agent".into(),
+                    version,
+                },
+                host,
+                databases,
+                files,
+                note,
             },
-            host,
-            databases,
-            files,
-        })
+        )
 }
 
 proptest! {

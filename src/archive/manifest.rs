@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::Findings;
+use crate::error::{Error, Result};
 use crate::tag::{Kind, Tag};
 
 /// The manifest format this build writes; restore refuses versions it does not know.
@@ -26,6 +27,41 @@ pub struct Manifest {
     pub host: String,
     pub databases: Vec<DatabaseEntry>,
     pub files: Vec<FileEntry>,
+    /// What the user said about the snapshot (`backup now --note`). Absent when none was
+    /// given; older builds ignore it (their manifest parsing skips unknown fields), so it needs
+    /// no new `manifest_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The longest note a snapshot keeps, in characters: a line for `backup list`, well inside a
+/// GitHub release body.
+pub const NOTE_MAX_CHARS: usize = 200;
+
+/// `text` as a snapshot keeps it: trimmed, one line of at most [`NOTE_MAX_CHARS`] characters.
+///
+/// # Errors
+/// [`Error::Config`] (a usage error) for an empty note, a control character (a line break), or
+/// one too long.
+pub fn clean_note(text: &str) -> Result<String> {
+    let note = text.trim();
+    if note.is_empty() {
+        return Err(Error::Config(
+            "the note is empty; give a few words, e.g. --note \"before migration 7\"".into(),
+        ));
+    }
+    if note.chars().any(char::is_control) {
+        return Err(Error::Config(
+            "the note holds a line break or another control character; give it as one line".into(),
+        ));
+    }
+    let chars = note.chars().count();
+    if chars > NOTE_MAX_CHARS {
+        return Err(Error::Config(format!(
+            "the note is {chars} characters long; keep it to {NOTE_MAX_CHARS}"
+        )));
+    }
+    Ok(note.to_string())
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -26,17 +26,16 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
     let config_path = backup_agent::demo::prepare(&args.dir)?;
     if !args.json {
         outln!("sample app ready: {}", config_path.display());
-        let code =
-            super::snapshot::execute(Some(&config_path), false, Kind::Scheduled, true, progress)?;
-        outln!();
-        super::list::run(
+        let code = super::snapshot::execute(
             Some(&config_path),
-            &super::list::Args {
-                json: false,
-                explain: false,
-                host: None,
-            },
+            false,
+            Kind::Scheduled,
+            None,
+            true,
+            progress,
         )?;
+        outln!();
+        super::list::run(Some(&config_path), &super::list::Args::default())?;
         outln!(
             "\nnext: `backup --config {} list --json`, or run `backup demo` again for another snapshot",
             config_path.display()
@@ -44,7 +43,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         return Ok(code);
     }
     let config = crate::load_config_and_recover_restore(Some(&config_path))?;
-    let report = run::snapshot_and_push(&config, Kind::Scheduled, progress)?;
+    let report = run::snapshot_and_push(&config, Kind::Scheduled, None, progress)?;
     let remote = catalog::open_remote(&config);
     let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;
     let out = serde_json::json!({

@@ -5,15 +5,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use backup_agent::catalog::{self, ListEntry, Location};
+use backup_agent::catalog::{self, ListEntry, ListFilter, Location, RangeEnd};
 use backup_agent::error::Error;
 use backup_agent::retention::{self, Candidate, Decision};
-use backup_agent::tag::Tag;
+use backup_agent::tag::{Kind, Tag};
 use backup_agent::units::human_bytes;
 
 use crate::exit;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct Args {
     /// Print the listing as JSON
     #[arg(long)]
@@ -26,6 +26,69 @@ pub struct Args {
     /// Only this host's snapshots: a host name, or a HOST as the listing shows it
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
+
+    /// Only snapshots of this kind
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub kind: Option<KindArg>,
+
+    /// Only snapshots taken at or after: a date (2026-11-30), an RFC 3339 time, or how long ago
+    /// (3d, 12h)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Only snapshots taken at or before: a date (its whole day), an RFC 3339 time, or how long
+    /// ago (3d, 12h)
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+
+    /// Only snapshots whose note holds TEXT (case-insensitive)
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// `--kind`: how a snapshot was made.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum KindArg {
+    /// `backup now`
+    Manual,
+    /// `backup run`
+    Scheduled,
+}
+
+impl From<KindArg> for Kind {
+    fn from(kind: KindArg) -> Kind {
+        match kind {
+            KindArg::Manual => Kind::Manual,
+            KindArg::Scheduled => Kind::Scheduled,
+        }
+    }
+}
+
+/// The filters of `args`, their times read against this machine's clock.
+fn filter_of(args: &Args) -> Result<ListFilter, Error> {
+    let now = backup_agent::clock::now();
+    let time = |text: &Option<String>, end| {
+        text.as_deref()
+            .map(|t| catalog::parse_time(t, end, now))
+            .transpose()
+    };
+    let filter = ListFilter {
+        host: args.host.clone(),
+        kind: args.kind.map(Kind::from),
+        since: time(&args.since, RangeEnd::Since)?,
+        until: time(&args.until, RangeEnd::Until)?,
+        note: args.note.clone(),
+    };
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since > until
+    {
+        return Err(Error::Config(format!(
+            "--since ({}) is after --until ({}): no snapshot could match; swap them",
+            since.format("%Y-%m-%d %H:%M:%SZ"),
+            until.format("%Y-%m-%d %H:%M:%SZ")
+        )));
+    }
+    Ok(filter)
 }
 
 /// A row with its retention verdict.
@@ -62,6 +125,7 @@ fn explain(
 }
 
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
+    let filter = filter_of(args)?;
     let config = crate::load_config_and_recover_restore(config)?;
     let remote = backup_agent::catalog::open_remote(&config);
     if let Some(remote) = &remote {
@@ -85,9 +149,12 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     if let Some(name) = &args.host {
         scope.host = backup_agent::tag::host_id(name);
     }
+    // Retention weighs every snapshot of the host, so the plan is made before the other filters.
     let plan = args
         .explain
         .then(|| explain(&entries, &config.retention, remote_known, &scope));
+    let before_filters = entries.len();
+    entries.retain(|e| filter.keeps(e));
     let verdict = |e: &ListEntry| match plan.as_ref().and_then(|p| p.get(&e.tag)) {
         Some(d) if d.keep => (Some(true), d.reasons.clone(), d.reasons.join(", ")),
         Some(_) => (Some(false), Vec::new(), "deleted by the next prune".into()),
@@ -114,9 +181,14 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
             "{}",
             serde_json::to_string_pretty(&entries).expect("serializes")
         );
+    } else if entries.is_empty() && before_filters > 0 {
+        outln!(
+            "none of the {before_filters} snapshot(s) match the filters; `backup list` shows them all"
+        );
     } else if entries.is_empty() {
         outln!("no snapshots yet; take one with `backup now`");
     } else {
+        let notes = entries.iter().any(|e| e.note.is_some());
         let rows: Vec<Vec<String>> = entries
             .iter()
             .map(|e| {
@@ -144,6 +216,9 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                 if args.explain {
                     row.push(verdict(e).2);
                 }
+                if notes {
+                    row.push(shortened(e.note.as_deref().unwrap_or("-")));
+                }
                 row
             })
             .collect();
@@ -158,6 +233,9 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         ];
         if args.explain {
             header.push("RETENTION");
+        }
+        if notes {
+            header.push("NOTE");
         }
         out!("{}", crate::term::table(&header, &rows));
     }
@@ -182,4 +260,17 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
             Ok(exit::REMOTE)
         }
     }
+}
+
+/// The longest note the table shows whole; `--json` always has all of it.
+const NOTE_SHOWN_CHARS: usize = 60;
+
+/// `note` cut to fit a table column, marked with `…` when it was.
+fn shortened(note: &str) -> String {
+    if note.chars().count() <= NOTE_SHOWN_CHARS {
+        return note.to_string();
+    }
+    let mut cut: String = note.chars().take(NOTE_SHOWN_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }

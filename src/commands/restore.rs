@@ -16,13 +16,15 @@ use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
-    /// Snapshot tag, or `latest`
-    #[arg(value_name = "TAG|latest")]
+    /// Snapshot: its tag, the start of the tag's last part (`3f9a`), `latest`, or `latest~N`
+    /// (N before the latest)
+    #[arg(value_name = "SNAPSHOT")]
     pub which: String,
     /// Set aside live data the snapshot lacks without asking (for scripts)
     #[arg(long)]
     pub yes: bool,
-    /// Whose `latest`: a host as `backup list` shows it (default: this machine)
+    /// Whose `latest` (and whose tag suffix): a host as `backup list` shows it (default: this
+    /// machine)
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
     /// Check everything and show what would happen, then stop
@@ -40,10 +42,12 @@ pub struct RestoreArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Snapshot tag, or `latest`
-    #[arg(value_name = "TAG|latest")]
+    /// Snapshot: its tag, the start of the tag's last part (`3f9a`), `latest`, or `latest~N`
+    /// (N before the latest)
+    #[arg(value_name = "SNAPSHOT")]
     pub which: String,
-    /// Whose `latest`: a host as `backup list` shows it (default: this machine)
+    /// Whose `latest` (and whose tag suffix): a host as `backup list` shows it (default: this
+    /// machine)
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
     /// Print the outcome as JSON

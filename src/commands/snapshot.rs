@@ -20,6 +20,10 @@ pub struct Args {
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Keep a note with the snapshot (one line), shown by `backup list` and found by `list --note`
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -27,6 +31,8 @@ struct JsonReport<'a> {
     ok: bool,
     tag: &'a Tag,
     kind: Kind,
+    /// The note given with `--note`.
+    note: Option<&'a str>,
     archive: &'a Path,
     size: u64,
     sha256: &'a str,
@@ -60,7 +66,14 @@ pub fn run(
     };
     // `run` is for cron: silent on success unless someone watches (or asks for JSON).
     let show = manual || std::io::stdout().is_terminal();
-    execute(config, args.json, kind, show, progress)
+    execute(
+        config,
+        args.json,
+        kind,
+        args.note.as_deref(),
+        show,
+        progress,
+    )
 }
 
 /// Runs the job and renders it; `show` prints the human summary (JSON is always printed).
@@ -68,11 +81,12 @@ pub fn execute(
     config: Option<&Path>,
     json: bool,
     kind: Kind,
+    note: Option<&str>,
     show: bool,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
-    let report = run::snapshot_and_push(&config, kind, progress)?;
+    let report = run::snapshot_and_push(&config, kind, note, progress)?;
     if json || show {
         render(&config, &report, json);
     }
@@ -131,6 +145,7 @@ fn render(config: &Config, report: &RunReport, json: bool) {
             ok: report.push_error.is_none() && report.damaged.is_empty(),
             tag: &snapshot.tag,
             kind: snapshot.tag.kind(),
+            note: manifest.note.as_deref(),
             archive: &snapshot.archive,
             size: snapshot.size,
             sha256: &snapshot.sha256,

@@ -348,6 +348,7 @@ impl DirRemote {
                 size,
                 sha256: fsutil::read_checksum(&path),
                 findings: None,
+                note: None,
             })
             .collect())
     }

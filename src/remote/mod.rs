@@ -254,6 +254,9 @@ pub struct RemoteSnapshot {
     /// How many check findings the snapshot's manifest records, when the remote's own record
     /// says so (a GitHub release body) without reading the archive.
     pub findings: Option<u64>,
+    /// The snapshot's note (`backup now --note`), when the remote's own record carries it (a
+    /// GitHub release body) without reading the archive.
+    pub note: Option<String>,
 }
 
 impl RemoteSnapshot {
@@ -478,6 +481,7 @@ mod tests {
             size: 1,
             sha256: Some("ab".into()),
             findings: None,
+            note: None,
         };
         assert!(found.matches_record(Some("ab")));
         assert!(!found.matches_record(Some("cd")));

@@ -48,30 +48,9 @@ pub use swap::Recovery;
 /// Room kept free on top of the computed need.
 const SPACE_MARGIN: u64 = 16 << 20;
 
-/// Which snapshot to restore.
-#[derive(Clone, Debug)]
-pub enum Which {
-    Latest,
-    Tag(Tag),
-}
-
-impl Which {
-    /// `latest` or a tag.
-    ///
-    /// # Errors
-    /// [`Error::Config`] (a usage error) for anything else.
-    pub fn parse(text: &str) -> Result<Which> {
-        if text == "latest" {
-            return Ok(Which::Latest);
-        }
-        let text = text.strip_suffix(".tar.gz").unwrap_or(text);
-        Tag::parse(text).map(Which::Tag).ok_or_else(|| {
-            Error::Config(format!(
-                "`{text}` is not a snapshot tag; give `latest` or a tag that `backup list` shows"
-            ))
-        })
-    }
-}
+/// Which snapshot to restore or verify: parsed and resolved in one place,
+/// [`crate::catalog::Selector`], for every command that takes one.
+pub use crate::catalog::Selector as Which;
 
 /// Where the archive comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -12,7 +12,7 @@ use crate::archive::Manifest;
 use crate::archive::read::{ArchiveSha, Extracted, Files, extract_with, read_manifest_as_read};
 use crate::catalog;
 use crate::config::Config;
-use crate::error::{Error, IoContext, RemoteError, RemoteErrorKind, Result};
+use crate::error::{IoContext, RemoteError, RemoteErrorKind, Result};
 use crate::fsutil::{self, TempPath};
 use crate::integrity;
 use crate::layout;
@@ -33,8 +33,9 @@ pub(super) struct Located {
     local_damaged: bool,
 }
 
-/// Finds the snapshot `which` names, locally first. `latest` is the newest snapshot of `host`
-/// (default: this machine; see [`catalog::latest_host`]) that is not dated in the future.
+/// Finds the snapshot `which` names, locally first (see [`catalog::Selector::resolve`]; `latest`
+/// is the newest snapshot of `host`, by default this machine's, not dated in the future). When
+/// the remote cannot be listed, anything but a whole tag is chosen among the local snapshots.
 pub(super) fn locate(
     config: &Config,
     which: &Which,
@@ -53,7 +54,7 @@ pub(super) fn locate(
             Ok(found) => Some(found),
             Err(e) if matches!(which, Which::Tag(_)) || local.is_empty() => return Err(e),
             Err(e) => {
-                // `latest` of the local ones, when the remote is down; the user is told.
+                // Chosen among the local ones when the remote is down; the user is told.
                 remote_error = Some(e.to_string());
                 None
             }
@@ -64,43 +65,17 @@ pub(super) fn locate(
     let mut notes: Vec<String> = remote_error
         .iter()
         .map(|e| {
-            format!("the remote could not be listed ({e}); `latest` is among the local snapshots")
+            format!("the remote could not be listed ({e}); `{which}` was chosen among the local snapshots")
         })
         .collect();
-    let tag = match which {
-        Which::Tag(tag) => {
-            if host.is_some() {
-                notes.push(format!(
-                    "--host only chooses whose `latest`; {tag} was named, so it is the one"
-                ));
-            }
-            tag.clone()
-        }
-        Which::Latest => {
-            let tags: Vec<&Tag> = local
-                .iter()
-                .map(|s| &s.tag)
-                .chain(remote_list.iter().map(|s| &s.tag))
-                .collect();
-            let (host, whose) = catalog::latest_host(&tags, host)?;
-            notes.extend(whose);
-            let (latest, skipped) = catalog::latest_of(&tags, &host, crate::clock::now())?
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "no snapshots of host {host} found in {}{}; nothing to restore{}",
-                        config.local_dir.display(),
-                        remote.map_or(String::new(), |r| format!(" or on {}", r.describe())),
-                        if tags.is_empty() {
-                            String::new()
-                        } else {
-                            "; `backup list` shows the hosts there are (pass --host NAME)".into()
-                        }
-                    ))
-                })?;
-            notes.extend(skipped);
-            latest.clone()
-        }
-    };
+    let tags: Vec<&Tag> = local
+        .iter()
+        .map(|s| &s.tag)
+        .chain(remote_list.iter().map(|s| &s.tag))
+        .collect();
+    let chosen = which.resolve(&tags, host, crate::clock::now())?;
+    notes.extend(chosen.notes);
+    let tag = chosen.tag;
     let located = Located {
         local: wanted_local(&tag),
         local_damaged: known_damaged(&tag),
@@ -109,14 +84,6 @@ pub(super) fn locate(
         remote_error,
         notes,
     };
-    if located.local.is_none() && located.remote.is_none() {
-        return Err(Error::NotFound(format!(
-            "snapshot {} is not in {}{}; `backup list` shows the snapshots there are",
-            located.tag,
-            config.local_dir.display(),
-            remote.map_or(String::new(), |r| format!(" nor on {}", r.describe()))
-        )));
-    }
     Ok(located)
 }
 

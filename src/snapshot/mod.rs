@@ -50,7 +50,8 @@ struct IncludedFile {
     size: u64,
 }
 
-/// Takes a snapshot of everything `config` names into `config.local_dir`.
+/// Takes a snapshot of everything `config` names into `config.local_dir`, with the user's
+/// `note` (already cleaned by [`crate::archive::manifest::clean_note`]) in its manifest.
 ///
 /// The caller holds the run lock. Nothing is left behind on failure: the staging folder and the
 /// temporary archive are removed.
@@ -59,7 +60,12 @@ struct IncludedFile {
 /// A missing or unreadable database or include, a copy SQLite cannot read, too little free
 /// space (with the numbers), or an I/O failure writing the archive. A copy that fails the
 /// integrity or foreign key check is not an error: its findings go into the manifest.
-pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snapshot> {
+pub fn take(
+    config: &Config,
+    kind: Kind,
+    note: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Snapshot> {
     let started = Instant::now();
     let host = tag::hostname();
     let taken = crate::clock::now();
@@ -186,6 +192,7 @@ pub fn take(config: &Config, kind: Kind, progress: &dyn Progress) -> Result<Snap
         host,
         databases,
         files: file_entries,
+        note: note.map(str::to_string),
     };
     let pack_started = Instant::now();
     let archive_path = local.join(tag.archive_name());

@@ -56,6 +56,9 @@ pub(super) fn snapshot_of(release: &Release) -> Option<RemoteSnapshot> {
         size: stored.iter().map(|a| a.size).sum(),
         sha256,
         findings: recorded.as_ref().and_then(|r| r["findings"].as_u64()),
+        note: recorded
+            .as_ref()
+            .and_then(|r| r["note"].as_str().map(str::to_string)),
         tag,
     })
 }

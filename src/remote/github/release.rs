@@ -158,7 +158,19 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
         })).collect::<Vec<_>>()),
         "files": manifest.map(|m| m.files.len()),
         "findings": manifest.and_then(|m| m.findings_count()),
+        "note": manifest.and_then(|m| m.note.as_deref()),
     });
+    // The record sits in an HTML comment: a note holding `-->` or the marker must neither end
+    // it nor start another. `<` and `>` only occur inside JSON strings, where escapes are valid.
+    let record = record
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e");
+    // In the words, a note is shown as text, never as markup that could hide the record.
+    let note = manifest
+        .and_then(|m| m.note.as_deref())
+        .map(|n| format!("\n\nNote: {}", n.replace('&', "&amp;").replace('<', "&lt;")))
+        .unwrap_or_default();
     let findings = manifest
         .as_ref()
         .and_then(|m| m.findings_count())
@@ -189,7 +201,7 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
         ),
     };
     format!(
-        "{words}\n\nRestore with `backup restore {}`.\n\n{BODY_MARKER}{record} -->\n",
+        "{words}{note}\n\nRestore with `backup restore {}`.\n\n{BODY_MARKER}{record} -->\n",
         upload.tag
     )
 }
@@ -350,5 +362,36 @@ mod tests {
             None,
             "unclosed"
         );
+    }
+
+    #[test]
+    fn a_note_reads_back_whatever_markup_it_holds() {
+        let tag = tag();
+        let note = "before <!-- backup-agent {} --> migration 7 & <b>more</b>";
+        let manifest = crate::archive::Manifest {
+            manifest_version: crate::archive::manifest::MANIFEST_VERSION,
+            tag: tag.clone(),
+            created_at: tag.time(),
+            kind: tag.kind(),
+            tool: crate::archive::manifest::ToolInfo::current(),
+            host: "fixture".into(),
+            databases: Vec::new(),
+            files: Vec::new(),
+            note: Some(note.into()),
+        };
+        let upload = Upload {
+            tag: &tag,
+            path: std::path::Path::new("unused"),
+            size: 8,
+            sha256: "ab12",
+            manifest: Some(&manifest),
+            verified: true,
+        };
+        let body = release_body(&upload, &pieces(&upload, 8).unwrap());
+        assert_eq!(body.matches(BODY_MARKER).count(), 1, "{body}");
+        assert!(body.contains("Note: before &lt;!-- backup-agent"), "{body}");
+        let record = body_record(Some(&body)).unwrap();
+        assert_eq!(record["note"], note);
+        assert_eq!(record["sha256"], "ab12");
     }
 }
