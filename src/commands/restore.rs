@@ -1,7 +1,7 @@
 //! `backup restore`, `backup verify` and `backup rollback`.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -33,6 +33,12 @@ pub struct RestoreArgs {
     /// another process has a live database open
     #[arg(long)]
     pub force: bool,
+    /// Extract and check into DIR (missing or empty) instead: no swap, nothing live touched
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    pub to: Option<PathBuf>,
+    /// With --to: bring the extracted databases to the current schema with the configured migrations
+    #[arg(long, requires = "to")]
+    pub migrate: bool,
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
@@ -276,6 +282,9 @@ fn restore_inner(
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
     let which = Which::parse(&args.which)?;
+    if let Some(dir) = &args.to {
+        return restore_to(&config, &which, args, dir, progress);
+    }
     let plan = restore::plan_restore(&config, &which, args.host.as_deref(), args.force, progress)?;
     for note in &plan.prepared.notes {
         errln!("backup: note: {note}");
@@ -383,6 +392,80 @@ fn restore_inner(
             "restored {}; there was no live data to set aside, so no {}* folder was made and `backup rollback` has nothing to put back",
             report.tag.as_deref().unwrap_or("the snapshot"),
             backup_agent::layout::ASIDE_PREFIX
+        );
+    }
+    crate::ok()
+}
+
+/// `restore --to DIR`: extracted and checked into DIR, nothing live touched.
+fn restore_to(
+    config: &backup_agent::config::Config,
+    which: &Which,
+    args: &RestoreArgs,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let to = restore::ToFolder {
+        dir,
+        migrate: args.migrate,
+        force: args.force,
+    };
+    let done = restore::restore_to(config, which, args.host.as_deref(), to, progress)?;
+    for note in &done.prepared.notes {
+        errln!("backup: note: {note}");
+    }
+    note_local_damaged(&done.prepared, "extracted the remote copy");
+    if args.json {
+        #[derive(Serialize)]
+        struct Placed<'a> {
+            databases: &'a [restore::PlacedDatabase],
+            files: usize,
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            to: &'a Path,
+            migrated: bool,
+            #[serde(flatten)]
+            checked: Checked<'a>,
+            placed: Placed<'a>,
+        }
+        print_json(&Out {
+            ok: true,
+            to: &done.dir,
+            migrated: args.migrate,
+            checked: Checked::of(&done.prepared),
+            placed: Placed {
+                databases: &done.databases,
+                files: done.files,
+            },
+        });
+        return crate::ok();
+    }
+    describe(&done.prepared);
+    outln!(
+        "extracted into {} (nothing live was touched):",
+        done.dir.display()
+    );
+    for (db, report) in done.databases.iter().zip(&done.prepared.databases) {
+        let unmigrated = match report.newest_known {
+            Some(newest) if !args.migrate && i64::from(newest) > report.restored_version => {
+                format!(
+                    " (schema {}; --migrate brings it to {newest})",
+                    report.restored_version
+                )
+            }
+            _ => String::new(),
+        };
+        outln!("  {}: {}{unmigrated}", db.name, db.path.display());
+    }
+    if done.files > 0 {
+        outln!("  {} included file(s) below it", done.files);
+    }
+    if let Some(db) = done.databases.first() {
+        outln!(
+            "copy rows back with sqlite3, e.g.: ATTACH '{}' AS old; INSERT INTO <table> SELECT * FROM old.<table> WHERE …",
+            db.path.display()
         );
     }
     crate::ok()

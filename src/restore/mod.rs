@@ -11,6 +11,8 @@
 //!    `foreign_key_check` ([`stage`]);
 //! 5. compare with the live data and check no app has it open ([`live`]);
 //! 6. swap under a journal ([`swap`]), writing only where the rules of `places` allow.
+//!
+//! `restore --to DIR` ([`restore_to`]) stops after step 4 and moves what it extracted into DIR.
 
 pub mod live;
 mod places;
@@ -18,9 +20,10 @@ mod prepare;
 mod rollback;
 pub mod stage;
 pub mod swap;
+mod to_folder;
 
 use places::{is_config_file, live_database_path, live_set, live_set_with, swap_plan};
-use prepare::{locate, prepare};
+use prepare::{Treatment, locate, prepare};
 pub use rollback::rollback;
 
 use std::collections::HashMap;
@@ -44,6 +47,7 @@ use crate::tag::Tag;
 pub use live::{LiveDatabase, TableDifference};
 pub use stage::{DatabaseReport, TableChange};
 pub use swap::Recovery;
+pub use to_folder::{PlacedDatabase, RestoredTo, ToFolder, restore_to};
 
 /// Room kept free on top of the computed need.
 const SPACE_MARGIN: u64 = 16 << 20;
@@ -280,13 +284,17 @@ pub fn verify(
     );
     // A drill writes the databases (SQLite checks them in place) but only checks the included
     // files as they stream past.
+    let treatment = Treatment {
+        force: false,
+        migrate: true,
+        files: Files::CheckOnly,
+    };
     prepare(
         config,
         &located,
         remote.as_ref(),
         staging,
-        false,
-        Files::CheckOnly,
+        treatment,
         progress,
     )
 }
@@ -310,13 +318,17 @@ pub fn plan_restore(
     let base = &config.base_dir;
     let staging =
         TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
+    let treatment = Treatment {
+        force,
+        migrate: true,
+        files: Files::Write,
+    };
     let mut prepared = prepare(
         config,
         &located,
         remote.as_ref(),
         staging,
-        force,
-        Files::Write,
+        treatment,
         progress,
     )?;
     for (_, live_path) in &mut prepared.db_targets {

@@ -239,16 +239,30 @@ fn tool_owned(config: &Config, live: &Path) -> Option<&'static str> {
     temp.then_some("a temporary file or folder of this tool")
 }
 
+/// How [`prepare`] treats what it extracts.
+#[derive(Clone, Copy)]
+pub(super) struct Treatment<'a> {
+    /// Past failed checks (`--force`).
+    pub(super) force: bool,
+    /// Runs the configured migrations on each database.
+    pub(super) migrate: bool,
+    pub(super) files: Files<'a>,
+}
+
 /// Gets the archive, extracts and checks everything into `staging`.
 pub(super) fn prepare(
     config: &Config,
     located: &Located,
     remote: Option<&Remote>,
     staging: TempPath,
-    force: bool,
-    files: Files<'_>,
+    treatment: Treatment<'_>,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
+    let Treatment {
+        force,
+        migrate,
+        files,
+    } = treatment;
     let started = Instant::now();
     let parent = staging
         .path()
@@ -335,7 +349,7 @@ pub(super) fn prepare(
             .expect("targets matched every database");
         let ladder = db.migrations.as_deref().map(Ladder::from_dir).transpose()?;
         let staged = payload.join(&entry.archive_path);
-        let report = stage::check_database(entry, &staged, ladder.as_ref(), force)
+        let report = stage::check_database(entry, &staged, ladder.as_ref(), migrate, force)
             .map_err(|e| db_refused(e.to_string()))?;
         databases.push(report);
         db_targets.push((staged, live));
