@@ -148,3 +148,114 @@ fn to_refuses_a_folder_with_something_in_it_or_inside_the_live_data() {
         stderr(&out)
     );
 }
+
+/// An app with three snapshots an hour apart, local and on the folder remote; their tags,
+/// newest first.
+fn three_snapshots() -> (App, Vec<String>) {
+    let app = App::new(20);
+    for hour in 1..=3 {
+        let clock = format!("2026-03-01T0{hour}:00:00Z");
+        let out = app.run_at(&clock, &["now"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let mut tags: Vec<String> = app
+        .archives("backups")
+        .iter()
+        .map(|a| a.trim_end_matches(".tar.gz").to_string())
+        .collect();
+    tags.reverse();
+    (app, tags)
+}
+
+const CLOCK: &str = "2026-03-01T12:00:00Z";
+
+#[test]
+fn verify_remote_checks_the_remote_copy_even_with_a_local_one() {
+    let (app, tags) = three_snapshots();
+    let local = app.path(&format!("backups/{}.tar.gz", tags[0]));
+    let local_before = fs::read(&local).unwrap();
+    let out = app.run_at(CLOCK, &["verify", &tags[0], "--remote", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(
+        report["source"], "remote",
+        "downloaded, though a local copy exists"
+    );
+    assert_eq!(report["local_damaged"], false);
+    assert_eq!(
+        fs::read(&local).unwrap(),
+        local_before,
+        "the local copy untouched"
+    );
+    // `latest` means the remote's newest.
+    let out = app.run_at(CLOCK, &["verify", "latest", "--remote", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tag"], tags[0].as_str());
+
+    // The remote copy gone (the dead disk's only backup): the local copy is no stand-in.
+    fs::remove_file(app.path(&format!("remote/{}.tar.gz", tags[0]))).unwrap();
+    let out = app.run_at(CLOCK, &["verify", &tags[0]]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = app.run_at(CLOCK, &["verify", &tags[0], "--remote"]);
+    assert_exit_saying(&out, 1, &format!("{} is not in folder", tags[0]));
+    app.assert_no_leftovers();
+}
+
+#[test]
+fn verify_all_checks_every_snapshot_and_names_the_ones_that_fail() {
+    let (app, tags) = three_snapshots();
+    let out = app.run_at(CLOCK, &["verify", "--all", "--sample", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checked = report.as_array().unwrap();
+    assert_eq!(checked.len(), 2, "{report}");
+    for one in checked {
+        assert_eq!(one["ok"], true);
+        assert!(tags.contains(&one["tag"].as_str().unwrap().to_string()));
+        assert_eq!(one["source"], "local");
+        assert_eq!(one["databases"][0]["name"], "tasks");
+    }
+    assert_ne!(checked[0]["tag"], checked[1]["tag"]);
+
+    // The middle one only on the remote, and damaged there: no good copy of it exists.
+    let middle = &tags[1];
+    fs::remove_file(app.path(&format!("backups/{middle}.tar.gz"))).unwrap();
+    fs::remove_file(app.path(&format!("backups/{middle}.tar.gz.sha256"))).unwrap();
+    crate::support::truncate_to_half(&app.path(&format!("remote/{middle}.tar.gz")));
+    let out = app.run_at(CLOCK, &["verify", "--all"]);
+    assert_exit_saying(
+        &out,
+        1,
+        &format!("1 of 3 snapshot(s) failed verify: {middle}"),
+    );
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "one line per snapshot: {lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("ok      {}", tags[0])),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("FAILED  {middle}")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("ok      {}", tags[2])),
+        "{lines:?}"
+    );
+
+    let out = app.run_at(CLOCK, &["verify", "--all", "--remote", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sources: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|one| one["source"].as_str().unwrap_or("failed"))
+        .collect();
+    assert_eq!(sources, ["remote", "failed", "remote"]);
+    assert_eq!(report[1]["tag"], middle.as_str());
+    assert!(report[1]["error"].as_str().unwrap().len() > 10);
+    app.assert_no_leftovers();
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use backup_agent::error::Error;
 use backup_agent::progress::Progress;
 use backup_agent::restore::{
-    self, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
+    self, Copies, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
 };
 use backup_agent::units::human_bytes;
 
@@ -47,11 +47,24 @@ pub struct RestoreArgs {
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Snapshot tag, or `latest`
-    #[arg(value_name = "TAG|latest")]
-    pub which: String,
+    #[arg(
+        value_name = "TAG|latest",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub which: Option<String>,
     /// Whose `latest`: a host as `backup list` shows it (default: this machine)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
     pub host: Option<String>,
+    /// Download the remote copy and verify that, even when a local copy exists
+    #[arg(long)]
+    pub remote: bool,
+    /// Verify every snapshot, local and remote (one line each); exit 1 if any fails
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: verify only N snapshots chosen at random
+    #[arg(long, value_name = "N", requires = "all", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
@@ -207,8 +220,17 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
-    let which = Which::parse(&args.which)?;
-    let prepared = match restore::verify(&config, &which, args.host.as_deref(), progress) {
+    let copies = if args.remote {
+        Copies::RemoteOnly
+    } else {
+        Copies::Any
+    };
+    let Some(which_text) = args.which.as_deref().filter(|_| !args.all) else {
+        return verify_all(&config, args, copies, progress);
+    };
+    let which = Which::parse(which_text)?;
+    let outcome = restore::verify(&config, &which, args.host.as_deref(), copies, progress);
+    let prepared = match outcome {
         Ok(prepared) => {
             for note in &prepared.notes {
                 errln!("backup: note: {note}");
@@ -218,7 +240,7 @@ pub fn verify(
         Err(e) if args.json => {
             // A scheduled drill reads the outcome from stdout either way.
             print_json(
-                &serde_json::json!({ "ok": false, "which": args.which, "error": e.to_string() }),
+                &serde_json::json!({ "ok": false, "which": which_text, "error": e.to_string() }),
             );
             return Err(e);
         }
@@ -226,19 +248,94 @@ pub fn verify(
     };
     note_local_damaged(&prepared, "verified the remote copy");
     if args.json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            ok: bool,
-            #[serde(flatten)]
-            checked: Checked<'a>,
-        }
-        print_json(&Out {
+        print_json(&Verified {
             ok: true,
             checked: Checked::of(&prepared),
         });
     } else {
         describe(&prepared);
         outln!("verify passed: this snapshot restores");
+    }
+    crate::ok()
+}
+
+/// One snapshot that passed verify, as `--json` prints it.
+#[derive(Serialize)]
+struct Verified<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    checked: Checked<'a>,
+}
+
+/// `verify --all [--sample N]`: one line (or one JSON object) per snapshot.
+fn verify_all(
+    config: &backup_agent::config::Config,
+    args: &VerifyArgs,
+    copies: Copies,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let sample = args
+        .sample
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut outcomes = Vec::new();
+    let mut each = |tag: &backup_agent::tag::Tag, outcome: Result<Prepared, Error>| {
+        let value = match &outcome {
+            Ok(prepared) => serde_json::to_value(Verified {
+                ok: true,
+                checked: Checked::of(prepared),
+            })
+            .expect("serializes"),
+            Err(e) => {
+                serde_json::json!({ "ok": false, "tag": tag.to_string(), "error": e.to_string() })
+            }
+        };
+        if !args.json {
+            match &outcome {
+                Ok(p) => outln!(
+                    "ok      {tag} ({} copy, {}, {} database(s), {} file(s))",
+                    match p.source {
+                        Source::Local => "local",
+                        Source::Remote => "remote",
+                    },
+                    human_bytes(p.archive_size),
+                    p.databases.len(),
+                    p.files.len()
+                ),
+                Err(e) => outln!("FAILED  {tag}: {e}"),
+            }
+        }
+        outcomes.push(value);
+    };
+    let result = restore::verify_all(config, sample, copies, progress, &mut each);
+    let done = match result {
+        Ok(done) => done,
+        Err(e) if args.json => {
+            print_json(&serde_json::json!({ "ok": false, "error": e.to_string() }));
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    if args.json {
+        print_json(&outcomes);
+    }
+    let which = if done.checked < done.total {
+        format!(
+            "{} of {} snapshot(s), chosen at random,",
+            done.checked, done.total
+        )
+    } else {
+        format!("{} snapshot(s)", done.checked)
+    };
+    if !done.failed.is_empty() {
+        let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
+        return Err(Error::Damaged(format!(
+            "{} of {which} failed verify: {}; the lines above say why",
+            done.failed.len(),
+            names.join(", ")
+        )));
+    }
+    if !args.json {
+        outln!("verify passed: all {which} restore");
     }
     crate::ok()
 }

@@ -23,7 +23,8 @@ pub mod swap;
 mod to_folder;
 
 use places::{is_config_file, live_database_path, live_set, live_set_with, swap_plan};
-use prepare::{Treatment, locate, prepare};
+pub use prepare::Copies;
+use prepare::{Located, Treatment, locate, locate_all, prepare};
 pub use rollback::rollback;
 
 use std::collections::HashMap;
@@ -262,9 +263,9 @@ pub(crate) fn remove_stale_staging(base_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The snapshot to restore, found locally or on the remote.
 /// A restore drill: the whole pipeline up to the swap, in a temporary folder beside the local
-/// snapshots. The live data is never read for writing, and nothing stays behind.
+/// snapshots, from the copies `copies` allows. The live data is never read for writing, and
+/// nothing stays behind.
 ///
 /// # Errors
 /// The first check that fails, naming it.
@@ -272,11 +273,102 @@ pub fn verify(
     config: &Config,
     which: &Which,
     host: Option<&str>,
+    copies: Copies,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let (_lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
-    let located = locate(config, which, remote.as_ref(), host)?;
+    let located = locate(config, which, remote.as_ref(), host, copies)?;
+    drill(config, &located, remote.as_ref(), progress)
+}
+
+/// What [`verify_all`] did.
+#[derive(Debug)]
+pub struct VerifiedAll {
+    /// Snapshots there are.
+    pub total: usize,
+    /// Snapshots verified (all of them, or the sample).
+    pub checked: usize,
+    /// Those that failed, newest first.
+    pub failed: Vec<Tag>,
+}
+
+/// A restore drill of every snapshot there is (local and remote; only the remote's with
+/// `RemoteOnly`), or of `sample` of them chosen at random, newest first, one at a time so that
+/// one staging folder exists at once. `each` gets every outcome as it comes.
+///
+/// # Errors
+/// When the snapshots cannot be listed, or there are none; a failed drill is an outcome.
+pub fn verify_all(
+    config: &Config,
+    sample: Option<usize>,
+    copies: Copies,
+    progress: &dyn Progress,
+    each: &mut dyn FnMut(&Tag, Result<Prepared>),
+) -> Result<VerifiedAll> {
+    let (_lock, _) = begin(config)?;
+    let remote = crate::catalog::open_remote(config);
+    let mut all = locate_all(config, remote.as_ref(), copies)?;
+    if all.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no snapshots in {}; nothing to verify",
+            match (&remote, copies) {
+                (Some(r), Copies::RemoteOnly) => r.describe(),
+                (Some(r), Copies::Any) =>
+                    format!("{} or on {}", config.local_dir.display(), r.describe()),
+                (None, _) => config.local_dir.display().to_string(),
+            }
+        )));
+    }
+    let total = all.len();
+    if let Some(n) = sample {
+        keep_random(&mut all, n);
+    }
+    let mut failed = Vec::new();
+    for located in &all {
+        let outcome = drill(config, located, remote.as_ref(), progress);
+        if outcome.is_err() {
+            failed.push(located.tag.clone());
+        }
+        each(&located.tag, outcome);
+    }
+    Ok(VerifiedAll {
+        total,
+        checked: all.len(),
+        failed,
+    })
+}
+
+/// Keeps `n` of `items` chosen at random, in their order.
+fn keep_random<T>(items: &mut Vec<T>, n: usize) {
+    use std::hash::{BuildHasher, Hasher};
+    // The standard library's per-process random keys: enough to pick which snapshots to drill.
+    let random = std::collections::hash_map::RandomState::new();
+    let mut keyed: Vec<(u64, usize)> = (0..items.len())
+        .map(|i| {
+            let mut hasher = random.build_hasher();
+            hasher.write_usize(i);
+            (hasher.finish(), i)
+        })
+        .collect();
+    keyed.sort_unstable();
+    let mut chosen: Vec<usize> = keyed.into_iter().take(n).map(|(_, i)| i).collect();
+    chosen.sort_unstable();
+    let mut index = 0;
+    items.retain(|_| {
+        let keep = chosen.binary_search(&index).is_ok();
+        index += 1;
+        keep
+    });
+}
+
+/// Extracts and checks `located` in a verify staging folder, as a restore would.
+fn drill(
+    config: &Config,
+    located: &Located,
+    remote: Option<&crate::remote::Remote>,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
     let staging = TempPath::new(
         config
             .local_dir
@@ -289,14 +381,7 @@ pub fn verify(
         migrate: true,
         files: Files::CheckOnly,
     };
-    prepare(
-        config,
-        &located,
-        remote.as_ref(),
-        staging,
-        treatment,
-        progress,
-    )
+    prepare(config, located, remote, staging, treatment, progress)
 }
 
 /// Prepares a restore: every check, the comparison with the live data, and the swap plan.
@@ -314,7 +399,7 @@ pub fn plan_restore(
 ) -> Result<RestorePlan> {
     let (lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
-    let located = locate(config, which, remote.as_ref(), host)?;
+    let located = locate(config, which, remote.as_ref(), host, Copies::Any)?;
     let base = &config.base_dir;
     let staging =
         TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));

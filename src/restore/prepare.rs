@@ -33,6 +33,16 @@ pub(super) struct Located {
     local_damaged: bool,
 }
 
+/// Which copies of a snapshot may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Copies {
+    /// The local copy first, else the remote's.
+    Any,
+    /// Only the remote's, even when a local copy exists (`verify --remote`: a dead disk leaves
+    /// only the remote); `latest` is then the remote's newest.
+    RemoteOnly,
+}
+
 /// Finds the snapshot `which` names, locally first. `latest` is the newest snapshot of `host`
 /// (default: this machine; see [`catalog::latest_host`]) that is not dated in the future.
 pub(super) fn locate(
@@ -40,10 +50,23 @@ pub(super) fn locate(
     which: &Which,
     remote: Option<&Remote>,
     host: Option<&str>,
+    copies: Copies,
 ) -> Result<Located> {
-    let local = catalog::local_snapshots(&config.local_dir)?;
+    let remote_only = copies == Copies::RemoteOnly;
+    if remote_only && remote.is_none() {
+        return Err(no_remote_configured());
+    }
+    let local = if remote_only {
+        Vec::new()
+    } else {
+        catalog::local_snapshots(&config.local_dir)?
+    };
     let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
-    let damaged = integrity::known_damaged(&config.local_dir);
+    let damaged = if remote_only {
+        Vec::new()
+    } else {
+        integrity::known_damaged(&config.local_dir)
+    };
     let known_damaged = |tag: &Tag| damaged.iter().any(|d| &d.tag == tag);
     let mut remote_error = None;
     let listed = match (which, remote) {
@@ -110,14 +133,67 @@ pub(super) fn locate(
         notes,
     };
     if located.local.is_none() && located.remote.is_none() {
+        let places = match remote {
+            Some(r) if remote_only => r.describe(),
+            _ => format!(
+                "{}{}",
+                config.local_dir.display(),
+                remote.map_or(String::new(), |r| format!(" nor on {}", r.describe()))
+            ),
+        };
         return Err(Error::NotFound(format!(
-            "snapshot {} is not in {}{}; `backup list` shows the snapshots there are",
+            "snapshot {} is not in {places}; `backup list` shows the snapshots there are",
             located.tag,
-            config.local_dir.display(),
-            remote.map_or(String::new(), |r| format!(" nor on {}", r.describe()))
         )));
     }
     Ok(located)
+}
+
+/// The refusal of `--remote` without a remote.
+fn no_remote_configured() -> Error {
+    Error::Config(
+        "--remote needs a remote, and the config has no [remote]; add one, or leave out --remote"
+            .into(),
+    )
+}
+
+/// Every snapshot there is, newest first, each to be taken from its local copy when it has a
+/// good one (never with `RemoteOnly`), else from the remote: one listing of each place.
+pub(super) fn locate_all(
+    config: &Config,
+    remote: Option<&Remote>,
+    copies: Copies,
+) -> Result<Vec<Located>> {
+    let remote_only = copies == Copies::RemoteOnly;
+    if remote_only && remote.is_none() {
+        return Err(no_remote_configured());
+    }
+    let mut found: std::collections::BTreeMap<Tag, Located> = std::collections::BTreeMap::new();
+    let blank = |tag: &Tag| Located {
+        tag: tag.clone(),
+        local: None,
+        remote: None,
+        remote_error: None,
+        notes: Vec::new(),
+        local_damaged: false,
+    };
+    if !remote_only {
+        let damaged = integrity::known_damaged(&config.local_dir);
+        for snapshot in catalog::local_snapshots(&config.local_dir)? {
+            let located = found
+                .entry(snapshot.tag.clone())
+                .or_insert_with(|| blank(&snapshot.tag));
+            located.local_damaged = damaged.iter().any(|d| d.tag == snapshot.tag);
+            located.local = Some(snapshot.path);
+        }
+    }
+    if let Some(remote) = remote {
+        for snapshot in remote.list()? {
+            let tag = snapshot.tag.clone();
+            found.entry(tag).or_insert_with_key(blank).remote = Some(snapshot);
+        }
+    }
+    Ok(found.into_values().rev().collect())
 }
 
 /// Where each listed item of the snapshot belongs on this machine, decided before extraction.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::prepare::{Treatment, locate, prepare};
+use super::prepare::{Copies, Treatment, locate, prepare};
 use super::{Prepared, Which, begin, swap};
 use crate::archive::read::Files;
 use crate::config::Config;
@@ -60,7 +60,7 @@ pub fn restore_to(
     let dir = check_folder(config, to.dir)?;
     let (_lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
-    let located = locate(config, which, remote.as_ref(), host)?;
+    let located = locate(config, which, remote.as_ref(), host, Copies::Any)?;
     fsutil::create_private_dir_all(&dir).at("cannot create folder", &dir)?;
     // Staged inside the folder itself, so every file reaches its place by a rename.
     let staging = TempPath::new(dir.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
