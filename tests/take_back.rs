@@ -259,3 +259,176 @@ fn verify_all_checks_every_snapshot_and_names_the_ones_that_fail() {
     assert!(report[1]["error"].as_str().unwrap().len() > 10);
     app.assert_no_leftovers();
 }
+
+/// sha256 of every live file but the `tasks` database (with its -wal/-shm).
+fn all_but_tasks(app: &App) -> std::collections::BTreeMap<String, String> {
+    let mut found = hashes(&app.path("data"));
+    found.retain(|path, _| !path.starts_with("tasks.db"));
+    found
+}
+
+/// The `tasks` table's rows, in order.
+fn tasks_rows(app: &App) -> Vec<(i64, String)> {
+    let conn = Connection::open(app.path("data/tasks.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, title FROM tasks ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// After the snapshot: rows gone from `tasks`, a row more in `notes`, a queue file changed and
+/// one added.
+fn change_everything(app: &App) {
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id > 20");
+    execute_on(
+        app.path("data/notes.db"),
+        "INSERT INTO notes (text) VALUES ('later')",
+    );
+    fs::write(app.path("data/queue/a.json"), b"a, changed").unwrap();
+    fs::write(app.path("data/queue/b.json"), b"b").unwrap();
+}
+
+#[test]
+fn only_one_database_comes_back_and_rollback_undoes_exactly_that() {
+    let app = two_databases_and_an_include();
+    let snapshot = tasks_rows(&app);
+    change_everything(&app);
+    let changed = tasks_rows(&app);
+    let others = all_but_tasks(&app);
+
+    let out = app.run(&["restore", "latest", "--only", "tasks", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["only"], serde_json::json!(["tasks"]));
+    let names: Vec<&str> = report["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|db| db["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tasks"], "only the named database is reported");
+    assert_eq!(report["files"], 0);
+    assert_eq!(tasks_rows(&app), snapshot);
+    assert_eq!(
+        all_but_tasks(&app),
+        others,
+        "the other database and the includes stay"
+    );
+    let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).to_path_buf();
+    let set_aside: Vec<String> = hashes(&aside)
+        .into_keys()
+        .filter(|p| p != "RESTORE.json")
+        .collect();
+    assert_eq!(
+        set_aside,
+        ["data/tasks.db"],
+        "only the named database went aside"
+    );
+
+    let out = app.run(&["rollback", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        tasks_rows(&app),
+        changed,
+        "rollback puts back what was set aside"
+    );
+    assert_eq!(all_but_tasks(&app), others, "and nothing else moves");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["placed"], 1);
+    let out = app.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        tasks_rows(&app),
+        snapshot,
+        "a second rollback redoes it, as partial"
+    );
+    assert_eq!(all_but_tasks(&app), others);
+    app.assert_no_leftovers();
+}
+
+#[test]
+fn only_an_include_comes_back_and_the_databases_stay() {
+    let app = two_databases_and_an_include();
+    change_everything(&app);
+    let tasks_before = fs::read(app.path("data/tasks.db")).unwrap();
+    let notes_before = fs::read(app.path("data/notes.db")).unwrap();
+    let out = app.run(&["restore", "latest", "--only", "data/queue", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("only data/queue"), "{}", stdout(&out));
+    assert_eq!(fs::read(app.path("data/queue/a.json")).unwrap(), b"a");
+    assert!(
+        !app.path("data/queue/b.json").exists(),
+        "set aside: not in the snapshot"
+    );
+    assert_eq!(fs::read(app.path("data/tasks.db")).unwrap(), tasks_before);
+    assert_eq!(fs::read(app.path("data/notes.db")).unwrap(), notes_before);
+}
+
+#[test]
+fn only_an_unknown_name_is_refused_listing_the_valid_ones() {
+    let app = two_databases_and_an_include();
+    change_everything(&app);
+    let before = hashes(&app.path("data"));
+    let out = app.run(&["restore", "latest", "--only", "tasks", "queue", "--yes"]);
+    assert_exit_saying(
+        &out,
+        2,
+        "--only `queue` is neither a database nor an include",
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("tasks (database), notes (database), data/queue (include)"),
+        "{err}"
+    );
+    assert_eq!(hashes(&app.path("data")), before);
+}
+
+/// kill -9 at every step of a partial swap, then any command: the named database is whole in
+/// its old or its new state, and what `--only` did not name never moved.
+#[test]
+fn a_crash_at_any_step_of_a_partial_swap_leaves_the_old_or_the_new_state_whole() {
+    let mut points: Vec<String> = vec!["swap-journaled".into()];
+    points.extend((0..6).map(|i| format!("swap-move-{i}")));
+    points.extend(["swap-recorded".into(), "swap-committed".into()]);
+    let mut crashed = 0;
+    for point in &points {
+        let app = two_databases_and_an_include();
+        let snapshot = tasks_rows(&app);
+        change_everything(&app);
+        // The app still running, a -wal beside the named database (hence --force): the swap
+        // sets aside three files before it moves one in.
+        let app_connection = Connection::open(app.path("data/tasks.db")).unwrap();
+        app_connection
+            .execute("INSERT INTO notes (text) VALUES ('in the wal')", [])
+            .unwrap();
+        assert!(app.path("data/tasks.db-wal").exists());
+        let changed = tasks_rows(&app);
+        let others = all_but_tasks(&app);
+
+        let out = app.run_dying_at(
+            point,
+            &["restore", "latest", "--only", "tasks", "--yes", "--force"],
+        );
+        if out.status.success() {
+            assert!(point.starts_with("swap-move-"), "{point} was never reached");
+            continue;
+        }
+        crashed += 1;
+        assert_eq!(out.status.code(), None, "{point}: killed by a signal");
+        let out = app.run(&["list"]);
+        assert_eq!(out.status.code(), Some(0), "{point}: {}", stderr(&out));
+        if point == "swap-committed" {
+            assert_eq!(tasks_rows(&app), snapshot, "{point}: the new state, whole");
+        } else {
+            assert_eq!(tasks_rows(&app), changed, "{point}: the old state, whole");
+            assert!(stderr(&out).contains("undone"), "{point}: {}", stderr(&out));
+        }
+        assert_eq!(all_but_tasks(&app), others, "{point}: the rest never moved");
+        app.assert_swap_settled(point);
+        drop(app_connection);
+    }
+    assert!(crashed >= 7, "only {crashed} crash points were reached");
+}

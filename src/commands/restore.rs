@@ -39,6 +39,9 @@ pub struct RestoreArgs {
     /// With --to: bring the extracted databases to the current schema with the configured migrations
     #[arg(long, requires = "to")]
     pub migrate: bool,
+    /// Restore only these databases (`name`) and includes (`path`, as in the config); the rest of the live data stays as it is
+    #[arg(long, value_name = "NAME", num_args = 1.., conflicts_with = "to")]
+    pub only: Vec<String>,
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
@@ -344,6 +347,8 @@ fn verify_all(
 struct RestoreOut<'a> {
     ok: bool,
     dry_run: bool,
+    /// What `--only` named; empty for a whole restore.
+    only: &'a [String],
     #[serde(flatten)]
     checked: Checked<'a>,
     concerns: &'a [String],
@@ -382,12 +387,25 @@ fn restore_inner(
     if let Some(dir) = &args.to {
         return restore_to(&config, &which, args, dir, progress);
     }
-    let plan = restore::plan_restore(&config, &which, args.host.as_deref(), args.force, progress)?;
+    let plan = restore::plan_restore(
+        &config,
+        &which,
+        args.host.as_deref(),
+        args.force,
+        &args.only,
+        progress,
+    )?;
     for note in &plan.prepared.notes {
         errln!("backup: note: {note}");
     }
     if !args.json {
         describe(&plan.prepared);
+        if !plan.only.is_empty() {
+            outln!(
+                "  only {}: the rest of the live data stays as it is",
+                plan.only.join(", ")
+            );
+        }
         if plan.set_aside_count() == 0 {
             outln!("  no live data to set aside: the restored files go into empty places");
         } else {
@@ -412,6 +430,7 @@ fn restore_inner(
             print_json(&RestoreOut {
                 ok: true,
                 dry_run: true,
+                only: &plan.only,
                 checked: Checked::of(&plan.prepared),
                 concerns: &plan.concerns,
                 table_differences: &plan.table_differences,
@@ -437,6 +456,7 @@ fn restore_inner(
     if !plan.concerns.is_empty() && !args.yes && !confirm(&plan.concerns, &plan.notes, args.json)? {
         return Ok(exit::UNCONFIRMED);
     }
+    let only = plan.only.clone();
     let prepared_summary = (
         plan.concerns.clone(),
         plan.in_use.clone(),
@@ -461,6 +481,7 @@ fn restore_inner(
         struct Out<'a> {
             ok: bool,
             dry_run: bool,
+            only: &'a [String],
             #[serde(flatten)]
             checked: serde_json::Value,
             concerns: &'a [String],
@@ -471,6 +492,7 @@ fn restore_inner(
         print_json(&Out {
             ok: true,
             dry_run: false,
+            only: &only,
             checked,
             concerns: &prepared_summary.0,
             table_differences: &prepared_summary.2,

@@ -15,6 +15,7 @@
 //! `restore --to DIR` ([`restore_to`]) stops after step 4 and moves what it extracted into DIR.
 
 pub mod live;
+mod only;
 mod places;
 mod prepare;
 mod rollback;
@@ -22,7 +23,9 @@ pub mod stage;
 pub mod swap;
 mod to_folder;
 
-use places::{is_config_file, live_database_path, live_set, live_set_with, swap_plan};
+use places::{
+    is_config_file, live_database_path, live_included_files_in, live_set, live_set_with, swap_plan,
+};
 pub use prepare::Copies;
 use prepare::{Located, Treatment, locate, locate_all, prepare};
 pub use rollback::rollback;
@@ -43,7 +46,6 @@ use crate::fsutil::{self, TempPath};
 use crate::layout::{self, RESTORE_STAGING, TEMP_PREFIX, VERIFY_STAGING};
 use crate::lock::RunLock;
 use crate::progress::Progress;
-use crate::snapshot;
 use crate::tag::Tag;
 pub use live::{LiveDatabase, TableDifference};
 pub use stage::{DatabaseReport, TableChange};
@@ -140,7 +142,10 @@ pub struct LiveState {
 /// A restore, checked and ready to swap.
 #[derive(Debug)]
 pub struct RestorePlan {
+    /// Narrowed to what `--only` named, when it did.
     pub prepared: Prepared,
+    /// The databases and includes `--only` named, as given; empty for a whole restore.
+    pub only: Vec<String>,
     pub live: LiveState,
     /// What the swap would set aside that the snapshot lacks, in words, with the row counts of
     /// those databases beside them: reasons to ask first.
@@ -385,18 +390,22 @@ fn drill(
 }
 
 /// Prepares a restore: every check, the comparison with the live data, and the swap plan.
+/// With `only` (database names, include paths as the config gives them) just those are
+/// compared, set aside and replaced; the rest of the live data stays as it is.
 /// Nothing live is changed until [`RestorePlan::commit`].
 ///
 /// # Errors
-/// A failed check, a live database in use (without `force`), too little space, or a live path on
-/// another file system than the config's folder.
+/// A name of `only` the config does not give, a failed check, a live database in use (without
+/// `force`), too little space, or a live path on another file system than the config's folder.
 pub fn plan_restore(
     config: &Config,
     which: &Which,
     host: Option<&str>,
     force: bool,
+    only: &[String],
     progress: &dyn Progress,
 ) -> Result<RestorePlan> {
+    let only = only::select(config, only)?;
     let (lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
     let located = locate(config, which, remote.as_ref(), host, Copies::Any)?;
@@ -416,6 +425,10 @@ pub fn plan_restore(
         treatment,
         progress,
     )?;
+    if let Some(only) = &only {
+        only::narrow(&mut prepared, only)?;
+    }
+    let scope = only.as_ref().map(|o| o.includes.clone());
     for (_, live_path) in &mut prepared.db_targets {
         *live_path = live_database_path(config, live_path, force)?;
     }
@@ -426,8 +439,13 @@ pub fn plan_restore(
     let mut notes = Vec::new();
     let mut table_differences = Vec::new();
     let mut in_use = Vec::new();
-    let databases = prepared.databases.iter().zip(&prepared.db_targets);
-    for ((report, (staged, live_path)), entry) in databases.zip(&prepared.manifest.databases) {
+    for (report, (staged, live_path)) in prepared.databases.iter().zip(&prepared.db_targets) {
+        let entry = prepared
+            .manifest
+            .databases
+            .iter()
+            .find(|e| e.name == report.name)
+            .expect("every report is of a manifest database");
         // Older manifests know only the whole second the snapshot started in; the copy was taken
         // within it.
         let changed_after = entry
@@ -456,7 +474,7 @@ pub fn plan_restore(
     let db_paths: Vec<PathBuf> = prepared.db_targets.iter().map(|(_, l)| l.clone()).collect();
     // Every live included file goes aside: one the snapshot lacks, or holds otherwise, is lost
     // from its place whatever its modification time says (`cp -p` and `rsync -a` keep old ones).
-    let live_files = snapshot::live_included_files(config)?;
+    let live_files = live_included_files_in(config, scope.as_deref())?;
     let in_snapshot: HashMap<&Path, &StagedFile> = prepared
         .files
         .iter()
@@ -518,14 +536,19 @@ pub fn plan_restore(
         .filter(|live| !unchanged.contains_key(live))
         .collect();
     let aside_dir = swap::new_aside_dir(base, crate::clock::now());
+    let operation = match &only {
+        Some(only) => format!("restore {} (only {})", prepared.tag, only.names.join(", ")),
+        None => format!("restore {}", prepared.tag),
+    };
     let plan = swap_plan(
         config,
-        format!("restore {}", prepared.tag),
+        operation,
         Some(prepared.tag.to_string()),
         &aside_dir,
         &touched,
         incoming,
         db_paths,
+        scope,
         vec![prepared.staging.path().to_path_buf()],
     )?;
     let live = LiveState {
@@ -536,6 +559,7 @@ pub fn plan_restore(
     };
     Ok(RestorePlan {
         prepared,
+        only: only.map(|o| o.names).unwrap_or_default(),
         live,
         concerns,
         notes,
@@ -596,11 +620,15 @@ impl RestorePlan {
         }
         // The live set again, now: files the app wrote, or a -wal it left, while the user was
         // being asked must be set aside too, never overwritten.
-        let touched: Vec<PathBuf> =
-            live_set(&self.config, &self.swap.databases, &self.swap.incoming)?
-                .into_iter()
-                .filter(|live| !self.unchanged.contains_key(live))
-                .collect();
+        let touched: Vec<PathBuf> = live_set(
+            &self.config,
+            &self.swap.databases,
+            &self.swap.incoming,
+            self.swap.includes.as_deref(),
+        )?
+        .into_iter()
+        .filter(|live| !self.unchanged.contains_key(live))
+        .collect();
         let swap = swap_plan(
             &self.config,
             self.swap.operation.clone(),
@@ -609,6 +637,7 @@ impl RestorePlan {
             &touched,
             self.swap.incoming.clone(),
             self.swap.databases.clone(),
+            self.swap.includes.clone(),
             self.swap.cleanup.clone(),
         )?;
         // A restored file keeps the owner and mode of the live file it replaces, so an app that
