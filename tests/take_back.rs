@@ -131,14 +131,20 @@ fn to_refuses_a_folder_with_something_in_it_or_inside_the_live_data() {
     assert_exit_saying(&out, 1, "is not empty");
     assert_eq!(fs::read(full.path().join("mine.txt")).unwrap(), b"keep");
     for (dir, why) in [
-        (app.path("data/queue/old"), "lies in the live data"),
+        (
+            app.path("data/queue/old"),
+            "lies in the [[include]] data/queue",
+        ),
+        (app.path("data/tasks.db"), "lies in database `tasks`"),
+        (app.path("data"), "holds the [[include]] data/queue"),
         (app.path(""), "is the config's folder"),
-        (app.path("backups/old"), "local snapshot folder"),
+        (app.path("backups/old"), "lies in the local snapshot folder"),
         (app.path("remote/old"), "remote folder"),
     ] {
+        let existed = dir.exists();
         let out = app.run(&["restore", "latest", "--to", dir.to_str().unwrap()]);
         assert_exit_saying(&out, 1, why);
-        assert!(dir == app.path("") || !dir.exists(), "{why}: nothing made");
+        assert!(existed || !dir.exists(), "{why}: nothing made");
     }
     let out = app.run(&["restore", "latest", "--migrate"]);
     assert_eq!(
@@ -431,4 +437,30 @@ fn a_crash_at_any_step_of_a_partial_swap_leaves_the_old_or_the_new_state_whole()
         drop(app_connection);
     }
     assert!(crashed >= 7, "only {crashed} crash points were reached");
+}
+
+#[test]
+fn verify_remote_downloads_from_github_even_with_a_local_copy() {
+    let fake = crate::support::fake_with_private_repo(crate::support::GITHUB_REPO);
+    let app = App::new(20);
+    app.write_config(&crate::support::github_config(
+        &fake.api_url,
+        crate::support::GITHUB_REPO,
+        "",
+    ));
+    assert_eq!(app.run_github(&["now"]).status.code(), Some(0));
+    let downloads = || fake.count_requests(|l| l.starts_with("GET") && l.contains("assets/"));
+    let out = app.run_github(&["verify", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        downloads(),
+        0,
+        "the local copy needs no download: {:?}",
+        fake.log()
+    );
+    let out = app.run_github(&["verify", "latest", "--remote", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(downloads() >= 1, "{:?}", fake.log());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["source"], "remote");
 }

@@ -119,8 +119,8 @@ fn place(staged: &Path, path: &Path) -> Result<()> {
 }
 
 /// The folder `--to` may fill, absolute: missing, or an empty folder (leftovers of a killed
-/// `--to` aside), and neither the config's folder nor inside an include, the local snapshot
-/// folder, the remote folder or a `pre_restore_*` folder, nor in a database's place.
+/// `--to` aside), neither the config's folder nor inside or around an include, a database's
+/// place, the local snapshot folder or the remote folder, nor inside a `pre_restore_*` folder.
 fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
     let absolute = if dir.is_absolute() {
         dir.to_path_buf()
@@ -140,22 +140,31 @@ fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
     if real == real_path(&config.base_dir) {
         return refuse("is the config's folder, where the live data is".into());
     }
-    let inside = |root: &Path| real.starts_with(real_path(root));
-    for root in &config.includes {
-        if inside(root) {
-            return refuse(format!(
-                "lies in the live data (the [[include]] {})",
-                config.display_path(root)
-            ));
+    // Neither inside a place the tool or the app owns, nor around one (even a missing one: a
+    // database restored later, or the snapshot folder `begin` makes, would land among ours).
+    let mut places: Vec<(&Path, String)> = config
+        .includes
+        .iter()
+        .map(|root| {
+            let what = format!("the [[include]] {}", config.display_path(root));
+            (root.as_path(), what)
+        })
+        .collect();
+    for db in &config.databases {
+        places.push((db.path.as_path(), format!("database `{}`", db.name)));
+    }
+    places.push((&config.local_dir, "the local snapshot folder".into()));
+    if let Some(folder) = config.remote.as_ref().and_then(|r| r.folder()) {
+        places.push((folder, "the remote folder".into()));
+    }
+    for (place, what) in places {
+        let place = real_path(place);
+        if real.starts_with(&place) {
+            return refuse(format!("lies in {what}"));
         }
-    }
-    if inside(&config.local_dir) {
-        return refuse("lies in the local snapshot folder".into());
-    }
-    if let Some(folder) = config.remote.as_ref().and_then(|r| r.folder())
-        && inside(folder)
-    {
-        return refuse("lies in the remote folder".into());
+        if place.starts_with(&real) {
+            return refuse(format!("holds {what}"));
+        }
     }
     let first_below_base = real
         .strip_prefix(real_path(&config.base_dir))
@@ -164,15 +173,6 @@ fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
         .and_then(|first| first.as_os_str().to_str().map(str::to_owned));
     if first_below_base.is_some_and(|first| first.starts_with(ASIDE_PREFIX)) {
         return refuse("lies in a folder where a restore set live data aside".into());
-    }
-    for db in &config.databases {
-        let place = std::iter::once("").chain(fsutil::DB_COMPANIONS);
-        if place
-            .map(|s| real_path(&fsutil::with_suffix(&db.path, s)))
-            .any(|p| p == real)
-        {
-            return refuse(format!("is where database `{}` belongs", db.name));
-        }
     }
     match fs::metadata(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(dir),
