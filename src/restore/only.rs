@@ -98,21 +98,12 @@ pub(super) fn narrow(prepared: &mut Prepared, only: &Only) -> Result<()> {
             )));
         }
     }
-    let keep: Vec<bool> = prepared
-        .databases
-        .iter()
-        .map(|db| only.databases.contains(&db.name))
-        .collect();
-    let mut index = 0;
-    prepared.databases.retain(|_| {
-        index += 1;
-        keep[index - 1]
-    });
-    index = 0;
-    prepared.db_targets.retain(|_| {
-        index += 1;
-        keep[index - 1]
-    });
+    let (databases, db_targets) = std::mem::take(&mut prepared.databases)
+        .into_iter()
+        .zip(std::mem::take(&mut prepared.db_targets))
+        .filter(|(db, _)| only.databases.contains(&db.name))
+        .unzip();
+    (prepared.databases, prepared.db_targets) = (databases, db_targets);
     prepared
         .files
         .retain(|file| under_any(&file.live, &only.includes));
