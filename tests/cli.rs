@@ -26,6 +26,9 @@ mod fixtures;
 /// `backup restore`, `verify`, `rollback`: every refusal, migrations, crashes mid-swap.
 mod restore;
 
+/// Taking back only what you need: `restore --to` and `--only`, `verify --remote` and `--all`.
+mod take_back;
+
 /// Where a restore may write: never through a link nor over the config; swap leftovers; modes.
 mod restore_bounds;
 /// Restore's guards: an app holding a database open, what live data would be lost, restored modes.

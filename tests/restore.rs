@@ -65,7 +65,7 @@ fn migrations() -> String {
 }
 
 /// An app shaped like the sample app: database `tasks` with the sample migrations, a queue folder.
-fn sample_app() -> App {
+pub(crate) fn sample_app() -> App {
     let app = App::new(0);
     fs::remove_file(app.path("data/tasks.db")).unwrap();
     app.write_config(&format!(
@@ -88,7 +88,7 @@ path = "remote"
 }
 
 /// Puts a fixture archive into the app's local snapshot folder; returns its tag.
-fn add_fixture(app: &App, name: &str) -> String {
+pub(crate) fn add_fixture(app: &App, name: &str) -> String {
     let tag = fixtures::tag(name);
     fs::create_dir_all(app.path("backups")).unwrap();
     fs::copy(

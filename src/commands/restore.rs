@@ -1,14 +1,14 @@
 //! `backup restore`, `backup verify` and `backup rollback`.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use backup_agent::error::Error;
 use backup_agent::progress::Progress;
 use backup_agent::restore::{
-    self, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
+    self, Copies, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
 };
 use backup_agent::units::human_bytes;
 
@@ -35,6 +35,15 @@ pub struct RestoreArgs {
     /// another process has a live database open
     #[arg(long)]
     pub force: bool,
+    /// Extract and check into DIR (missing or empty) instead: no swap, nothing live touched
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    pub to: Option<PathBuf>,
+    /// With --to: bring the extracted databases to the current schema with the configured migrations
+    #[arg(long, requires = "to")]
+    pub migrate: bool,
+    /// Restore only these databases (`name`) and includes (`path`, as in the config); the rest of the live data stays as it is
+    #[arg(long, value_name = "NAME", num_args = 1.., conflicts_with = "to")]
+    pub only: Vec<String>,
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
@@ -44,12 +53,25 @@ pub struct RestoreArgs {
 pub struct VerifyArgs {
     /// Snapshot: its tag, the start of the tag's last part (`3f9a`), `latest`, or `latest~N`
     /// (N before the latest)
-    #[arg(value_name = "SNAPSHOT")]
-    pub which: String,
+    #[arg(
+        value_name = "SNAPSHOT",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub which: Option<String>,
     /// Whose `latest` (and whose tag suffix): a host as `backup list` shows it (default: this
     /// machine)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
     pub host: Option<String>,
+    /// Download the remote copy and verify that, even when a local copy exists
+    #[arg(long)]
+    pub remote: bool,
+    /// Verify every snapshot, local and remote (one line each); exit 1 if any fails
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: verify only N snapshots chosen at random
+    #[arg(long, value_name = "N", requires = "all", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
     /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
@@ -205,8 +227,17 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
-    let which = Which::parse(&args.which)?;
-    let prepared = match restore::verify(&config, &which, args.host.as_deref(), progress) {
+    let copies = if args.remote {
+        Copies::RemoteOnly
+    } else {
+        Copies::Any
+    };
+    let Some(which_text) = args.which.as_deref().filter(|_| !args.all) else {
+        return verify_all(&config, args, copies, progress);
+    };
+    let which = Which::parse(which_text)?;
+    let outcome = restore::verify(&config, &which, args.host.as_deref(), copies, progress);
+    let prepared = match outcome {
         Ok(prepared) => {
             for note in &prepared.notes {
                 errln!("backup: note: {note}");
@@ -216,7 +247,7 @@ pub fn verify(
         Err(e) if args.json => {
             // A scheduled drill reads the outcome from stdout either way.
             print_json(
-                &serde_json::json!({ "ok": false, "which": args.which, "error": e.to_string() }),
+                &serde_json::json!({ "ok": false, "which": which_text, "error": e.to_string() }),
             );
             return Err(e);
         }
@@ -224,13 +255,7 @@ pub fn verify(
     };
     note_local_damaged(&prepared, "verified the remote copy");
     if args.json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            ok: bool,
-            #[serde(flatten)]
-            checked: Checked<'a>,
-        }
-        print_json(&Out {
+        print_json(&Verified {
             ok: true,
             checked: Checked::of(&prepared),
         });
@@ -241,10 +266,93 @@ pub fn verify(
     crate::ok()
 }
 
+/// One snapshot that passed verify, as `--json` prints it.
+#[derive(Serialize)]
+struct Verified<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    checked: Checked<'a>,
+}
+
+/// `verify --all [--sample N]`: one line (or one JSON object) per snapshot.
+fn verify_all(
+    config: &backup_agent::config::Config,
+    args: &VerifyArgs,
+    copies: Copies,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let sample = args
+        .sample
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut outcomes = Vec::new();
+    let mut each = |tag: &backup_agent::tag::Tag, outcome: Result<Prepared, Error>| {
+        let value = match &outcome {
+            Ok(prepared) => serde_json::to_value(Verified {
+                ok: true,
+                checked: Checked::of(prepared),
+            })
+            .expect("serializes"),
+            Err(e) => {
+                serde_json::json!({ "ok": false, "tag": tag.to_string(), "error": e.to_string() })
+            }
+        };
+        if !args.json {
+            match &outcome {
+                Ok(p) => outln!(
+                    "ok      {tag} ({} copy, {}, {} database(s), {} file(s))",
+                    match p.source {
+                        Source::Local => "local",
+                        Source::Remote => "remote",
+                    },
+                    human_bytes(p.archive_size),
+                    p.databases.len(),
+                    p.files.len()
+                ),
+                Err(e) => outln!("FAILED  {tag}: {e}"),
+            }
+        }
+        outcomes.push(value);
+    };
+    let result = restore::verify_all(config, sample, copies, progress, &mut each);
+    let done = match result {
+        Ok(done) => done,
+        Err(e) if args.json => {
+            print_json(&serde_json::json!({ "ok": false, "error": e.to_string() }));
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    if args.json {
+        print_json(&outcomes);
+    }
+    let which = if done.checked < done.total {
+        format!(
+            "{} of {} snapshot(s), chosen at random,",
+            done.checked, done.total
+        )
+    } else {
+        format!("{} snapshot(s)", done.checked)
+    };
+    if !done.failed.is_empty() {
+        let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
+        return Err(Error::Damaged(format!(
+            "{} of {which} failed verify: {}; the lines above say why",
+            done.failed.len(),
+            names.join(", ")
+        )));
+    }
+    if !args.json {
+        outln!("verify passed: all {which} restore");
+    }
+    crate::ok()
+}
+
 #[derive(Serialize)]
 struct RestoreOut<'a> {
     ok: bool,
     dry_run: bool,
+    /// What `--only` named; empty for a whole restore.
+    only: &'a [String],
     #[serde(flatten)]
     checked: Checked<'a>,
     concerns: &'a [String],
@@ -280,12 +388,28 @@ fn restore_inner(
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
     let which = Which::parse(&args.which)?;
-    let plan = restore::plan_restore(&config, &which, args.host.as_deref(), args.force, progress)?;
+    if let Some(dir) = &args.to {
+        return restore_to(&config, &which, args, dir, progress);
+    }
+    let plan = restore::plan_restore(
+        &config,
+        &which,
+        args.host.as_deref(),
+        args.force,
+        &args.only,
+        progress,
+    )?;
     for note in &plan.prepared.notes {
         errln!("backup: note: {note}");
     }
     if !args.json {
         describe(&plan.prepared);
+        if !plan.only.is_empty() {
+            outln!(
+                "  only {}: the rest of the live data stays as it is",
+                plan.only.join(", ")
+            );
+        }
         if plan.set_aside_count() == 0 {
             outln!("  no live data to set aside: the restored files go into empty places");
         } else {
@@ -310,6 +434,7 @@ fn restore_inner(
             print_json(&RestoreOut {
                 ok: true,
                 dry_run: true,
+                only: &plan.only,
                 checked: Checked::of(&plan.prepared),
                 concerns: &plan.concerns,
                 table_differences: &plan.table_differences,
@@ -335,6 +460,7 @@ fn restore_inner(
     if !plan.concerns.is_empty() && !args.yes && !confirm(&plan.concerns, &plan.notes, args.json)? {
         return Ok(exit::UNCONFIRMED);
     }
+    let only = plan.only.clone();
     let prepared_summary = (
         plan.concerns.clone(),
         plan.in_use.clone(),
@@ -359,6 +485,7 @@ fn restore_inner(
         struct Out<'a> {
             ok: bool,
             dry_run: bool,
+            only: &'a [String],
             #[serde(flatten)]
             checked: serde_json::Value,
             concerns: &'a [String],
@@ -369,6 +496,7 @@ fn restore_inner(
         print_json(&Out {
             ok: true,
             dry_run: false,
+            only: &only,
             checked,
             concerns: &prepared_summary.0,
             table_differences: &prepared_summary.2,
@@ -387,6 +515,80 @@ fn restore_inner(
             "restored {}; there was no live data to set aside, so no {}* folder was made and `backup rollback` has nothing to put back",
             report.tag.as_deref().unwrap_or("the snapshot"),
             backup_agent::layout::ASIDE_PREFIX
+        );
+    }
+    crate::ok()
+}
+
+/// `restore --to DIR`: extracted and checked into DIR, nothing live touched.
+fn restore_to(
+    config: &backup_agent::config::Config,
+    which: &Which,
+    args: &RestoreArgs,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<u8, Error> {
+    let to = restore::ToFolder {
+        dir,
+        migrate: args.migrate,
+        force: args.force,
+    };
+    let done = restore::restore_to(config, which, args.host.as_deref(), to, progress)?;
+    for note in &done.prepared.notes {
+        errln!("backup: note: {note}");
+    }
+    note_local_damaged(&done.prepared, "extracted the remote copy");
+    if args.json {
+        #[derive(Serialize)]
+        struct Placed<'a> {
+            databases: &'a [restore::PlacedDatabase],
+            files: usize,
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            ok: bool,
+            to: &'a Path,
+            migrated: bool,
+            #[serde(flatten)]
+            checked: Checked<'a>,
+            placed: Placed<'a>,
+        }
+        print_json(&Out {
+            ok: true,
+            to: &done.dir,
+            migrated: args.migrate,
+            checked: Checked::of(&done.prepared),
+            placed: Placed {
+                databases: &done.databases,
+                files: done.files,
+            },
+        });
+        return crate::ok();
+    }
+    describe(&done.prepared);
+    outln!(
+        "extracted into {} (nothing live was touched):",
+        done.dir.display()
+    );
+    for (db, report) in done.databases.iter().zip(&done.prepared.databases) {
+        let unmigrated = match report.newest_known {
+            Some(newest) if !args.migrate && i64::from(newest) > report.restored_version => {
+                format!(
+                    " (schema {}; --migrate brings it to {newest})",
+                    report.restored_version
+                )
+            }
+            _ => String::new(),
+        };
+        outln!("  {}: {}{unmigrated}", db.name, db.path.display());
+    }
+    if done.files > 0 {
+        outln!("  {} included file(s) below it", done.files);
+    }
+    if let Some(db) = done.databases.first() {
+        outln!(
+            "copy rows back with sqlite3, e.g.: ATTACH '{}' AS old; INSERT INTO <table> SELECT * FROM old.<table> WHERE …",
+            db.path.display()
         );
     }
     crate::ok()

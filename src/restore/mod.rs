@@ -11,16 +11,23 @@
 //!    `foreign_key_check` ([`stage`]);
 //! 5. compare with the live data and check no app has it open ([`live`]);
 //! 6. swap under a journal ([`swap`]), writing only where the rules of `places` allow.
+//!
+//! `restore --to DIR` ([`restore_to`]) stops after step 4 and moves what it extracted into DIR.
 
 pub mod live;
+mod only;
 mod places;
 mod prepare;
 mod rollback;
 pub mod stage;
 pub mod swap;
+mod to_folder;
 
-use places::{is_config_file, live_database_path, live_set, live_set_with, swap_plan};
-use prepare::{locate, prepare};
+use places::{
+    is_config_file, live_database_path, live_included_files_in, live_set, live_set_with, swap_plan,
+};
+pub use prepare::Copies;
+use prepare::{Located, Treatment, locate, locate_all, prepare};
 pub use rollback::rollback;
 
 use std::collections::HashMap;
@@ -39,11 +46,11 @@ use crate::fsutil::{self, TempPath};
 use crate::layout::{self, RESTORE_STAGING, TEMP_PREFIX, VERIFY_STAGING};
 use crate::lock::RunLock;
 use crate::progress::Progress;
-use crate::snapshot;
 use crate::tag::Tag;
 pub use live::{LiveDatabase, TableDifference};
 pub use stage::{DatabaseReport, TableChange};
 pub use swap::Recovery;
+pub use to_folder::{PlacedDatabase, RestoredTo, ToFolder, restore_to};
 
 /// Room kept free on top of the computed need.
 const SPACE_MARGIN: u64 = 16 << 20;
@@ -114,7 +121,10 @@ pub struct LiveState {
 /// A restore, checked and ready to swap.
 #[derive(Debug)]
 pub struct RestorePlan {
+    /// Narrowed to what `--only` named, when it did.
     pub prepared: Prepared,
+    /// The databases and includes `--only` named, as given; empty for a whole restore.
+    pub only: Vec<String>,
     pub live: LiveState,
     /// What the swap would set aside that the snapshot lacks, in words, with the row counts of
     /// those databases beside them: reasons to ask first.
@@ -237,9 +247,9 @@ pub(crate) fn remove_stale_staging(base_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The snapshot to restore, found locally or on the remote.
 /// A restore drill: the whole pipeline up to the swap, in a temporary folder beside the local
-/// snapshots. The live data is never read for writing, and nothing stays behind.
+/// snapshots, from the copies `copies` allows. The live data is never read for writing, and
+/// nothing stays behind.
 ///
 /// # Errors
 /// The first check that fails, naming it.
@@ -247,11 +257,102 @@ pub fn verify(
     config: &Config,
     which: &Which,
     host: Option<&str>,
+    copies: Copies,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let (_lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
-    let located = locate(config, which, remote.as_ref(), host)?;
+    let located = locate(config, which, remote.as_ref(), host, copies)?;
+    drill(config, &located, remote.as_ref(), progress)
+}
+
+/// What [`verify_all`] did.
+#[derive(Debug)]
+pub struct VerifiedAll {
+    /// Snapshots there are.
+    pub total: usize,
+    /// Snapshots verified (all of them, or the sample).
+    pub checked: usize,
+    /// Those that failed, newest first.
+    pub failed: Vec<Tag>,
+}
+
+/// A restore drill of every snapshot there is (local and remote; only the remote's with
+/// `RemoteOnly`), or of `sample` of them chosen at random, newest first, one at a time so that
+/// one staging folder exists at once. `each` gets every outcome as it comes.
+///
+/// # Errors
+/// When the snapshots cannot be listed, or there are none; a failed drill is an outcome.
+pub fn verify_all(
+    config: &Config,
+    sample: Option<usize>,
+    copies: Copies,
+    progress: &dyn Progress,
+    each: &mut dyn FnMut(&Tag, Result<Prepared>),
+) -> Result<VerifiedAll> {
+    let (_lock, _) = begin(config)?;
+    let remote = crate::catalog::open_remote(config);
+    let mut all = locate_all(config, remote.as_ref(), copies)?;
+    if all.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no snapshots in {}; nothing to verify",
+            match (&remote, copies) {
+                (Some(r), Copies::RemoteOnly) => r.describe(),
+                (Some(r), Copies::Any) =>
+                    format!("{} or on {}", config.local_dir.display(), r.describe()),
+                (None, _) => config.local_dir.display().to_string(),
+            }
+        )));
+    }
+    let total = all.len();
+    if let Some(n) = sample {
+        keep_random(&mut all, n);
+    }
+    let mut failed = Vec::new();
+    for located in &all {
+        let outcome = drill(config, located, remote.as_ref(), progress);
+        if outcome.is_err() {
+            failed.push(located.tag.clone());
+        }
+        each(&located.tag, outcome);
+    }
+    Ok(VerifiedAll {
+        total,
+        checked: all.len(),
+        failed,
+    })
+}
+
+/// Keeps `n` of `items` chosen at random, in their order.
+fn keep_random<T>(items: &mut Vec<T>, n: usize) {
+    use std::hash::{BuildHasher, Hasher};
+    // The standard library's per-process random keys: enough to pick which snapshots to drill.
+    let random = std::collections::hash_map::RandomState::new();
+    let mut keyed: Vec<(u64, usize)> = (0..items.len())
+        .map(|i| {
+            let mut hasher = random.build_hasher();
+            hasher.write_usize(i);
+            (hasher.finish(), i)
+        })
+        .collect();
+    keyed.sort_unstable();
+    let mut chosen: Vec<usize> = keyed.into_iter().take(n).map(|(_, i)| i).collect();
+    chosen.sort_unstable();
+    let mut index = 0;
+    items.retain(|_| {
+        let keep = chosen.binary_search(&index).is_ok();
+        index += 1;
+        keep
+    });
+}
+
+/// Extracts and checks `located` in a verify staging folder, as a restore would.
+fn drill(
+    config: &Config,
+    located: &Located,
+    remote: Option<&crate::remote::Remote>,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
     let staging = TempPath::new(
         config
             .local_dir
@@ -259,45 +360,54 @@ pub fn verify(
     );
     // A drill writes the databases (SQLite checks them in place) but only checks the included
     // files as they stream past.
-    prepare(
-        config,
-        &located,
-        remote.as_ref(),
-        staging,
-        false,
-        Files::CheckOnly,
-        progress,
-    )
+    let treatment = Treatment {
+        force: false,
+        migrate: true,
+        files: Files::CheckOnly,
+    };
+    prepare(config, located, remote, staging, treatment, progress)
 }
 
 /// Prepares a restore: every check, the comparison with the live data, and the swap plan.
+/// With `only` (database names, include paths as the config gives them) just those are
+/// compared, set aside and replaced; the rest of the live data stays as it is.
 /// Nothing live is changed until [`RestorePlan::commit`].
 ///
 /// # Errors
-/// A failed check, a live database in use (without `force`), too little space, or a live path on
-/// another file system than the config's folder.
+/// A name of `only` the config does not give, a failed check, a live database in use (without
+/// `force`), too little space, or a live path on another file system than the config's folder.
 pub fn plan_restore(
     config: &Config,
     which: &Which,
     host: Option<&str>,
     force: bool,
+    only: &[String],
     progress: &dyn Progress,
 ) -> Result<RestorePlan> {
+    let only = only::select(config, only)?;
     let (lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
-    let located = locate(config, which, remote.as_ref(), host)?;
+    let located = locate(config, which, remote.as_ref(), host, Copies::Any)?;
     let base = &config.base_dir;
     let staging =
         TempPath::new(base.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
+    let treatment = Treatment {
+        force,
+        migrate: true,
+        files: Files::Write,
+    };
     let mut prepared = prepare(
         config,
         &located,
         remote.as_ref(),
         staging,
-        force,
-        Files::Write,
+        treatment,
         progress,
     )?;
+    if let Some(only) = &only {
+        only::narrow(&mut prepared, only)?;
+    }
+    let scope = only.as_ref().map(|o| o.includes.clone());
     for (_, live_path) in &mut prepared.db_targets {
         *live_path = live_database_path(config, live_path, force)?;
     }
@@ -308,8 +418,13 @@ pub fn plan_restore(
     let mut notes = Vec::new();
     let mut table_differences = Vec::new();
     let mut in_use = Vec::new();
-    let databases = prepared.databases.iter().zip(&prepared.db_targets);
-    for ((report, (staged, live_path)), entry) in databases.zip(&prepared.manifest.databases) {
+    for (report, (staged, live_path)) in prepared.databases.iter().zip(&prepared.db_targets) {
+        let entry = prepared
+            .manifest
+            .databases
+            .iter()
+            .find(|e| e.name == report.name)
+            .expect("every report is of a manifest database");
         // Older manifests know only the whole second the snapshot started in; the copy was taken
         // within it.
         let changed_after = entry
@@ -338,7 +453,7 @@ pub fn plan_restore(
     let db_paths: Vec<PathBuf> = prepared.db_targets.iter().map(|(_, l)| l.clone()).collect();
     // Every live included file goes aside: one the snapshot lacks, or holds otherwise, is lost
     // from its place whatever its modification time says (`cp -p` and `rsync -a` keep old ones).
-    let live_files = snapshot::live_included_files(config)?;
+    let live_files = live_included_files_in(config, scope.as_deref())?;
     let in_snapshot: HashMap<&Path, &StagedFile> = prepared
         .files
         .iter()
@@ -400,14 +515,19 @@ pub fn plan_restore(
         .filter(|live| !unchanged.contains_key(live))
         .collect();
     let aside_dir = swap::new_aside_dir(base, crate::clock::now());
+    let operation = match &only {
+        Some(only) => format!("restore {} (only {})", prepared.tag, only.names.join(", ")),
+        None => format!("restore {}", prepared.tag),
+    };
     let plan = swap_plan(
         config,
-        format!("restore {}", prepared.tag),
+        operation,
         Some(prepared.tag.to_string()),
         &aside_dir,
         &touched,
         incoming,
         db_paths,
+        scope,
         vec![prepared.staging.path().to_path_buf()],
     )?;
     let live = LiveState {
@@ -418,6 +538,7 @@ pub fn plan_restore(
     };
     Ok(RestorePlan {
         prepared,
+        only: only.map(|o| o.names).unwrap_or_default(),
         live,
         concerns,
         notes,
@@ -478,11 +599,15 @@ impl RestorePlan {
         }
         // The live set again, now: files the app wrote, or a -wal it left, while the user was
         // being asked must be set aside too, never overwritten.
-        let touched: Vec<PathBuf> =
-            live_set(&self.config, &self.swap.databases, &self.swap.incoming)?
-                .into_iter()
-                .filter(|live| !self.unchanged.contains_key(live))
-                .collect();
+        let touched: Vec<PathBuf> = live_set(
+            &self.config,
+            &self.swap.databases,
+            &self.swap.incoming,
+            self.swap.includes.as_deref(),
+        )?
+        .into_iter()
+        .filter(|live| !self.unchanged.contains_key(live))
+        .collect();
         let swap = swap_plan(
             &self.config,
             self.swap.operation.clone(),
@@ -491,6 +616,7 @@ impl RestorePlan {
             &touched,
             self.swap.incoming.clone(),
             self.swap.databases.clone(),
+            self.swap.includes.clone(),
             self.swap.cleanup.clone(),
         )?;
         // A restored file keeps the owner and mode of the live file it replaces, so an app that

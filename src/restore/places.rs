@@ -76,17 +76,34 @@ pub(super) fn live_database_path(
 }
 
 /// Everything live a swap must set aside: the databases with their -wal/-shm/-journal files,
-/// every file under the includes, and whatever sits where an incoming file goes.
+/// every file under the includes (only under `includes` when given: a partial restore), and
+/// whatever sits where an incoming file goes.
 pub(super) fn live_set(
     config: &Config,
     databases: &[PathBuf],
     incoming: &[(PathBuf, PathBuf)],
+    includes: Option<&[PathBuf]>,
 ) -> Result<Vec<PathBuf>> {
     Ok(live_set_with(
         databases,
-        snapshot::live_included_files(config)?,
+        live_included_files_in(config, includes)?,
         incoming,
     ))
+}
+
+/// The live included files, only those under `includes` when given.
+pub(super) fn live_included_files_in(
+    config: &Config,
+    includes: Option<&[PathBuf]>,
+) -> Result<Vec<PathBuf>> {
+    let mut files = snapshot::live_included_files(config)?;
+    files.retain(|file| in_scope(file, includes));
+    Ok(files)
+}
+
+/// Whether an included file lies under one of `includes` (every file does when `None`).
+pub(super) fn in_scope(file: &Path, includes: Option<&[PathBuf]>) -> bool {
+    includes.is_none_or(|roots| roots.iter().any(|root| file.starts_with(root)))
 }
 
 /// [`live_set`] with the included files already walked.
@@ -119,6 +136,7 @@ pub(super) fn swap_plan(
     touched: &[PathBuf],
     incoming: Vec<(PathBuf, PathBuf)>,
     databases: Vec<PathBuf>,
+    includes: Option<Vec<PathBuf>>,
     cleanup: Vec<PathBuf>,
 ) -> Result<swap::SwapPlan> {
     let base = &config.base_dir;
@@ -227,6 +245,7 @@ pub(super) fn swap_plan(
         set_aside,
         incoming,
         databases,
+        includes,
         cleanup,
         renames,
         folder_modes: whole.iter().flat_map(|w| w.modes.iter().cloned()).collect(),

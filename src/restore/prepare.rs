@@ -12,7 +12,7 @@ use crate::archive::Manifest;
 use crate::archive::read::{ArchiveSha, Extracted, Files, extract_with, read_manifest_as_read};
 use crate::catalog;
 use crate::config::Config;
-use crate::error::{IoContext, RemoteError, RemoteErrorKind, Result};
+use crate::error::{Error, IoContext, RemoteError, RemoteErrorKind, Result};
 use crate::fsutil::{self, TempPath};
 use crate::integrity;
 use crate::layout;
@@ -33,6 +33,16 @@ pub(super) struct Located {
     local_damaged: bool,
 }
 
+/// Which copies of a snapshot may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Copies {
+    /// The local copy first, else the remote's.
+    Any,
+    /// Only the remote's, even when a local copy exists (`verify --remote`: a dead disk leaves
+    /// only the remote); `latest` is then the remote's newest.
+    RemoteOnly,
+}
+
 /// Finds the snapshot `which` names, locally first (see [`catalog::Selector::resolve`]; `latest`
 /// is the newest snapshot of `host`, by default this machine's, not dated in the future). When
 /// the remote cannot be listed, anything but a whole tag is chosen among the local snapshots.
@@ -41,10 +51,23 @@ pub(super) fn locate(
     which: &Which,
     remote: Option<&Remote>,
     host: Option<&str>,
+    copies: Copies,
 ) -> Result<Located> {
-    let local = catalog::local_snapshots(&config.local_dir)?;
+    let remote_only = copies == Copies::RemoteOnly;
+    if remote_only && remote.is_none() {
+        return Err(no_remote_configured());
+    }
+    let local = if remote_only {
+        Vec::new()
+    } else {
+        catalog::local_snapshots(&config.local_dir)?
+    };
     let wanted_local = |tag: &Tag| local.iter().find(|s| &s.tag == tag).map(|s| s.path.clone());
-    let damaged = integrity::known_damaged(&config.local_dir);
+    let damaged = if remote_only {
+        Vec::new()
+    } else {
+        integrity::known_damaged(&config.local_dir)
+    };
     let known_damaged = |tag: &Tag| damaged.iter().any(|d| &d.tag == tag);
     let mut remote_error = None;
     let listed = match (which, remote) {
@@ -73,6 +96,23 @@ pub(super) fn locate(
         .map(|s| &s.tag)
         .chain(remote_list.iter().map(|s| &s.tag))
         .collect();
+    // A whole tag that is nowhere is said with the places looked in, which the selector does
+    // not know.
+    if let Which::Tag(tag) = which
+        && !tags.contains(&tag)
+    {
+        let places = match remote {
+            Some(r) if remote_only => r.describe(),
+            _ => format!(
+                "{}{}",
+                config.local_dir.display(),
+                remote.map_or(String::new(), |r| format!(" nor on {}", r.describe()))
+            ),
+        };
+        return Err(Error::NotFound(format!(
+            "snapshot {tag} is not in {places}; `backup list` shows the snapshots there are"
+        )));
+    }
     let chosen = which.resolve(&tags, host, crate::clock::now())?;
     notes.extend(chosen.notes);
     let tag = chosen.tag;
@@ -85,6 +125,53 @@ pub(super) fn locate(
         notes,
     };
     Ok(located)
+}
+
+/// The refusal of `--remote` without a remote.
+fn no_remote_configured() -> Error {
+    Error::Config(
+        "--remote needs a remote, and the config has no [remote]; add one, or leave out --remote"
+            .into(),
+    )
+}
+
+/// Every snapshot there is, newest first, each to be taken from its local copy when it has a
+/// good one (never with `RemoteOnly`), else from the remote: one listing of each place.
+pub(super) fn locate_all(
+    config: &Config,
+    remote: Option<&Remote>,
+    copies: Copies,
+) -> Result<Vec<Located>> {
+    let remote_only = copies == Copies::RemoteOnly;
+    if remote_only && remote.is_none() {
+        return Err(no_remote_configured());
+    }
+    let mut found: std::collections::BTreeMap<Tag, Located> = std::collections::BTreeMap::new();
+    let blank = |tag: &Tag| Located {
+        tag: tag.clone(),
+        local: None,
+        remote: None,
+        remote_error: None,
+        notes: Vec::new(),
+        local_damaged: false,
+    };
+    if !remote_only {
+        let damaged = integrity::known_damaged(&config.local_dir);
+        for snapshot in catalog::local_snapshots(&config.local_dir)? {
+            let located = found
+                .entry(snapshot.tag.clone())
+                .or_insert_with(|| blank(&snapshot.tag));
+            located.local_damaged = damaged.iter().any(|d| d.tag == snapshot.tag);
+            located.local = Some(snapshot.path);
+        }
+    }
+    if let Some(remote) = remote {
+        for snapshot in remote.list()? {
+            let tag = snapshot.tag.clone();
+            found.entry(tag).or_insert_with_key(blank).remote = Some(snapshot);
+        }
+    }
+    Ok(found.into_values().rev().collect())
 }
 
 /// Where each listed item of the snapshot belongs on this machine, decided before extraction.
@@ -206,16 +293,30 @@ fn tool_owned(config: &Config, live: &Path) -> Option<&'static str> {
     temp.then_some("a temporary file or folder of this tool")
 }
 
+/// How [`prepare`] treats what it extracts.
+#[derive(Clone, Copy)]
+pub(super) struct Treatment<'a> {
+    /// Past failed checks (`--force`).
+    pub(super) force: bool,
+    /// Runs the configured migrations on each database.
+    pub(super) migrate: bool,
+    pub(super) files: Files<'a>,
+}
+
 /// Gets the archive, extracts and checks everything into `staging`.
 pub(super) fn prepare(
     config: &Config,
     located: &Located,
     remote: Option<&Remote>,
     staging: TempPath,
-    force: bool,
-    files: Files<'_>,
+    treatment: Treatment<'_>,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
+    let Treatment {
+        force,
+        migrate,
+        files,
+    } = treatment;
     let started = Instant::now();
     let parent = staging
         .path()
@@ -302,7 +403,7 @@ pub(super) fn prepare(
             .expect("targets matched every database");
         let ladder = db.migrations.as_deref().map(Ladder::from_dir).transpose()?;
         let staged = payload.join(&entry.archive_path);
-        let report = stage::check_database(entry, &staged, ladder.as_ref(), force)
+        let report = stage::check_database(entry, &staged, ladder.as_ref(), migrate, force)
             .map_err(|e| db_refused(e.to_string()))?;
         databases.push(report);
         db_targets.push((staged, live));

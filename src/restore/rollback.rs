@@ -103,7 +103,13 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
             }
         }
     }
-    let touched = live_set(config, &record.databases, &incoming)?;
+    // A partial restore's rollback stays as partial: included files it did not concern stay.
+    let touched = live_set(
+        config,
+        &record.databases,
+        &incoming,
+        record.includes.as_deref(),
+    )?;
     let touched: Vec<PathBuf> = touched
         .into_iter()
         .chain(record.placed.iter().cloned())
@@ -118,6 +124,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         &touched,
         incoming,
         record.databases.clone(),
+        record.includes.clone(),
         vec![old_dir.clone()],
     )?;
     for stored in disposable {

@@ -54,7 +54,8 @@ fn refuse(name: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Runs every check on the staged copy at `staged`, migrating it forward with `ladder`.
+/// Runs every check on the staged copy at `staged`, migrating it forward with `ladder` when
+/// `migrate` (without it the newer-schema guard still runs: the app could not open it).
 ///
 /// # Errors
 /// The first finding, naming the database and what was found.
@@ -62,6 +63,7 @@ pub fn check_database(
     entry: &DatabaseEntry,
     staged: &Path,
     ladder: Option<&Ladder>,
+    migrate: bool,
     force: bool,
 ) -> Result<DatabaseReport> {
     let name = entry.name.as_str();
@@ -97,8 +99,8 @@ pub fn check_database(
         }
         forced_newer_schema = true;
     }
-    let pending =
-        ladder.is_some_and(|l| !forced_newer_schema && i64::from(l.latest()) > snapshot_version);
+    let pending = migrate
+        && ladder.is_some_and(|l| !forced_newer_schema && i64::from(l.latest()) > snapshot_version);
 
     let open = || checks::open_read_only(staged);
     // Findings are compared with the record on the file as it was snapshotted: a migration may

@@ -84,6 +84,10 @@ pub struct Record {
     pub placed: Vec<PathBuf>,
     /// Every live path set aside, and where inside the aside folder it went.
     pub set_aside: Vec<AsideEntry>,
+    /// The includes the swap concerned: absent for every one (a whole restore), else only these
+    /// (`restore --only`), so a rollback sets aside no included file beyond them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub includes: Option<Vec<PathBuf>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,6 +108,8 @@ pub struct SwapPlan {
     /// (staged file, live path).
     pub incoming: Vec<(PathBuf, PathBuf)>,
     pub databases: Vec<PathBuf>,
+    /// The includes the swap concerns: `None` every one, else only these (see [`Record`]).
+    pub includes: Option<Vec<PathBuf>>,
     pub cleanup: Vec<PathBuf>,
     /// The renames, in order: `set_aside` and `incoming`, where a folder whose every file moves
     /// the same way moves whole, in one rename.
@@ -246,6 +252,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         databases: plan.databases.clone(),
         placed: plan.incoming.iter().map(|(_, live)| live.clone()).collect(),
         set_aside: plan.set_aside.clone(),
+        includes: plan.includes.clone(),
     };
     let recorded = synced.and_then(|()| {
         if plan.set_aside.is_empty() {
@@ -715,6 +722,7 @@ mod tests {
             }],
             incoming: vec![(s.staging.join("app.db"), s.live.clone())],
             databases: vec![s.live.clone()],
+            includes: None,
             cleanup: vec![s.staging.clone()],
             renames: s.journal.moves.clone(),
             folder_modes: Vec::new(),

@@ -1,0 +1,224 @@
+//! `backup restore <tag> --to DIR`: a snapshot extracted and checked into a folder of the
+//! user's choosing, with no swap: nothing live is read for writing or compared. The databases
+//! and included files land at their paths relative to the config's folder (`_root/…` for one
+//! outside it), the layout of a `pre_restore_*` folder, so copying rows back is predictable.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::prepare::{Copies, Treatment, locate, prepare};
+use super::{Prepared, Which, begin, swap};
+use crate::archive::read::Files;
+use crate::config::Config;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, TempPath};
+use crate::layout::{self, ASIDE_PREFIX, RESTORE_STAGING, TEMP_PREFIX};
+use crate::progress::Progress;
+
+/// What `--to` was asked to do.
+#[derive(Clone, Copy, Debug)]
+pub struct ToFolder<'a> {
+    pub dir: &'a Path,
+    /// Run the configured migrations on the extracted databases.
+    pub migrate: bool,
+    /// Past failed checks, as a restore's `--force`.
+    pub force: bool,
+}
+
+/// A database placed in the folder.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedDatabase {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// A snapshot extracted, checked and placed into a folder.
+#[derive(Debug)]
+pub struct RestoredTo {
+    pub prepared: Prepared,
+    /// The folder, absolute.
+    pub dir: PathBuf,
+    pub databases: Vec<PlacedDatabase>,
+    /// Included files placed.
+    pub files: usize,
+}
+
+/// Extracts and checks the snapshot `which` names into `to.dir`, which must be missing or
+/// empty and lie outside the live data and the tool's own folders.
+///
+/// # Errors
+/// A refused folder (before anything is fetched), or the first check that fails.
+pub fn restore_to(
+    config: &Config,
+    which: &Which,
+    host: Option<&str>,
+    to: ToFolder<'_>,
+    progress: &dyn Progress,
+) -> Result<RestoredTo> {
+    let dir = check_folder(config, to.dir)?;
+    let (_lock, _) = begin(config)?;
+    let remote = crate::catalog::open_remote(config);
+    let located = locate(config, which, remote.as_ref(), host, Copies::Any)?;
+    fsutil::create_private_dir_all(&dir).at("cannot create folder", &dir)?;
+    // Staged inside the folder itself, so every file reaches its place by a rename.
+    let staging = TempPath::new(dir.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
+    // Every file is written: nothing live is compared, not even to skip an unchanged one.
+    let write_all = std::collections::HashSet::new();
+    let treatment = Treatment {
+        force: to.force,
+        migrate: to.migrate,
+        files: Files::WriteExcept(&write_all),
+    };
+    let prepared = prepare(
+        config,
+        &located,
+        remote.as_ref(),
+        staging,
+        treatment,
+        progress,
+    )?;
+    let mut databases = Vec::new();
+    let entries = prepared.manifest.databases.iter();
+    for ((staged, live), entry) in prepared.db_targets.iter().zip(entries) {
+        let path = dir.join(swap::mirror(&config.base_dir, live));
+        if let Some(mode) = entry.mode {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(staged, fs::Permissions::from_mode(mode & 0o777))
+                .at("cannot set the mode of", staged)?;
+        }
+        place(staged, &path)?;
+        databases.push(PlacedDatabase {
+            name: entry.name.clone(),
+            path,
+        });
+    }
+    for file in &prepared.files {
+        place(
+            &file.staged,
+            &dir.join(swap::mirror(&config.base_dir, &file.live)),
+        )?;
+    }
+    // What stays unplaced (a copy of the config file) goes with the staging folder.
+    let staging = prepared.staging.path();
+    fs::remove_dir_all(staging).at("cannot remove staging folder", staging)?;
+    Ok(RestoredTo {
+        files: prepared.files.len(),
+        prepared,
+        dir,
+        databases,
+    })
+}
+
+fn place(staged: &Path, path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).at("cannot create folder", parent)?;
+    }
+    fs::rename(staged, path).at("cannot move into place", path)
+}
+
+/// The folder `--to` may fill, absolute: missing, or an empty folder (leftovers of a killed
+/// `--to` aside), neither the config's folder nor inside or around an include, a database's
+/// place, the local snapshot folder or the remote folder, nor inside a `pre_restore_*` folder.
+fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
+    let absolute = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .at("cannot read the current folder", Path::new("."))?
+            .join(dir)
+    };
+    let dir = fsutil::clean_path(&absolute);
+    let real = real_path(&dir);
+    let refuse = |why: String| {
+        Err(Error::Refused(format!(
+            "--to {} {why}; choose a new folder (such as /tmp/old), nothing was changed",
+            dir.display()
+        )))
+    };
+    if real == real_path(&config.base_dir) {
+        return refuse("is the config's folder, where the live data is".into());
+    }
+    // Neither inside a place the tool or the app owns, nor around one (even a missing one: a
+    // database restored later, or the snapshot folder `begin` makes, would land among ours).
+    let mut places: Vec<(&Path, String)> = config
+        .includes
+        .iter()
+        .map(|root| {
+            let what = format!("the [[include]] {}", config.display_path(root));
+            (root.as_path(), what)
+        })
+        .collect();
+    for db in &config.databases {
+        places.push((db.path.as_path(), format!("database `{}`", db.name)));
+    }
+    places.push((&config.local_dir, "the local snapshot folder".into()));
+    if let Some(folder) = config.remote.as_ref().and_then(|r| r.folder()) {
+        places.push((folder, "the remote folder".into()));
+    }
+    for (place, what) in places {
+        let place = real_path(place);
+        if real.starts_with(&place) {
+            return refuse(format!("lies in {what}"));
+        }
+        if place.starts_with(&real) {
+            return refuse(format!("holds {what}"));
+        }
+    }
+    let first_below_base = real
+        .strip_prefix(real_path(&config.base_dir))
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .and_then(|first| first.as_os_str().to_str().map(str::to_owned));
+    if first_below_base.is_some_and(|first| first.starts_with(ASIDE_PREFIX)) {
+        return refuse("lies in a folder where a restore set live data aside".into());
+    }
+    match fs::metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(dir),
+        Err(e) => return Err(Error::io("cannot read", &dir, e)),
+        Ok(meta) if !meta.is_dir() => return refuse("is a file".into()),
+        Ok(_) => {}
+    }
+    let mut leftovers = Vec::new();
+    for entry in fs::read_dir(&dir).at("cannot read folder", &dir)? {
+        let entry = entry.at("cannot read folder", &dir)?;
+        if entry.file_name().to_str().is_some_and(layout::is_our_temp) {
+            leftovers.push(entry.path());
+        } else {
+            return refuse(
+                "is not empty (a folder another --to filled is not reused either: remove it first)"
+                    .into(),
+            );
+        }
+    }
+    // Only the staging of a killed `--to`: nothing of the user's.
+    for leftover in leftovers {
+        let removed = if leftover.is_dir() {
+            fs::remove_dir_all(&leftover)
+        } else {
+            fs::remove_file(&leftover)
+        };
+        removed.at("cannot remove leftover of a killed --to", &leftover)?;
+    }
+    Ok(dir)
+}
+
+/// `path` with links resolved as far as it exists (the rest appended as it is): two spellings
+/// of one place compare equal.
+fn real_path(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(real) = fs::canonicalize(existing) {
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return fsutil::clean_path(path),
+        }
+    }
+}
