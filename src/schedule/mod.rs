@@ -18,7 +18,7 @@ pub use install::{
     state, systemd_available,
 };
 pub use interval::Interval;
-pub use job::{Job, canonical_config, job_id};
+pub use job::{Job, canonical_config, check_period, job_id};
 
 /// `[schedule]`: how often the job runs, and how late a run may be before `backup status` calls
 /// the backups stale.
