@@ -1,5 +1,7 @@
-//! `backup demo`: the embedded default. Builds a sample app under `.demo/` and runs the scheduled
-//! job on it, so the whole pipeline can be seen without any setup.
+//! `backup demo`: the embedded default. Builds a sample app under `.demo/` and takes a snapshot
+//! of it as `backup now` does, so the whole pipeline can be seen without any setup. Manual, not
+//! scheduled: retention keeps the newest scheduled snapshot of each hour, so a second demo run
+//! would delete the first one's, and the README promises a second snapshot beside the first.
 
 use std::path::PathBuf;
 
@@ -27,7 +29,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
     if !args.json {
         outln!("sample app ready: {}", config_path.display());
         let code =
-            super::snapshot::execute(Some(&config_path), false, Kind::Scheduled, true, progress)?;
+            super::snapshot::execute(Some(&config_path), false, Kind::Manual, true, progress)?;
         outln!();
         super::list::run(
             Some(&config_path),
@@ -44,7 +46,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         return Ok(code);
     }
     let config = crate::load_config_and_recover_restore(Some(&config_path))?;
-    let report = run::snapshot_and_push(&config, Kind::Scheduled, progress)?;
+    let report = run::snapshot_and_push(&config, Kind::Manual, progress)?;
     let remote = catalog::open_remote(&config);
     let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;
     let out = serde_json::json!({
