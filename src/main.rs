@@ -174,8 +174,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Help and version print as clap renders them; a usage mistake becomes one line, like every
-/// other error, so scripts and cron mail stay readable.
+/// Help, version and usage mistakes print as clap renders them: a mistake keeps what clap adds
+/// below its first line (the missing argument's name, "a similar subcommand exists", the
+/// possible values, the usage line), which is the help someone at the keyboard needs. Runtime
+/// errors stay one line.
 fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
@@ -191,13 +193,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             exit::OK
         });
     }
-    let rendered = e.render().to_string();
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("bad command line");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    errln!("backup: error: {message}; run `backup --help` for the commands and options");
+    // Prefixed like every other error, so cron mail says which program complained.
+    err!("backup: {}", e.render());
     ExitCode::from(exit::USAGE)
 }
 
