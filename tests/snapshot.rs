@@ -227,6 +227,31 @@ fn folder_where_the_database_should_be_is_refused() {
     assert!(app.temp_leftovers().is_empty());
 }
 
+/// SQLite opens an empty file as an empty database; a snapshot and `doctor` refuse it instead of
+/// storing a database with no tables.
+#[test]
+fn an_empty_file_is_refused_as_a_database() {
+    let app = App::new(10);
+    fs::remove_file(app.path("data/tasks.db")).unwrap();
+    fs::write(app.path("data/tasks.db"), b"").unwrap();
+    let out = app.run(&["now"]);
+    assert_exit_saying(&out, 1, "is an empty file (0 bytes), not a database");
+    assert!(stderr(&out).contains("check that `path` points at the app's database"));
+    assert!(app.archives("backups").is_empty());
+    assert!(app.temp_leftovers().is_empty());
+    assert_eq!(fs::metadata(app.path("data/tasks.db")).unwrap().len(), 0);
+
+    let out = app.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("empty file"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.starts_with("FAIL  database"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("0 table"), "{}", stdout(&out));
+}
+
 #[test]
 fn missing_include_is_an_error_not_an_empty_archive() {
     let app = App::new(10);
@@ -247,7 +272,7 @@ fn several_databases_go_into_one_archive() {
     );
     let out = app.run(&["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("2 database(s)"));
+    assert!(stdout(&out).contains("2 databases"));
     let entries = only_archive(&app);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
@@ -370,7 +395,11 @@ fn a_table_name_with_quotes_and_an_empty_database_are_handled() {
         conn.execute_batch("CREATE TABLE \"we\"\"ird\" (x); INSERT INTO \"we\"\"ird\" VALUES (1);")
             .unwrap();
     }
-    fs::write(app.path("data/empty.db"), b"").unwrap();
+    // A database with no tables (a 0-byte file is refused: `an_empty_file_is_refused_as_a_database`).
+    Connection::open(app.path("data/empty.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+        .unwrap();
     app.write_config(
         "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[database]]\nname = \"empty\"\npath = \"data/empty.db\"\n[local]\ndir = \"backups\"\n",
     );
