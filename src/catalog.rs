@@ -257,8 +257,9 @@ pub fn latest_of<'a>(
         (Some(latest), false) => Ok(Some((
             latest,
             Some(format!(
-                "{} snapshot(s) of host {host} are dated in the future ({}), taken under a wrong clock: `latest` is {latest}, the newest before now; name one of them to restore it",
-                future.len(),
+                "{} of host {host} {} dated in the future ({}), taken under a wrong clock: `latest` is {latest}, the newest before now; name one of them to restore it",
+                crate::units::count(future.len(), "snapshot", "snapshots"),
+                if future.len() == 1 { "is" } else { "are" },
                 future
                     .iter()
                     .map(ToString::to_string)

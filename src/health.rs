@@ -213,8 +213,8 @@ pub fn future_warning<'a>(
         .collect();
     (!future.is_empty()).then(|| {
         format!(
-            "{} snapshot(s) dated in the future, taken under a wrong clock: {}; `latest` skips them and retention keeps them apart: check the clock (e.g. enable NTP), and delete them by hand once you have what you need",
-            future.len(),
+            "{} dated in the future, taken under a wrong clock: {}; `latest` skips them and retention keeps them apart: check the clock (e.g. enable NTP), and delete them by hand once you have what you need",
+            crate::units::count(future.len(), "snapshot", "snapshots"),
             future.join(", ")
         )
     })
@@ -273,10 +273,10 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
     let mut checks = vec![Check::ok(
         "config",
         format!(
-            "{}: {} database(s), {} include(s)",
+            "{}: {}, {}",
             config.file.display(),
-            config.databases.len(),
-            config.includes.len()
+            crate::units::count(config.databases.len(), "database", "databases"),
+            crate::units::count(config.includes.len(), "include", "includes")
         ),
     )];
     for db in &config.databases {
@@ -310,8 +310,9 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
             Ok((version, tables)) => Check::ok(
                 name,
                 format!(
-                    "{}: {tables} table(s), user_version {version}",
-                    db.path.display()
+                    "{}: {}, user_version {version}",
+                    db.path.display(),
+                    crate::units::count(tables, "table", "tables")
                 ),
             ),
             Err(e) => Check::not_ok(

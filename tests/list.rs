@@ -78,7 +78,7 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("pushed 1 snapshot(s)"),
+        stdout(&out).contains("pushed 1 snapshot to"),
         "{}",
         stdout(&out)
     );

@@ -137,7 +137,7 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                     },
                     match e.findings {
                         Some(0) => "ok".to_string(),
-                        Some(n) => format!("{n} finding(s)"),
+                        Some(n) => backup_agent::units::count(n, "finding", "findings"),
                         None => "-".to_string(),
                     },
                 ];
@@ -168,8 +168,8 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         .collect();
     if !future.is_empty() {
         errln!(
-            "backup: warning: {} snapshot(s) dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
-            future.len(),
+            "backup: warning: {} dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
+            backup_agent::units::count(future.len(), "snapshot", "snapshots"),
             future.join(", ")
         );
     }

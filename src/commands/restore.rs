@@ -130,14 +130,14 @@ fn describe(p: &Prepared) {
         }
     );
     outln!(
-        "  archive sha256 {}; {} file(s) and {} database(s) match the manifest",
+        "  archive sha256 {}; {} and {} match the manifest",
         if p.archive_sha256_recorded {
             "matches its record"
         } else {
             "not recorded (each file is still checked)"
         },
-        p.files.len(),
-        p.databases.len()
+        backup_agent::units::count(p.files.len(), "file", "files"),
+        backup_agent::units::count(p.databases.len(), "database", "databases")
     );
     for db in &p.databases {
         let schema = if db.migrations_applied.is_empty() {
@@ -286,8 +286,8 @@ fn restore_inner(
             outln!("  no live data to set aside: the restored files go into empty places");
         } else {
             outln!(
-                "  sets aside {} live file(s) (databases with their -wal/-shm, included files) into {}",
-                plan.set_aside_count(),
+                "  sets aside {} (databases with their -wal/-shm, included files) into {}",
+                backup_agent::units::count(plan.set_aside_count(), "live file", "live files"),
                 config.display_path(&plan.aside_dir)
             );
         }
@@ -373,9 +373,9 @@ fn restore_inner(
         });
     } else if let Some(aside_dir) = &report.aside_dir {
         outln!(
-            "restored {}; the previous live data ({} file(s)) is in {} (`backup rollback` puts it back)",
+            "restored {}; the previous live data ({}) is in {} (`backup rollback` puts it back)",
             report.tag.as_deref().unwrap_or("the snapshot"),
-            report.set_aside,
+            backup_agent::units::count(report.set_aside, "file", "files"),
             config.display_path(aside_dir)
         );
     } else {
@@ -446,9 +446,9 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
             None => "there was no live data to set aside".to_string(),
         };
         outln!(
-            "rolled back the restore of {}: {} file(s) put back; {before}",
+            "rolled back the restore of {}: {} put back; {before}",
             report.tag.as_deref().unwrap_or("a snapshot"),
-            report.placed,
+            backup_agent::units::count(report.placed, "file", "files"),
         );
     }
     crate::ok()

@@ -387,15 +387,23 @@ pub fn plan_restore(
     };
     if !not_in_snapshot.is_empty() {
         concerns.push(format!(
-            "{} live included file(s) the snapshot does not hold ({})",
-            not_in_snapshot.len(),
+            "{} the snapshot does not hold ({})",
+            crate::units::count(
+                not_in_snapshot.len(),
+                "live included file",
+                "live included files"
+            ),
             a_few(&not_in_snapshot)
         ));
     }
     if !differing.is_empty() {
         concerns.push(format!(
-            "{} live included file(s) differ from the snapshot's copy ({})",
-            differing.len(),
+            "{} from the snapshot's copy ({})",
+            crate::units::count(
+                differing.len(),
+                "live included file differs",
+                "live included files differ"
+            ),
             a_few(&differing)
         ));
     }
