@@ -58,7 +58,7 @@ use backup_agent::error::Error;
     about,
     propagate_version = true,
     after_help = "Exit codes: 0 done; 1 failed (nothing new stored, live data untouched); 2 bad command \
-line or config; 3 restore not confirmed (use --yes); 4 snapshot safe locally but the remote failed; \
+line or config; 3 restore or rollback not confirmed (use --yes); 4 snapshot safe locally but the remote failed; \
 5 another run holds the lock; `backup status`: 6 stale, 7 the last run failed."
 )]
 struct Cli {

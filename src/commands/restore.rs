@@ -53,6 +53,9 @@ pub struct VerifyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
+    /// Roll back without asking (for scripts; without a terminal it is required)
+    #[arg(long)]
+    pub yes: bool,
     /// Swap even while another process has a live database open
     #[arg(long)]
     pub force: bool,
@@ -425,6 +428,15 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
 
 pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
+    if !args.yes && !confirm_rollback(&config)? {
+        if args.json {
+            print_json(&serde_json::json!({
+                "ok": false,
+                "error": "the rollback needs confirmation: run it again with --yes"
+            }));
+        }
+        return Ok(exit::UNCONFIRMED);
+    }
     let report = restore::rollback(&config, args.force)?;
     if args.json {
         #[derive(Serialize)]
@@ -452,4 +464,49 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
         );
     }
     crate::ok()
+}
+
+/// Says what a rollback puts back and what it sets aside, and asks; without a terminal, refuses
+/// with what to do (a rollback replaces live data, so a script says `--yes`).
+fn confirm_rollback(config: &backup_agent::config::Config) -> Result<bool, Error> {
+    let preview = restore::preview_rollback(config)?;
+    let shown: Vec<String> = preview
+        .live
+        .iter()
+        .take(3)
+        .map(|p| config.display_path(p))
+        .collect();
+    let more = preview.live.len().saturating_sub(shown.len());
+    let set_aside = if preview.live.is_empty() {
+        "sets nothing aside (no live file is there now)".to_string()
+    } else {
+        format!(
+            "sets aside the current {} ({}{}) into a new {}<time> folder",
+            backup_agent::units::count(preview.live.len(), "live file", "live files"),
+            shown.join(", "),
+            if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            },
+            backup_agent::layout::ASIDE_PREFIX
+        )
+    };
+    let what = format!(
+        "puts back {} (what `{}` set aside) and {set_aside}",
+        config.display_path(&preview.folder),
+        preview.operation
+    );
+    if !crate::term::can_ask() {
+        errln!(
+            "backup: error: the rollback {what}; nothing was changed: run it again with --yes to go ahead"
+        );
+        return Ok(false);
+    }
+    errln!("backup: the rollback {what}");
+    let yes = crate::term::ask("Roll back?")?;
+    if !yes {
+        errln!("backup: nothing was changed");
+    }
+    Ok(yes)
 }

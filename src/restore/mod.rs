@@ -21,7 +21,7 @@ pub mod swap;
 
 use places::{is_config_file, live_database_path, live_set, live_set_with, swap_plan};
 use prepare::{locate, prepare};
-pub use rollback::rollback;
+pub use rollback::{RollbackPreview, preview_rollback, rollback};
 
 use std::collections::HashMap;
 use std::fs;
