@@ -305,6 +305,9 @@ fn round_trip_restore_then_rollback_then_rollback_again() {
     let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).to_path_buf();
     assert!(aside.join("RESTORE.json").exists());
     assert_eq!(dump(&aside.join("data/tasks.db")), changed);
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(aside.join("RESTORE.json")).unwrap()).unwrap();
+    assert_eq!(record["data_in"], serde_json::json!(["data"]), "{record}");
 
     // Without a terminal and without --yes, a rollback says what it would do and refuses.
     let out = app.run(&["rollback"]);
@@ -341,6 +344,40 @@ fn round_trip_restore_then_rollback_then_rollback_again() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), snapshot);
     assert!(app.temp_leftovers().is_empty());
+}
+
+/// Data under a hidden `.data` leaves `ls` of the aside folder showing only RESTORE.json: the
+/// record and the restore's message say where the data is.
+#[test]
+fn a_hidden_data_folder_is_named_where_it_is_set_aside() {
+    let app = App::new(50);
+    fs::rename(app.path("data"), app.path(".data")).unwrap();
+    app.write_config(
+        &crate::support::DIR_REMOTE_CONFIG.replace("\"data/tasks.db\"", "\".data/tasks.db\""),
+    );
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    let aside = fs::read_dir(app.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("pre_restore_"))
+        .expect("an aside folder");
+    assert!(
+        said.contains(&format!(
+            "is in {aside}/.data (a hidden name: `ls -A` shows it)"
+        )),
+        "{said}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(app.path(&aside).join("RESTORE.json")).unwrap()).unwrap();
+    assert_eq!(record["data_in"], serde_json::json!([".data"]), "{record}");
+    let note = record["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("under .data") && note.contains("`ls -A`"),
+        "{record}"
+    );
 }
 
 #[test]

@@ -379,7 +379,7 @@ fn restore_inner(
             "restored {}; the previous live data ({}) is in {} (`backup rollback` puts it back)",
             report.tag.as_deref().unwrap_or("the snapshot"),
             backup_agent::units::count(report.set_aside, "file", "files"),
-            config.display_path(aside_dir)
+            where_data_is(&config, aside_dir, &report.data_in)
         );
     } else {
         outln!(
@@ -453,7 +453,7 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
         let before = match &report.aside_dir {
             Some(dir) => format!(
                 "the state before the rollback is in {} (`backup rollback` again swaps back)",
-                config.display_path(dir)
+                where_data_is(&config, dir, &report.data_in)
             ),
             None => "there was no live data to set aside".to_string(),
         };
@@ -509,4 +509,23 @@ fn confirm_rollback(config: &backup_agent::config::Config) -> Result<bool, Error
         errln!("backup: nothing was changed");
     }
     Ok(yes)
+}
+
+/// The aside folder as a message names it: with the hidden entry that holds the data (`.data`),
+/// since `ls` of the folder shows only its RESTORE.json.
+fn where_data_is(
+    config: &backup_agent::config::Config,
+    aside_dir: &Path,
+    data_in: &[std::path::PathBuf],
+) -> String {
+    let hidden: Vec<String> = data_in
+        .iter()
+        .filter(|p| p.as_os_str().as_encoded_bytes().starts_with(b"."))
+        .map(|p| config.display_path(&aside_dir.join(p)))
+        .collect();
+    if hidden.is_empty() {
+        config.display_path(aside_dir)
+    } else {
+        format!("{} (a hidden name: `ls -A` shows it)", hidden.join(", "))
+    }
 }

@@ -166,6 +166,8 @@ pub struct SwapReport {
     pub aside_dir: Option<PathBuf>,
     pub set_aside: usize,
     pub placed: usize,
+    /// The aside folder's top-level entries holding the data (`.data` is hidden from `ls`).
+    pub data_in: Vec<PathBuf>,
 }
 
 pub(super) fn db_refused(reason: String) -> Error {
@@ -562,6 +564,7 @@ impl RestorePlan {
             aside_dir: (!record.set_aside.is_empty()).then(|| swap.aside_dir.clone()),
             set_aside: record.set_aside.len(),
             placed: record.placed.len(),
+            data_in: record.data_in,
         })
     }
 }

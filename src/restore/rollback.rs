@@ -113,6 +113,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         aside_dir: (!done.set_aside.is_empty()).then_some(aside_dir),
         set_aside: done.set_aside.len(),
         placed: done.placed.len(),
+        data_in: done.data_in,
     })
 }
 
