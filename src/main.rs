@@ -39,6 +39,7 @@ macro_rules! out {
 
 mod commands;
 mod exit;
+mod interrupt;
 mod logging;
 mod term;
 
@@ -59,7 +60,8 @@ use backup_agent::error::Error;
     propagate_version = true,
     after_help = "Exit codes: 0 done; 1 failed (nothing new stored, live data untouched); 2 bad command \
 line or config; 3 restore or rollback not confirmed (use --yes); 4 snapshot safe locally but the remote failed; \
-5 another run holds the lock; `backup status`: 6 stale, 7 the last run failed."
+5 another run holds the lock; `backup status`: 6 stale, 7 the last run failed; 130/143 `now`/`run` \
+interrupted by Ctrl-C/SIGTERM (its temporary files removed)."
 )]
 struct Cli {
     /// Config file [default: $BACKUP_CONFIG, else ./backup.toml]

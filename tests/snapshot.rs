@@ -227,6 +227,58 @@ fn folder_where_the_database_should_be_is_refused() {
     assert!(app.temp_leftovers().is_empty());
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM (cron, systemd) during `backup now`: the staging folder and the
+/// archive being written are removed before the exit (130 or 143), and the message says the
+/// snapshot was not taken.
+#[test]
+fn an_interrupted_snapshot_removes_its_temporaries_and_says_it_was_not_taken() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use rustix::process::{Pid, Signal, kill_process};
+
+    for (signal, code) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+        let app = App::new(2_000);
+        let mut child = app
+            .command(&["now"])
+            .env("BACKUP_FAILPOINT", "archive-written:pause")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let paused = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l == "FAILPOINT archive-written paused");
+        assert!(paused, "`backup now` ended before archive-written");
+        let temps = app.temp_leftovers();
+        assert_eq!(
+            temps.len(),
+            2,
+            "the staging folder and the archive: {temps:?}"
+        );
+
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        kill_process(pid, signal).unwrap();
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{rest:?}");
+        let said = rest.join("\n");
+        assert!(
+            said.contains("the snapshot was not taken; its temporary files were removed"),
+            "{said}"
+        );
+        assert!(
+            app.temp_leftovers().is_empty(),
+            "{:?}",
+            app.temp_leftovers()
+        );
+        assert!(app.archives("backups").is_empty());
+    }
+}
+
 /// SQLite opens an empty file as an empty database; a snapshot and `doctor` refuse it instead of
 /// storing a database with no tables.
 #[test]

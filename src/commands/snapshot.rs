@@ -72,6 +72,7 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
+    crate::interrupt::clean_up_on_signal(&config.local_dir)?;
     let report = run::snapshot_and_push(&config, kind, progress)?;
     if json || show {
         render(&config, &report, json);
