@@ -367,6 +367,33 @@ fn crontab_install_is_idempotent_runs_and_removes_only_its_own_line() {
     let last = json(&backup(&home, &config, &["schedule", "status", "--json"]));
     assert_eq!(last["last_scheduled"]["ok"], true, "{last}");
 
+    // `doctor` checks that a cron daemon runs the line; where none runs it fails, saying how to
+    // start one (the detection itself is unit-tested over made-up /proc folders).
+    let doctor = json(&backup(&home, &config, &["doctor", "--json"]));
+    let daemon = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cron daemon")
+        .unwrap_or_else(|| panic!("no cron daemon check: {doctor}"))
+        .clone();
+    match daemon["verdict"].as_str() {
+        Some("ok") => assert!(
+            daemon["detail"]
+                .as_str()
+                .unwrap()
+                .contains("runs the crontab")
+        ),
+        Some("fail") => assert!(
+            daemon["fix"]
+                .as_str()
+                .unwrap()
+                .contains("sudo systemctl enable --now cron"),
+            "{daemon}"
+        ),
+        _ => panic!("{daemon}"),
+    }
+
     let out = backup(&home, &config, &["schedule", "remove"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = read_crontab();
