@@ -344,8 +344,9 @@ pub fn latest_of<'a>(
         (Some(latest), false) => Ok(Some((
             latest,
             Some(format!(
-                "{} snapshot(s) of host {host} are dated in the future ({}), taken under a wrong clock: `latest` is {latest}, the newest before now; name one of them to restore it",
-                future.len(),
+                "{} of host {host} {} dated in the future ({}), taken under a wrong clock: `latest` is {latest}, the newest before now; name one of them to restore it",
+                crate::units::count(future.len(), "snapshot", "snapshots"),
+                if future.len() == 1 { "is" } else { "are" },
                 future
                     .iter()
                     .map(ToString::to_string)
@@ -512,7 +513,8 @@ impl Selector {
                     None => latest,
                     Some(index) => older.get(index).copied().ok_or_else(|| {
                         Error::NotFound(format!(
-                            "`latest~{back}` is {back} snapshot(s) before host {host}'s latest ({latest}), which has only {} older; `backup list --host {host}` shows them",
+                            "`latest~{back}` is {} before host {host}'s latest ({latest}), which has only {} older; `backup list --host {host}` shows them",
+                            crate::units::count(*back, "snapshot", "snapshots"),
                             older.len()
                         ))
                     })?,

@@ -110,8 +110,13 @@ impl fmt::Display for ForeignKeyFinding {
             None => {
                 write!(
                     f,
-                    "{} row(s) of `{}` point at missing `{}` rows",
-                    self.rows, self.table, self.parent
+                    "{} {} of `{}` {} at missing `{}` rows",
+                    self.rows,
+                    // Spelled out here: this module imports nothing from the crate.
+                    if self.rows == 1 { "row" } else { "rows" },
+                    self.table,
+                    if self.rows == 1 { "points" } else { "point" },
+                    self.parent
                 )?;
                 if !self.examples.is_empty() {
                     let ids: Vec<String> = self.examples.iter().map(i64::to_string).collect();

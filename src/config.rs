@@ -173,6 +173,12 @@ impl Config {
                 migrations: db.migrations.as_deref().map(resolve),
             });
         }
+        crate::schedule::check_period(raw.schedule.every).map_err(|msg| {
+            bad(format!(
+                "[schedule] every = \"{}\" {msg}",
+                raw.schedule.every
+            ))
+        })?;
         let includes = raw.include.iter().map(|i| resolve(&i.path)).collect();
         let local_dir = resolve(
             raw.local
@@ -478,6 +484,10 @@ path = "/mnt/nas/app-backups"
             (
                 "[[database]]\nname = \"a\"\npath = \"a.db\"\n[schedule]\nevery = \"hourly\"\n",
                 "line 5 (`every = \"hourly\"`): `hourly` is not a duration",
+            ),
+            (
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[schedule]\nevery = \"45m\"\n",
+                "[schedule] every = \"45m\" must divide an hour or a day: use 30m or 1h",
             ),
         ];
         for (text, expected) in cases {

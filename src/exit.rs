@@ -10,8 +10,8 @@ pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
 /// Bad command line or config file.
 pub const USAGE: u8 = 2;
-/// A restore would set aside live data the snapshot lacks, and nobody confirmed it
-/// (no terminal to ask, and no `--yes`).
+/// A restore would set aside live data the snapshot lacks, or a rollback would run, and nobody
+/// confirmed it (no terminal to ask and no `--yes`, or the answer was no).
 pub const UNCONFIRMED: u8 = 3;
 /// The snapshot is safe locally but the remote could not be reached or refused it.
 pub const REMOTE: u8 = 4;

@@ -213,8 +213,8 @@ pub fn future_warning<'a>(
         .collect();
     (!future.is_empty()).then(|| {
         format!(
-            "{} snapshot(s) dated in the future, taken under a wrong clock: {}; `latest` skips them and retention keeps them apart: check the clock (e.g. enable NTP), and delete them by hand once you have what you need",
-            future.len(),
+            "{} dated in the future, taken under a wrong clock: {}; `latest` skips them and retention keeps them apart: check the clock (e.g. enable NTP), and delete them by hand once you have what you need",
+            crate::units::count(future.len(), "snapshot", "snapshots"),
             future.join(", ")
         )
     })
@@ -273,10 +273,10 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
     let mut checks = vec![Check::ok(
         "config",
         format!(
-            "{}: {} database(s), {} include(s)",
+            "{}: {}, {}",
             config.file.display(),
-            config.databases.len(),
-            config.includes.len()
+            crate::units::count(config.databases.len(), "database", "databases"),
+            crate::units::count(config.includes.len(), "include", "includes")
         ),
     )];
     for db in &config.databases {
@@ -310,8 +310,9 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
             Ok((version, tables)) => Check::ok(
                 name,
                 format!(
-                    "{}: {tables} table(s), user_version {version}",
-                    db.path.display()
+                    "{}: {}, user_version {version}",
+                    db.path.display(),
+                    crate::units::count(tables, "table", "tables")
                 ),
             ),
             Err(e) => Check::not_ok(
@@ -338,7 +339,7 @@ pub fn doctor(config: &Config, places: Option<&crate::schedule::Places>) -> Vec<
     checks.push(check_clock(config));
     checks.extend(check_remote(config));
     if let Some(places) = places {
-        checks.push(check_schedule(config, places));
+        checks.extend(check_schedule(config, places));
     }
     checks
 }
@@ -429,9 +430,63 @@ impl From<DiagnosedCheck> for Check {
     }
 }
 
-fn check_schedule(config: &Config, places: &crate::schedule::Places) -> Check {
+/// The job's line, then, for an installed job, whether what runs it is running.
+fn check_schedule(config: &Config, places: &crate::schedule::Places) -> Vec<Check> {
     let id = crate::schedule::job_id(&crate::schedule::canonical_config(&config.file));
-    match crate::schedule::state(&id, places) {
+    let state = crate::schedule::state(&id, places);
+    let mut checks = vec![check_job(&id, &state, places)];
+    if let Ok(state) = &state {
+        if state.cron.is_some() {
+            checks.extend(check_cron_daemon());
+        }
+        if state.systemd.is_some() {
+            checks.extend(check_linger());
+        }
+    }
+    checks
+}
+
+/// A crontab line runs only while a cron daemon does; `None` where `/proc` cannot tell.
+fn check_cron_daemon() -> Option<Check> {
+    use crate::schedule::daemon;
+    let proc_root = std::path::Path::new("/proc");
+    if !daemon::proc_available(proc_root) {
+        return None;
+    }
+    Some(match daemon::find_cron_daemon(proc_root) {
+        Some(found) => Check::ok(
+            "cron daemon",
+            format!("{} (pid {}) runs the crontab", found.name, found.pid),
+        ),
+        None => Check::not_ok(
+            Verdict::Fail,
+            "cron daemon",
+            "no cron daemon is running: the job's crontab line never runs",
+            "start cron and enable it at boot: `sudo systemctl enable --now cron` (`crond` or `cronie` on Fedora and Arch; on Alpine `sudo rc-update add crond && sudo rc-service crond start`)",
+        ),
+    })
+}
+
+/// A user timer runs while the user's systemd manager does: without lingering that is only
+/// while they are logged in. `None` where `loginctl` cannot say.
+fn check_linger() -> Option<Check> {
+    Some(match crate::schedule::daemon::linger_enabled()? {
+        true => Check::ok("linger", "on: the user timer runs while you are logged out"),
+        false => Check::not_ok(
+            Verdict::Warn,
+            "linger",
+            "lingering is off: the user timer stops when you log out, so on a server nobody stays logged in to it never runs",
+            "sudo loginctl enable-linger $USER",
+        ),
+    })
+}
+
+fn check_job(
+    id: &str,
+    state: &Result<crate::schedule::JobState>,
+    places: &crate::schedule::Places,
+) -> Check {
+    match state {
         Ok(state) if state.is_installed() => {
             let names: Vec<&str> = state.backends().iter().map(|b| b.as_str()).collect();
             match state.programs(places).into_iter().find(|p| !p.is_file()) {

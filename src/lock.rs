@@ -4,9 +4,19 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, IoContext, Result};
 use crate::layout::LOCK_FILE;
+
+/// How many run locks this process holds now.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether this process holds a run lock now: then the temporaries in its snapshot folder are
+/// its own, and an interrupted run may remove them (another process's are never touched).
+pub fn held_by_this_process() -> bool {
+    HELD.load(Ordering::SeqCst) > 0
+}
 
 /// Held while a run works; dropping it releases the lock.
 #[derive(Debug)]
@@ -28,9 +38,18 @@ impl RunLock {
             .open(&path)
             .at("cannot open lock file", &path)?;
         match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
+            Ok(()) => {
+                HELD.fetch_add(1, Ordering::SeqCst);
+                Ok(RunLock { _file: file })
+            }
             Err(TryLockError::WouldBlock) => Err(Error::Locked(path)),
             Err(TryLockError::Error(e)) => Err(Error::io("cannot lock", &path, e)),
         }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::SeqCst);
     }
 }

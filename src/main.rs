@@ -39,6 +39,7 @@ macro_rules! out {
 
 mod commands;
 mod exit;
+mod interrupt;
 mod logging;
 mod term;
 
@@ -58,8 +59,9 @@ use backup_agent::error::Error;
     about,
     propagate_version = true,
     after_help = "Exit codes: 0 done; 1 failed (nothing new stored, live data untouched); 2 bad command \
-line or config; 3 restore not confirmed (use --yes); 4 snapshot safe locally but the remote failed; \
-5 another run holds the lock; `backup status`: 6 stale, 7 the last run failed."
+line or config; 3 restore or rollback not confirmed (use --yes); 4 snapshot safe locally but the remote failed; \
+5 another run holds the lock; `backup status`: 6 stale, 7 the last run failed; 130/143 `now`/`run` \
+interrupted by Ctrl-C/SIGTERM (its temporary files removed)."
 )]
 struct Cli {
     /// Config file [default: $BACKUP_CONFIG, else ./backup.toml]
@@ -174,8 +176,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Help and version print as clap renders them; a usage mistake becomes one line, like every
-/// other error, so scripts and cron mail stay readable.
+/// Help, version and usage mistakes print as clap renders them: a mistake keeps what clap adds
+/// below its first line (the missing argument's name, "a similar subcommand exists", the
+/// possible values, the usage line), which is the help someone at the keyboard needs. Runtime
+/// errors stay one line.
 fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
@@ -191,13 +195,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             exit::OK
         });
     }
-    let rendered = e.render().to_string();
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("bad command line");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    errln!("backup: error: {message}; run `backup --help` for the commands and options");
+    // Prefixed like every other error, so cron mail says which program complained.
+    err!("backup: {}", e.render());
     ExitCode::from(exit::USAGE)
 }
 

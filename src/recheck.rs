@@ -214,8 +214,8 @@ pub fn after_push(
     }
     progress.done();
     tracing::info!(
-        "checked {} local archive(s) against their records: {} of a {} budget",
-        report.checked.len(),
+        "checked {} against their records: {} of a {} budget",
+        units::count(report.checked.len(), "local archive", "local archives"),
         units::human_bytes(report.checked_bytes),
         units::human_bytes(report.budget_bytes)
     );

@@ -98,10 +98,10 @@ pub fn snapshot_and_push(
         tracing::info!("database `{name}`: the copy's checks found {found}");
     }
     tracing::info!(
-        "snapshot {} taken: {} database(s), {} file(s), {} into {} (copy {:.1}s, compress {:.1}s)",
+        "snapshot {} taken: {}, {}, {} into {} (copy {:.1}s, compress {:.1}s)",
         snapshot.tag,
-        snapshot.manifest.databases.len(),
-        snapshot.manifest.files.len(),
+        units::count(snapshot.manifest.databases.len(), "database", "databases"),
+        units::count(snapshot.manifest.files.len(), "file", "files"),
         units::human_bytes(snapshot.manifest.payload_bytes()),
         units::human_bytes(snapshot.size),
         snapshot.copy_time.as_secs_f64(),
@@ -125,16 +125,16 @@ pub fn snapshot_and_push(
     if let Some(remote) = &remote {
         match &push.error {
             None => tracing::info!(
-                "pushed {} snapshot(s) to {} in {:.1}s; {} waiting",
-                push.pushed.len(),
+                "pushed {} to {} in {:.1}s; {} waiting",
+                units::count(push.pushed.len(), "snapshot", "snapshots"),
                 remote.describe(),
                 push_ms as f64 / 1000.0,
                 push.pending.len()
             ),
             Some(e) => tracing::info!(
-                "push to {} stopped after {} snapshot(s): {e}",
+                "push to {} stopped after {}: {e}",
                 remote.describe(),
-                push.pushed.len()
+                units::count(push.pushed.len(), "snapshot", "snapshots")
             ),
         }
     }
@@ -158,8 +158,12 @@ pub fn snapshot_and_push(
     if let Some(report) = &pruned {
         let deleted = report.snapshots.iter().filter(|s| s.deleted).count();
         tracing::info!(
-            "retention: kept {} snapshot(s), deleted {deleted}",
-            report.snapshots.iter().filter(|s| s.keep).count()
+            "retention: kept {}, deleted {deleted}",
+            units::count(
+                report.snapshots.iter().filter(|s| s.keep).count(),
+                "snapshot",
+                "snapshots"
+            )
         );
         // `backup prune` prints these; a run logs them (an undeletable tag, say).
         for note in report.snapshots.iter().filter_map(|s| s.note.as_deref()) {

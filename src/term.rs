@@ -20,6 +20,27 @@ pub fn progress(disabled: bool) -> Box<dyn Progress> {
     }
 }
 
+/// Whether someone can answer a question: stdin and stderr are both a terminal.
+pub fn can_ask() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks `question` on stderr and reads one line from stdin; only `y`/`yes` is a yes.
+pub fn ask(question: &str) -> Result<bool, backup_agent::error::Error> {
+    use std::io::BufRead as _;
+    write_stderr(format_args!("{question} [y/N] "));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| backup_agent::error::Error::System(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// Shows a notice (a retry, a wait) on stderr, over any progress line.
 pub fn show_notice(line: &str) {
     clear_progress_line();

@@ -18,6 +18,16 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `n` with its noun in the form the number needs: `1 snapshot`, `3 snapshots`, `0 snapshots`.
+/// Messages write the words out; "snapshot(s)" reads as unfinished.
+pub fn count<N>(n: N, one: &str, many: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
+}
+
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -30,6 +40,13 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_write_the_noun_in_the_form_the_number_needs() {
+        assert_eq!(count(1_usize, "snapshot", "snapshots"), "1 snapshot");
+        assert_eq!(count(0_u64, "snapshot", "snapshots"), "0 snapshots");
+        assert_eq!(count(3_u32, "entry", "entries"), "3 entries");
+    }
 
     #[test]
     fn human_bytes_reads_well() {

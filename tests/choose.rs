@@ -201,7 +201,7 @@ fn list_filters_by_kind_time_note_and_host_in_text_and_json() {
     // Nothing matches: said so, not "no snapshots yet".
     let out = app.run_at(AFTER, &["list", "--kind", "scheduled", "--note", "v2"]);
     assert!(
-        stdout(&out).contains("none of the 3 snapshot(s) match"),
+        stdout(&out).contains("none of the 3 snapshots match"),
         "{}",
         stdout(&out)
     );

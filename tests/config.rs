@@ -100,17 +100,23 @@ fn every_example_config_parses() {
 }
 
 #[test]
-fn command_line_and_syntax_mistakes_are_one_line_with_the_next_step() {
+fn command_line_mistakes_keep_clap_help_and_syntax_mistakes_name_the_line() {
     let app = App::new(1);
-    for args in [&["nowx"][..], &["now", "--bogus"][..]] {
+    // A usage mistake keeps what clap says below its first line: the suggestion, the missing
+    // argument's name, the possible values, the usage line.
+    for (args, help) in [
+        (&["nowx"][..], "a similar subcommand exists: 'now'"),
+        (&["now", "--bogus"][..], "Usage: backup now"),
+        (&["restore"][..], "<SNAPSHOT>"),
+        (&["completions", "tcsh"][..], "possible values: bash,"),
+    ] {
         let out = app.run(args);
         assert_eq!(out.status.code(), Some(2));
         let err = stderr(&out);
         assert!(
-            err.starts_with("backup: error: ") && err.contains("--help"),
-            "{err}"
+            err.starts_with("backup: error: ") && err.contains("--help") && err.contains(help),
+            "{args:?}: {err}"
         );
-        assert_eq!(err.lines().count(), 1, "{err}");
     }
     app.write_config("[[database]]\nname = 3\npath = \"data/tasks.db\"\n");
     let err = stderr(&app.run(&["list"]));

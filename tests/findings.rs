@@ -84,7 +84,7 @@ fn json(out: &std::process::Output) -> Value {
 /// The words a finding of `flaw` is reported with.
 fn finding_words(flaw: Flaw) -> &'static str {
     match flaw {
-        Flaw::OrphanRow => "1 row(s) of `comments` point at missing `tasks` rows",
+        Flaw::OrphanRow => "1 row of `comments` points at missing `tasks` rows",
         Flaw::ParentKeyNotUnique => "foreign key mismatch",
         Flaw::StaleIndex => "integrity_check: ",
     }
@@ -128,7 +128,7 @@ fn a_snapshot_of_flawed_data_is_stored_says_so_everywhere_and_restores() {
         let listed = app.list_json();
         assert!(listed[0]["findings"].as_u64().unwrap() >= 1, "{listed:?}");
         let out = app.run(&["list"]);
-        assert!(stdout(&out).contains("finding(s)"), "{}", stdout(&out));
+        assert!(stdout(&out).contains(" finding"), "{}", stdout(&out));
 
         // verify and restore accept what the manifest records, with a note.
         let out = app.run(&["verify", "latest"]);

@@ -79,18 +79,15 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("pushed 1 snapshot(s)"),
+        stdout(&out).contains("pushed 1 snapshot to"),
         "{}",
         stdout(&out)
     );
-    // A second scheduled snapshot in the same hour: retention keeps the newest of the hour.
+    // Run again: the app gains rows and a second snapshot appears beside the first, as the
+    // README says; nothing is deleted.
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("retention deleted 1 older snapshot(s)"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(!stdout(&out).contains("retention"), "{}", stdout(&out));
     let remote: Vec<_> = fs::read_dir(dir.path().join("sample/remote"))
         .unwrap()
         .filter(|e| {
@@ -101,7 +98,18 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
                 .ends_with(".tar.gz")
         })
         .collect();
-    assert_eq!(remote.len(), 1);
+    assert_eq!(remote.len(), 2);
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_backup"))
+        .args(["--config", "sample/app/backup.toml", "list", "--json"])
+        .current_dir(dir.path())
+        .env_remove("BACKUP_CONFIG")
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    // The listing the demo printed shows both.
+    let rows = stdout(&out).lines().filter(|l| l.contains("bk-")).count();
+    assert!(rows >= 2, "{}", stdout(&out));
 }
 
 #[test]

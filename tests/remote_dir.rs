@@ -840,7 +840,7 @@ fn the_check_takes_one_archive_even_when_it_exceeds_the_budget() {
         "{check}"
     );
     assert!(
-        stderr(&out).contains("checked 1 local archive(s) against their records"),
+        stderr(&out).contains("checked 1 local archive against their records"),
         "{}",
         stderr(&out)
     );

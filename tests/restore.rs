@@ -247,6 +247,34 @@ fn newer_schema_is_refused_naming_both_versions_unless_forced() {
     assert_eq!(version, 9);
 }
 
+/// Runs `backup <args>` on a pseudo-terminal (util-linux `script`) with `answer` typed in, and
+/// returns what the terminal showed; `None` (reported skipped) without `script`.
+fn on_terminal_answering(app: &App, args: &str, answer: &str) -> Option<String> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        crate::support::skip(
+            "script",
+            "no `script` program (util-linux) to make a terminal",
+        );
+        return None;
+    }
+    let line = format!(
+        "'{}' --config '{}' {args}",
+        env!("CARGO_BIN_EXE_backup"),
+        app.path("backup.toml").display()
+    );
+    let out = crate::support::output_with_stdin(
+        std::process::Command::new("script")
+            .args(["-qefc", &line, "/dev/null"])
+            .env("TERM", "xterm"),
+        answer,
+    );
+    Some(stdout(&out))
+}
+
 #[test]
 fn round_trip_restore_then_rollback_then_rollback_again() {
     let app = App::new(200);
@@ -277,15 +305,79 @@ fn round_trip_restore_then_rollback_then_rollback_again() {
     let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).to_path_buf();
     assert!(aside.join("RESTORE.json").exists());
     assert_eq!(dump(&aside.join("data/tasks.db")), changed);
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(aside.join("RESTORE.json")).unwrap()).unwrap();
+    assert_eq!(record["data_in"], serde_json::json!(["data"]), "{record}");
 
+    // Without a terminal and without --yes, a rollback says what it would do and refuses.
     let out = app.run(&["rollback"]);
+    assert_exit_saying(&out, 3, "run it again with --yes");
+    let err = stderr(&out);
+    assert!(
+        err.contains("the rollback puts back pre_restore_")
+            && err.contains("sets aside the current")
+            && err.contains("data/tasks.db"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = app.run(&["rollback", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], false, "{doc}");
+    assert_eq!(dump(&db), snapshot, "nothing was changed");
+    assert!(aside.exists());
+    // On a terminal it asks; "n" changes nothing.
+    if let Some(asked) = on_terminal_answering(&app, "rollback", "n\n") {
+        assert!(
+            asked.contains("puts back pre_restore_") && asked.contains("Roll back? [y/N]"),
+            "{asked}"
+        );
+        assert!(asked.contains("nothing was changed"), "{asked}");
+        assert_eq!(dump(&db), snapshot);
+    }
+
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), changed);
     assert!(!aside.exists(), "the emptied folder is removed");
-    let out = app.run(&["rollback", "--json"]);
+    let out = app.run(&["rollback", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), snapshot);
     assert!(app.temp_leftovers().is_empty());
+}
+
+/// Data under a hidden `.data` leaves `ls` of the aside folder showing only RESTORE.json: the
+/// record and the restore's message say where the data is.
+#[test]
+fn a_hidden_data_folder_is_named_where_it_is_set_aside() {
+    let app = App::new(50);
+    fs::rename(app.path("data"), app.path(".data")).unwrap();
+    app.write_config(
+        &crate::support::DIR_REMOTE_CONFIG.replace("\"data/tasks.db\"", "\".data/tasks.db\""),
+    );
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    let aside = fs::read_dir(app.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("pre_restore_"))
+        .expect("an aside folder");
+    assert!(
+        said.contains(&format!(
+            "is in {aside}/.data (a hidden name: `ls -A` shows it)"
+        )),
+        "{said}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(app.path(&aside).join("RESTORE.json")).unwrap()).unwrap();
+    assert_eq!(record["data_in"], serde_json::json!([".data"]), "{record}");
+    let note = record["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("under .data") && note.contains("`ls -A`"),
+        "{record}"
+    );
 }
 
 #[test]
@@ -523,12 +615,12 @@ fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), snapshot);
     for point in ["swap-move-0", "swap-move-2", "swap-recorded"] {
-        let out = app.run_dying_at(point, &["rollback"]);
+        let out = app.run_dying_at(point, &["rollback", "--yes"]);
         assert_eq!(out.status.code(), None, "{point}");
         assert_eq!(app.run(&["list"]).status.code(), Some(0));
         assert_eq!(dump(&db), snapshot, "{point}: the restored state, whole");
     }
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), changed);
     assert!(app.temp_leftovers().is_empty());
@@ -571,7 +663,7 @@ fn rollback_works_after_the_user_looked_into_the_set_aside_folder() {
     Connection::open(aside.join("data/tasks.db")).unwrap();
     fs::write(aside.join("my-notes.txt"), b"checked it").unwrap();
 
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), changed);
     assert!(
@@ -582,7 +674,7 @@ fn rollback_works_after_the_user_looked_into_the_set_aside_folder() {
         !aside.join("RESTORE.json").exists(),
         "a consumed folder is no target"
     );
-    let out = app.run(&["rollback", "--json"]);
+    let out = app.run(&["rollback", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(

@@ -428,7 +428,7 @@ fn a_rollback_never_moves_the_config_file_an_older_aside_folder_lists() {
     )
     .unwrap();
 
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fs::read_to_string(app.path("notes.txt")).unwrap(), "v2");
     assert_eq!(fs::read_to_string(app.path("backup.toml")).unwrap(), config);
@@ -477,7 +477,7 @@ fn a_restore_with_nothing_to_set_aside_makes_no_aside_folder() {
     assert_eq!(report["swap"]["aside_dir"], Value::Null);
     assert!(aside_dirs(&app).is_empty(), "{:?}", aside_dirs(&app));
     assert_eq!(row_counts(&app.path("data/tasks.db")), snapshot);
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_exit_saying(&out, 1, "nothing to put back");
 
     // A restore that sets the live data aside, then everything lost again and restored: the
@@ -496,7 +496,7 @@ fn a_restore_with_nothing_to_set_aside_makes_no_aside_folder() {
         stdout(&out)
     );
     let before = hashes(app.dir.path(), &|name| name == "backups");
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("nothing to put back"), "{err}");
@@ -507,7 +507,7 @@ fn a_restore_with_nothing_to_set_aside_makes_no_aside_folder() {
     execute_on(app.path("data/tasks.db"), "DELETE FROM tasks");
     let out = app.run(&["restore", "latest", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(row_counts(&app.path("data/tasks.db"))["tasks"], 0);
 }
@@ -652,7 +652,7 @@ fn an_archive_or_record_naming_the_tools_own_places_is_refused() {
         .unwrap(),
     )
     .unwrap();
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_exit_saying(&out, 1, "no restore would set aside");
     assert!(!outside.exists(), "nothing written outside the includes");
 }
@@ -800,7 +800,7 @@ fn a_folder_whose_every_file_changed_is_swapped_whole_with_the_same_result() {
     assert_eq!(mode(&app.path("data/queue/a")), 0o750);
     assert!(app.path("data/queue/b/inbox").is_dir());
 
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(hashes(&app.path("data/queue"), &|_| false), changed);
     assert_eq!(mode(&app.path("data/queue/a")), 0o750);

@@ -144,12 +144,12 @@ fn live_included_files_the_snapshot_lacks_or_holds_otherwise_ask_whatever_their_
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("1 live included file(s) the snapshot does not hold (data/queue/c.json)"),
+        err.contains("1 live included file the snapshot does not hold (data/queue/c.json)"),
         "{err}"
     );
     assert!(
         err.contains(
-            "2 live included file(s) differ from the snapshot's copy (data/queue/a.json, data/queue/b.json)"
+            "2 live included files differ from the snapshot's copy (data/queue/a.json, data/queue/b.json)"
         ),
         "{err}"
     );

@@ -227,6 +227,83 @@ fn folder_where_the_database_should_be_is_refused() {
     assert!(app.temp_leftovers().is_empty());
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM (cron, systemd) during `backup now`: the staging folder and the
+/// archive being written are removed before the exit (130 or 143), and the message says the
+/// snapshot was not taken.
+#[test]
+fn an_interrupted_snapshot_removes_its_temporaries_and_says_it_was_not_taken() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use rustix::process::{Pid, Signal, kill_process};
+
+    for (signal, code) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+        let app = App::new(2_000);
+        let mut child = app
+            .command(&["now"])
+            .env("BACKUP_FAILPOINT", "archive-written:pause")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let paused = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l == "FAILPOINT archive-written paused");
+        assert!(paused, "`backup now` ended before archive-written");
+        let temps = app.temp_leftovers();
+        assert_eq!(
+            temps.len(),
+            2,
+            "the staging folder and the archive: {temps:?}"
+        );
+
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        kill_process(pid, signal).unwrap();
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{rest:?}");
+        let said = rest.join("\n");
+        assert!(
+            said.contains("the snapshot was not taken; its temporary files were removed"),
+            "{said}"
+        );
+        assert!(
+            app.temp_leftovers().is_empty(),
+            "{:?}",
+            app.temp_leftovers()
+        );
+        assert!(app.archives("backups").is_empty());
+    }
+}
+
+/// SQLite opens an empty file as an empty database; a snapshot and `doctor` refuse it instead of
+/// storing a database with no tables.
+#[test]
+fn an_empty_file_is_refused_as_a_database() {
+    let app = App::new(10);
+    fs::remove_file(app.path("data/tasks.db")).unwrap();
+    fs::write(app.path("data/tasks.db"), b"").unwrap();
+    let out = app.run(&["now"]);
+    assert_exit_saying(&out, 1, "is an empty file (0 bytes), not a database");
+    assert!(stderr(&out).contains("check that `path` points at the app's database"));
+    assert!(app.archives("backups").is_empty());
+    assert!(app.temp_leftovers().is_empty());
+    assert_eq!(fs::metadata(app.path("data/tasks.db")).unwrap().len(), 0);
+
+    let out = app.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("empty file"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.starts_with("FAIL  database"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("0 table"), "{}", stdout(&out));
+}
+
 #[test]
 fn missing_include_is_an_error_not_an_empty_archive() {
     let app = App::new(10);
@@ -247,7 +324,7 @@ fn several_databases_go_into_one_archive() {
     );
     let out = app.run(&["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("2 database(s)"));
+    assert!(stdout(&out).contains("2 databases"));
     let entries = only_archive(&app);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
@@ -370,7 +447,11 @@ fn a_table_name_with_quotes_and_an_empty_database_are_handled() {
         conn.execute_batch("CREATE TABLE \"we\"\"ird\" (x); INSERT INTO \"we\"\"ird\" VALUES (1);")
             .unwrap();
     }
-    fs::write(app.path("data/empty.db"), b"").unwrap();
+    // A database with no tables (a 0-byte file is refused: `an_empty_file_is_refused_as_a_database`).
+    Connection::open(app.path("data/empty.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+        .unwrap();
     app.write_config(
         "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[database]]\nname = \"empty\"\npath = \"data/empty.db\"\n[local]\ndir = \"backups\"\n",
     );

@@ -234,7 +234,7 @@ fn verify_all_checks_every_snapshot_and_names_the_ones_that_fail() {
     assert_exit_saying(
         &out,
         1,
-        &format!("1 of 3 snapshot(s) failed verify: {middle}"),
+        &format!("1 of 3 snapshots failed verify: {middle}"),
     );
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 3, "one line per snapshot: {lines:?}");
@@ -334,7 +334,7 @@ fn only_one_database_comes_back_and_rollback_undoes_exactly_that() {
         "only the named database went aside"
     );
 
-    let out = app.run(&["rollback", "--json"]);
+    let out = app.run(&["rollback", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         tasks_rows(&app),
@@ -344,7 +344,7 @@ fn only_one_database_comes_back_and_rollback_undoes_exactly_that() {
     assert_eq!(all_but_tasks(&app), others, "and nothing else moves");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["placed"], 1);
-    let out = app.run(&["rollback"]);
+    let out = app.run(&["rollback", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         tasks_rows(&app),

@@ -1,5 +1,7 @@
-//! `backup demo`: the embedded default. Builds a sample app under `.demo/` and runs the scheduled
-//! job on it, so the whole pipeline can be seen without any setup.
+//! `backup demo`: the embedded default. Builds a sample app under `.demo/` and takes a snapshot
+//! of it as `backup now` does, so the whole pipeline can be seen without any setup. Manual, not
+//! scheduled: retention keeps the newest scheduled snapshot of each hour, so a second demo run
+//! would delete the first one's, and the README promises a second snapshot beside the first.
 
 use std::path::PathBuf;
 
@@ -29,7 +31,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         let code = super::snapshot::execute(
             Some(&config_path),
             false,
-            Kind::Scheduled,
+            Kind::Manual,
             None,
             true,
             progress,
@@ -43,7 +45,8 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         return Ok(code);
     }
     let config = crate::load_config_and_recover_restore(Some(&config_path))?;
-    let report = run::snapshot_and_push(&config, Kind::Scheduled, None, progress)?;
+    crate::interrupt::clean_up_on_signal(&config.local_dir)?;
+    let report = run::snapshot_and_push(&config, Kind::Manual, None, progress)?;
     let remote = catalog::open_remote(&config);
     let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;
     let out = serde_json::json!({

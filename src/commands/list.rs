@@ -9,7 +9,7 @@ use backup_agent::catalog::{self, ListEntry, ListFilter, Location, RangeEnd};
 use backup_agent::error::Error;
 use backup_agent::retention::{self, Candidate, Decision};
 use backup_agent::tag::{Kind, Tag};
-use backup_agent::units::human_bytes;
+use backup_agent::units::{count, human_bytes};
 
 use crate::exit;
 
@@ -183,7 +183,8 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         );
     } else if entries.is_empty() && before_filters > 0 {
         outln!(
-            "none of the {before_filters} snapshot(s) match the filters; `backup list` shows them all"
+            "none of the {} match the filters; `backup list` shows them all",
+            count(before_filters, "snapshot", "snapshots")
         );
     } else if entries.is_empty() {
         outln!("no snapshots yet; take one with `backup now`");
@@ -209,7 +210,7 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                     },
                     match e.findings {
                         Some(0) => "ok".to_string(),
-                        Some(n) => format!("{n} finding(s)"),
+                        Some(n) => count(n, "finding", "findings"),
                         None => "-".to_string(),
                     },
                 ];
@@ -246,8 +247,8 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         .collect();
     if !future.is_empty() {
         errln!(
-            "backup: warning: {} snapshot(s) dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
-            future.len(),
+            "backup: warning: {} dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
+            count(future.len(), "snapshot", "snapshots"),
             future.join(", ")
         );
     }

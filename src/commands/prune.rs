@@ -117,15 +117,19 @@ pub fn print_plan(report: &PruneReport) {
         },
         if report.other_hosts > 0 {
             format!(
-                "; {} snapshot(s) of other hosts left alone",
-                report.other_hosts
+                "; {} of other hosts left alone",
+                backup_agent::units::count(report.other_hosts, "snapshot", "snapshots")
             )
         } else {
             String::new()
         } + &if report.abandoned_deleted > 0 {
             format!(
-                "; {} abandoned draft release(s) deleted from the remote",
-                report.abandoned_deleted
+                "; {} deleted from the remote",
+                backup_agent::units::count(
+                    report.abandoned_deleted,
+                    "abandoned draft release",
+                    "abandoned draft releases"
+                )
             )
         } else {
             String::new()

@@ -10,7 +10,7 @@ use backup_agent::progress::Progress;
 use backup_agent::restore::{
     self, Copies, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
 };
-use backup_agent::units::human_bytes;
+use backup_agent::units::{count, human_bytes};
 
 use crate::exit;
 
@@ -79,6 +79,9 @@ pub struct VerifyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
+    /// Roll back without asking (for scripts; without a terminal it is required)
+    #[arg(long)]
+    pub yes: bool,
     /// Swap even while another process has a live database open
     #[arg(long)]
     pub force: bool,
@@ -156,14 +159,14 @@ fn describe(p: &Prepared) {
         }
     );
     outln!(
-        "  archive sha256 {}; {} file(s) and {} database(s) match the manifest",
+        "  archive sha256 {}; {} and {} match the manifest",
         if p.archive_sha256_recorded {
             "matches its record"
         } else {
             "not recorded (each file is still checked)"
         },
-        p.files.len(),
-        p.databases.len()
+        count(p.files.len(), "file", "files"),
+        count(p.databases.len(), "database", "databases")
     );
     for db in &p.databases {
         let schema = if db.migrations_applied.is_empty() {
@@ -299,14 +302,14 @@ fn verify_all(
         if !args.json {
             match &outcome {
                 Ok(p) => outln!(
-                    "ok      {tag} ({} copy, {}, {} database(s), {} file(s))",
+                    "ok      {tag} ({} copy, {}, {}, {})",
                     match p.source {
                         Source::Local => "local",
                         Source::Remote => "remote",
                     },
                     human_bytes(p.archive_size),
-                    p.databases.len(),
-                    p.files.len()
+                    count(p.databases.len(), "database", "databases"),
+                    count(p.files.len(), "file", "files")
                 ),
                 Err(e) => outln!("FAILED  {tag}: {e}"),
             }
@@ -327,11 +330,12 @@ fn verify_all(
     }
     let which = if done.checked < done.total {
         format!(
-            "{} of {} snapshot(s), chosen at random,",
-            done.checked, done.total
+            "{} of {}, chosen at random,",
+            done.checked,
+            count(done.total, "snapshot", "snapshots")
         )
     } else {
-        format!("{} snapshot(s)", done.checked)
+        count(done.checked, "snapshot", "snapshots")
     };
     if !done.failed.is_empty() {
         let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
@@ -414,8 +418,8 @@ fn restore_inner(
             outln!("  no live data to set aside: the restored files go into empty places");
         } else {
             outln!(
-                "  sets aside {} live file(s) (databases with their -wal/-shm, included files) into {}",
-                plan.set_aside_count(),
+                "  sets aside {} (databases with their -wal/-shm, included files) into {}",
+                count(plan.set_aside_count(), "live file", "live files"),
                 config.display_path(&plan.aside_dir)
             );
         }
@@ -505,10 +509,10 @@ fn restore_inner(
         });
     } else if let Some(aside_dir) = &report.aside_dir {
         outln!(
-            "restored {}; the previous live data ({} file(s)) is in {} (`backup rollback` puts it back)",
+            "restored {}; the previous live data ({}) is in {} (`backup rollback` puts it back)",
             report.tag.as_deref().unwrap_or("the snapshot"),
-            report.set_aside,
-            config.display_path(aside_dir)
+            count(report.set_aside, "file", "files"),
+            where_data_is(&config, aside_dir, &report.data_in)
         );
     } else {
         outln!(
@@ -583,7 +587,10 @@ fn restore_to(
         outln!("  {}: {}{unmigrated}", db.name, db.path.display());
     }
     if done.files > 0 {
-        outln!("  {} included file(s) below it", done.files);
+        outln!(
+            "  {} below it",
+            count(done.files, "included file", "included files")
+        );
     }
     if let Some(db) = done.databases.first() {
         outln!(
@@ -631,6 +638,15 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
 
 pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
+    if !args.yes && !confirm_rollback(&config)? {
+        if args.json {
+            print_json(&serde_json::json!({
+                "ok": false,
+                "error": "the rollback needs confirmation: run it again with --yes"
+            }));
+        }
+        return Ok(exit::UNCONFIRMED);
+    }
     let report = restore::rollback(&config, args.force)?;
     if args.json {
         #[derive(Serialize)]
@@ -647,15 +663,79 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
         let before = match &report.aside_dir {
             Some(dir) => format!(
                 "the state before the rollback is in {} (`backup rollback` again swaps back)",
-                config.display_path(dir)
+                where_data_is(&config, dir, &report.data_in)
             ),
             None => "there was no live data to set aside".to_string(),
         };
         outln!(
-            "rolled back the restore of {}: {} file(s) put back; {before}",
+            "rolled back the restore of {}: {} put back; {before}",
             report.tag.as_deref().unwrap_or("a snapshot"),
-            report.placed,
+            count(report.placed, "file", "files"),
         );
     }
     crate::ok()
+}
+
+/// Says what a rollback puts back and what it sets aside, and asks; without a terminal, refuses
+/// with what to do (a rollback replaces live data, so a script says `--yes`).
+fn confirm_rollback(config: &backup_agent::config::Config) -> Result<bool, Error> {
+    let preview = restore::preview_rollback(config)?;
+    let shown: Vec<String> = preview
+        .live
+        .iter()
+        .take(3)
+        .map(|p| config.display_path(p))
+        .collect();
+    let more = preview.live.len().saturating_sub(shown.len());
+    let set_aside = if preview.live.is_empty() {
+        "sets nothing aside (no live file is there now)".to_string()
+    } else {
+        format!(
+            "sets aside the current {} ({}{}) into a new {}<time> folder",
+            count(preview.live.len(), "live file", "live files"),
+            shown.join(", "),
+            if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            },
+            backup_agent::layout::ASIDE_PREFIX
+        )
+    };
+    let what = format!(
+        "puts back {} (what `{}` set aside) and {set_aside}",
+        config.display_path(&preview.folder),
+        preview.operation
+    );
+    if !crate::term::can_ask() {
+        errln!(
+            "backup: error: the rollback {what}; nothing was changed: run it again with --yes to go ahead"
+        );
+        return Ok(false);
+    }
+    errln!("backup: the rollback {what}");
+    let yes = crate::term::ask("Roll back?")?;
+    if !yes {
+        errln!("backup: nothing was changed");
+    }
+    Ok(yes)
+}
+
+/// The aside folder as a message names it: with the hidden entry that holds the data (`.data`),
+/// since `ls` of the folder shows only its RESTORE.json.
+fn where_data_is(
+    config: &backup_agent::config::Config,
+    aside_dir: &Path,
+    data_in: &[std::path::PathBuf],
+) -> String {
+    let hidden: Vec<String> = data_in
+        .iter()
+        .filter(|p| p.as_os_str().as_encoded_bytes().starts_with(b"."))
+        .map(|p| config.display_path(&aside_dir.join(p)))
+        .collect();
+    if hidden.is_empty() {
+        config.display_path(aside_dir)
+    } else {
+        format!("{} (a hidden name: `ls -A` shows it)", hidden.join(", "))
+    }
 }

@@ -11,7 +11,7 @@ use backup_agent::integrity::CheckReport;
 use backup_agent::progress::Progress;
 use backup_agent::run::{self, RunReport};
 use backup_agent::tag::{Kind, Tag};
-use backup_agent::units::human_bytes;
+use backup_agent::units::{self, human_bytes};
 
 use crate::exit;
 
@@ -86,6 +86,7 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
+    crate::interrupt::clean_up_on_signal(&config.local_dir)?;
     let report = run::snapshot_and_push(&config, kind, note, progress)?;
     if json || show {
         render(&config, &report, json);
@@ -106,10 +107,14 @@ pub fn execute(
                 other => other.to_string(),
             };
             errln!(
-                "backup: error: push to {} failed: {reason}; snapshot {} is safe locally, and the {} snapshot(s) waiting are pushed by the next `backup run`",
+                "backup: error: push to {} failed: {reason}; snapshot {} is safe locally, and {} by the next `backup run`",
                 report.remote.as_deref().unwrap_or("the remote"),
                 report.snapshot.tag,
-                report.pending.len()
+                units::count(
+                    report.pending.len(),
+                    "snapshot waiting is pushed",
+                    "snapshots waiting are pushed"
+                )
             );
             Ok(exit::REMOTE)
         }
@@ -169,10 +174,10 @@ fn render(config: &Config, report: &RunReport, json: bool) {
         return;
     }
     outln!(
-        "snapshot {}: {} database(s), {} file(s), {} -> {} in {:.1}s",
+        "snapshot {}: {}, {}, {} -> {} in {:.1}s",
         snapshot.tag,
-        manifest.databases.len(),
-        manifest.files.len(),
+        units::count(manifest.databases.len(), "database", "databases"),
+        units::count(manifest.files.len(), "file", "files"),
         human_bytes(manifest.payload_bytes()),
         human_bytes(snapshot.size),
         (snapshot.copy_time + snapshot.pack_time).as_secs_f64()
@@ -183,7 +188,10 @@ fn render(config: &Config, report: &RunReport, json: bool) {
             "  no [remote] configured: this snapshot is on this machine only; add one to keep a copy elsewhere"
         ),
         Some(remote) if !report.pushed.is_empty() => {
-            outln!("  pushed {} snapshot(s) to {remote}", report.pushed.len())
+            outln!(
+                "  pushed {} to {remote}",
+                units::count(report.pushed.len(), "snapshot", "snapshots")
+            )
         }
         Some(_) => {}
     }
@@ -193,8 +201,8 @@ fn render(config: &Config, report: &RunReport, json: bool) {
     let pruned = deleted_by_prune(report);
     if !pruned.is_empty() {
         outln!(
-            "  retention deleted {} older snapshot(s) (`backup prune --dry-run` shows why each kept one is kept)",
-            pruned.len()
+            "  retention deleted {} (`backup prune --dry-run` shows why each kept one is kept)",
+            units::count(pruned.len(), "older snapshot", "older snapshots")
         );
     }
 }

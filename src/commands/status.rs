@@ -84,7 +84,10 @@ fn print(status: &Status) {
         rows.push((
             "pending",
             match &status.pending {
-                Some(tags) => format!("{} local snapshot(s) the remote lacks", tags.len()),
+                Some(tags) => format!(
+                    "{} the remote lacks",
+                    backup_agent::units::count(tags.len(), "local snapshot", "local snapshots")
+                ),
                 None => "unknown until a run reaches the remote".into(),
             },
         ));

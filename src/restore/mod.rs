@@ -28,7 +28,7 @@ use places::{
 };
 pub use prepare::Copies;
 use prepare::{Located, Treatment, locate, locate_all, prepare};
-pub use rollback::rollback;
+pub use rollback::{RollbackPreview, preview_rollback, rollback};
 
 use std::collections::HashMap;
 use std::fs;
@@ -155,6 +155,8 @@ pub struct SwapReport {
     pub aside_dir: Option<PathBuf>,
     pub set_aside: usize,
     pub placed: usize,
+    /// The aside folder's top-level entries holding the data (`.data` is hidden from `ls`).
+    pub data_in: Vec<PathBuf>,
 }
 
 pub(super) fn db_refused(reason: String) -> Error {
@@ -481,15 +483,23 @@ pub fn plan_restore(
     };
     if !not_in_snapshot.is_empty() {
         concerns.push(format!(
-            "{} live included file(s) the snapshot does not hold ({})",
-            not_in_snapshot.len(),
+            "{} the snapshot does not hold ({})",
+            crate::units::count(
+                not_in_snapshot.len(),
+                "live included file",
+                "live included files"
+            ),
             a_few(&not_in_snapshot)
         ));
     }
     if !differing.is_empty() {
         concerns.push(format!(
-            "{} live included file(s) differ from the snapshot's copy ({})",
-            differing.len(),
+            "{} from the snapshot's copy ({})",
+            crate::units::count(
+                differing.len(),
+                "live included file differs",
+                "live included files differ"
+            ),
             a_few(&differing)
         ));
     }
@@ -659,6 +669,7 @@ impl RestorePlan {
             aside_dir: (!record.set_aside.is_empty()).then(|| swap.aside_dir.clone()),
             set_aside: record.set_aside.len(),
             placed: record.placed.len(),
+            data_in: record.data_in,
         })
     }
 }

@@ -18,29 +18,7 @@ use crate::layout::{self, ASIDE_PREFIX};
 pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
     let (_lock, _) = begin(config)?;
     let base = &config.base_dir;
-    let newest = swap::aside_dirs(base)?.into_iter().next();
-    // A last restore that found no live data set nothing aside: undoing it puts nothing back,
-    // and an older folder belongs to an older restore.
-    if let Some(last) = swap::last_swap(&config.local_dir)
-        && last.aside_dir.is_none()
-    {
-        return Err(Error::NotFound(format!(
-            "the last {} found no live data to set aside, so there is nothing to put back{}",
-            last.operation,
-            newest.map_or(String::new(), |(dir, record)| format!(
-                "; {} holds what the earlier {} set aside: move its files back by hand if you need them",
-                dir.display(),
-                record.operation
-            ))
-        )));
-    }
-    let Some((old_dir, record)) = newest else {
-        return Err(Error::NotFound(format!(
-            "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo, nothing was changed",
-            layout::SWAP_RECORD_FILE,
-            base.display()
-        )));
-    };
+    let (old_dir, record) = newest_to_put_back(config)?;
     if !force {
         // Both the live databases and the set-aside copies (someone may be looking at them).
         let busy: Vec<String> = record
@@ -142,7 +120,74 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         aside_dir: (!done.set_aside.is_empty()).then_some(aside_dir),
         set_aside: done.set_aside.len(),
         placed: done.placed.len(),
+        data_in: done.data_in,
     })
+}
+
+/// What `backup rollback` would do, read before it asks: the folder that goes back, and the live
+/// files it sets aside (those that exist now).
+#[derive(Clone, Debug)]
+pub struct RollbackPreview {
+    /// The `pre_restore_<time>` folder that goes back.
+    pub folder: PathBuf,
+    /// The swap that filled it: `restore <tag>` or `rollback of <folder>`.
+    pub operation: String,
+    /// The live files set aside into a new folder: the databases the swap concerned (with their
+    /// -wal/-shm) and what it placed.
+    pub live: Vec<PathBuf>,
+}
+
+/// What a rollback would put back and set aside, without taking the lock or changing anything.
+///
+/// # Errors
+/// As [`rollback`] when there is nothing to roll back.
+pub fn preview_rollback(config: &Config) -> Result<RollbackPreview> {
+    let (folder, record) = newest_to_put_back(config)?;
+    let live: BTreeSet<PathBuf> = record
+        .databases
+        .iter()
+        .flat_map(|db| {
+            std::iter::once("")
+                .chain(fsutil::DB_COMPANIONS)
+                .map(|suffix| fsutil::with_suffix(db, suffix))
+        })
+        .chain(record.placed.iter().cloned())
+        .chain(record.set_aside.iter().map(|e| e.live.clone()))
+        .filter(|p| fs::symlink_metadata(p).is_ok())
+        .collect();
+    Ok(RollbackPreview {
+        folder,
+        operation: record.operation,
+        live: live.into_iter().collect(),
+    })
+}
+
+/// The newest set-aside folder, unless the last swap set nothing aside (undoing it puts nothing
+/// back, and an older folder belongs to an older restore).
+fn newest_to_put_back(config: &Config) -> Result<(PathBuf, swap::Record)> {
+    let base = &config.base_dir;
+    let newest = swap::aside_dirs(base)?.into_iter().next();
+    if let Some(last) = swap::last_swap(&config.local_dir)
+        && last.aside_dir.is_none()
+    {
+        return Err(Error::NotFound(format!(
+            "the last {} found no live data to set aside, so there is nothing to put back{}",
+            last.operation,
+            newest.map_or(String::new(), |(dir, record)| format!(
+                "; {} holds what the earlier {} set aside: move its files back by hand if you need them",
+                dir.display(),
+                record.operation
+            ))
+        )));
+    }
+    let Some((old_dir, record)) = newest else {
+        return Err(Error::NotFound(format!(
+            "no {ASIDE_PREFIX}* folder with a {} in {}; there is no restore to undo, nothing was changed",
+            layout::SWAP_RECORD_FILE,
+            base.display()
+        )));
+    };
+    Ok((old_dir, record))
 }
 
 /// A record entry a rollback may act on: stored at a plain path inside its folder, and going

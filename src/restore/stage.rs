@@ -163,7 +163,12 @@ pub fn check_database(
             overridable(
                 name,
                 format!(
-                    "the checks found {added} after migration(s) {}, which the snapshot did not have: a migration breaks it",
+                    "the checks found {added} after {} {}, which the snapshot did not have: a migration breaks it",
+                    if steps.len() == 1 {
+                        "migration"
+                    } else {
+                        "migrations"
+                    },
                     steps.join(", ")
                 ),
                 force,

@@ -74,6 +74,13 @@ struct Journal {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     pub record_version: u32,
+    /// Where in this folder the set-aside data is, for someone who opens it: `ls` shows only
+    /// this file when the data sits under a hidden name such as `.data`.
+    #[serde(default)]
+    pub note: String,
+    /// The folder's top-level entries that hold the set-aside data (relative to it).
+    #[serde(default)]
+    pub data_in: Vec<PathBuf>,
     /// `restore <tag>` or `rollback`.
     pub operation: String,
     pub tag: Option<String>,
@@ -95,6 +102,36 @@ pub struct AsideEntry {
     /// Relative to the aside folder.
     pub stored: PathBuf,
     pub live: PathBuf,
+}
+
+/// The distinct first components of where the set-aside entries are stored, in order.
+fn top_level_entries(set_aside: &[AsideEntry]) -> Vec<PathBuf> {
+    let tops: std::collections::BTreeSet<PathBuf> = set_aside
+        .iter()
+        .filter_map(|e| e.stored.components().next())
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    tops.into_iter().collect()
+}
+
+/// Whether a name is hidden from a plain `ls`.
+fn is_hidden(path: &Path) -> bool {
+    path.as_os_str().as_encoded_bytes().starts_with(b".")
+}
+
+/// The record's sentence saying where the data is, and that `ls -A` shows a hidden name.
+fn data_note(data_in: &[PathBuf]) -> String {
+    let names: Vec<String> = data_in.iter().map(|p| p.display().to_string()).collect();
+    let hidden = data_in.iter().any(|p| is_hidden(p));
+    format!(
+        "the set-aside data is under {} in this folder{}; `backup rollback` puts it back",
+        names.join(", "),
+        if hidden {
+            " (a name starting with a dot: `ls -A` shows it)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// A swap ready to run.
@@ -244,8 +281,11 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         },
         Err,
     );
+    let data_in = top_level_entries(&plan.set_aside);
     let record = Record {
         record_version: 1,
+        note: data_note(&data_in),
+        data_in,
         operation: plan.operation.clone(),
         tag: plan.tag.clone(),
         swapped_at: crate::clock::now(),

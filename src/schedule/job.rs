@@ -48,11 +48,9 @@ impl Job {
                 )));
             }
         }
-        if Period::of(every).is_none() {
-            return Err(Error::Config(format!(
-                "cannot schedule every {every}: use a period that divides an hour or a day (1m, 5m, 10m, 15m, 20m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d)"
-            )));
-        }
+        check_period(every).map_err(|msg| {
+            Error::Config(format!("cannot schedule every {every}: the period {msg}"))
+        })?;
         Ok(Job {
             id: job_id(config),
             program: program.to_path_buf(),
@@ -173,6 +171,32 @@ impl Job {
         );
         (format!("{}.plist", self.id), text)
     }
+}
+
+/// Refuses a period a clock-based scheduler cannot keep (one that divides neither an hour nor a
+/// day), naming the nearest periods that work. The config checks it on load, so a cadence that
+/// `schedule install` would refuse never reaches `status` either.
+///
+/// # Errors
+/// One line saying which periods to use instead.
+pub fn check_period(every: Interval) -> std::result::Result<(), String> {
+    if Period::of(every).is_some() {
+        return Ok(());
+    }
+    let secs = every.as_secs();
+    let workable = || {
+        (1..=86_400 / 60)
+            .map(|minutes| Interval::from_secs(minutes * 60))
+            .filter(|p| Period::of(*p).is_some())
+    };
+    let below = workable().rfind(|p| p.as_secs() < secs);
+    let above = workable().find(|p| p.as_secs() > secs);
+    let nearest = match (below, above) {
+        (Some(b), Some(a)) => format!("{b} or {a}"),
+        (Some(only), None) | (None, Some(only)) => only.to_string(),
+        (None, None) => unreachable!("1m and 1d both work"),
+    };
+    Err(format!("must divide an hour or a day: use {nearest}"))
 }
 
 /// The periods a clock-based scheduler can keep without drift.
@@ -309,7 +333,17 @@ mod tests {
             let err = Job::new(Path::new("/b"), Path::new("/c"), bad.parse().unwrap())
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("divides an hour or a day"), "{bad}: {err}");
+            assert!(err.contains("divide an hour or a day"), "{bad}: {err}");
+        }
+        for (bad, nearest) in [
+            ("45m", "use 30m or 1h"),
+            ("7m", "use 6m or 10m"),
+            ("30s", "use 1m"),
+            ("5h", "use 4h or 6h"),
+            ("2d", "use 1d"),
+        ] {
+            let err = check_period(bad.parse().unwrap()).unwrap_err();
+            assert!(err.ends_with(nearest), "{bad}: {err}");
         }
     }
 

@@ -5,8 +5,11 @@
 //! apps on one machine get two jobs, and installing again replaces only that config's job.
 //!
 //! - [`job`]: what the job is: its id, and its crontab line, systemd units or launchd plist;
-//! - [`install`]: putting it in place, finding it again and removing it.
+//! - [`install`]: putting it in place, finding it again and removing it;
+//! - [`daemon`]: whether what runs an installed job is running (cron) or outlives a logout
+//!   (systemd lingering).
 
+pub mod daemon;
 pub mod install;
 pub mod interval;
 pub mod job;
@@ -18,7 +21,7 @@ pub use install::{
     state, systemd_available,
 };
 pub use interval::Interval;
-pub use job::{Job, canonical_config, job_id};
+pub use job::{Job, canonical_config, check_period, job_id};
 
 /// `[schedule]`: how often the job runs, and how late a run may be before `backup status` calls
 /// the backups stale.

@@ -148,6 +148,15 @@ fn open_source(db: &DatabaseConfig) -> Result<Connection> {
     if !meta.is_file() {
         return Err(db_error(db, "is not a file; check `path` in the config"));
     }
+    // SQLite opens an empty file as an empty database: a mistyped path or a file the app has not
+    // written yet would be stored as a database with no tables. A WAL database whose main file is
+    // still empty keeps its pages in the -wal file, so only a lone empty file is refused.
+    if meta.len() == 0 && !has_content(&wal_path(&db.path)) {
+        return Err(db_error(
+            db,
+            "is an empty file (0 bytes), not a database: check that `path` points at the app's database, and that the app has written it",
+        ));
+    }
     // Read-write (without CREATE) lets a WAL database be read even when its -shm file does not
     // exist yet; read-only is the fallback for files we may not write.
     let source = [
@@ -164,6 +173,17 @@ fn open_source(db: &DatabaseConfig) -> Result<Connection> {
         .and_then(|_| source.busy_timeout(SQLITE_BUSY_TIMEOUT))
         .map_err(|e| db_error(db, e.to_string()))?;
     Ok(source)
+}
+
+/// The `-wal` file SQLite keeps beside a database in WAL mode.
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
+fn has_content(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
 }
 
 /// Runs on a copy the checks a restore runs ([`checks::run`]), and reads the facts the manifest

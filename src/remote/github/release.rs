@@ -175,21 +175,21 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
         .as_ref()
         .and_then(|m| m.findings_count())
         .filter(|&n| n > 0)
-        .map(|n| format!("\n\nThe live data failed SQLite's integrity or foreign key checks when it was copied ({n} finding(s), recorded in the manifest); it restores as it was."))
+        .map(|n| format!("\n\nThe live data failed SQLite's integrity or foreign key checks when it was copied ({}, recorded in the manifest); it restores as it was.", crate::units::count(n, "finding", "findings")))
         .unwrap_or_default();
     let words = match manifest {
         Some(m) => format!(
-            "Snapshot taken {} UTC on {} ({}): {} database(s) ({}), {} file(s); archive {}, sha256 {}.{findings}",
+            "Snapshot taken {} UTC on {} ({}): {} ({}), {}; archive {}, sha256 {}.{findings}",
             upload.tag.time().format("%Y-%m-%d %H:%M:%S"),
             m.host,
             upload.tag.kind().as_str(),
-            m.databases.len(),
+            crate::units::count(m.databases.len(), "database", "databases"),
             m.databases
                 .iter()
                 .map(|d| format!("{} at schema {}", d.name, d.user_version))
                 .collect::<Vec<_>>()
                 .join(", "),
-            m.files.len(),
+            crate::units::count(m.files.len(), "file", "files"),
             units::human_bytes(upload.size),
             upload.sha256
         ),
