@@ -8,6 +8,7 @@ pub mod list;
 pub mod prune;
 pub mod restore;
 pub mod schedule;
+pub mod show;
 pub mod show_config;
 pub mod snapshot;
 pub mod status;

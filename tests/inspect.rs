@@ -1,0 +1,228 @@
+//! Looking into snapshots: `backup show` (a manifest in words), `backup diff` (two snapshots, or
+//! a snapshot and the live data), `backup stats` (counts and sizes, local and remote).
+
+use std::fs;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::{
+    App, GITHUB_REPO, TASKS_CONFIG, assert_exit_saying, fake_with_private_repo, github_config,
+    sha256_hex, stderr, stdout,
+};
+
+fn json(out: &Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
+}
+
+/// Every line of a human output fits 80 columns.
+fn fits_80_columns(out: &Output) {
+    for line in stdout(out).lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
+    }
+}
+
+/// An app whose config also includes the folder `queue`, holding `a.txt` and `b.txt`.
+fn app_with_files(rows: usize) -> App {
+    let app = App::new(rows);
+    fs::create_dir_all(app.path("queue")).unwrap();
+    fs::write(app.path("queue/a.txt"), "first").unwrap();
+    fs::write(app.path("queue/b.txt"), "second").unwrap();
+    app.write_config(&format!(
+        "{TASKS_CONFIG}[[include]]\npath = \"queue\"\n[remote]\ntype = \"dir\"\npath = \"remote\"\n"
+    ));
+    app
+}
+
+/// `backup now ARGS --json` at `clock`: the new snapshot's tag.
+fn snapshot_at(app: &App, clock: &str, args: &[&str]) -> String {
+    let mut args = [&["now", "--json"][..], args].concat();
+    args.dedup();
+    let out = app.run_at(clock, &args);
+    json(&out)["tag"].as_str().unwrap().to_string()
+}
+
+/// Names in the app's local snapshot folder.
+fn local_names(app: &App) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(app.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn show_says_when_where_what_and_the_note_in_text_and_json() {
+    let app = app_with_files(10);
+    let tag = snapshot_at(
+        &app,
+        "2026-11-01T10:00:00.100Z",
+        &["--note", "before migration 7"],
+    );
+
+    let out = app.run_at("2026-11-02T00:00:00Z", &["show", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fits_80_columns(&out);
+    let text = stdout(&out);
+    for expected in [
+        tag.as_str(),
+        "2026-11-01 10:00:00Z",
+        "manual",
+        "before migration 7",
+        "both (local ",
+        "checks    ok when it was taken",
+        "database tasks (data/tasks.db)",
+        "schema 3, page size 4096",
+        "10 row(s)",
+        "files: 2, 11 B (`--files` lists them)",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["tasks", "10"]),
+        "{text}"
+    );
+    assert!(!text.contains("queue/a.txt"), "{text}");
+
+    let out = app.run_at("2026-11-02T00:00:00Z", &["show", "latest", "--files"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("queue/a.txt") && text.contains("queue/b.txt"),
+        "{text}"
+    );
+
+    let shown = json(&app.run(&["show", &tag, "--json"]));
+    assert_eq!(shown["tag"], tag.as_str());
+    assert_eq!(shown["time"], "2026-11-01T10:00:00Z");
+    assert_eq!(shown["kind"], "manual");
+    assert_eq!(shown["note"], "before migration 7");
+    assert_eq!(shown["where"], "both");
+    assert_eq!(shown["manifest_from"], "local");
+    assert_eq!(shown["findings"], 0);
+    let db = &shown["databases"][0];
+    assert_eq!(db["name"], "tasks");
+    assert_eq!(db["user_version"], 3);
+    assert_eq!(db["page_size"], 4096);
+    assert_eq!(db["tables"]["tasks"], 10);
+    assert_eq!(db["tables"]["notes"], 0);
+    assert_eq!(db["rows"], 10);
+    assert_eq!(db["findings"], serde_json::json!({}));
+    assert_eq!(shown["files"]["count"], 2);
+    assert_eq!(shown["files"]["bytes"], 11);
+    assert!(shown["files"].get("list").is_none(), "{shown}");
+    let listed = json(&app.run(&["show", &tag, "--json", "--files"]));
+    let files = listed["files"]["list"].as_array().unwrap();
+    assert_eq!(files[0]["path"], "queue/a.txt");
+    assert_eq!(
+        files[0]["sha256"],
+        sha256_hex(b"first").as_str(),
+        "{listed}"
+    );
+
+    // A snapshot without a note says null.
+    snapshot_at(&app, "2026-11-01T11:00:00.200Z", &[]);
+    let shown = json(&app.run_at("2026-11-02T00:00:00Z", &["show", "latest", "--json"]));
+    assert_eq!(shown["note"], Value::Null);
+}
+
+#[test]
+fn show_lists_the_check_findings_recorded_when_the_snapshot_was_taken() {
+    let app = App::new(0);
+    // A comment on a task that does not exist, written with foreign keys off as most apps run.
+    let conn = rusqlite::Connection::open(app.path("data/tasks.db")).unwrap();
+    conn.pragma_update(None, "foreign_keys", false).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE comments (id INTEGER PRIMARY KEY, task_id INTEGER REFERENCES tasks(id));
+         INSERT INTO comments (task_id) VALUES (41);",
+    )
+    .unwrap();
+    drop(conn);
+    let tag = snapshot_at(&app, "2026-11-01T10:00:00.100Z", &[]);
+    let out = app.run(&["show", &tag]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fits_80_columns(&out);
+    let text = stdout(&out);
+    assert!(text.contains("1 finding(s) when it was taken"), "{text}");
+    assert!(
+        text.contains("foreign_key_check: 1 row(s) of `comments`"),
+        "{text}"
+    );
+    let shown = json(&app.run(&["show", &tag, "--json"]));
+    assert_eq!(shown["findings"], 1);
+    assert_eq!(
+        shown["databases"][0]["findings"]["foreign_keys"][0]["table"],
+        "comments"
+    );
+}
+
+#[test]
+fn show_reads_a_folder_remotes_manifest_in_place() {
+    let app = app_with_files(5);
+    let tag = snapshot_at(&app, "2026-11-01T10:00:00.100Z", &["--note", "far away"]);
+    fs::remove_file(app.path("backups").join(format!("{tag}.tar.gz"))).unwrap();
+    fs::remove_file(app.path("backups").join(format!("{tag}.tar.gz.sha256"))).unwrap();
+    let before = local_names(&app);
+    let shown = json(&app.run(&["show", &tag[tag.len() - 6..], "--json"]));
+    assert_eq!(shown["where"], "remote");
+    assert_eq!(shown["manifest_from"], "remote");
+    assert_eq!(shown["note"], "far away");
+    assert_eq!(shown["local_size"], Value::Null);
+    assert_eq!(shown["databases"][0]["tables"]["tasks"], 5);
+    // Nothing was downloaded into the local folder, not even for a moment that left a trace.
+    assert_eq!(local_names(&app), before);
+    app.assert_no_leftovers();
+}
+
+#[test]
+fn show_of_a_github_only_snapshot_downloads_its_archive_and_removes_it() {
+    let fake = fake_with_private_repo(GITHUB_REPO);
+    let app = App::new(7);
+    app.write_config(&github_config(&fake.api_url, GITHUB_REPO, ""));
+    let out = app.run_github(&["now", "--note", "on github", "--json"]);
+    let tag = json(&out)["tag"].as_str().unwrap().to_string();
+
+    let fresh = App::new(0);
+    fresh.write_config(&github_config(&fake.api_url, GITHUB_REPO, ""));
+    let downloads = || {
+        fake.count_requests(|l| {
+            l.starts_with("GET ") && (l.contains("/releases/assets/") || l.contains("/objects/"))
+        })
+    };
+    let before = downloads();
+    let shown = json(&fresh.run_github(&["show", &tag, "--json"]));
+    assert_eq!(shown["where"], "remote");
+    assert_eq!(shown["manifest_from"], "download");
+    assert_eq!(shown["note"], "on github");
+    assert_eq!(shown["databases"][0]["tables"]["tasks"], 7);
+    assert!(downloads() > before, "{:?}", fake.log());
+    fresh.assert_no_leftovers();
+    assert!(fresh.archives("backups").is_empty());
+}
+
+#[test]
+fn an_unknown_or_ambiguous_snapshot_is_the_selectors_one_line_error() {
+    let app = App::new(3);
+    let first = snapshot_at(&app, "2026-11-01T10:00:00.100Z", &[]);
+    let second = snapshot_at(&app, "2026-11-02T10:00:00.200Z", &[]);
+    for args in [&["show", "0"][..], &["show", "0", "--json"][..]] {
+        let out = app.run_at("2026-11-03T00:00:00Z", args);
+        assert_exit_saying(&out, 2, "give more of the suffix");
+        let message = stderr(&out);
+        assert!(
+            message.contains(&first) && message.contains(&second),
+            "{message}"
+        );
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+    for args in [&["show", "fff"][..], &["show", "fff", "--files"][..]] {
+        let out = app.run_at("2026-11-03T00:00:00Z", args);
+        assert_exit_saying(&out, 1, "has a tag ending in fff");
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    let out = app.run(&["show", "yesterday"]);
+    assert_exit_saying(&out, 2, "is not a snapshot");
+}
