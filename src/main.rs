@@ -88,6 +88,8 @@ enum Command {
     List(commands::list::Args),
     /// A snapshot's manifest in words: databases, row counts, files, check findings, where it is
     Show(commands::show::Args),
+    /// What changed between two snapshots (or one and the live data): rows per table, files
+    Diff(commands::diff::Args),
     /// Print the resolved config
     Config(commands::show_config::Args),
     /// Apply tiered retention locally and remotely, saying why each kept snapshot is kept
@@ -139,6 +141,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::snapshot::run(config_path, &args, false, &*progress),
         Command::List(args) => commands::list::run(config_path, &args),
         Command::Show(args) => commands::show::run(config_path, &args, &*progress),
+        Command::Diff(args) => commands::diff::run(config_path, &args, &*progress),
         Command::Config(args) => commands::show_config::run(config_path, &args),
         Command::Prune(args) => commands::prune::run(config_path, &args),
         Command::Restore(args) => commands::restore::restore(config_path, &args, &*progress),

@@ -7,8 +7,8 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::support::{
-    App, GITHUB_REPO, TASKS_CONFIG, assert_exit_saying, fake_with_private_repo, github_config,
-    sha256_hex, stderr, stdout,
+    App, GITHUB_REPO, TASKS_CONFIG, assert_exit_saying, execute_on, fake_with_private_repo,
+    github_config, sha256_hex, stderr, stdout,
 };
 
 fn json(out: &Output) -> Value {
@@ -208,7 +208,11 @@ fn an_unknown_or_ambiguous_snapshot_is_the_selectors_one_line_error() {
     let app = App::new(3);
     let first = snapshot_at(&app, "2026-11-01T10:00:00.100Z", &[]);
     let second = snapshot_at(&app, "2026-11-02T10:00:00.200Z", &[]);
-    for args in [&["show", "0"][..], &["show", "0", "--json"][..]] {
+    for args in [
+        &["show", "0"][..],
+        &["diff", "0", "latest"][..],
+        &["diff", "0", "--live"][..],
+    ] {
         let out = app.run_at("2026-11-03T00:00:00Z", args);
         assert_exit_saying(&out, 2, "give more of the suffix");
         let message = stderr(&out);
@@ -218,11 +222,140 @@ fn an_unknown_or_ambiguous_snapshot_is_the_selectors_one_line_error() {
         );
         assert_eq!(message.lines().count(), 1, "{message}");
     }
-    for args in [&["show", "fff"][..], &["show", "fff", "--files"][..]] {
+    for args in [&["show", "fff"][..], &["diff", "latest", "fff"][..]] {
         let out = app.run_at("2026-11-03T00:00:00Z", args);
         assert_exit_saying(&out, 1, "has a tag ending in fff");
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     }
     let out = app.run(&["show", "yesterday"]);
     assert_exit_saying(&out, 2, "is not a snapshot");
+}
+
+/// The table rows of a `diff` database section: (table, old, new, change).
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .filter(|cells| cells.len() == 4 && cells[3].parse::<i64>().is_ok())
+        .collect()
+}
+
+#[test]
+fn diff_of_two_snapshots_says_which_rows_and_files_changed() {
+    let app = app_with_files(10);
+    let old = snapshot_at(&app, "2026-11-01T10:00:00.100Z", &[]);
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id > 6");
+    execute_on(app.path("data/tasks.db"), "PRAGMA user_version = 4");
+    fs::write(app.path("queue/a.txt"), "first, edited").unwrap();
+    fs::remove_file(app.path("queue/b.txt")).unwrap();
+    fs::write(app.path("queue/c.txt"), "third").unwrap();
+    let new = snapshot_at(&app, "2026-11-02T10:00:00.200Z", &[]);
+
+    let out = app.run_at("2026-11-03T00:00:00Z", &["diff", "latest~1", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fits_80_columns(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("from  {old} (2026-11-01 10:00:00Z)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("to    {new} (2026-11-02 10:00:00Z)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("database tasks: changed, schema 3 → 4"),
+        "{text}"
+    );
+    assert_eq!(
+        table_rows(&text),
+        [["notes", "0", "0", "0"], ["tasks", "10", "6", "-4"]],
+        "{text}"
+    );
+    assert!(
+        text.contains("files: 1 added, 1 removed, 1 changed, 0 unchanged"),
+        "{text}"
+    );
+    assert!(text.contains("  + queue/c.txt (5 B)"), "{text}");
+    assert!(text.contains("  - queue/b.txt (6 B)"), "{text}");
+    assert!(text.contains("  ~ queue/a.txt (5 B → 13 B)"), "{text}");
+
+    let diff = json(&app.run(&["diff", &old, &new, "--json"]));
+    assert_eq!(diff["from"]["tag"], old.as_str());
+    assert_eq!(diff["to"]["tag"], new.as_str());
+    assert_eq!(diff["to"]["live"], false);
+    let db = &diff["databases"][0];
+    assert_eq!(db["name"], "tasks");
+    assert_eq!(db["change"], "changed");
+    assert_eq!(db["old_user_version"], 3);
+    assert_eq!(db["new_user_version"], 4);
+    assert_eq!(
+        db["tables"][1],
+        serde_json::json!({"table": "tasks", "old": 10, "new": 6, "change": -4})
+    );
+    assert_eq!(diff["files"]["added"][0]["path"], "queue/c.txt");
+    assert_eq!(diff["files"]["removed"][0]["path"], "queue/b.txt");
+    assert_eq!(diff["files"]["changed"][0]["path"], "queue/a.txt");
+    assert_eq!(
+        diff["files"]["changed"][0]["new_sha256"],
+        sha256_hex(b"first, edited").as_str()
+    );
+    assert_eq!(diff["files"]["unchanged"], 0);
+
+    // Newer first reads the other way round.
+    let back = json(&app.run(&["diff", &new, &old, "--json"]));
+    assert_eq!(back["databases"][0]["tables"][1]["change"], 4);
+    assert_eq!(back["files"]["added"][0]["path"], "queue/b.txt");
+    // A snapshot against itself: nothing changed.
+    let same = json(&app.run(&["diff", &new, &new, "--json"]));
+    assert_eq!(same["databases"][0]["change"], "unchanged");
+    assert_eq!(same["files"]["unchanged"], 2);
+
+    // The older one only on the folder remote: its manifest is read there, in place.
+    fs::remove_file(app.path("backups").join(format!("{old}.tar.gz"))).unwrap();
+    let diff = json(&app.run(&["diff", &old, &new, "--json"]));
+    assert_eq!(diff["from"]["manifest_from"], "remote");
+    assert_eq!(diff["to"]["manifest_from"], "local");
+    assert_eq!(diff["databases"][0]["tables"][1]["change"], -4);
+    app.assert_no_leftovers();
+}
+
+#[test]
+fn diff_live_reads_the_live_data_without_writing_it() {
+    let app = app_with_files(10);
+    let tag = snapshot_at(&app, "2026-11-01T10:00:00.100Z", &[]);
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id <= 3");
+    execute_on(
+        app.path("data/tasks.db"),
+        "INSERT INTO notes (text) VALUES ('n')",
+    );
+    fs::write(app.path("queue/b.txt"), "changed").unwrap();
+    let db_before = fs::read(app.path("data/tasks.db")).unwrap();
+
+    let out = app.run(&["diff", &tag, "--live"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fits_80_columns(&out);
+    let text = stdout(&out);
+    assert!(text.contains("to    the live data (read "), "{text}");
+    assert_eq!(
+        table_rows(&text),
+        [["notes", "0", "1", "+1"], ["tasks", "10", "7", "-3"]],
+        "{text}"
+    );
+    assert!(text.contains("  ~ queue/b.txt (6 B → 7 B)"), "{text}");
+    assert!(
+        text.contains("files: 0 added, 0 removed, 1 changed, 1 unchanged"),
+        "{text}"
+    );
+    let diff = json(&app.run(&["diff", "latest", "--live", "--json"]));
+    assert_eq!(diff["to"]["live"], true);
+    assert_eq!(diff["to"]["tag"], Value::Null);
+    assert_eq!(diff["databases"][0]["tables"][1]["new"], 7);
+    // The live database was only read.
+    assert_eq!(fs::read(app.path("data/tasks.db")).unwrap(), db_before);
+
+    // Neither a second snapshot nor --live: a usage error.
+    let out = app.run(&["diff", &tag]);
+    assert_exit_saying(&out, 2, "or --live for the live data");
+    let out = app.run(&["diff", &tag, &tag, "--live"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

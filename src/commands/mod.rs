@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod demo;
+pub mod diff;
 pub mod doctor;
 pub mod init;
 pub mod list;
