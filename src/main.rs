@@ -90,6 +90,8 @@ enum Command {
     Show(commands::show::Args),
     /// What changed between two snapshots (or one and the live data): rows per table, files
     Diff(commands::diff::Args),
+    /// How many snapshots there are and their size, local and remote, per host and kind; growth
+    Stats(commands::stats::Args),
     /// Print the resolved config
     Config(commands::show_config::Args),
     /// Apply tiered retention locally and remotely, saying why each kept snapshot is kept
@@ -142,6 +144,7 @@ fn main() -> ExitCode {
         Command::List(args) => commands::list::run(config_path, &args),
         Command::Show(args) => commands::show::run(config_path, &args, &*progress),
         Command::Diff(args) => commands::diff::run(config_path, &args, &*progress),
+        Command::Stats(args) => commands::stats::run(config_path, &args),
         Command::Config(args) => commands::show_config::run(config_path, &args),
         Command::Prune(args) => commands::prune::run(config_path, &args),
         Command::Restore(args) => commands::restore::restore(config_path, &args, &*progress),

@@ -359,3 +359,118 @@ fn diff_live_reads_the_live_data_without_writing_it() {
     let out = app.run(&["diff", &tag, &tag, "--live"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// `backup COMMAND --json` as host `host` at `clock`: the tag it made.
+fn snapshot_as(app: &App, host: &str, clock: &str, command: &str) -> String {
+    let out = app
+        .command(&[command, "--json"])
+        .env("BACKUP_TEST_HOST", host)
+        .env(backup_agent::clock::CLOCK_ENV, clock)
+        .output()
+        .unwrap();
+    json(&out)["tag"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn stats_counts_local_and_remote_per_host_and_kind_with_growth() {
+    let app = App::new(10);
+    let old = snapshot_as(&app, "laptop", "2026-11-01T10:00:00Z", "now");
+    let recent = snapshot_as(&app, "laptop", "2026-11-18T10:00:00Z", "run");
+    let other = snapshot_as(&app, "desktop", "2026-11-19T10:00:00Z", "now");
+    // The oldest only on the remote now.
+    fs::remove_file(app.path("backups").join(format!("{old}.tar.gz"))).unwrap();
+    let size = |tag: &str| {
+        fs::metadata(app.path("remote").join(format!("{tag}.tar.gz")))
+            .unwrap()
+            .len()
+    };
+    let (old_size, recent_size, other_size) = (size(&old), size(&recent), size(&other));
+    let tally = |count: usize, bytes: u64| serde_json::json!({"count": count, "bytes": bytes});
+
+    let clock = "2026-11-20T00:00:00Z";
+    let stats = json(&app.run_at(clock, &["stats", "--json"]));
+    assert_eq!(stats["local"], tally(2, recent_size + other_size));
+    assert_eq!(
+        stats["remote"],
+        tally(3, old_size + recent_size + other_size)
+    );
+    assert_eq!(
+        stats["hosts"],
+        serde_json::json!([
+            {"name": "desktop", "local": tally(1, other_size), "remote": tally(1, other_size)},
+            {"name": "laptop", "local": tally(1, recent_size),
+             "remote": tally(2, old_size + recent_size)},
+        ])
+    );
+    assert_eq!(
+        stats["kinds"],
+        serde_json::json!([
+            {"name": "manual", "local": tally(1, other_size),
+             "remote": tally(2, old_size + other_size)},
+            {"name": "scheduled", "local": tally(1, recent_size), "remote": tally(1, recent_size)},
+        ])
+    );
+    assert_eq!(stats["oldest"]["tag"], old.as_str());
+    assert_eq!(stats["oldest"]["time"], "2026-11-01T10:00:00Z");
+    assert_eq!(stats["newest"]["tag"], other.as_str());
+    // The last 7 days hold two snapshots, each counted once.
+    let growth = &stats["growth"];
+    assert_eq!(growth["days"], 7);
+    assert_eq!(growth["since"], "2026-11-13T00:00:00Z");
+    assert_eq!(growth["snapshots"], 2);
+    assert_eq!(growth["bytes"], recent_size + other_size);
+    assert_eq!(growth["bytes_per_day"], (recent_size + other_size) / 7);
+
+    let out = app.run_at(clock, &["stats"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fits_80_columns(&out);
+    let text = stdout(&out);
+    let cells = |label: &str| {
+        text.lines()
+            .find(|l| l.starts_with(label))
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("{label} in\n{text}"))
+    };
+    assert_eq!(cells("all ")[1], "2");
+    assert_eq!(cells("all ")[4], "3");
+    assert_eq!(cells("host laptop")[2], "1");
+    assert_eq!(cells("host laptop")[5], "2");
+    assert_eq!(cells("kind scheduled")[2], "1");
+    assert!(
+        text.contains(&format!("oldest  {old} (2026-11-01 10:00:00Z)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("newest  {other} (2026-11-19 10:00:00Z)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("growth  ") && text.contains("2 snapshot(s)"),
+        "{text}"
+    );
+
+    // The remote gone: the local figures, a note, exit 4.
+    fs::remove_dir_all(app.path("remote")).unwrap();
+    let out = app.run_at(clock, &["stats", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("only the local snapshots are counted"));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["remote"], Value::Null);
+    assert_eq!(stats["local"]["count"], 2);
+}
+
+#[test]
+fn stats_without_snapshots_says_so() {
+    let app = App::new(1);
+    let out = app.run(&["stats"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("no snapshots yet"),
+        "{}",
+        stdout(&out)
+    );
+    let stats = json(&app.run(&["stats", "--json"]));
+    assert_eq!(stats["local"]["count"], 0);
+    assert_eq!(stats["oldest"], Value::Null);
+    assert_eq!(stats["growth"]["bytes_per_day"], 0);
+}

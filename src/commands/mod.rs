@@ -12,4 +12,5 @@ pub mod schedule;
 pub mod show;
 pub mod show_config;
 pub mod snapshot;
+pub mod stats;
 pub mod status;
