@@ -474,3 +474,19 @@ fn stats_without_snapshots_says_so() {
     assert_eq!(stats["oldest"], Value::Null);
     assert_eq!(stats["growth"]["bytes_per_day"], 0);
 }
+
+#[test]
+fn show_from_here_when_the_remote_cannot_be_listed_says_so_with_exit_4() {
+    let app = App::with_snapshot(4);
+    fs::remove_dir_all(app.path("remote")).unwrap();
+    let out = app.run(&["show", "latest", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["where"], "local_remote_unknown");
+    assert_eq!(shown["databases"][0]["tables"]["tasks"], 4);
+    assert!(
+        stderr(&out).contains("chosen among the local snapshots"),
+        "{}",
+        stderr(&out)
+    );
+}
