@@ -69,6 +69,21 @@ pub enum Location {
 }
 
 impl Location {
+    /// Where a snapshot is, from the size of its local archive (`None`: not here), the size
+    /// the remote lists for it (`None`: the remote does not hold it, or there is no remote), and
+    /// whether the remote's listing is known (no remote, or it was read). `None` when it is
+    /// nowhere. `backup list` decides its `WHERE` column so, and `backup show` its `where`.
+    pub fn of(local: Option<u64>, remote: Option<u64>, remote_known: bool) -> Option<Location> {
+        match (local, remote) {
+            (Some(_), _) if !remote_known => Some(Location::LocalRemoteUnknown),
+            (Some(_), None) => Some(Location::Local),
+            (Some(here), Some(there)) if here == there => Some(Location::Both),
+            (Some(_), Some(_)) => Some(Location::Differ),
+            (None, Some(_)) => Some(Location::Remote),
+            (None, None) => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Location::Local => "local",
@@ -162,11 +177,8 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
                         }
                     });
                     if row.location == Location::Local {
-                        row.location = if row.size == snapshot.size {
-                            Location::Both
-                        } else {
-                            Location::Differ
-                        };
+                        row.location = Location::of(Some(row.size), Some(snapshot.size), true)
+                            .expect("held on both sides");
                     }
                 }
             }

@@ -25,6 +25,20 @@ pub const RESTORE_STAGING: &str = "restore-";
 /// Staging folder of a verify, after [`TEMP_PREFIX`].
 pub const VERIFY_STAGING: &str = "verify-";
 
+/// An archive downloaded only to read its manifest (`backup show`/`diff` of a snapshot the
+/// remote keeps no readable manifest of), after [`TEMP_PREFIX`]: `inspect-<pid>-<archive>`, the
+/// process id keeping two such commands apart. Removed once read.
+pub const INSPECT_DOWNLOAD: &str = "inspect-";
+
+/// The name of that download for `tag` in this process (see [`INSPECT_DOWNLOAD`]).
+pub fn inspect_download_name(tag: &Tag) -> String {
+    format!(
+        "{TEMP_PREFIX}{INSPECT_DOWNLOAD}{}-{}",
+        std::process::id(),
+        tag.archive_name()
+    )
+}
+
 /// Journal of a swap in progress, in the local snapshot folder.
 pub const JOURNAL_FILE: &str = "restore-journal.json";
 /// Record inside every `pre_restore_<ts>` folder: what was set aside and from where.
@@ -130,6 +144,13 @@ pub fn is_our_temp(name: &str) -> bool {
     if [JOURNAL_FILE, SWAP_RECORD_FILE, LAST_SWAP_FILE].contains(&rest) {
         return true;
     }
+    if let Some(download) = rest.strip_prefix(INSPECT_DOWNLOAD) {
+        return download.split_once('-').is_some_and(|(pid, archive)| {
+            !pid.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit())
+                && Tag::from_archive_name(archive).is_some()
+        });
+    }
     for staging in [STAGING_PREFIX, RESTORE_STAGING, VERIFY_STAGING] {
         if let Some(tag) = rest.strip_prefix(staging) {
             return Tag::parse(tag).is_some();
@@ -160,6 +181,7 @@ mod tests {
             format!("{TEMP_PREFIX}{STAGING_PREFIX}{tag}"),
             format!("{TEMP_PREFIX}restore-{tag}"),
             format!("{TEMP_PREFIX}verify-{tag}"),
+            format!("{TEMP_PREFIX}inspect-4242-{tag}.tar.gz"),
             format!("{TEMP_PREFIX}{tag}.tar.gz"),
             format!("{TEMP_PREFIX}{tag}.tar.gz.sha256"),
             format!("{TEMP_PREFIX}last_run.json"),
@@ -174,6 +196,7 @@ mod tests {
             ".tmp-notes",
             ".backup-tmp-",
             ".backup-tmp-my-work",
+            ".backup-tmp-inspect-notes.tar.gz",
             "last_run.json",
             "remote-folders.json",
             "checked.json",

@@ -11,6 +11,7 @@
 //! - [`auth`]: GitHub tokens: where one is found, and the OS keyring;
 //! - [`run`]: the `now`/`run` run: lock, snapshot, push what the remote lacks, `last_run.json`;
 //! - [`catalog`]: what exists locally and remotely (`backup list`);
+//! - [`inspect`]: a snapshot's manifest, two snapshots compared, their sizes (`show`, `diff`, `stats`);
 //! - [`integrity`]: the record of damaged local copies (`checked.json`);
 //! - [`recheck`]: after each run, a bounded re-check of local copies and repair from the remote;
 //! - [`schedule`]: the cadence and the job that runs `backup run` (systemd, cron, launchd);
@@ -45,6 +46,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fsutil;
 pub mod health;
+pub mod inspect;
 pub mod integrity;
 pub mod last_run;
 pub mod layout;

@@ -88,6 +88,12 @@ enum Command {
     Run(commands::snapshot::Args),
     /// List snapshots, local and remote, newest first
     List(commands::list::Args),
+    /// A snapshot's manifest in words: databases, row counts, files, check findings, where it is
+    Show(commands::show::Args),
+    /// What changed between two snapshots (or one and the live data): rows per table, files
+    Diff(commands::diff::Args),
+    /// How many snapshots there are and their size, local and remote, per host and kind; growth
+    Stats(commands::stats::Args),
     /// Print the resolved config
     Config(commands::show_config::Args),
     /// Apply tiered retention locally and remotely, saying why each kept snapshot is kept
@@ -138,6 +144,9 @@ fn main() -> ExitCode {
         Command::Now(args) => commands::snapshot::run(config_path, &args, true, &*progress),
         Command::Run(args) => commands::snapshot::run(config_path, &args, false, &*progress),
         Command::List(args) => commands::list::run(config_path, &args),
+        Command::Show(args) => commands::show::run(config_path, &args, &*progress),
+        Command::Diff(args) => commands::diff::run(config_path, &args, &*progress),
+        Command::Stats(args) => commands::stats::run(config_path, &args),
         Command::Config(args) => commands::show_config::run(config_path, &args),
         Command::Prune(args) => commands::prune::run(config_path, &args),
         Command::Restore(args) => commands::restore::restore(config_path, &args, &*progress),

@@ -77,6 +77,9 @@ mod latest;
 /// Choosing a snapshot: short forms of a tag, `latest~N`, list filters, notes.
 mod choose;
 
+/// Looking into snapshots: `show`, `diff` (also against the live data), `stats`.
+mod inspect;
+
 /// The library's module graph points down: no cycle beyond a shrinking allow-list (#15).
 mod architecture;
 

@@ -142,6 +142,53 @@ pub(crate) fn probe_database(db: &DatabaseConfig) -> Result<(i64, usize)> {
     .map_err(|e| stalled(db, "cannot read it as a SQLite database", e))
 }
 
+/// What `backup diff --live` compares of a live database: its schema version and the row count
+/// of every table, read in one read transaction so the counts agree with each other. `None` when
+/// the file does not exist.
+///
+/// Opened read-only first. SQLite refuses that for a WAL database whose `-shm` file does not
+/// exist yet (no app has it open); then it is read the way a snapshot reads it ([`open_source`]:
+/// no create, no checkpoint on close), which changes nothing in the database either.
+pub(crate) fn read_live_counts(
+    db: &DatabaseConfig,
+) -> Result<Option<(i64, BTreeMap<String, u64>)>> {
+    match std::fs::metadata(&db.path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unreadable(db, &e)),
+        Ok(meta) if !meta.is_file() => {
+            return Err(db_error(db, "is not a file; check `path` in the config"));
+        }
+        Ok(_) => {}
+    }
+    let read = |conn: &Connection| {
+        retry_busy(|| {
+            let tx = conn.unchecked_transaction()?;
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let tables = checks::count_rows(&tx)?;
+            tx.finish()?;
+            Ok(Some((version, tables)))
+        })
+    };
+    let read_only = Connection::open_with_flags(
+        &db.path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|conn| conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map(|()| conn));
+    if let Ok(conn) = read_only {
+        match read(&conn) {
+            Ok(found) => return Ok(Some(found)),
+            Err(Stalled::OutOfTime) => {
+                return Err(stalled(db, "cannot read it", Stalled::OutOfTime));
+            }
+            Err(Stalled::Failed(_)) => {}
+        }
+    }
+    let source = open_source(db)?;
+    read(&source)
+        .map(Some)
+        .map_err(|e| stalled(db, "cannot read it as a SQLite database", e))
+}
+
 /// Opens a live database for reading without ever changing it.
 fn open_source(db: &DatabaseConfig) -> Result<Connection> {
     let meta = std::fs::metadata(&db.path).map_err(|e| unreadable(db, &e))?;

@@ -3,7 +3,7 @@
 //! `<tag>.tar.gz` written durably into the local snapshot folder.
 
 mod hot_copy;
-pub(crate) use hot_copy::probe_database;
+pub(crate) use hot_copy::{probe_database, read_live_counts};
 
 use std::collections::HashSet;
 use std::fs;
@@ -262,6 +262,15 @@ pub(crate) fn live_included_files(config: &Config) -> Result<Vec<PathBuf>> {
     Ok(walk_includes(config, true)?
         .into_iter()
         .map(|f| f.source)
+        .collect())
+}
+
+/// The included files as a snapshot taken now would record them: (path inside the archive, path
+/// as the manifest shows it, the live file). A missing include holds nothing.
+pub(crate) fn live_included_entries(config: &Config) -> Result<Vec<(String, String, PathBuf)>> {
+    Ok(walk_includes(config, true)?
+        .into_iter()
+        .map(|f| (f.archive_path, f.display, f.source))
         .collect())
 }
 
