@@ -91,7 +91,7 @@ pub struct RollbackArgs {
 struct Checked<'a> {
     tag: String,
     source: Source,
-    created_at: String,
+    created_at: chrono::DateTime<chrono::Utc>,
     host: &'a str,
     archive_size: u64,
     archive_sha256: &'a str,
@@ -111,7 +111,7 @@ impl<'a> Checked<'a> {
         Checked {
             tag: p.tag.to_string(),
             source: p.source,
-            created_at: p.manifest.created_at.to_rfc3339(),
+            created_at: p.manifest.created_at,
             host: &p.manifest.host,
             archive_size: p.archive_size,
             archive_sha256: &p.archive_sha256,
@@ -147,7 +147,7 @@ fn describe(p: &Prepared) {
     outln!(
         "snapshot {} (taken {} on {}, {} from the {} copy)",
         p.tag,
-        p.manifest.created_at.format("%Y-%m-%d %H:%M:%SZ"),
+        crate::term::time(p.manifest.created_at),
         p.manifest.host,
         human_bytes(p.archive_size),
         match p.source {
