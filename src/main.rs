@@ -39,6 +39,7 @@ macro_rules! out {
 
 mod commands;
 mod exit;
+mod json_error;
 mod logging;
 mod term;
 
@@ -46,7 +47,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use backup_agent::error::Error;
 
@@ -120,9 +121,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, json_error::requested(&m))));
+    let (cli, json) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            json_error::print_usage_error(&e);
+            return usage_error(&e);
+        }
     };
     logging::init(cli.verbose);
     // Retries and waits are shown to someone at a terminal; logs say them already, cron never.
@@ -169,6 +176,9 @@ fn main() -> ExitCode {
             progress.done();
             term::clear_progress_line();
             errln!("backup: error: {e}");
+            if json {
+                json_error::print_error(&e);
+            }
             ExitCode::from(exit::of_error(&e))
         }
     }
