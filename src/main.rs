@@ -39,6 +39,7 @@ macro_rules! out {
 
 mod commands;
 mod exit;
+mod help_examples;
 mod json_error;
 mod logging;
 mod term;
@@ -121,7 +122,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let parsed = Cli::command()
+    let parsed = help_examples::add(Cli::command())
         .try_get_matches()
         .and_then(|m| Ok((Cli::from_arg_matches(&m)?, json_error::requested(&m))));
     let (cli, json) = match parsed {
@@ -160,14 +161,7 @@ fn main() -> ExitCode {
             term::write_stdout_bytes(&script);
             ok()
         }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .map_err(|e| Error::System(format!("cannot print the manual page: {e}")))
-                .map(|()| term::write_stdout_bytes(&page))
-                .and_then(|()| ok())
-        }
+        Command::Man => commands::man::run(help_examples::add(Cli::command())),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod doctor;
 pub mod init;
 pub mod list;
+pub mod man;
 pub mod prune;
 pub mod restore;
 pub mod schedule;
