@@ -318,7 +318,7 @@ pub fn latest_host(tags: &[&Tag], host: Option<&str>) -> Result<(String, Option<
         .map(|(host, (count, newest))| {
             format!(
                 "{host} ({count}, newest {})",
-                newest.time().format("%Y-%m-%d %H:%M:%SZ")
+                crate::units::human_time(newest.time())
             )
         })
         .collect();
@@ -349,7 +349,7 @@ pub fn latest_of<'a>(
         (None, true) => Ok(None),
         (None, false) => Err(Error::NotFound(format!(
             "every snapshot of host {host} is dated after this machine's clock ({}), the newest {}; fix the clock (e.g. enable NTP), or name the snapshot to restore",
-            now.format("%Y-%m-%d %H:%M:%SZ"),
+            crate::units::human_time(now),
             future.last().expect("not empty")
         ))),
         (Some(latest), true) => Ok(Some((latest, None))),

@@ -357,8 +357,8 @@ fn check_clock(config: &Config) -> Check {
         None => Check::ok(
             "clock",
             format!(
-                "{} UTC; no snapshot is dated after it",
-                now.format("%Y-%m-%d %H:%M:%S")
+                "{}; no snapshot is dated after it",
+                crate::units::human_time(now)
             ),
         ),
         Some(warning) => Check::not_ok(

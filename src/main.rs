@@ -39,7 +39,9 @@ macro_rules! out {
 
 mod commands;
 mod exit;
+mod help_examples;
 mod interrupt;
+mod json_error;
 mod logging;
 mod term;
 
@@ -47,7 +49,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use backup_agent::error::Error;
 
@@ -128,9 +130,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+    let parsed = help_examples::add(Cli::command())
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, json_error::requested(&m))));
+    let (cli, json) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            json_error::print_usage_error(&e);
+            return usage_error(&e);
+        }
     };
     logging::init(cli.verbose);
     // Retries and waits are shown to someone at a terminal; logs say them already, cron never.
@@ -164,14 +172,7 @@ fn main() -> ExitCode {
             term::write_stdout_bytes(&script);
             ok()
         }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .map_err(|e| Error::System(format!("cannot print the manual page: {e}")))
-                .map(|()| term::write_stdout_bytes(&page))
-                .and_then(|()| ok())
-        }
+        Command::Man => commands::man::run(help_examples::add(Cli::command())),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -180,6 +181,9 @@ fn main() -> ExitCode {
             progress.done();
             term::clear_progress_line();
             errln!("backup: error: {e}");
+            if json {
+                json_error::print_error(&e);
+            }
             ExitCode::from(exit::of_error(&e))
         }
     }

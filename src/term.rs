@@ -1,4 +1,4 @@
-//! Terminal rendering: progress on a TTY (nothing under cron), sizes and tables.
+//! Terminal rendering: progress on a TTY (nothing under cron), times, sizes and tables.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -105,14 +105,62 @@ impl Progress for Bars {
     }
 }
 
+/// A time as every command shows it to people: UTC to the minute, `2026-12-03 22:10Z`
+/// ([`backup_agent::units::human_time`], which the library's messages use too). The tag keeps
+/// the second, and `--json` prints RFC 3339.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+    backup_agent::units::human_time(at)
+}
+
+/// The width tables are fitted to: a default terminal's, whatever the real one is, so that the
+/// output reads the same in a pipe, a log and a narrow window.
+pub const TABLE_WIDTH: usize = 80;
+
+/// The narrowest a shrinkable column gets, `…` included.
+const SHRUNK_MIN: usize = 8;
+
 /// Left-aligned columns separated by two spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    fitted_table(header, rows, usize::MAX, &[])
+}
+
+/// [`table`] narrowed to `max_width` by cutting the cells of the `shrinkable` columns (indexes)
+/// with `…`, widest first, never below a few characters; the other columns stay whole, so a line
+/// may still pass `max_width` when they alone do.
+pub fn fitted_table(
+    header: &[&str],
+    rows: &[Vec<String>],
+    max_width: usize,
+    shrinkable: &[usize],
+) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
+    let total =
+        |widths: &[usize]| widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
+    while total(&widths) > max_width {
+        let Some(&widest) = shrinkable
+            .iter()
+            .filter(|&&i| widths.get(i).is_some_and(|&w| w > SHRUNK_MIN))
+            .max_by_key(|&&i| widths[i])
+        else {
+            break;
+        };
+        let over = total(&widths) - max_width;
+        widths[widest] = widths[widest].saturating_sub(over).max(SHRUNK_MIN);
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .zip(&widths)
+                .map(|(cell, &w)| cut(cell, w))
+                .collect()
+        })
+        .collect();
     let mut out = String::new();
     let mut line = |cells: Vec<&str>| {
         let mut text = String::new();
@@ -126,11 +174,26 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(header.to_vec());
+    let header: Vec<String> = header
+        .iter()
+        .zip(&widths)
+        .map(|(h, &w)| cut(h, w))
+        .collect();
+    line(header.iter().map(String::as_str).collect());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// `text` cut to `width` characters, marked with `…` when it was.
+pub fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// Set once stdout has failed: later writes are skipped, and the failure is told once.

@@ -1,6 +1,12 @@
-//! How the tool writes numbers for people and for records: byte counts (`1.5 GiB`) and digests
-//! in hex. The base layer: it depends on nothing in the crate, so errors and every module above
+//! How the tool writes numbers for people and for records: byte counts (`1.5 GiB`), times
+//! (`2026-12-03 22:10Z`) and digests in hex. The base layer: it depends on nothing in the crate, so errors and every module above
 //! can format with it.
+
+/// Formats a time for people, the one form every message and table uses: UTC to the minute,
+/// `2026-12-03 22:10Z` (short enough for a table row; the tag keeps the second). Records and `--json` carry RFC 3339 to the second or finer.
+pub fn human_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%MZ").to_string()
+}
 
 /// Formats a byte count for people: `1.5 GiB`, `312 KiB`, `17 B`.
 pub fn human_bytes(n: u64) -> String {

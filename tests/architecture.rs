@@ -4,7 +4,8 @@
 //!
 //! Granularity: the top-level modules `src/lib.rs` declares; a folder module (`remote/`,
 //! `restore/`, …) counts as one, with all its files. The binary's own modules (`main.rs`,
-//! `commands/`, `term.rs`, `logging.rs`) sit above the library and are not part of the graph.
+//! `commands/`, `exit.rs`, `help_examples.rs`, `json_error.rs`, `term.rs`, `logging.rs`) sit
+//! above the library and are not part of the graph.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -157,7 +157,7 @@ fn listed(app: &App, args: &[&str]) -> Vec<String> {
 /// The tags in `list ARGS`'s table at [`AFTER`].
 fn listed_text(app: &App, args: &[&str]) -> Vec<String> {
     let mut args = args.to_vec();
-    args.insert(0, "list");
+    args.splice(0..0, ["list", "--wide"]);
     let out = app.run_at(AFTER, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     stdout(&out)

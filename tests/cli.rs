@@ -65,6 +65,9 @@ mod soak;
 /// The invariants of docs/invariants.md, one ordinary test each.
 mod invariants;
 
+/// docs/json.md against every command's real `--json` output, errors included.
+mod json_docs;
+
 /// A closed stdout, a malformed token: one line and the command's own exit code, never a panic.
 mod output;
 

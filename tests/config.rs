@@ -128,3 +128,52 @@ fn command_line_mistakes_keep_clap_help_and_syntax_mistakes_name_the_line() {
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("Exit codes"));
 }
+
+#[test]
+fn config_prints_every_section_with_defaults_filled_in_and_never_a_token() {
+    let app = App::new(1);
+    app.write_config(&format!(
+        "{}[retention]\nhourly = 6\nyearly = 0\n[schedule]\nevery = \"2h\"\n",
+        crate::support::github_config(
+            "https://github.example/api/v3",
+            crate::support::GITHUB_REPO,
+            ""
+        )
+    ));
+    let out = app
+        .command(&["config", "--json"])
+        .env("GH_ENTERPRISE_TOKEN", crate::fake_github::TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = crate::support::no_token_leak(out);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // What the file set, and the defaults of what it left out.
+    assert_eq!(shown["retention"]["hourly"], 6);
+    assert_eq!(shown["retention"]["yearly"], 0);
+    assert_eq!(shown["retention"]["daily"], 7);
+    assert_eq!(shown["retention"]["manual"], 20);
+    assert_eq!(shown["schedule"]["every"], "2h");
+    assert_eq!(shown["schedule"]["grace"], "30m");
+    assert_eq!(shown["remote"]["type"], "github");
+    assert_eq!(shown["remote"]["repo"], crate::support::GITHUB_REPO);
+    assert_eq!(shown["remote"]["retry_budget_secs"], 5);
+    assert!(shown["remote"]["push_deadline_secs"].as_u64().unwrap() > 0);
+
+    // The text form is the file's own shape: pasted back, it reads as the same config.
+    let text = stdout(&app.run(&["config"]));
+    for section in [
+        "[[database]]",
+        "[local]",
+        "[remote]",
+        "[retention]",
+        "[schedule]",
+    ] {
+        assert!(text.contains(section), "{section}: {text}");
+    }
+    app.write_config(&text);
+    let again = app.run(&["config", "--json"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let reread: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(reread, shown);
+}

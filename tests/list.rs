@@ -49,7 +49,7 @@ fn list_json_has_a_stable_shape_newest_first() {
     assert_eq!(listed[0]["kind"], "manual");
 
     let human = stdout(&app.run(&["list"]));
-    assert!(human.starts_with("TAG"), "{human}");
+    assert!(human.starts_with("ID"), "{human}");
     assert_eq!(human.lines().count(), 3);
 }
 
@@ -141,4 +141,53 @@ fn demo_refuses_a_folder_it_did_not_make() {
         fs::read(dir.path().join("mine/app/backup.toml")).unwrap(),
         b"# my own config"
     );
+}
+
+/// The table fits an 80-column terminal whatever the host names and notes, times read as every
+/// command shows them, and `--wide` has every cell whole.
+#[test]
+fn list_fits_80_columns_and_wide_shows_everything_whole() {
+    let app = App::new(5);
+    let long_host = "a-rather-long-workstation-name-in-the-office";
+    let long_note = "before upgrading the app to the version that changes the schema";
+    let out = app
+        .command(&["now", "--note", long_note])
+        .env("BACKUP_TEST_HOST", long_host)
+        .env("BACKUP_TEST_CLOCK", "2026-03-01T10:00:00Z")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = app.run_at("2026-03-01T11:00:00Z", &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed = app.list_json();
+    let tags: Vec<&str> = listed.iter().map(|e| e["tag"].as_str().unwrap()).collect();
+
+    for args in [&["list"][..], &["list", "--explain"]] {
+        let out = app.run(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let table = stdout(&out);
+        for line in table.lines() {
+            assert!(line.chars().count() <= 80, "{args:?}: {line:?}\n{table}");
+        }
+        // Another machine's snapshot is listed, so HOST shows; each row names its ID.
+        assert!(table.lines().next().unwrap().contains("HOST"), "{table}");
+        for tag in &tags {
+            assert!(table.contains(&tag[tag.len() - 6..]), "{tag}: {table}");
+        }
+        assert!(table.contains("2026-03-01 11:00Z"), "{table}");
+        assert!(table.contains('…'), "the long cells are cut: {table}");
+    }
+
+    let wide = stdout(&app.run(&["list", "--wide"]));
+    assert!(wide.starts_with("TAG"), "{wide}");
+    let host = listed[1]["host"].as_str().unwrap();
+    for text in [tags[0], tags[1], host, long_note] {
+        assert!(wide.contains(text), "{text}: {wide}");
+    }
+    assert!(!wide.contains('…'), "{wide}");
+
+    // Only this machine's snapshots: no HOST column.
+    let own = App::with_snapshot(5);
+    let table = stdout(&own.run(&["list"]));
+    assert!(!table.contains("HOST"), "{table}");
 }

@@ -104,3 +104,46 @@ fn a_closed_stderr_ends_quietly_with_the_commands_own_exit_code() {
     assert_eq!(child.wait().unwrap().code(), Some(4));
     assert_eq!(app.archives("backups").len(), 1);
 }
+
+/// `backup man`: the sections a manual page is expected to have, no reference to a page that is
+/// not installed, and roff that groff reads without a warning (where groff is installed).
+#[test]
+fn the_manual_page_has_its_sections_and_names_no_missing_page() {
+    let app = App::new(1);
+    let out = app.run(&["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH COMMANDS",
+        ".SH CONFIGURATION",
+        ".SH ENVIRONMENT",
+        ".SH \"EXIT STATUS\"",
+        ".SH EXAMPLES",
+    ] {
+        assert!(page.contains(section), "{section}");
+    }
+    // clap_mangen names `backup-now(1)` and the like, which no one installs.
+    assert!(!page.contains("(1)"), "{page}");
+    for code in 0..=7 {
+        assert!(
+            page.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "exit {code}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.1");
+    std::fs::write(&file, &page).unwrap();
+    match std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&file)
+        .output()
+    {
+        Ok(groff) => {
+            assert!(groff.status.success(), "{}", stderr(&groff));
+            assert_eq!(stderr(&groff), "", "groff's warnings");
+        }
+        Err(_) => crate::support::skip("groff", "groff is not installed"),
+    }
+}

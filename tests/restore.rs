@@ -137,9 +137,15 @@ fn verify_passes_the_good_fixtures_and_refuses_each_bad_one_with_its_reason() {
         assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
         let out = app.run(&["verify", &tag, "--json"]);
         assert_eq!(out.status.code(), Some(1));
+        // The error object of every `--json` failure (docs/json.md).
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(report["ok"], false, "{name}");
-        assert!(report["error"].as_str().unwrap().contains(reason), "{name}");
+        let error = &report["error"];
+        assert!(
+            error["message"].as_str().unwrap().contains(reason),
+            "{name}"
+        );
+        assert_eq!(error["exit_code"], 1, "{name}");
+        assert!(error["kind"].is_string(), "{name}: {report}");
     }
     app.assert_no_leftovers();
     assert!(

@@ -116,7 +116,7 @@ fn a_restore_right_after_now_does_not_ask_and_a_real_change_still_does() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("live `tasks` changed at") && err.contains("after the snapshot's copy"),
+        err.contains("live `tasks` changed ") && err.contains("after the snapshot's copy"),
         "{err}"
     );
     assert!(!err.contains("rows"), "the row counts are equal: {err}");

@@ -348,8 +348,8 @@ pub fn read_archive(path: &Path) -> Vec<(String, Vec<u8>, u32)> {
 }
 
 /// Environment variable naming, comma-separated, what the tests may not skip for lack of:
-/// `cron`, `script`, `userns` (a private mount namespace for a small tmpfs), `no-systemd` (a
-/// machine without a systemd user manager). `.ci/run` names what it installs.
+/// `cron`, `script`, `groff` (reads the manual page), `userns` (a private mount namespace for a
+/// small tmpfs), `no-systemd` (a machine without a systemd user manager). `.ci/run` names what it installs.
 pub const REQUIRE_ENV: &str = "BACKUP_TEST_REQUIRE";
 
 /// A test that cannot run here for lack of `what`: says so on the real stderr (past the test

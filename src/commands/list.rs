@@ -44,6 +44,10 @@ pub struct Args {
     /// Only snapshots whose note holds TEXT (case-insensitive)
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+
+    /// Every column whole (the full tag, the host, the note) instead of fitting 80 columns
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// `--kind`: how a snapshot was made.
@@ -84,8 +88,8 @@ fn filter_of(args: &Args) -> Result<ListFilter, Error> {
     {
         return Err(Error::Config(format!(
             "--since ({}) is after --until ({}): no snapshot could match; swap them",
-            since.format("%Y-%m-%d %H:%M:%SZ"),
-            until.format("%Y-%m-%d %H:%M:%SZ")
+            crate::term::time(since),
+            crate::term::time(until)
         )));
     }
     Ok(filter)
@@ -189,56 +193,12 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     } else if entries.is_empty() {
         outln!("no snapshots yet; take one with `backup now`");
     } else {
-        let notes = entries.iter().any(|e| e.note.is_some());
-        let rows: Vec<Vec<String>> = entries
-            .iter()
-            .map(|e| {
-                let mut row = vec![
-                    e.tag.to_string(),
-                    format!(
-                        "{}{}",
-                        e.time.format("%Y-%m-%d %H:%M:%SZ"),
-                        if e.future { " (future!)" } else { "" }
-                    ),
-                    e.kind.to_string(),
-                    e.host.clone(),
-                    human_bytes(e.size),
-                    if e.local_damaged {
-                        format!("{} (local damaged)", e.location.as_str())
-                    } else {
-                        e.location.as_str().to_string()
-                    },
-                    match e.findings {
-                        Some(0) => "ok".to_string(),
-                        Some(n) => count(n, "finding", "findings"),
-                        None => "-".to_string(),
-                    },
-                ];
-                if args.explain {
-                    row.push(verdict(e).2);
-                }
-                if notes {
-                    row.push(shortened(e.note.as_deref().unwrap_or("-")));
-                }
-                row
-            })
-            .collect();
-        let mut header = vec![
-            "TAG",
-            "TIME (UTC)",
-            "KIND",
-            "HOST",
-            "SIZE",
-            "WHERE",
-            "CHECKS",
-        ];
-        if args.explain {
-            header.push("RETENTION");
-        }
-        if notes {
-            header.push("NOTE");
-        }
-        out!("{}", crate::term::table(&header, &rows));
+        let explained: Vec<String> = if args.explain {
+            entries.iter().map(|e| verdict(e).2).collect()
+        } else {
+            Vec::new()
+        };
+        out!("{}", table(&entries, &explained, args.wide));
     }
     let future: Vec<String> = entries
         .iter()
@@ -263,15 +223,81 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     }
 }
 
-/// The longest note the table shows whole; `--json` always has all of it.
-const NOTE_SHOWN_CHARS: usize = 60;
-
-/// `note` cut to fit a table column, marked with `…` when it was.
-fn shortened(note: &str) -> String {
-    if note.chars().count() <= NOTE_SHOWN_CHARS {
-        return note.to_string();
+/// The listing for people. By default it fits [`crate::term::TABLE_WIDTH`] columns: a snapshot
+/// is named by its ID (the tag's suffix, which `restore` and `verify` take), HOST shows only when
+/// the listing holds another machine's snapshots, CHECKS only when a snapshot has findings (or
+/// none recorded), and the host, retention and note columns are cut with `…` to fit. `wide` shows the full tag, the host and every cell whole.
+fn table(entries: &[ListEntry], explained: &[String], wide: bool) -> String {
+    let this_host = backup_agent::tag::this_host();
+    let hosts = wide || entries.iter().any(|e| e.host != this_host);
+    let notes = entries.iter().any(|e| e.note.is_some());
+    let checks = wide || entries.iter().any(|e| e.findings != Some(0));
+    let mut header = vec![
+        if wide { "TAG" } else { "ID" },
+        "TIME",
+        "KIND",
+        "SIZE",
+        "WHERE",
+    ];
+    if checks {
+        header.push("CHECKS");
     }
-    let mut cut: String = note.chars().take(NOTE_SHOWN_CHARS - 1).collect();
-    cut.push('…');
-    cut
+    let mut shrinkable = Vec::new();
+    for (shown, name) in [
+        (hosts, "HOST"),
+        (!explained.is_empty(), "RETENTION"),
+        (notes, "NOTE"),
+    ] {
+        if shown {
+            shrinkable.push(header.len());
+            header.push(name);
+        }
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut row = vec![
+                if wide {
+                    e.tag.to_string()
+                } else {
+                    e.tag.suffix().to_string()
+                },
+                format!(
+                    "{}{}",
+                    crate::term::time(e.time),
+                    if e.future { " (future!)" } else { "" }
+                ),
+                e.kind.to_string(),
+                human_bytes(e.size),
+                if e.local_damaged {
+                    format!("{} (local damaged)", e.location.as_str())
+                } else {
+                    e.location.as_str().to_string()
+                },
+            ];
+            if checks {
+                row.push(match e.findings {
+                    Some(0) => "ok".to_string(),
+                    Some(n) => count(n, "finding", "findings"),
+                    None => "-".to_string(),
+                });
+            }
+            if hosts {
+                row.push(e.host.clone());
+            }
+            if let Some(verdict) = explained.get(i) {
+                row.push(verdict.clone());
+            }
+            if notes {
+                row.push(e.note.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
+        })
+        .collect();
+    if wide {
+        crate::term::table(&header, &rows)
+    } else {
+        crate::term::fitted_table(&header, &rows, crate::term::TABLE_WIDTH, &shrinkable)
+    }
 }

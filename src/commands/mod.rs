@@ -6,6 +6,7 @@ pub mod diff;
 pub mod doctor;
 pub mod init;
 pub mod list;
+pub mod man;
 pub mod prune;
 pub mod restore;
 pub mod schedule;

@@ -69,7 +69,8 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     Ok(finish(&report))
 }
 
-/// The table of a prune, for people.
+/// The table of a prune, for people: each snapshot by its ID (the tag's suffix, as `backup list`
+/// shows it) and time; `--json` has the full tags.
 pub fn print_plan(report: &PruneReport) {
     let rows: Vec<Vec<String>> = report
         .snapshots
@@ -88,7 +89,8 @@ pub fn print_plan(report: &PruneReport) {
                 (false, false) => "-",
             };
             vec![
-                s.tag.to_string(),
+                s.tag.suffix().to_string(),
+                crate::term::time(s.tag.time()),
                 action.to_string(),
                 place.to_string(),
                 s.reasons.join(", "),
@@ -97,7 +99,7 @@ pub fn print_plan(report: &PruneReport) {
         .collect();
     out!(
         "{}",
-        crate::term::table(&["TAG", "ACTION", "WHERE", "KEPT BECAUSE"], &rows)
+        crate::term::table(&["ID", "TIME", "ACTION", "WHERE", "KEPT BECAUSE"], &rows)
     );
     let deleted = report
         .snapshots

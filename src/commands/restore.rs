@@ -94,7 +94,7 @@ pub struct RollbackArgs {
 struct Checked<'a> {
     tag: String,
     source: Source,
-    created_at: String,
+    created_at: chrono::DateTime<chrono::Utc>,
     host: &'a str,
     archive_size: u64,
     archive_sha256: &'a str,
@@ -114,7 +114,7 @@ impl<'a> Checked<'a> {
         Checked {
             tag: p.tag.to_string(),
             source: p.source,
-            created_at: p.manifest.created_at.to_rfc3339(),
+            created_at: p.manifest.created_at,
             host: &p.manifest.host,
             archive_size: p.archive_size,
             archive_sha256: &p.archive_sha256,
@@ -150,7 +150,7 @@ fn describe(p: &Prepared) {
     outln!(
         "snapshot {} (taken {} on {}, {} from the {} copy)",
         p.tag,
-        p.manifest.created_at.format("%Y-%m-%d %H:%M:%SZ"),
+        crate::term::time(p.manifest.created_at),
         p.manifest.host,
         human_bytes(p.archive_size),
         match p.source {
@@ -247,13 +247,7 @@ pub fn verify(
             }
             prepared
         }
-        Err(e) if args.json => {
-            // A scheduled drill reads the outcome from stdout either way.
-            print_json(
-                &serde_json::json!({ "ok": false, "which": which_text, "error": e.to_string() }),
-            );
-            return Err(e);
-        }
+        // Under --json the binary prints the error object on stdout.
         Err(e) => return Err(e),
     };
     note_local_damaged(&prepared, "verified the remote copy");
@@ -317,14 +311,7 @@ fn verify_all(
         outcomes.push(value);
     };
     let result = restore::verify_all(config, sample, copies, progress, &mut each);
-    let done = match result {
-        Ok(done) => done,
-        Err(e) if args.json => {
-            print_json(&serde_json::json!({ "ok": false, "error": e.to_string() }));
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    let done = result?;
     if args.json {
         print_json(&outcomes);
     }
@@ -339,11 +326,17 @@ fn verify_all(
     };
     if !done.failed.is_empty() {
         let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
-        return Err(Error::Damaged(format!(
+        let e = Error::Damaged(format!(
             "{} of {which} failed verify: {}; the lines above say why",
             done.failed.len(),
             names.join(", ")
-        )));
+        ));
+        if args.json {
+            // The array on stdout is the outcome, each failure in it; one JSON document only.
+            errln!("backup: error: {e}");
+            return Ok(exit::of_error(&e));
+        }
+        return Err(e);
     }
     if !args.json {
         outln!("verify passed: all {which} restore");
@@ -371,16 +364,13 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let result = restore_inner(config, args, progress);
-    if args.json {
-        // Scripts read the outcome from stdout whatever happened.
-        match &result {
-            Err(e) => print_json(&serde_json::json!({ "ok": false, "error": e.to_string() })),
-            Ok(code) if *code == exit::UNCONFIRMED => print_json(&serde_json::json!({
-                "ok": false,
-                "error": "the restore needs confirmation: run it again with --yes"
-            })),
-            Ok(_) => {}
-        }
+    // Scripts read the outcome from stdout whatever happened; an error is printed by the binary.
+    if args.json && matches!(result, Ok(exit::UNCONFIRMED)) {
+        crate::json_error::print(
+            "the restore needs confirmation: run it again with --yes",
+            crate::json_error::UNCONFIRMED_KIND,
+            exit::UNCONFIRMED,
+        );
     }
     result
 }

@@ -196,7 +196,7 @@ fn print_state(state: &JobState, last: Option<&backup_agent::last_run::Milestone
     match last {
         Some(m) => outln!(
             "last ran: {}, {}",
-            m.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            crate::term::time(m.finished_at),
             if m.ok { "ok" } else { "failed" }
         ),
         None => outln!("last ran: never (no `backup run` recorded)"),

@@ -1,4 +1,6 @@
-//! `backup config`: the config as the tool understood it, every path resolved.
+//! `backup config`: the config as the tool understood it, every section with its defaults filled
+//! in and every path resolved. The remote's settings print as the remote parsed them
+//! (`RemoteConfig`), which holds where a token comes from, never a token.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +9,8 @@ use serde::Serialize;
 use backup_agent::config::Config;
 use backup_agent::error::Error;
 use backup_agent::remote::RemoteConfig;
+use backup_agent::retention::Policy;
+use backup_agent::schedule::Cadence;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +27,8 @@ struct Shown<'a> {
     local: ShownLocal<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     remote: Option<&'a RemoteConfig>,
+    retention: &'a Policy,
+    schedule: &'a Cadence,
 }
 
 #[derive(Serialize)]
@@ -64,6 +70,8 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             dir: &config.local_dir,
         },
         remote: config.remote.as_ref(),
+        retention: &config.retention,
+        schedule: &config.schedule,
     };
     if args.json {
         outln!(

@@ -38,7 +38,7 @@ fn print(status: &Status) {
     let when = |m: &backup_agent::last_run::Milestone| {
         format!(
             "{}{}",
-            m.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            crate::term::time(m.finished_at),
             m.tag
                 .as_ref()
                 .map(|t| format!(" ({t})"))
@@ -55,7 +55,7 @@ fn print(status: &Status) {
             format!(
                 "{} at {}, {}",
                 run.command,
-                run.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                crate::term::time(run.finished_at),
                 if run.ok { "ok" } else { "failed" }
             ),
         ));

@@ -189,11 +189,17 @@ pub fn compare(
         line => out.note = line,
     }
     if let Some(changed) = changed {
+        // A change within the same minute is common, so the gap is said, not a second time.
+        let later = (changed - changed_after).to_std().unwrap_or_default();
+        let gap = if later.as_secs() < 60 {
+            format!("{:.1}s", later.as_secs_f64())
+        } else {
+            crate::schedule::Interval::from_secs(later.as_secs()).to_string()
+        };
         out.concerns.push(format!(
-            "live `{}` changed at {}, after the snapshot's copy was taken ({})",
+            "live `{}` changed {gap} after the snapshot's copy was taken ({})",
             live.name,
-            changed.format("%Y-%m-%d %H:%M:%S%.3fZ"),
-            changed_after.format("%Y-%m-%d %H:%M:%S%.3fZ")
+            crate::units::human_time(changed_after)
         ));
     }
     out
