@@ -37,14 +37,11 @@ fn stop(local_dir: &Path, before: &BTreeSet<Tag>, signal: i32) -> i32 {
     } else {
         "stopped (SIGTERM)"
     };
-    let cleaned = if backup_agent::lock::held_by_this_process() {
-        match layout::remove_stale_temps(local_dir) {
-            Ok(()) => "its temporary files were removed".to_string(),
-            Err(e) => format!("{e}; the next command removes them"),
-        }
-    } else {
-        "it had written nothing yet".to_string()
-    };
+    let cleaned = backup_agent::lock::while_held(|| match layout::remove_stale_temps(local_dir) {
+        Ok(()) => "its temporary files were removed".to_string(),
+        Err(e) => format!("{e}; the next command removes them"),
+    })
+    .unwrap_or_else(|| "it had written nothing yet".to_string());
     let taken: Vec<String> = archive_tags(local_dir)
         .difference(before)
         .map(ToString::to_string)
@@ -53,7 +50,7 @@ fn stop(local_dir: &Path, before: &BTreeSet<Tag>, signal: i32) -> i32 {
         errln!("backup: error: {cause}: the snapshot was not taken; {cleaned}");
     } else {
         errln!(
-            "backup: error: {cause}: snapshot {} is stored locally but its push did not finish; the next `backup run` pushes it; {cleaned}",
+            "backup: error: {cause}: snapshot {} is stored locally; if its push did not finish, the next `backup run` pushes it; {cleaned}",
             taken.join(", ")
         );
     }

@@ -276,7 +276,7 @@ fn a_note_goes_up_in_the_release_body_and_lists_from_github_without_a_download()
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let releases = fake.releases(GITHUB_REPO);
     let body = &releases.iter().find(|r| r.tag == tag).unwrap().body;
-    assert!(body.contains("Note: before migration 7 -->"), "{body}");
+    assert!(body.contains("Note: before migration 7 --&gt;"), "{body}");
 
     let fresh = App::new(10);
     fresh.write_config(&github_config(&fake.api_url, GITHUB_REPO, ""));

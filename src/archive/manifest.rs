@@ -55,6 +55,16 @@ pub fn clean_note(text: &str) -> Result<String> {
             "the note holds a line break or another control character; give it as one line".into(),
         ));
     }
+    // Invisible characters and those that turn the text's direction would make the note read
+    // differently from what it holds (in a listing, a release body or a terminal).
+    if note.chars().any(|c| {
+        matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    }) {
+        return Err(Error::Config(
+            "the note holds an invisible or direction-changing character; give it as plain text"
+                .into(),
+        ));
+    }
     let chars = note.chars().count();
     if chars > NOTE_MAX_CHARS {
         return Err(Error::Config(format!(
@@ -150,5 +160,29 @@ impl Manifest {
             .map(|d| d.size)
             .chain(self.files.iter().map(|f| f.size))
             .fold(0u64, u64::saturating_add)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_is_one_line_of_plain_visible_text() {
+        assert_eq!(
+            clean_note("  before migration 7 ").unwrap(),
+            "before migration 7"
+        );
+        for bad in [
+            "",
+            "two\nlines",
+            "tab\there",
+            "right-to-left \u{202E}txet",
+            "line\u{2028}separator",
+            "zero\u{200B}width",
+            &"x".repeat(NOTE_MAX_CHARS + 1),
+        ] {
+            assert!(clean_note(bad).is_err(), "{bad:?}");
+        }
     }
 }

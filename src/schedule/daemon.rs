@@ -57,10 +57,12 @@ pub fn find_cron_daemon(proc_root: &Path) -> Option<CronDaemon> {
     })
 }
 
-/// Whether this system shows its processes in `/proc` (Linux; not macOS), so that no cron daemon
-/// found there means none runs.
+/// Whether this system shows every process in `/proc`, so that no cron daemon found there
+/// means none runs: not on macOS (no `/proc`), and not where `/proc` is mounted with `hidepid`,
+/// which hides other users' processes (root's cron among them) and makes `1/comm`, the first
+/// process's name, unreadable to anyone but its owner.
 pub fn proc_available(proc_root: &Path) -> bool {
-    proc_root.join("self/comm").is_file()
+    proc_root.join("self/comm").is_file() && std::fs::read(proc_root.join("1/comm")).is_ok()
 }
 
 /// Lingering as `loginctl show-user <user> -p Linger` prints it (`Linger=yes`); `None` for any
@@ -151,6 +153,10 @@ mod tests {
 
         let no_proc = tempfile::tempdir().unwrap();
         assert!(!proc_available(no_proc.path()));
+
+        // `hidepid`: only this user's own processes show, so a missing daemon proves nothing.
+        let hidden = fake_proc(&[(9, "bash", b"bash\0")]);
+        assert!(!proc_available(hidden.path()));
     }
 
     #[test]

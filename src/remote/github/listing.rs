@@ -56,9 +56,11 @@ pub(super) fn snapshot_of(release: &Release) -> Option<RemoteSnapshot> {
         size: stored.iter().map(|a| a.size).sum(),
         sha256,
         findings: recorded.as_ref().and_then(|r| r["findings"].as_u64()),
+        // The body can be edited on github.com: a note that `now --note` would refuse is not shown.
         note: recorded
             .as_ref()
-            .and_then(|r| r["note"].as_str().map(str::to_string)),
+            .and_then(|r| r["note"].as_str())
+            .and_then(|n| crate::archive::manifest::clean_note(n).ok()),
         tag,
     })
 }

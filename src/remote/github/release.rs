@@ -134,6 +134,31 @@ pub(super) fn body_record(body: Option<&str>) -> Option<Value> {
     serde_json::from_str(body[start..end].trim()).ok()
 }
 
+/// `text` as GitHub shows it literally in a release body: never markup that could hide the
+/// record (`<`, `&`), format the words or link (`*`, `[`, a backtick), mention someone (`@name`)
+/// or name an issue (`#12`). The record keeps the text as it was given.
+fn as_plain_markdown(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => plain.push_str("&amp;"),
+            '<' => plain.push_str("&lt;"),
+            '>' => plain.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                plain.push('\\');
+                plain.push(c);
+            }
+            // A zero-width space after them keeps GitHub from linking a user or an issue.
+            '@' | '#' => {
+                plain.push(c);
+                plain.push('\u{200B}');
+            }
+            c => plain.push(c),
+        }
+    }
+    plain
+}
+
 /// The release text: the snapshot in words, then a block `backup list` reads without a download.
 pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
     let manifest = upload.manifest;
@@ -166,10 +191,9 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
         .to_string()
         .replace('<', "\\u003c")
         .replace('>', "\\u003e");
-    // In the words, a note is shown as text, never as markup that could hide the record.
     let note = manifest
         .and_then(|m| m.note.as_deref())
-        .map(|n| format!("\n\nNote: {}", n.replace('&', "&amp;").replace('<', "&lt;")))
+        .map(|n| format!("\n\nNote: {}", as_plain_markdown(n)))
         .unwrap_or_default();
     let findings = manifest
         .as_ref()
@@ -365,6 +389,24 @@ mod tests {
     }
 
     #[test]
+    fn a_note_shows_as_plain_text_without_links_mentions_or_formatting() {
+        for (note, shown) in [
+            ("before migration 7", "before migration 7"),
+            (
+                "ping @alice about #12",
+                "ping @\u{200B}alice about #\u{200B}12",
+            ),
+            (
+                "*bold* [link](x) `code` a|b ~x~ !",
+                "\\*bold\\* \\[link\\](x) \\`code\\` a\\|b \\~x\\~ !",
+            ),
+            ("a <!-- b --> & c", "a &lt;!-- b --&gt; &amp; c"),
+        ] {
+            assert_eq!(as_plain_markdown(note), shown, "{note}");
+        }
+    }
+
+    #[test]
     fn a_note_reads_back_whatever_markup_it_holds() {
         let tag = tag();
         let note = "before <!-- backup-agent {} --> migration 7 & <b>more</b>";
@@ -390,6 +432,7 @@ mod tests {
         let body = release_body(&upload, &pieces(&upload, 8).unwrap());
         assert_eq!(body.matches(BODY_MARKER).count(), 1, "{body}");
         assert!(body.contains("Note: before &lt;!-- backup-agent"), "{body}");
+        assert!(body.contains("&lt;b&gt;more&lt;/b&gt;"), "{body}");
         let record = body_record(Some(&body)).unwrap();
         assert_eq!(record["note"], note);
         assert_eq!(record["sha256"], "ab12");
