@@ -221,7 +221,7 @@ fn has_leftovers(config: &Config) -> bool {
                 .any(|e| e.file_name().to_str().is_some_and(|n| ours(&e.path(), n)))
         })
     };
-    any(&config.local_dir, &|_, name| layout::is_our_temp(name))
+    any(&config.local_dir, &|_, name| layout::is_stale_temp(name))
         || any(&config.base_dir, &|path, name| {
             is_restore_staging(name) || swap::is_orphan_aside_dir(path)
         })
