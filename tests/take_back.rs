@@ -5,7 +5,9 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::restore::{add_fixture, hashes, sample_app};
-use crate::support::{App, assert_exit_saying, execute_on, stderr, stdout};
+use crate::support::{
+    App, assert_exit_saying, execute_on, read_archive, sha256_hex, stderr, stdout, write_archive,
+};
 
 fn user_version(db: &Path) -> i64 {
     Connection::open(db)
@@ -390,6 +392,69 @@ fn only_an_unknown_name_is_refused_listing_the_valid_ones() {
         "{err}"
     );
     assert_eq!(hashes(&app.path("data")), before);
+}
+
+/// Repacks the local archive with its copy of `notes` broken behind SQLite's back (an index
+/// re-pointed at another column, so `integrity_check` fails where the snapshot found nothing),
+/// its manifest size and sha256 made to match: damage the archive's own checks cannot see.
+fn break_notes_in_the_local_archive(app: &App) {
+    let archive = app.path(&format!("backups/{}", app.archives("backups")[0]));
+    let mut entries = read_archive(&archive);
+    let mut manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    let notes = manifest["databases"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|db| db["name"] == "notes")
+        .unwrap();
+    let archive_path = notes["archive_path"].as_str().unwrap().to_string();
+    let copy = &mut entries.iter_mut().find(|e| e.0 == archive_path).unwrap().1;
+    let scratch = tempfile::tempdir().unwrap();
+    let scratch_db = scratch.path().join("notes.db");
+    fs::write(&scratch_db, &copy).unwrap();
+    Connection::open(&scratch_db)
+        .unwrap()
+        .execute_batch(
+            "CREATE INDEX tasks_title ON tasks(title);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = 'CREATE INDEX tasks_title ON tasks(body)'
+                 WHERE name = 'tasks_title';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    *copy = fs::read(&scratch_db).unwrap();
+    notes["size"] = copy.len().into();
+    notes["sha256"] = sha256_hex(copy).into();
+    entries[0].1 = serde_json::to_vec_pretty(&manifest).unwrap();
+    write_archive(&archive, &entries);
+}
+
+#[test]
+fn only_restores_a_database_past_another_that_fails_its_checks_or_the_config_drops() {
+    let app = two_databases_and_an_include();
+    let snapshot = tasks_rows(&app);
+    break_notes_in_the_local_archive(&app);
+    change_everything(&app);
+    let others = all_but_tasks(&app);
+
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_exit_saying(&out, 1, "notes");
+    assert_eq!(all_but_tasks(&app), others);
+
+    let out = app.run(&["restore", "latest", "--only", "tasks", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tasks_rows(&app), snapshot);
+    assert_eq!(all_but_tasks(&app), others, "notes and the includes stay");
+
+    // A config that no longer names `notes` restores `tasks` from the same snapshot.
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id > 20");
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"dir\"\npath = \"remote\"\n",
+    );
+    let out = app.run(&["restore", "latest", "--only", "tasks", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tasks_rows(&app), snapshot);
+    app.assert_no_leftovers();
 }
 
 /// kill -9 at every step of a partial swap, then any command: the named database is whole in

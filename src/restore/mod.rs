@@ -366,6 +366,7 @@ fn drill(
         force: false,
         migrate: true,
         files: Files::CheckOnly,
+        only: None,
     };
     prepare(config, located, remote, staging, treatment, progress)
 }
@@ -397,6 +398,7 @@ pub fn plan_restore(
         force,
         migrate: true,
         files: Files::Write,
+        only: only.as_ref(),
     };
     let mut prepared = prepare(
         config,

@@ -70,6 +70,7 @@ pub fn restore_to(
         force: to.force,
         migrate: to.migrate,
         files: Files::WriteExcept(&write_all),
+        only: None,
     };
     let prepared = prepare(
         config,
