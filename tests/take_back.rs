@@ -1,4 +1,5 @@
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -155,6 +156,50 @@ fn to_refuses_a_folder_with_something_in_it_or_inside_the_live_data() {
         "--migrate needs --to: {}",
         stderr(&out)
     );
+}
+
+/// A `--to` that fails takes back what it placed: a folder it made is gone (with the missing
+/// parent it made), one that was there empty is empty again, and the same command then works.
+#[test]
+fn to_that_fails_takes_back_what_it_placed_so_the_same_command_runs_again() {
+    let app = two_databases_and_an_include();
+    let base = tempfile::tempdir().unwrap();
+    let made = base.path().join("new/old");
+    let args = ["restore", "latest", "--to", made.to_str().unwrap()];
+
+    // The databases are in place when the included file's staged copy vanishes: its move fails.
+    let mut child = app.paused_at(&args, "restore-to-databases-placed");
+    assert!(made.join("data/tasks.db").is_file());
+    let mut staged = Vec::new();
+    crate::support::all_files(&made, &mut staged);
+    let queued = staged
+        .iter()
+        .find(|p| p.ends_with("data/queue/a.json"))
+        .unwrap_or_else(|| panic!("no staged a.json among {staged:?}"));
+    fs::remove_file(queued).unwrap();
+    child.stdin.take().unwrap().write_all(b"go on\n").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert!(
+        !base.path().join("new").exists(),
+        "the folders it made are gone"
+    );
+
+    let out = app.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(made.join("data/queue/a.json")).unwrap(), b"a");
+    assert!(made.join("data/notes.db").is_file());
+
+    // A check that fails: a folder made for it is gone, an empty one stays empty.
+    break_notes_in_the_local_archive(&app);
+    let checked = base.path().join("checked");
+    let out = app.run(&["restore", "latest", "--to", checked.to_str().unwrap()]);
+    assert_exit_saying(&out, 1, "notes");
+    assert!(!checked.exists());
+    let empty = tempfile::tempdir().unwrap();
+    let out = app.run(&["restore", "latest", "--to", empty.path().to_str().unwrap()]);
+    assert_exit_saying(&out, 1, "notes");
+    assert_eq!(fs::read_dir(empty.path()).unwrap().count(), 0);
+    app.assert_no_leftovers();
 }
 
 /// An app with three snapshots an hour apart, local and on the folder remote; their tags,
