@@ -313,6 +313,46 @@ fn verify_all_checks_every_snapshot_and_names_the_ones_that_fail() {
     app.assert_no_leftovers();
 }
 
+/// With the remote folder gone (an unmounted disk), `verify --all` drills the local snapshots,
+/// says the remote could not be listed, and exits 4 when they all pass, 1 when one fails;
+/// `--remote` has nothing to drill and fails as before.
+#[test]
+fn verify_all_drills_the_local_snapshots_when_the_remote_cannot_be_listed() {
+    let (app, tags) = three_snapshots();
+    fs::rename(app.path("remote"), app.path("unmounted")).unwrap();
+
+    let out = app.run_at(CLOCK, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("verify passed: all 3 snapshots restore"),
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("cannot list the remote"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let out = app.run_at(CLOCK, &["verify", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.as_array().unwrap().len(), 3, "{report}");
+
+    // A damaged local copy needs the remote's, which cannot be had: that drill fails.
+    crate::support::truncate_to_half(&app.path(&format!("backups/{}.tar.gz", tags[1])));
+    let out = app.run_at(CLOCK, &["verify", "--all"]);
+    assert_exit_saying(
+        &out,
+        1,
+        &format!("1 of 3 snapshots failed verify: {}", tags[1]),
+    );
+    assert!(stderr(&out).contains("cannot list the remote"));
+
+    let out = app.run_at(CLOCK, &["verify", "--all", "--remote"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    app.assert_no_leftovers();
+}
+
 /// sha256 of every live file but the `tasks` database (with its -wal/-shm).
 fn all_but_tasks(app: &App) -> std::collections::BTreeMap<String, String> {
     let mut found = hashes(&app.path("data"));

@@ -137,12 +137,14 @@ fn no_remote_configured() -> Error {
 }
 
 /// Every snapshot there is, newest first, each to be taken from its local copy when it has a
-/// good one (never with `RemoteOnly`), else from the remote: one listing of each place.
+/// good one (never with `RemoteOnly`), else from the remote: one listing of each place. When
+/// the remote cannot be listed but local snapshots exist, those alone, with why (the second
+/// value): a drill of what is here is still worth its answer.
 pub(super) fn locate_all(
     config: &Config,
     remote: Option<&Remote>,
     copies: Copies,
-) -> Result<Vec<Located>> {
+) -> Result<(Vec<Located>, Option<String>)> {
     let remote_only = copies == Copies::RemoteOnly;
     if remote_only && remote.is_none() {
         return Err(no_remote_configured());
@@ -166,13 +168,20 @@ pub(super) fn locate_all(
             located.local = Some(snapshot.path);
         }
     }
+    let mut remote_error = None;
     if let Some(remote) = remote {
-        for snapshot in remote.list()? {
-            let tag = snapshot.tag.clone();
-            found.entry(tag).or_insert_with_key(blank).remote = Some(snapshot);
+        match remote.list() {
+            Ok(listed) => {
+                for snapshot in listed {
+                    let tag = snapshot.tag.clone();
+                    found.entry(tag).or_insert_with_key(blank).remote = Some(snapshot);
+                }
+            }
+            Err(e) if remote_only || found.is_empty() => return Err(e),
+            Err(e) => remote_error = Some(e.to_string()),
         }
     }
-    Ok(found.into_values().rev().collect())
+    Ok((found.into_values().rev().collect(), remote_error))
 }
 
 /// Where each listed item of the snapshot belongs on this machine, decided before extraction.
