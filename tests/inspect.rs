@@ -229,6 +229,8 @@ fn an_unknown_or_ambiguous_snapshot_is_the_selectors_one_line_error() {
     }
     let out = app.run(&["show", "yesterday"]);
     assert_exit_saying(&out, 2, "is not a snapshot");
+    let out = app.run(&["show", "latest~+1"]);
+    assert_exit_saying(&out, 2, "after `latest~` give how many snapshots");
 }
 
 /// The table rows of a `diff` database section: (table, old, new, change).
