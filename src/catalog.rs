@@ -412,7 +412,9 @@ impl Selector {
             return Ok(Selector::Latest(0));
         }
         if let Some(back) = text.strip_prefix("latest~") {
-            return back.parse().map(Selector::Latest).map_err(|_| {
+            // Digits only: `usize`'s parse would take `+1` too.
+            let digits = Some(back).filter(|b| b.bytes().all(|c| c.is_ascii_digit()));
+            return digits.and_then(|b| b.parse().ok()).map(Selector::Latest).ok_or_else(|| {
                 Error::Config(format!(
                     "`{text}` is not a snapshot: after `latest~` give how many snapshots before the latest, e.g. latest~1"
                 ))
@@ -619,7 +621,20 @@ mod tests {
             Selector::parse(&format!("{whole}.tar.gz")).unwrap(),
             Selector::Tag(tag(whole))
         );
-        for bad in ["", "latest~", "latest~-1", "3f9a1c0", "xyz", "Latest"] {
+        assert_eq!(Selector::parse("latest~0").unwrap(), Selector::Latest(0));
+        assert_eq!(Selector::parse("latest~012").unwrap(), Selector::Latest(12));
+        for bad in [
+            "",
+            "latest~",
+            "latest~-1",
+            "latest~+1",
+            "latest~ 1",
+            "latest~1.0",
+            "latest~99999999999999999999999",
+            "3f9a1c0",
+            "xyz",
+            "Latest",
+        ] {
             assert!(
                 matches!(Selector::parse(bad), Err(Error::Config(_))),
                 "{bad:?}"

@@ -27,7 +27,8 @@ pub const VERIFY_STAGING: &str = "verify-";
 
 /// An archive downloaded only to read its manifest (`backup show`/`diff` of a snapshot the
 /// remote keeps no readable manifest of), after [`TEMP_PREFIX`]: `inspect-<pid>-<archive>`, the
-/// process id keeping two such commands apart. Removed once read.
+/// process id keeping two such commands apart. Removed once read; it is a leftover only once that
+/// process has ended (see [`is_stale_temp`]), since the command holds no run lock while it downloads.
 pub const INSPECT_DOWNLOAD: &str = "inspect-";
 
 /// The name of that download for `tag` in this process (see [`INSPECT_DOWNLOAD`]).
@@ -91,7 +92,8 @@ pub fn local_archives(dir: &Path) -> Result<Vec<(Tag, PathBuf, u64)>> {
     }
 }
 
-/// Removes temp files and folders left by a killed run. Call only while holding the run lock.
+/// Removes temp files and folders left by a killed run (see [`is_stale_temp`]). Call only while
+/// holding the run lock.
 pub fn remove_stale_temps(dir: &Path) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -99,7 +101,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<()> {
         Err(e) => return Err(Error::io("cannot read folder", dir, e)),
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_str().is_some_and(is_our_temp) {
+        if entry.file_name().to_str().is_some_and(is_stale_temp) {
             let path = entry.path();
             let removed = if path.is_dir() {
                 fs::remove_dir_all(&path)
@@ -163,6 +165,36 @@ pub fn is_our_temp(name: &str) -> bool {
         || Tag::from_archive_name(rest).is_some()
 }
 
+/// Whether `name` is a temporary of this tool that no running process is still writing: every
+/// one but a download of `backup show`/`diff` whose process is alive. Those commands work without
+/// the run lock, so a run or another command's tidying may start while one downloads.
+pub fn is_stale_temp(name: &str) -> bool {
+    is_our_temp(name) && !inspect_download_owner(name).is_some_and(process_is_alive)
+}
+
+/// The process id in the name of a `backup show`/`diff` download (see [`INSPECT_DOWNLOAD`]).
+fn inspect_download_owner(name: &str) -> Option<i32> {
+    let rest = name
+        .strip_prefix(TEMP_PREFIX)?
+        .strip_prefix(INSPECT_DOWNLOAD)?;
+    let (pid, _archive) = rest.split_once('-')?;
+    pid.parse()
+        .ok()
+        .filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a process with id `pid` exists. `kill(pid, 0)` says so on Linux and macOS alike; a
+/// process of another user (EPERM) exists too. A pid reused since only delays the tidying.
+fn process_is_alive(pid: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
 /// The checksum file of an archive.
 pub fn checksum_path(archive: &Path) -> PathBuf {
     let mut name = archive.as_os_str().to_owned();
@@ -203,5 +235,20 @@ mod tests {
         ] {
             assert!(!is_our_temp(theirs), "{theirs}");
         }
+    }
+
+    #[test]
+    fn a_download_is_stale_only_once_its_process_has_ended() {
+        let tag = "bk-20261122T014207Z-manual-laptop-3f9a1c";
+        let mine = format!(
+            "{TEMP_PREFIX}{INSPECT_DOWNLOAD}{}-{tag}.tar.gz",
+            std::process::id()
+        );
+        assert!(is_our_temp(&mine));
+        assert!(!is_stale_temp(&mine));
+        // Above any pid_max (Linux 2^22, macOS 99998): no process has it.
+        let ended = format!("{TEMP_PREFIX}{INSPECT_DOWNLOAD}2147483646-{tag}.tar.gz");
+        assert!(is_stale_temp(&ended));
+        assert!(is_stale_temp(&format!("{TEMP_PREFIX}{tag}.tar.gz")));
     }
 }

@@ -229,6 +229,8 @@ fn an_unknown_or_ambiguous_snapshot_is_the_selectors_one_line_error() {
     }
     let out = app.run(&["show", "yesterday"]);
     assert_exit_saying(&out, 2, "is not a snapshot");
+    let out = app.run(&["show", "latest~+1"]);
+    assert_exit_saying(&out, 2, "after `latest~` give how many snapshots");
 }
 
 /// The table rows of a `diff` database section: (table, old, new, change).
@@ -489,4 +491,49 @@ fn show_from_here_when_the_remote_cannot_be_listed_says_so_with_exit_4() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The name `backup show` gives its download of `tag`'s archive in process `pid`.
+fn inspect_download_of(app: &App, pid: u32, tag: &str) -> std::path::PathBuf {
+    app.path(&format!("backups/.backup-tmp-inspect-{pid}-{tag}.tar.gz"))
+}
+
+#[test]
+fn a_download_of_show_in_progress_survives_other_commands_and_a_dead_ones_is_removed() {
+    let app = App::with_snapshot(3);
+    let tag = "bk-20261122T014207Z-manual-laptop-3f9a1c";
+    // A live process stands in for a `backup show` still downloading; an ended one for a killed one.
+    let mut downloading = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let mut ended = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    ended.kill().unwrap();
+    ended.wait().unwrap();
+    let in_progress = inspect_download_of(&app, downloading.id(), tag);
+    let left_by_dead = inspect_download_of(&app, ended.id(), tag);
+
+    for command in [&["status"][..], &["now"]] {
+        fs::write(&in_progress, "partial download").unwrap();
+        fs::write(&left_by_dead, "partial download").unwrap();
+        let out = app.run(command);
+        assert_eq!(out.status.code(), Some(0), "{command:?}: {}", stderr(&out));
+        assert!(
+            in_progress.exists(),
+            "{command:?} removed a download in progress"
+        );
+        assert!(
+            !left_by_dead.exists(),
+            "{command:?} kept a dead process's download"
+        );
+    }
+
+    downloading.kill().unwrap();
+    downloading.wait().unwrap();
+    let out = app.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    app.assert_no_leftovers();
 }

@@ -1,11 +1,14 @@
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 
 use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::restore::{add_fixture, hashes, sample_app};
-use crate::support::{App, assert_exit_saying, execute_on, stderr, stdout};
+use crate::support::{
+    App, assert_exit_saying, execute_on, read_archive, sha256_hex, stderr, stdout, write_archive,
+};
 
 fn user_version(db: &Path) -> i64 {
     Connection::open(db)
@@ -155,6 +158,50 @@ fn to_refuses_a_folder_with_something_in_it_or_inside_the_live_data() {
     );
 }
 
+/// A `--to` that fails takes back what it placed: a folder it made is gone (with the missing
+/// parent it made), one that was there empty is empty again, and the same command then works.
+#[test]
+fn to_that_fails_takes_back_what_it_placed_so_the_same_command_runs_again() {
+    let app = two_databases_and_an_include();
+    let base = tempfile::tempdir().unwrap();
+    let made = base.path().join("new/old");
+    let args = ["restore", "latest", "--to", made.to_str().unwrap()];
+
+    // The databases are in place when the included file's staged copy vanishes: its move fails.
+    let mut child = app.paused_at(&args, "restore-to-databases-placed");
+    assert!(made.join("data/tasks.db").is_file());
+    let mut staged = Vec::new();
+    crate::support::all_files(&made, &mut staged);
+    let queued = staged
+        .iter()
+        .find(|p| p.ends_with("data/queue/a.json"))
+        .unwrap_or_else(|| panic!("no staged a.json among {staged:?}"));
+    fs::remove_file(queued).unwrap();
+    child.stdin.take().unwrap().write_all(b"go on\n").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert!(
+        !base.path().join("new").exists(),
+        "the folders it made are gone"
+    );
+
+    let out = app.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(made.join("data/queue/a.json")).unwrap(), b"a");
+    assert!(made.join("data/notes.db").is_file());
+
+    // A check that fails: a folder made for it is gone, an empty one stays empty.
+    break_notes_in_the_local_archive(&app);
+    let checked = base.path().join("checked");
+    let out = app.run(&["restore", "latest", "--to", checked.to_str().unwrap()]);
+    assert_exit_saying(&out, 1, "notes");
+    assert!(!checked.exists());
+    let empty = tempfile::tempdir().unwrap();
+    let out = app.run(&["restore", "latest", "--to", empty.path().to_str().unwrap()]);
+    assert_exit_saying(&out, 1, "notes");
+    assert_eq!(fs::read_dir(empty.path()).unwrap().count(), 0);
+    app.assert_no_leftovers();
+}
+
 /// An app with three snapshots an hour apart, local and on the folder remote; their tags,
 /// newest first.
 fn three_snapshots() -> (App, Vec<String>) {
@@ -263,6 +310,46 @@ fn verify_all_checks_every_snapshot_and_names_the_ones_that_fail() {
     assert_eq!(sources, ["remote", "failed", "remote"]);
     assert_eq!(report[1]["tag"], middle.as_str());
     assert!(report[1]["error"].as_str().unwrap().len() > 10);
+    app.assert_no_leftovers();
+}
+
+/// With the remote folder gone (an unmounted disk), `verify --all` drills the local snapshots,
+/// says the remote could not be listed, and exits 4 when they all pass, 1 when one fails;
+/// `--remote` has nothing to drill and fails as before.
+#[test]
+fn verify_all_drills_the_local_snapshots_when_the_remote_cannot_be_listed() {
+    let (app, tags) = three_snapshots();
+    fs::rename(app.path("remote"), app.path("unmounted")).unwrap();
+
+    let out = app.run_at(CLOCK, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("verify passed: all 3 snapshots restore"),
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("cannot list the remote"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let out = app.run_at(CLOCK, &["verify", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.as_array().unwrap().len(), 3, "{report}");
+
+    // A damaged local copy needs the remote's, which cannot be had: that drill fails.
+    crate::support::truncate_to_half(&app.path(&format!("backups/{}.tar.gz", tags[1])));
+    let out = app.run_at(CLOCK, &["verify", "--all"]);
+    assert_exit_saying(
+        &out,
+        1,
+        &format!("1 of 3 snapshots failed verify: {}", tags[1]),
+    );
+    assert!(stderr(&out).contains("cannot list the remote"));
+
+    let out = app.run_at(CLOCK, &["verify", "--all", "--remote"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     app.assert_no_leftovers();
 }
 
@@ -390,6 +477,69 @@ fn only_an_unknown_name_is_refused_listing_the_valid_ones() {
         "{err}"
     );
     assert_eq!(hashes(&app.path("data")), before);
+}
+
+/// Repacks the local archive with its copy of `notes` broken behind SQLite's back (an index
+/// re-pointed at another column, so `integrity_check` fails where the snapshot found nothing),
+/// its manifest size and sha256 made to match: damage the archive's own checks cannot see.
+fn break_notes_in_the_local_archive(app: &App) {
+    let archive = app.path(&format!("backups/{}", app.archives("backups")[0]));
+    let mut entries = read_archive(&archive);
+    let mut manifest: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    let notes = manifest["databases"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|db| db["name"] == "notes")
+        .unwrap();
+    let archive_path = notes["archive_path"].as_str().unwrap().to_string();
+    let copy = &mut entries.iter_mut().find(|e| e.0 == archive_path).unwrap().1;
+    let scratch = tempfile::tempdir().unwrap();
+    let scratch_db = scratch.path().join("notes.db");
+    fs::write(&scratch_db, &copy).unwrap();
+    Connection::open(&scratch_db)
+        .unwrap()
+        .execute_batch(
+            "CREATE INDEX tasks_title ON tasks(title);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = 'CREATE INDEX tasks_title ON tasks(body)'
+                 WHERE name = 'tasks_title';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    *copy = fs::read(&scratch_db).unwrap();
+    notes["size"] = copy.len().into();
+    notes["sha256"] = sha256_hex(copy).into();
+    entries[0].1 = serde_json::to_vec_pretty(&manifest).unwrap();
+    write_archive(&archive, &entries);
+}
+
+#[test]
+fn only_restores_a_database_past_another_that_fails_its_checks_or_the_config_drops() {
+    let app = two_databases_and_an_include();
+    let snapshot = tasks_rows(&app);
+    break_notes_in_the_local_archive(&app);
+    change_everything(&app);
+    let others = all_but_tasks(&app);
+
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_exit_saying(&out, 1, "notes");
+    assert_eq!(all_but_tasks(&app), others);
+
+    let out = app.run(&["restore", "latest", "--only", "tasks", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tasks_rows(&app), snapshot);
+    assert_eq!(all_but_tasks(&app), others, "notes and the includes stay");
+
+    // A config that no longer names `notes` restores `tasks` from the same snapshot.
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id > 20");
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[local]\ndir = \"backups\"\n[remote]\ntype = \"dir\"\npath = \"remote\"\n",
+    );
+    let out = app.run(&["restore", "latest", "--only", "tasks", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tasks_rows(&app), snapshot);
+    app.assert_no_leftovers();
 }
 
 /// kill -9 at every step of a partial swap, then any command: the named database is whole in

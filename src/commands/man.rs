@@ -179,7 +179,8 @@ fn exit_status(page: &mut Vec<u8>) -> std::io::Result<()> {
         (
             exit::REMOTE,
             "The snapshot is safe locally, but the remote could not be reached or refused it; the \
-             next run pushes it.",
+             next run pushes it. list, show, stats and verify --all end with it when they could \
+             show or check only the local snapshots.",
         ),
         (exit::LOCKED, "Another backup now or run holds the lock."),
         (

@@ -324,6 +324,11 @@ fn verify_all(
     } else {
         count(done.checked, "snapshot", "snapshots")
     };
+    if let Some(e) = &done.remote_error {
+        errln!(
+            "backup: note: cannot list the remote, so only the local snapshots were verified, not the copies only the remote holds: {e}"
+        );
+    }
     if !done.failed.is_empty() {
         let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
         let e = Error::Damaged(format!(
@@ -340,6 +345,9 @@ fn verify_all(
     }
     if !args.json {
         outln!("verify passed: all {which} restore");
+    }
+    if done.remote_error.is_some() {
+        return Ok(exit::REMOTE);
     }
     crate::ok()
 }

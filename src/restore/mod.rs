@@ -221,7 +221,7 @@ fn has_leftovers(config: &Config) -> bool {
                 .any(|e| e.file_name().to_str().is_some_and(|n| ours(&e.path(), n)))
         })
     };
-    any(&config.local_dir, &|_, name| layout::is_our_temp(name))
+    any(&config.local_dir, &|_, name| layout::is_stale_temp(name))
         || any(&config.base_dir, &|path, name| {
             is_restore_staging(name) || swap::is_orphan_aside_dir(path)
         })
@@ -277,14 +277,20 @@ pub struct VerifiedAll {
     pub checked: usize,
     /// Those that failed, newest first.
     pub failed: Vec<Tag>,
+    /// Why the remote could not be listed, when only the local snapshots were verified.
+    pub remote_error: Option<String>,
 }
 
 /// A restore drill of every snapshot there is (local and remote; only the remote's with
 /// `RemoteOnly`), or of `sample` of them chosen at random, newest first, one at a time so that
 /// one staging folder exists at once. `each` gets every outcome as it comes.
 ///
+/// When the remote cannot be listed, the local snapshots are drilled and
+/// [`VerifiedAll::remote_error`] says why the remote's were not.
+///
 /// # Errors
-/// When the snapshots cannot be listed, or there are none; a failed drill is an outcome.
+/// When the snapshots cannot be listed (the remote, with `RemoteOnly` or no local snapshot), or
+/// there are none; a failed drill is an outcome.
 pub fn verify_all(
     config: &Config,
     sample: Option<usize>,
@@ -294,7 +300,7 @@ pub fn verify_all(
 ) -> Result<VerifiedAll> {
     let (_lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
-    let mut all = locate_all(config, remote.as_ref(), copies)?;
+    let (mut all, remote_error) = locate_all(config, remote.as_ref(), copies)?;
     if all.is_empty() {
         return Err(Error::NotFound(format!(
             "no snapshots in {}; nothing to verify",
@@ -322,6 +328,7 @@ pub fn verify_all(
         total,
         checked: all.len(),
         failed,
+        remote_error,
     })
 }
 
@@ -366,6 +373,7 @@ fn drill(
         force: false,
         migrate: true,
         files: Files::CheckOnly,
+        only: None,
     };
     prepare(config, located, remote, staging, treatment, progress)
 }
@@ -397,6 +405,7 @@ pub fn plan_restore(
         force,
         migrate: true,
         files: Files::Write,
+        only: only.as_ref(),
     };
     let mut prepared = prepare(
         config,

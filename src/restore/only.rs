@@ -20,6 +20,13 @@ pub(super) struct Only {
     pub(super) names: Vec<String>,
 }
 
+impl Only {
+    /// Whether the live file `path` lies in an include this selection names.
+    pub(super) fn covers_file(&self, path: &Path) -> bool {
+        under_any(path, &self.includes)
+    }
+}
+
 /// Resolves `names` against the config; `None` for a whole restore (no names).
 ///
 /// # Errors

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, is_config_file, live, stage,
+    Prepared, SPACE_MARGIN, Source, StagedFile, Which, db_refused, is_config_file, live,
+    only::Only, stage,
 };
 use crate::archive::Manifest;
 use crate::archive::read::{ArchiveSha, Extracted, Files, extract_with, read_manifest_as_read};
@@ -136,12 +137,14 @@ fn no_remote_configured() -> Error {
 }
 
 /// Every snapshot there is, newest first, each to be taken from its local copy when it has a
-/// good one (never with `RemoteOnly`), else from the remote: one listing of each place.
+/// good one (never with `RemoteOnly`), else from the remote: one listing of each place. When
+/// the remote cannot be listed but local snapshots exist, those alone, with why (the second
+/// value): a drill of what is here is still worth its answer.
 pub(super) fn locate_all(
     config: &Config,
     remote: Option<&Remote>,
     copies: Copies,
-) -> Result<Vec<Located>> {
+) -> Result<(Vec<Located>, Option<String>)> {
     let remote_only = copies == Copies::RemoteOnly;
     if remote_only && remote.is_none() {
         return Err(no_remote_configured());
@@ -165,27 +168,38 @@ pub(super) fn locate_all(
             located.local = Some(snapshot.path);
         }
     }
+    let mut remote_error = None;
     if let Some(remote) = remote {
-        for snapshot in remote.list()? {
-            let tag = snapshot.tag.clone();
-            found.entry(tag).or_insert_with_key(blank).remote = Some(snapshot);
+        match remote.list() {
+            Ok(listed) => {
+                for snapshot in listed {
+                    let tag = snapshot.tag.clone();
+                    found.entry(tag).or_insert_with_key(blank).remote = Some(snapshot);
+                }
+            }
+            Err(e) if remote_only || found.is_empty() => return Err(e),
+            Err(e) => remote_error = Some(e.to_string()),
         }
     }
-    Ok(found.into_values().rev().collect())
+    Ok((found.into_values().rev().collect(), remote_error))
 }
 
 /// Where each listed item of the snapshot belongs on this machine, decided before extraction.
 /// A file with no place (`None`) is extracted and checked, but not put back.
-fn targets(config: &Config, manifest: &Manifest) -> Result<Targets> {
+fn targets(config: &Config, manifest: &Manifest, only: Option<&Only>) -> Result<Targets> {
     let mut dbs = Vec::new();
     for entry in &manifest.databases {
+        if only.is_some_and(|only| !only.databases.contains(&entry.name)) {
+            dbs.push(None);
+            continue;
+        }
         let Some(db) = config.databases.iter().find(|d| d.name == entry.name) else {
             return Err(db_refused(format!(
                 "the snapshot holds database `{}` ({}), which the config does not name; add a [[database]] with name = \"{}\" saying where it belongs",
                 entry.name, entry.path, entry.name
             )));
         };
-        dbs.push(db.path.clone());
+        dbs.push(Some(db.path.clone()));
     }
     // Databases where they really are (a link followed): their -wal/-shm/-journal are there.
     let real_dbs: Vec<PathBuf> = config
@@ -199,7 +213,7 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<Targets> {
     let mut files = Vec::new();
     let mut notes = Vec::new();
     // Looked up once per file: a snapshot may hold tens of thousands.
-    let mut seen: std::collections::HashSet<PathBuf> = dbs.iter().cloned().collect();
+    let mut seen: std::collections::HashSet<PathBuf> = dbs.iter().flatten().cloned().collect();
     for entry in &manifest.files {
         let rel = entry
             .archive_path
@@ -209,6 +223,10 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<Targets> {
             Some(abs) => Path::new("/").join(abs),
             None => config.base_dir.join(rel),
         };
+        if only.is_some_and(|only| !only.covers_file(&live)) {
+            files.push(None);
+            continue;
+        }
         let inside = config.includes.iter().any(|root| live.starts_with(root));
         let database_file = config
             .databases
@@ -261,7 +279,8 @@ fn targets(config: &Config, manifest: &Manifest) -> Result<Targets> {
 
 /// Live paths of a snapshot's databases and files, in manifest order, and what to tell the user.
 struct Targets {
-    dbs: Vec<PathBuf>,
+    /// `None` for a database `--only` does not name.
+    dbs: Vec<Option<PathBuf>>,
     files: Vec<Option<PathBuf>>,
     notes: Vec<String>,
 }
@@ -301,6 +320,9 @@ pub(super) struct Treatment<'a> {
     /// Runs the configured migrations on each database.
     pub(super) migrate: bool,
     pub(super) files: Files<'a>,
+    /// `restore --only`: the databases and includes it does not name are neither mapped to this
+    /// machine, checked nor written, so one that fails its checks does not block the others.
+    pub(super) only: Option<&'a Only>,
 }
 
 /// Gets the archive, extracts and checks everything into `staging`.
@@ -316,6 +338,7 @@ pub(super) fn prepare(
         force,
         migrate,
         files,
+        only,
     } = treatment;
     let started = Instant::now();
     let parent = staging
@@ -330,6 +353,7 @@ pub(super) fn prepare(
         payload: &payload,
         parent: &parent,
         files,
+        only,
     };
     let local_record = located.local.as_deref().and_then(fsutil::read_checksum);
     let mut local_damaged = located.local_damaged;
@@ -391,11 +415,20 @@ pub(super) fn prepare(
 
     progress.phase(
         "checking databases",
-        manifest.databases.iter().map(|d| d.size).sum(),
+        manifest
+            .databases
+            .iter()
+            .zip(&db_lives)
+            .filter(|(_, live)| live.is_some())
+            .map(|(d, _)| d.size)
+            .sum(),
     );
     let mut databases = Vec::new();
     let mut db_targets = Vec::new();
     for (entry, live) in manifest.databases.iter().zip(db_lives) {
+        let Some(live) = live else {
+            continue; // not named by `--only`
+        };
         let db = config
             .databases
             .iter()
@@ -449,13 +482,16 @@ struct Destination<'a> {
     /// The folder that holds the staging folder, for the free-space check.
     parent: &'a Path,
     files: Files<'a>,
+    only: Option<&'a Only>,
 }
 
 /// A snapshot's archive extracted into the staging payload, with where its contents belong.
 struct Unpacked {
     extracted: Extracted,
-    db_lives: Vec<PathBuf>,
-    /// Where each listed file goes; `None` for one that stays unplaced (the config file).
+    /// Where each database goes; `None` for one `--only` does not name.
+    db_lives: Vec<Option<PathBuf>>,
+    /// Where each listed file goes; `None` for one that stays unplaced (the config file, or one
+    /// `--only` does not name).
     file_lives: Vec<Option<PathBuf>>,
     /// How the snapshot maps to this machine, for the user.
     notes: Vec<String>,
@@ -478,6 +514,7 @@ fn unpack(
         payload,
         parent,
         files,
+        only,
     } = *into;
     let read = read_manifest_as_read(archive)?;
     let manifest = &read.manifest;
@@ -497,7 +534,7 @@ fn unpack(
         dbs: db_lives,
         files: file_lives,
         notes,
-    } = targets(config, manifest)?;
+    } = targets(config, manifest, only)?;
     // A restore leaves a live file that is already the snapshot's copy where it is: nothing
     // to stage, set aside or move (most of a queue folder, after one bad DELETE).
     let mut unchanged = HashMap::new();
@@ -517,7 +554,20 @@ fn unpack(
             }
         }
     }
-    let skip: std::collections::HashSet<String> = unchanged.keys().cloned().collect();
+    let mut skip: std::collections::HashSet<String> = unchanged.keys().cloned().collect();
+    // What goes nowhere is only hashed as it streams past: never written to the staging folder.
+    let unplaced_dbs = manifest.databases.iter().zip(&db_lives);
+    let unplaced_files = manifest.files.iter().zip(&file_lives);
+    skip.extend(
+        unplaced_dbs
+            .filter(|(_, live)| live.is_none())
+            .map(|(entry, _)| entry.archive_path.clone())
+            .chain(
+                unplaced_files
+                    .filter(|(_, live)| live.is_none())
+                    .map(|(entry, _)| entry.archive_path.clone()),
+            ),
+    );
     let files = match files {
         Files::Write => Files::WriteExcept(&skip),
         other => other,

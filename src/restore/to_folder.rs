@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::prepare::{Copies, Treatment, locate, prepare};
+use super::prepare::{Copies, Located, Treatment, locate, prepare};
 use super::{Prepared, Which, begin, swap};
 use crate::archive::read::Files;
 use crate::config::Config;
@@ -16,6 +16,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TempPath};
 use crate::layout::{self, ASIDE_PREFIX, RESTORE_STAGING, TEMP_PREFIX};
 use crate::progress::Progress;
+use crate::remote::Remote;
 
 /// What `--to` was asked to do.
 #[derive(Clone, Copy, Debug)]
@@ -61,7 +62,41 @@ pub fn restore_to(
     let (_lock, _) = begin(config)?;
     let remote = crate::catalog::open_remote(config);
     let located = locate(config, which, remote.as_ref(), host, Copies::Any)?;
-    fsutil::create_private_dir_all(&dir).at("cannot create folder", &dir)?;
+    let mut placed = Placed::default();
+    placed.create_folder(&dir)?;
+    // On a failure the staging folder is gone by the time `fill` returns; what was placed goes
+    // too, so the folder is as before (or gone, if made here) and the same command can run again.
+    let filled = fill(
+        config,
+        &located,
+        remote.as_ref(),
+        to,
+        &dir,
+        &mut placed,
+        progress,
+    );
+    if filled.is_err() {
+        placed.undo();
+    }
+    let (prepared, databases) = filled?;
+    Ok(RestoredTo {
+        files: prepared.files.len(),
+        prepared,
+        dir,
+        databases,
+    })
+}
+
+/// Extracts, checks and places the snapshot into `dir`, recording in `placed` what it puts there.
+fn fill(
+    config: &Config,
+    located: &Located,
+    remote: Option<&Remote>,
+    to: ToFolder<'_>,
+    dir: &Path,
+    placed: &mut Placed,
+    progress: &dyn Progress,
+) -> Result<(Prepared, Vec<PlacedDatabase>)> {
     // Staged inside the folder itself, so every file reaches its place by a rename.
     let staging = TempPath::new(dir.join(format!("{TEMP_PREFIX}{RESTORE_STAGING}{}", located.tag)));
     // Every file is written: nothing live is compared, not even to skip an unchanged one.
@@ -70,15 +105,9 @@ pub fn restore_to(
         force: to.force,
         migrate: to.migrate,
         files: Files::WriteExcept(&write_all),
+        only: None,
     };
-    let prepared = prepare(
-        config,
-        &located,
-        remote.as_ref(),
-        staging,
-        treatment,
-        progress,
-    )?;
+    let prepared = prepare(config, located, remote, staging, treatment, progress)?;
     let mut databases = Vec::new();
     let entries = prepared.manifest.databases.iter();
     for ((staged, live), entry) in prepared.db_targets.iter().zip(entries) {
@@ -88,14 +117,15 @@ pub fn restore_to(
             fs::set_permissions(staged, fs::Permissions::from_mode(mode & 0o777))
                 .at("cannot set the mode of", staged)?;
         }
-        place(staged, &path)?;
+        placed.place(staged, &path)?;
         databases.push(PlacedDatabase {
             name: entry.name.clone(),
             path,
         });
     }
+    crate::failpoint::hit("restore-to-databases-placed");
     for file in &prepared.files {
-        place(
+        placed.place(
             &file.staged,
             &dir.join(swap::mirror(&config.base_dir, &file.live)),
         )?;
@@ -103,19 +133,57 @@ pub fn restore_to(
     // What stays unplaced (a copy of the config file) goes with the staging folder.
     let staging = prepared.staging.path();
     fs::remove_dir_all(staging).at("cannot remove staging folder", staging)?;
-    Ok(RestoredTo {
-        files: prepared.files.len(),
-        prepared,
-        dir,
-        databases,
-    })
+    Ok((prepared, databases))
 }
 
-fn place(staged: &Path, path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).at("cannot create folder", parent)?;
+/// What `--to` made in the folder, so a failure can take exactly that back.
+#[derive(Default)]
+struct Placed {
+    /// Folders it created (the folder itself when it was missing, and any missing parent), in
+    /// the order made.
+    folders: Vec<PathBuf>,
+    files: Vec<PathBuf>,
+}
+
+impl Placed {
+    /// Creates `dir` and its missing parents, private, recording those it made.
+    fn create_folder(&mut self, dir: &Path) -> Result<()> {
+        let mut missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|folder| fs::symlink_metadata(folder).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        fsutil::create_private_dir_all(dir).at("cannot create folder", dir)?;
+        missing.reverse();
+        self.folders.extend(missing);
+        Ok(())
     }
-    fs::rename(staged, path).at("cannot move into place", path)
+
+    fn place(&mut self, staged: &Path, path: &Path) -> Result<()> {
+        if let Some(parent) = path.parent() {
+            let missing: Vec<PathBuf> = parent
+                .ancestors()
+                .take_while(|folder| fs::symlink_metadata(folder).is_err())
+                .map(Path::to_path_buf)
+                .collect();
+            fs::create_dir_all(parent).at("cannot create folder", parent)?;
+            self.folders.extend(missing.into_iter().rev());
+        }
+        fs::rename(staged, path).at("cannot move into place", path)?;
+        self.files.push(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Removes the files placed and the folders made, newest first. A folder is removed only
+    /// when empty, so nothing put there by someone else goes with it.
+    fn undo(self) {
+        for file in self.files.iter().rev() {
+            let _ = fs::remove_file(file);
+        }
+        for folder in self.folders.iter().rev() {
+            let _ = fs::remove_dir(folder);
+        }
+    }
 }
 
 /// The folder `--to` may fill, absolute: missing, or an empty folder (leftovers of a killed
