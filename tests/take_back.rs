@@ -614,3 +614,189 @@ fn verify_remote_downloads_from_github_even_with_a_local_copy() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["source"], "remote");
 }
+
+/// An app with database `tasks`, an include `data/queue` holding `files`, one snapshot taken.
+fn a_queue_of(files: &[(&str, &[u8])]) -> App {
+    let app = App::new(10);
+    fs::create_dir_all(app.path("data/queue")).unwrap();
+    for (name, bytes) in files {
+        fs::write(app.path(&format!("data/queue/{name}")), bytes).unwrap();
+    }
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n",
+    );
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    app
+}
+
+/// The queue's files and their contents.
+fn queue(app: &App) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = fs::read_dir(app.path("data/queue"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
+    files
+        .iter()
+        .map(|(n, c)| ((*n).to_string(), (*c).to_string()))
+        .collect()
+}
+
+/// The record of the swap that `--json` output `out` reports.
+fn swap_record(out: &std::process::Output) -> Value {
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aside = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).join("RESTORE.json");
+    serde_json::from_slice(&fs::read(aside).unwrap()).unwrap()
+}
+
+#[test]
+fn rollback_leaves_a_file_the_restore_left_in_place_and_sets_aside_one_made_since() {
+    let app = a_queue_of(&[("a.json", b"a")]);
+    fs::write(app.path("data/queue/b.json"), b"b").unwrap();
+
+    let out = app.run(&["restore", "latest", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(queue(&app), owned(&[("a.json", "a")]));
+    let record = swap_record(&out);
+    assert_eq!(record["record_version"], 2, "{record}");
+    assert_eq!(
+        record["left_in_place"][0]["live"],
+        app.path("data/queue/a.json").to_str().unwrap(),
+        "{record}"
+    );
+    fs::write(app.path("data/queue/c.json"), b"c").unwrap();
+
+    // The prompt names what moves and what stays, as the rollback will do it.
+    let out = app.run(&["rollback"]);
+    assert_exit_saying(&out, 3, "run it again with --yes");
+    let err = stderr(&out);
+    assert!(
+        err.contains("among them 1 `restore ")
+            && err.contains("did not put there (data/queue/c.json)"),
+        "{err}"
+    );
+    assert!(err.contains("leaves 1 unchanged file in place"), "{err}");
+    assert!(!err.contains("a.json"), "a.json does not move: {err}");
+
+    let out = app.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        queue(&app),
+        owned(&[("a.json", "a"), ("b.json", "b")]),
+        "the state before the restore, a.json included"
+    );
+    let out = app.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        queue(&app),
+        owned(&[("a.json", "a"), ("c.json", "c")]),
+        "a second rollback redoes the restore, with the file made since"
+    );
+    app.assert_no_leftovers();
+}
+
+#[test]
+fn a_partial_rollback_leaves_the_unchanged_file_and_undoes_the_rest() {
+    let app = a_queue_of(&[("a.json", b"a"), ("c.json", b"c")]);
+    fs::write(app.path("data/queue/c.json"), b"c, changed").unwrap();
+    fs::write(app.path("data/queue/b.json"), b"b").unwrap();
+    let tasks = fs::read(app.path("data/tasks.db")).unwrap();
+
+    let out = app.run(&[
+        "restore",
+        "latest",
+        "--only",
+        "data/queue",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(queue(&app), owned(&[("a.json", "a"), ("c.json", "c")]));
+    let record = swap_record(&out);
+    assert_eq!(record["record_version"], 2, "{record}");
+    assert_eq!(record["left_in_place"].as_array().unwrap().len(), 1);
+    assert!(record["includes"].is_array(), "{record}");
+    fs::write(app.path("data/queue/d.json"), b"d").unwrap();
+
+    let out = app.run(&["rollback"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("did not put there (data/queue/d.json)")
+            && err.contains("data/queue/c.json")
+            && err.contains("leaves 1 unchanged file in place")
+            && !err.contains("tasks.db"),
+        "{err}"
+    );
+    let out = app.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        queue(&app),
+        owned(&[("a.json", "a"), ("b.json", "b"), ("c.json", "c, changed")])
+    );
+    let out = app.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        queue(&app),
+        owned(&[("a.json", "a"), ("c.json", "c"), ("d.json", "d")])
+    );
+    assert_eq!(
+        fs::read(app.path("data/tasks.db")).unwrap(),
+        tasks,
+        "the database --only did not name never moved"
+    );
+    app.assert_no_leftovers();
+}
+
+#[test]
+fn a_file_left_in_place_that_changed_since_goes_aside_and_comes_back_on_a_second_rollback() {
+    let app = a_queue_of(&[("a.json", b"a")]);
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fs::write(app.path("data/queue/a.json"), b"a, edited").unwrap();
+
+    let out = app.run(&["rollback"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 file it left in place that changed since (data/queue/a.json)"),
+        "{err}"
+    );
+    let out = app.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(queue(&app), owned(&[]), "set aside, never overwritten");
+    let out = app.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(queue(&app), owned(&[("a.json", "a, edited")]));
+}
+
+#[test]
+fn a_swap_record_of_a_newer_version_is_refused_not_misread() {
+    let app = a_queue_of(&[("a.json", b"a")]);
+    let out = app.run(&["restore", "latest", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut record = swap_record(&out);
+    record["record_version"] = 3.into();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = Path::new(report["swap"]["aside_dir"].as_str().unwrap()).join("RESTORE.json");
+    fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let before = hashes(&app.path("data"));
+    let out = app.run(&["rollback", "--yes"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("record_version 3, newer than this backup reads (2)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(hashes(&app.path("data")), before, "nothing was changed");
+}

@@ -678,28 +678,60 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
 /// with what to do (a rollback replaces live data, so a script says `--yes`).
 fn confirm_rollback(config: &backup_agent::config::Config) -> Result<bool, Error> {
     let preview = restore::preview_rollback(config)?;
-    let shown: Vec<String> = preview
-        .live
-        .iter()
-        .take(3)
-        .map(|p| config.display_path(p))
-        .collect();
-    let more = preview.live.len().saturating_sub(shown.len());
-    let set_aside = if preview.live.is_empty() {
-        "sets nothing aside (no live file is there now)".to_string()
-    } else {
+    // Up to three paths by name, then how many more.
+    let a_few = |paths: &[std::path::PathBuf]| {
+        let shown: Vec<String> = paths
+            .iter()
+            .take(3)
+            .map(|p| config.display_path(p))
+            .collect();
+        let more = paths.len().saturating_sub(shown.len());
         format!(
-            "sets aside the current {} ({}{}) into a new {}<time> folder",
-            count(preview.live.len(), "live file", "live files"),
+            "{}{}",
             shown.join(", "),
             if more > 0 {
                 format!(", and {more} more")
             } else {
                 String::new()
-            },
+            }
+        )
+    };
+    let mut set_aside = if preview.live.is_empty() {
+        "sets nothing aside (no live file is there now)".to_string()
+    } else {
+        format!(
+            "sets aside the current {} ({}) into a new {}<time> folder",
+            count(preview.live.len(), "live file", "live files"),
+            a_few(&preview.live),
             backup_agent::layout::ASIDE_PREFIX
         )
     };
+    if !preview.not_placed.is_empty() {
+        set_aside += &format!(
+            ", among them {} `{}` did not put there ({})",
+            preview.not_placed.len(),
+            preview.operation,
+            a_few(&preview.not_placed)
+        );
+    }
+    if !preview.changed_since.is_empty() {
+        set_aside += &format!(
+            ", and {} it left in place that changed since ({}), which before it held the snapshot's copy",
+            count(preview.changed_since.len(), "file", "files"),
+            a_few(&preview.changed_since)
+        );
+    }
+    if !preview.left_in_place.is_empty() {
+        set_aside += &format!(
+            "; it leaves {} in place (the same before and after `{}`)",
+            count(
+                preview.left_in_place.len(),
+                "unchanged file",
+                "unchanged files"
+            ),
+            preview.operation
+        );
+    }
     let what = format!(
         "puts back {} (what `{}` set aside) and {set_aside}",
         config.display_path(&preview.folder),

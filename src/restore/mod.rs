@@ -72,6 +72,8 @@ pub enum Source {
 pub struct StagedFile {
     pub live: PathBuf,
     pub size: u64,
+    #[serde(skip)]
+    sha256: String,
     /// The live file already holds these bytes: it stays in place, nothing is staged for it.
     #[serde(skip)]
     unchanged: Option<live::Stamp>,
@@ -538,7 +540,7 @@ pub fn plan_restore(
         Some(only) => format!("restore {} (only {})", prepared.tag, only.names.join(", ")),
         None => format!("restore {}", prepared.tag),
     };
-    let plan = swap_plan(
+    let mut plan = swap_plan(
         config,
         operation,
         Some(prepared.tag.to_string()),
@@ -549,6 +551,17 @@ pub fn plan_restore(
         scope,
         vec![prepared.staging.path().to_path_buf()],
     )?;
+    // Recorded, so a rollback leaves them in place too instead of setting them aside for good.
+    plan.left_in_place = prepared
+        .files
+        .iter()
+        .filter(|f| f.unchanged.is_some())
+        .map(|f| swap::KeptFile {
+            live: f.live.clone(),
+            size: f.size,
+            sha256: f.sha256.clone(),
+        })
+        .collect();
     let live = LiveState {
         databases: live_dbs,
         files: live_files.len(),
@@ -627,7 +640,7 @@ impl RestorePlan {
         .into_iter()
         .filter(|live| !self.unchanged.contains_key(live))
         .collect();
-        let swap = swap_plan(
+        let mut swap = swap_plan(
             &self.config,
             self.swap.operation.clone(),
             self.swap.tag.clone(),
@@ -638,6 +651,7 @@ impl RestorePlan {
             self.swap.includes.clone(),
             self.swap.cleanup.clone(),
         )?;
+        swap.left_in_place = self.swap.left_in_place.clone();
         // A restored file keeps the owner and mode of the live file it replaces, so an app that
         // runs as another user can still open it. Only a regular file's: a link in its place is
         // set aside as a link, and what it points to is not ours to read.

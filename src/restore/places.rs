@@ -246,6 +246,7 @@ pub(super) fn swap_plan(
         incoming,
         databases,
         includes,
+        left_in_place: Vec::new(),
         cleanup,
         renames,
         folder_modes: whole.iter().flat_map(|w| w.modes.iter().cloned()).collect(),

@@ -452,6 +452,7 @@ pub(super) fn prepare(
             Some(StagedFile {
                 live: live?,
                 size: entry.size,
+                sha256: entry.sha256.clone(),
                 unchanged: unchanged.get(&entry.archive_path).copied(),
                 staged: payload.join(&entry.archive_path),
             })

@@ -1,9 +1,10 @@
 //! `backup rollback`: the newest set-aside live state goes back, the current one aside.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::places::in_scope;
 use super::{SwapReport, begin, in_use_error, live, live_set, swap, swap_plan};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -17,20 +18,56 @@ use crate::layout::{self, ASIDE_PREFIX};
 /// or a rename fails (then everything is put back).
 pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
     let (_lock, _) = begin(config)?;
-    let base = &config.base_dir;
-    let (old_dir, record) = newest_to_put_back(config)?;
     if !force {
+        // Before the plan: looking at a set-aside database can checkpoint away its -wal, which
+        // the plan must then not list.
+        let (old_dir, record) = newest_to_put_back(config)?;
         // Both the live databases and the set-aside copies (someone may be looking at them).
         let busy: Vec<String> = record
             .databases
             .iter()
-            .flat_map(|db| [db.clone(), old_dir.join(swap::mirror(base, db))])
+            .flat_map(|db| [db.clone(), old_dir.join(swap::mirror(&config.base_dir, db))])
             .filter_map(|p| live::in_use(&p))
             .collect();
         if !busy.is_empty() {
             return Err(in_use_error(&busy));
         }
     }
+    let planned = plan_rollback(config)?;
+    for stored in &planned.disposable {
+        match fs::remove_file(stored) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("cannot remove", stored, e));
+            }
+            _ => {}
+        }
+    }
+    let done = swap::execute(&config.local_dir, &planned.swap)?;
+    Ok(SwapReport {
+        operation: done.operation,
+        tag: done.tag,
+        aside_dir: (!done.set_aside.is_empty()).then(|| planned.swap.aside_dir.clone()),
+        set_aside: done.set_aside.len(),
+        placed: done.placed.len(),
+        data_in: done.data_in,
+    })
+}
+
+/// A rollback worked out and not yet run: what [`rollback`] runs and [`preview_rollback`] shows.
+struct PlannedRollback {
+    old_dir: PathBuf,
+    record: swap::Record,
+    swap: swap::SwapPlan,
+    /// Empty -wal and -shm files beside set-aside databases, removed before the swap.
+    disposable: Vec<PathBuf>,
+    /// Files the swap left in place that changed since: they go aside with the rest.
+    changed_since: Vec<PathBuf>,
+}
+
+/// Works out the rollback of the newest `pre_restore_<ts>` folder, changing nothing.
+fn plan_rollback(config: &Config) -> Result<PlannedRollback> {
+    let base = &config.base_dir;
+    let (old_dir, record) = newest_to_put_back(config)?;
     let mut incoming = Vec::new();
     let companion_of_kept_db = |live_path: &Path| {
         record.databases.iter().any(|db| {
@@ -81,20 +118,35 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
             }
         }
     }
+    // A file the swap left in place held the same bytes before it and after it: while it still
+    // does, it is both states and stays. One changed since goes aside like any live file (nothing
+    // is lost; a second rollback brings it back); before the restore it held the snapshot's bytes,
+    // which are in the snapshot, not in the aside folder. Only files under the includes the swap
+    // concerned count: the record is not trusted to name anything else.
+    let (kept, changed): (Vec<swap::KeptFile>, Vec<swap::KeptFile>) = record
+        .left_in_place
+        .iter()
+        .filter(|k| {
+            in_scope(&k.live, record.includes.as_deref())
+                && config.includes.iter().any(|root| k.live.starts_with(root))
+        })
+        .cloned()
+        .partition(swap::KeptFile::unchanged);
+    let staying: HashSet<&Path> = kept.iter().map(|k| k.live.as_path()).collect();
     // A partial restore's rollback stays as partial: included files it did not concern stay.
-    let touched = live_set(
+    let touched: Vec<PathBuf> = live_set(
         config,
         &record.databases,
         &incoming,
         record.includes.as_deref(),
-    )?;
-    let touched: Vec<PathBuf> = touched
-        .into_iter()
-        .chain(record.placed.iter().cloned())
-        .chain(record.set_aside.iter().map(|e| e.live.clone()))
-        .collect();
+    )?
+    .into_iter()
+    .chain(record.placed.iter().cloned())
+    .chain(record.set_aside.iter().map(|e| e.live.clone()))
+    .filter(|live| !staying.contains(live.as_path()))
+    .collect();
     let aside_dir = swap::new_aside_dir(base, crate::clock::now());
-    let plan = swap_plan(
+    let mut plan = swap_plan(
         config,
         format!("rollback of {}", old_dir.display()),
         record.tag.clone(),
@@ -105,60 +157,80 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         record.includes.clone(),
         vec![old_dir.clone()],
     )?;
-    for stored in disposable {
-        match fs::remove_file(&stored) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io("cannot remove", &stored, e));
-            }
-            _ => {}
-        }
-    }
-    let done = swap::execute(&config.local_dir, &plan)?;
-    Ok(SwapReport {
-        operation: done.operation,
-        tag: done.tag,
-        aside_dir: (!done.set_aside.is_empty()).then_some(aside_dir),
-        set_aside: done.set_aside.len(),
-        placed: done.placed.len(),
-        data_in: done.data_in,
+    plan.left_in_place = kept;
+    let changed_since = changed
+        .into_iter()
+        .map(|k| k.live)
+        .filter(|live| plan.set_aside.iter().any(|e| &e.live == live))
+        .collect();
+    Ok(PlannedRollback {
+        old_dir,
+        record,
+        swap: plan,
+        disposable,
+        changed_since,
     })
 }
 
 /// What `backup rollback` would do, read before it asks: the folder that goes back, and the live
-/// files it sets aside (those that exist now).
+/// files it sets aside, listed as the rollback itself lists them.
 #[derive(Clone, Debug)]
 pub struct RollbackPreview {
     /// The `pre_restore_<time>` folder that goes back.
     pub folder: PathBuf,
     /// The swap that filled it: `restore <tag>` or `rollback of <folder>`.
     pub operation: String,
-    /// The live files set aside into a new folder: the databases the swap concerned (with their
-    /// -wal/-shm) and what it placed.
+    /// Every live file set aside into a new folder.
     pub live: Vec<PathBuf>,
+    /// Among `live`: included files that swap did not put there (made since it, or, with a
+    /// record of an older version, left in place by it).
+    pub not_placed: Vec<PathBuf>,
+    /// Among `live`: files that swap left in place which changed since.
+    pub changed_since: Vec<PathBuf>,
+    /// Files that swap left in place, unchanged since: they stay.
+    pub left_in_place: Vec<PathBuf>,
 }
 
-/// What a rollback would put back and set aside, without taking the lock or changing anything.
+/// What a rollback would put back, set aside and leave, without taking the lock or changing
+/// anything.
 ///
 /// # Errors
-/// As [`rollback`] when there is nothing to roll back.
+/// As [`rollback`] when there is nothing to roll back, or its record cannot be acted on.
 pub fn preview_rollback(config: &Config) -> Result<RollbackPreview> {
-    let (folder, record) = newest_to_put_back(config)?;
-    let live: BTreeSet<PathBuf> = record
-        .databases
-        .iter()
-        .flat_map(|db| {
+    let planned = plan_rollback(config)?;
+    let record = &planned.record;
+    let database_file = |live: &Path| {
+        record.databases.iter().any(|db| {
             std::iter::once("")
                 .chain(fsutil::DB_COMPANIONS)
-                .map(|suffix| fsutil::with_suffix(db, suffix))
+                .any(|suffix| fsutil::with_suffix(db, suffix) == live)
         })
-        .chain(record.placed.iter().cloned())
-        .chain(record.set_aside.iter().map(|e| e.live.clone()))
-        .filter(|p| fs::symlink_metadata(p).is_ok())
+    };
+    let live: BTreeSet<PathBuf> = planned
+        .swap
+        .set_aside
+        .iter()
+        .map(|e| e.live.clone())
+        .collect();
+    let not_placed = live
+        .iter()
+        .filter(|l| {
+            !database_file(l) && !record.placed.contains(l) && !planned.changed_since.contains(l)
+        })
+        .cloned()
         .collect();
     Ok(RollbackPreview {
-        folder,
-        operation: record.operation,
+        folder: planned.old_dir,
+        operation: planned.record.operation.clone(),
         live: live.into_iter().collect(),
+        not_placed,
+        changed_since: planned.changed_since,
+        left_in_place: planned
+            .swap
+            .left_in_place
+            .iter()
+            .map(|k| k.live.clone())
+            .collect(),
     })
 }
 

@@ -70,6 +70,12 @@ struct Journal {
     moves: Vec<Move>,
 }
 
+/// The newest [`Record`] layout this version reads. Version 2 added `includes` (a partial
+/// swap) and `left_in_place`: a version-1 reader would roll such a swap back as a whole one, or
+/// set aside the files left in place without bringing them back, so a record carrying either is
+/// written as version 2, and a record newer than this is refused rather than misread.
+pub const RECORD_VERSION: u32 = 2;
+
 /// What was set aside, written into the aside folder once the swap is complete.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
@@ -95,6 +101,26 @@ pub struct Record {
     /// (`restore --only`), so a rollback sets aside no included file beyond them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub includes: Option<Vec<PathBuf>>,
+    /// Included files the swap neither set aside nor replaced because they already held the
+    /// incoming bytes: the state before and after alike, so a rollback leaves them where they
+    /// are while they still hold these bytes. Absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_in_place: Vec<KeptFile>,
+}
+
+/// An included file a swap left in place, with what it held then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptFile {
+    pub live: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl KeptFile {
+    /// Whether the live file still holds the bytes it held when the swap left it in place.
+    pub fn unchanged(&self) -> bool {
+        crate::restore::live::same_content(&self.live, self.size, &self.sha256).is_some()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -147,6 +173,8 @@ pub struct SwapPlan {
     pub databases: Vec<PathBuf>,
     /// The includes the swap concerns: `None` every one, else only these (see [`Record`]).
     pub includes: Option<Vec<PathBuf>>,
+    /// Included files that stay where they are (see [`Record::left_in_place`]).
+    pub left_in_place: Vec<KeptFile>,
     pub cleanup: Vec<PathBuf>,
     /// The renames, in order: `set_aside` and `incoming`, where a folder whose every file moves
     /// the same way moves whole, in one rename.
@@ -180,8 +208,19 @@ pub fn new_aside_dir(base_dir: &Path, now: DateTime<Utc>) -> PathBuf {
 }
 
 /// `pre_restore_*` folders under `base_dir` that hold a complete record, newest first.
+///
+/// # Errors
+/// When the folder cannot be read, or the newest record was written by a newer version (its
+/// fields could mean what this version would misread).
 pub fn aside_dirs(base_dir: &Path) -> Result<Vec<(PathBuf, Record)>> {
+    /// What every record version has, read before the rest.
+    #[derive(Deserialize)]
+    struct Header {
+        record_version: u32,
+        swapped_at: DateTime<Utc>,
+    }
     let mut found = Vec::new();
+    let mut newest_too_new: Option<(PathBuf, Header)> = None;
     let entries = match fs::read_dir(base_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
@@ -192,15 +231,38 @@ pub fn aside_dirs(base_dir: &Path) -> Result<Vec<(PathBuf, Record)>> {
         if !name.to_str().is_some_and(|n| n.starts_with(ASIDE_PREFIX)) {
             continue;
         }
-        let record = fs::read(entry.path().join(SWAP_RECORD_FILE))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok());
-        if let Some(record) = record {
+        let Ok(bytes) = fs::read(entry.path().join(SWAP_RECORD_FILE)) else {
+            continue;
+        };
+        let Ok(header) = serde_json::from_slice::<Header>(&bytes) else {
+            continue;
+        };
+        if header.record_version > RECORD_VERSION {
+            if newest_too_new
+                .as_ref()
+                .is_none_or(|(_, h)| h.swapped_at < header.swapped_at)
+            {
+                newest_too_new = Some((entry.path(), header));
+            }
+            continue;
+        }
+        if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
             found.push((entry.path(), record));
         }
     }
     // Newest swap first (names alone would sort `-10` before `-9`).
     found.sort_by(|a, b| (b.1.swapped_at, &b.0).cmp(&(a.1.swapped_at, &a.0)));
+    if let Some((dir, header)) = newest_too_new
+        && found
+            .first()
+            .is_none_or(|(_, newest)| newest.swapped_at <= header.swapped_at)
+    {
+        return Err(Error::Refused(format!(
+            "{} is record_version {}, newer than this backup reads ({RECORD_VERSION}); roll back with the newer backup that wrote it, nothing was changed",
+            dir.join(SWAP_RECORD_FILE).display(),
+            header.record_version
+        )));
+    }
     Ok(found)
 }
 
@@ -282,8 +344,14 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         Err,
     );
     let data_in = top_level_entries(&plan.set_aside);
+    // Version 1 when nothing in the record needs the newer reader: older builds read it right.
+    let needs_newer_reader = plan.includes.is_some() || !plan.left_in_place.is_empty();
     let record = Record {
-        record_version: 1,
+        record_version: if needs_newer_reader {
+            RECORD_VERSION
+        } else {
+            1
+        },
         note: data_note(&data_in),
         data_in,
         operation: plan.operation.clone(),
@@ -293,6 +361,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         placed: plan.incoming.iter().map(|(_, live)| live.clone()).collect(),
         set_aside: plan.set_aside.clone(),
         includes: plan.includes.clone(),
+        left_in_place: plan.left_in_place.clone(),
     };
     let recorded = synced.and_then(|()| {
         if plan.set_aside.is_empty() {
@@ -763,6 +832,7 @@ mod tests {
             incoming: vec![(s.staging.join("app.db"), s.live.clone())],
             databases: vec![s.live.clone()],
             includes: None,
+            left_in_place: Vec::new(),
             cleanup: vec![s.staging.clone()],
             renames: s.journal.moves.clone(),
             folder_modes: Vec::new(),
