@@ -91,10 +91,7 @@ fn status(github: GithubConfig, args: &StatusArgs) -> Result<u8, Error> {
         repo_state,
     };
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&status).expect("serializes")
-        );
+        super::print_json(&status);
     } else {
         outln!("token: from {}", status.source_text);
         outln!("repository {} {}", status.repo, describe(repo_state));

@@ -57,10 +57,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         "damaged": report.damaged,
         "snapshots": snapshots,
     });
-    outln!(
-        "{}",
-        serde_json::to_string_pretty(&out).expect("serializes")
-    );
+    super::print_json(&out);
     Ok(if report.push_error.is_some() {
         exit::REMOTE
     } else {

@@ -48,10 +48,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             ok: code == exit::OK,
             checks: &checks,
         };
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serializes")
-        );
+        super::print_json(&report);
     } else {
         let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for check in &checks {

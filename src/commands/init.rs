@@ -27,10 +27,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     })?;
     let readiness = remote.init(args.create)?;
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&readiness).expect("serializes")
-        );
+        super::print_json(&readiness);
     } else {
         outln!("{}", readiness.detail);
     }

@@ -176,15 +176,9 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                 }
             })
             .collect();
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("serializes")
-        );
+        super::print_json(&rows);
     } else if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&entries).expect("serializes")
-        );
+        super::print_json(&entries);
     } else if entries.is_empty() && before_filters > 0 {
         outln!(
             "none of the {} match the filters; `backup list` shows them all",

@@ -59,10 +59,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             abandoned_deleted: report.abandoned_deleted,
             error: report.error.as_ref().map(ToString::to_string),
         };
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&out).expect("serializes")
-        );
+        super::print_json(&out);
     } else {
         print_plan(&report);
     }

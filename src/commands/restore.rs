@@ -14,6 +14,8 @@ use backup_agent::units::{count, human_bytes};
 
 use crate::exit;
 
+use super::print_json;
+
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
     /// Snapshot: its tag, the start of the tag's last part (`3f9a`), `latest`, or `latest~N`
@@ -136,13 +138,6 @@ fn note_local_damaged(p: &Prepared, done: &str) {
             p.tag
         );
     }
-}
-
-fn print_json(value: &impl Serialize) {
-    outln!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serializes")
-    );
 }
 
 /// What the checks found, for people.

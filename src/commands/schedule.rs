@@ -10,6 +10,8 @@ use backup_agent::schedule::{self, Backend, Installed, Interval, Job, JobState, 
 
 use crate::exit;
 
+use super::print_json;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Install the job (a systemd user timer, else a crontab line); again replaces it
@@ -137,13 +139,6 @@ struct StatusJson<'a> {
     #[serde(flatten)]
     state: &'a JobState,
     last_scheduled: Option<&'a backup_agent::last_run::Milestone>,
-}
-
-fn print_json(value: &impl Serialize) {
-    outln!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serializes")
-    );
 }
 
 fn print_installed(installed: &Installed) {

@@ -44,17 +44,7 @@ pub fn run(config: Option<&Path>, args: &Args, progress: &dyn Progress) -> Resul
     );
     progress.done();
     let report = report?;
-    for note in &report.notes {
-        errln!("backup: note: {note}");
-    }
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serializes")
-        );
-    } else {
-        render(&report);
-    }
+    super::print_report(args.json, &report.notes, &report, render);
     match &report.remote_error {
         None => Ok(exit::OK),
         Some(e) => {

@@ -74,10 +74,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
         schedule: &config.schedule,
     };
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&shown).expect("serializes")
-        );
+        super::print_json(&shown);
     } else {
         outln!("# resolved from {}", config.file.display());
         out!("{}", toml::to_string(&shown).expect("serializes"));

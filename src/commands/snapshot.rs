@@ -167,10 +167,7 @@ fn render(config: &Config, report: &RunReport, json: bool) {
             prune_error: report.prune_error.as_ref().map(ToString::to_string),
             findings: manifest.findings().collect(),
         };
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&out).expect("serializes")
-        );
+        super::print_json(&out);
         return;
     }
     outln!(

@@ -23,14 +23,7 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         remote.answer_quickly();
     }
     let report = inspect::stats(&config, remote.as_ref())?;
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serializes")
-        );
-    } else {
-        render(&report);
-    }
+    super::print_report(args.json, &[], &report, render);
     match &report.remote_error {
         None => Ok(exit::OK),
         Some(e) => {

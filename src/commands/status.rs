@@ -19,10 +19,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     if args.json {
         let mut value = serde_json::to_value(&status).expect("serializes");
         value["exit_code"] = crate::exit::of_state(status.state).into();
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&value).expect("serializes")
-        );
+        super::print_json(&value);
     } else {
         print(&status);
     }
