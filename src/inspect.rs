@@ -664,31 +664,21 @@ pub fn stats(config: &Config, remote: Option<&Remote>) -> Result<StatsReport> {
     let mut remote_tally = Tally::default();
     let mut hosts: BTreeMap<String, (Tally, Tally)> = BTreeMap::new();
     let mut kinds: BTreeMap<String, (Tally, Tally)> = BTreeMap::new();
-    for s in &known.local {
-        local.add(s.size);
-        hosts
-            .entry(s.tag.host().to_string())
-            .or_default()
-            .0
-            .add(s.size);
-        kinds
-            .entry(s.tag.kind().to_string())
-            .or_default()
-            .0
-            .add(s.size);
+    /// The local (first) or remote (second) tally of a pair.
+    fn side(pair: &mut (Tally, Tally), on_remote: bool) -> &mut Tally {
+        if on_remote { &mut pair.1 } else { &mut pair.0 }
     }
-    for s in &known.remote {
-        remote_tally.add(s.size);
-        hosts
-            .entry(s.tag.host().to_string())
-            .or_default()
-            .1
-            .add(s.size);
-        kinds
-            .entry(s.tag.kind().to_string())
-            .or_default()
-            .1
-            .add(s.size);
+    let local_copies = known.local.iter().map(|s| (false, &s.tag, s.size));
+    let remote_copies = known.remote.iter().map(|s| (true, &s.tag, s.size));
+    for (on_remote, tag, size) in local_copies.chain(remote_copies) {
+        let all = if on_remote {
+            &mut remote_tally
+        } else {
+            &mut local
+        };
+        all.add(size);
+        side(hosts.entry(tag.host().to_string()).or_default(), on_remote).add(size);
+        side(kinds.entry(tag.kind().to_string()).or_default(), on_remote).add(size);
     }
     let group = |(name, (here, there)): (String, (Tally, Tally))| GroupStats {
         name,
