@@ -276,6 +276,14 @@ fn an_interrupted_snapshot_removes_its_temporaries_and_says_it_was_not_taken() {
             app.temp_leftovers()
         );
         assert!(app.archives("backups").is_empty());
+        // A monitor learns of it: the run is recorded as failed.
+        let out = app.run(&["status", "--json"]);
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(state["state"], "failed", "{state}");
+        assert!(
+            state.to_string().contains("the snapshot was not taken"),
+            "{state}"
+        );
     }
 }
 

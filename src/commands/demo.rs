@@ -45,7 +45,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
         return Ok(code);
     }
     let config = crate::load_config_and_recover_restore(Some(&config_path))?;
-    crate::interrupt::clean_up_on_signal(&config.local_dir)?;
+    crate::interrupt::clean_up_on_signal(&config.local_dir, "now")?;
     let report = run::snapshot_and_push(&config, Kind::Manual, None, progress)?;
     let remote = catalog::open_remote(&config);
     let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;

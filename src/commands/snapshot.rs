@@ -86,7 +86,11 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
-    crate::interrupt::clean_up_on_signal(&config.local_dir)?;
+    let command = match kind {
+        Kind::Manual => "now",
+        Kind::Scheduled => "run",
+    };
+    crate::interrupt::clean_up_on_signal(&config.local_dir, command)?;
     let report = run::snapshot_and_push(&config, kind, note, progress)?;
     if json || show {
         render(&config, &report, json);
