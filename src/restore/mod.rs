@@ -14,6 +14,7 @@
 //!
 //! `restore --to DIR` ([`restore_to`]) stops after step 4 and moves what it extracted into DIR.
 
+mod aside;
 pub mod live;
 mod only;
 mod places;
@@ -174,7 +175,7 @@ pub(super) fn begin(config: &Config) -> Result<(RunLock, Option<Recovery>)> {
     let recovery = swap::recover(local)?;
     layout::remove_stale_temps(local)?;
     remove_stale_staging(&config.base_dir)?;
-    swap::remove_orphan_aside_dirs(&config.base_dir);
+    aside::remove_orphan_aside_dirs(&config.base_dir);
     Ok((lock, recovery))
 }
 
@@ -209,7 +210,7 @@ pub fn recover_interrupted(config: &Config) -> Result<Option<Recovery>> {
             tracing::warn!("leftover of a killed run not removed: {e}");
         }
     }
-    swap::remove_orphan_aside_dirs(&config.base_dir);
+    aside::remove_orphan_aside_dirs(&config.base_dir);
     Ok(recovery)
 }
 
@@ -225,7 +226,7 @@ fn has_leftovers(config: &Config) -> bool {
     };
     any(&config.local_dir, &|_, name| layout::is_stale_temp(name))
         || any(&config.base_dir, &|path, name| {
-            is_restore_staging(name) || swap::is_orphan_aside_dir(path)
+            is_restore_staging(name) || aside::is_orphan_aside_dir(path)
         })
 }
 
@@ -535,7 +536,7 @@ pub fn plan_restore(
         .into_iter()
         .filter(|live| !unchanged.contains_key(live))
         .collect();
-    let aside_dir = swap::new_aside_dir(base, crate::clock::now());
+    let aside_dir = aside::new_aside_dir(base, crate::clock::now());
     let operation = match &only {
         Some(only) => format!("restore {} (only {})", prepared.tag, only.names.join(", ")),
         None => format!("restore {}", prepared.tag),
@@ -556,7 +557,7 @@ pub fn plan_restore(
         .files
         .iter()
         .filter(|f| f.unchanged.is_some())
-        .map(|f| swap::KeptFile {
+        .map(|f| aside::KeptFile {
             live: f.live.clone(),
             size: f.size,
             sha256: f.sha256.clone(),

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{db_refused, swap};
+use super::{aside, db_refused, swap};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
@@ -182,7 +182,7 @@ pub(super) fn swap_plan(
                 live.display()
             )));
         }
-        let stored = swap::mirror(base, live);
+        let stored = aside::mirror(base, live);
         if let Some(other) = stored_names.insert(stored.clone(), live.clone()) {
             return Err(db_refused(format!(
                 "{} and {} would be set aside under the same name; move one of them",
@@ -190,7 +190,7 @@ pub(super) fn swap_plan(
                 live.display()
             )));
         }
-        set_aside.push(swap::AsideEntry {
+        set_aside.push(aside::AsideEntry {
             stored,
             live: live.clone(),
         });
@@ -299,7 +299,7 @@ fn whole_folders(
     aside_dir: &Path,
     cleanup: &[PathBuf],
     databases: &[PathBuf],
-    set_aside: &[swap::AsideEntry],
+    set_aside: &[aside::AsideEntry],
     incoming: &[(PathBuf, PathBuf)],
 ) -> Vec<WholeFolder> {
     let Some(new_folder_mode) = fsutil::new_folder_mode() else {
@@ -484,7 +484,7 @@ fn has_own_xattrs(path: &Path) -> bool {
 fn renames(
     base: &Path,
     aside_dir: &Path,
-    set_aside: &[swap::AsideEntry],
+    set_aside: &[aside::AsideEntry],
     incoming: &[(PathBuf, PathBuf)],
     whole: &[WholeFolder],
 ) -> Vec<swap::Move> {
@@ -521,7 +521,7 @@ fn renames(
             .filter(|w| w.replaces_live)
             .map(|w| swap::Move {
                 from: w.live.clone(),
-                to: aside_dir.join(swap::mirror(base, &w.live)),
+                to: aside_dir.join(aside::mirror(base, &w.live)),
             }),
     );
     moves.extend(

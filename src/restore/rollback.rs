@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::places::in_scope;
-use super::{SwapReport, begin, in_use_error, live, live_set, swap, swap_plan};
+use super::{SwapReport, aside, begin, in_use_error, live, live_set, swap, swap_plan};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -26,7 +26,12 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
         let busy: Vec<String> = record
             .databases
             .iter()
-            .flat_map(|db| [db.clone(), old_dir.join(swap::mirror(&config.base_dir, db))])
+            .flat_map(|db| {
+                [
+                    db.clone(),
+                    old_dir.join(aside::mirror(&config.base_dir, db)),
+                ]
+            })
             .filter_map(|p| live::in_use(&p))
             .collect();
         if !busy.is_empty() {
@@ -56,7 +61,7 @@ pub fn rollback(config: &Config, force: bool) -> Result<SwapReport> {
 /// A rollback worked out and not yet run: what [`rollback`] runs and [`preview_rollback`] shows.
 struct PlannedRollback {
     old_dir: PathBuf,
-    record: swap::Record,
+    record: aside::Record,
     swap: swap::SwapPlan,
     /// Empty -wal and -shm files beside set-aside databases, removed before the swap.
     disposable: Vec<PathBuf>,
@@ -74,7 +79,7 @@ fn plan_rollback(config: &Config) -> Result<PlannedRollback> {
             fsutil::DB_COMPANIONS
                 .iter()
                 .any(|s| fsutil::with_suffix(db, s) == live_path)
-                && old_dir.join(swap::mirror(base, db)).exists()
+                && old_dir.join(aside::mirror(base, db)).exists()
         })
     };
     for entry in &record.set_aside {
@@ -100,7 +105,7 @@ fn plan_rollback(config: &Config) -> Result<PlannedRollback> {
     let recorded: BTreeSet<PathBuf> = record.set_aside.iter().map(|e| e.live.clone()).collect();
     let mut disposable = Vec::new();
     for db in record.databases.iter().filter(|db| recorded.contains(*db)) {
-        let stored_db = old_dir.join(swap::mirror(base, db));
+        let stored_db = old_dir.join(aside::mirror(base, db));
         for suffix in fsutil::DB_COMPANIONS {
             let (stored, live_path) = (
                 fsutil::with_suffix(&stored_db, suffix),
@@ -123,7 +128,7 @@ fn plan_rollback(config: &Config) -> Result<PlannedRollback> {
     // is lost; a second rollback brings it back); before the restore it held the snapshot's bytes,
     // which are in the snapshot, not in the aside folder. Only files under the includes the swap
     // concerned count: the record is not trusted to name anything else.
-    let (kept, changed): (Vec<swap::KeptFile>, Vec<swap::KeptFile>) = record
+    let (kept, changed): (Vec<aside::KeptFile>, Vec<aside::KeptFile>) = record
         .left_in_place
         .iter()
         .filter(|k| {
@@ -131,7 +136,7 @@ fn plan_rollback(config: &Config) -> Result<PlannedRollback> {
                 && config.includes.iter().any(|root| k.live.starts_with(root))
         })
         .cloned()
-        .partition(swap::KeptFile::unchanged);
+        .partition(aside::KeptFile::unchanged);
     let staying: HashSet<&Path> = kept.iter().map(|k| k.live.as_path()).collect();
     // A partial restore's rollback stays as partial: included files it did not concern stay.
     let touched: Vec<PathBuf> = live_set(
@@ -145,7 +150,7 @@ fn plan_rollback(config: &Config) -> Result<PlannedRollback> {
     .chain(record.set_aside.iter().map(|e| e.live.clone()))
     .filter(|live| !staying.contains(live.as_path()))
     .collect();
-    let aside_dir = swap::new_aside_dir(base, crate::clock::now());
+    let aside_dir = aside::new_aside_dir(base, crate::clock::now());
     let mut plan = swap_plan(
         config,
         format!("rollback of {}", old_dir.display()),
@@ -236,9 +241,9 @@ pub fn preview_rollback(config: &Config) -> Result<RollbackPreview> {
 
 /// The newest set-aside folder, unless the last swap set nothing aside (undoing it puts nothing
 /// back, and an older folder belongs to an older restore).
-fn newest_to_put_back(config: &Config) -> Result<(PathBuf, swap::Record)> {
+fn newest_to_put_back(config: &Config) -> Result<(PathBuf, aside::Record)> {
     let base = &config.base_dir;
-    let newest = swap::aside_dirs(base)?.into_iter().next();
+    let newest = aside::aside_dirs(base)?.into_iter().next();
     if let Some(last) = swap::last_swap(&config.local_dir)
         && last.aside_dir.is_none()
     {
@@ -265,7 +270,7 @@ fn newest_to_put_back(config: &Config) -> Result<(PathBuf, swap::Record)> {
 /// A record entry a rollback may act on: stored at a plain path inside its folder, and going
 /// back to a database the swap concerned (or its -wal/-shm/-journal) or under an `[[include]]`.
 /// Anything else was not written by a restore: the folder was changed by hand, or crafted.
-fn check_recorded(config: &Config, old_dir: &Path, entry: &swap::AsideEntry) -> Result<()> {
+fn check_recorded(config: &Config, old_dir: &Path, entry: &aside::AsideEntry) -> Result<()> {
     let plain = entry
         .stored
         .to_str()

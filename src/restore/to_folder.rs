@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::prepare::{Copies, Located, Treatment, locate, prepare};
-use super::{Prepared, Which, begin, swap};
+use super::{Prepared, Which, aside, begin};
 use crate::archive::read::Files;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
@@ -111,7 +111,7 @@ fn fill(
     let mut databases = Vec::new();
     let entries = prepared.manifest.databases.iter();
     for ((staged, live), entry) in prepared.db_targets.iter().zip(entries) {
-        let path = dir.join(swap::mirror(&config.base_dir, live));
+        let path = dir.join(aside::mirror(&config.base_dir, live));
         if let Some(mode) = entry.mode {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(staged, fs::Permissions::from_mode(mode & 0o777))
@@ -127,7 +127,7 @@ fn fill(
     for file in &prepared.files {
         placed.place(
             &file.staged,
-            &dir.join(swap::mirror(&config.base_dir, &file.live)),
+            &dir.join(aside::mirror(&config.base_dir, &file.live)),
         )?;
     }
     // What stays unplaced (a copy of the config file) goes with the staging folder.
