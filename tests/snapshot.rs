@@ -232,27 +232,11 @@ fn folder_where_the_database_should_be_is_refused() {
 /// snapshot was not taken.
 #[test]
 fn an_interrupted_snapshot_removes_its_temporaries_and_says_it_was_not_taken() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     use rustix::process::{Pid, Signal, kill_process};
 
     for (signal, code) in [(Signal::INT, 130), (Signal::TERM, 143)] {
         let app = App::new(2_000);
-        let mut child = app
-            .command(&["now"])
-            .env("BACKUP_FAILPOINT", "archive-written:pause")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let paused = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l == "FAILPOINT archive-written paused");
-        assert!(paused, "`backup now` ended before archive-written");
+        let (mut child, lines) = app.paused_at_with_stderr(&["now"], "archive-written");
         let temps = app.temp_leftovers();
         assert_eq!(
             temps.len(),

@@ -191,9 +191,37 @@ impl App {
             .unwrap()
     }
 
+    /// `backup ARGS` killed at the swap step `point`, then `backup list`, whose start recovers
+    /// the swap; its output. `None` when the run finished instead, which only a point past the
+    /// last rename (`swap-move-N` beyond the plan) may do.
+    pub fn swap_killed_at(&self, point: &str, args: &[&str]) -> Option<Output> {
+        let out = self.run_dying_at(point, args);
+        if out.status.success() {
+            assert!(point.starts_with("swap-move-"), "{point} was never reached");
+            return None;
+        }
+        assert_eq!(out.status.code(), None, "{point}: killed by a signal");
+        let out = self.run(&["list"]);
+        assert_eq!(out.status.code(), Some(0), "{point}: {}", stderr(&out));
+        Some(out)
+    }
+
     /// `backup ARGS` started with `BACKUP_FAILPOINT=<point>:pause`, once it has said that it
     /// waits at `point` (holding the run lock). A line on its stdin lets it go on.
     pub fn paused_at(&self, args: &[&str], point: &str) -> Child {
+        let (child, rest) = self.paused_at_with_stderr(args, point);
+        // The rest of its stderr is read and dropped, so that it never blocks on a full pipe.
+        std::thread::spawn(move || rest.for_each(drop));
+        child
+    }
+
+    /// [`App::paused_at`], with the lines of its stderr that follow the pause, for a test that
+    /// reads what it says next (the caller must read them, or the child may block).
+    pub fn paused_at_with_stderr(
+        &self,
+        args: &[&str],
+        point: &str,
+    ) -> (Child, std::io::Lines<BufReader<std::process::ChildStderr>>) {
         let mut child = self
             .command(args)
             .env("BACKUP_FAILPOINT", format!("{point}:pause"))
@@ -212,9 +240,7 @@ impl App {
                 _ => panic!("`backup {}` ended before {point}: {seen:?}", args.join(" ")),
             }
         }
-        // The rest of its stderr is read and dropped, so that it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        child
+        (child, lines)
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
