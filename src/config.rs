@@ -419,8 +419,8 @@ path = "/mnt/nas/app-backups"
                 "stall_secs = 0",
             ),
             (
-                "[remote]\ntype = \"s3\"\n",
-                "supported: \"dir\", \"github\"",
+                "[remote]\ntype = \"ftp\"\n",
+                "supported: \"dir\", \"github\", \"s3\"",
             ),
             (
                 "[remote]\ntype = \"github\"\npath = \"r\"\n",
@@ -458,7 +458,7 @@ path = "/mnt/nas/app-backups"
                 "cannot include themselves",
             ),
             (
-                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"s3\"\n",
+                "[[database]]\nname = \"a\"\npath = \"a.db\"\n[remote]\ntype = \"ftp\"\n",
                 "unknown",
             ),
             (

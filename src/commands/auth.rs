@@ -9,7 +9,7 @@ use serde::Serialize;
 use backup_agent::auth::{Token, TokenSource};
 use backup_agent::error::Error;
 use backup_agent::remote::github::RepoState;
-use backup_agent::remote::{GithubConfig, GithubRemote, RemoteConfig};
+use backup_agent::remote::{GithubConfig, GithubRemote, RemoteConfig, S3Config, S3Remote};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -40,6 +40,7 @@ pub fn run(config_path: Option<&Path>, command: &Command) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config_path)?;
     let github = match &config.remote {
         Some(RemoteConfig::Github(github)) => github.clone(),
+        Some(RemoteConfig::S3(s3)) => return s3_keys(s3, command),
         _ => {
             return Err(Error::Config(format!(
                 "{} has no GitHub remote; `backup auth` keeps the token for `[remote] type = \"github\"`",
@@ -156,4 +157,46 @@ fn read_token() -> Result<String, Error> {
     errln!();
     result.map_err(read_error)?;
     Ok(line)
+}
+
+#[derive(Serialize)]
+struct S3Status {
+    source: backup_agent::remote::s3::CredentialSource,
+    source_text: String,
+    bucket: String,
+    reachable: bool,
+}
+
+/// `auth` for an S3 remote: its keys live where the AWS tools keep them, so `status` names
+/// their source and checks the bucket, and `login`/`logout` say where to put them.
+fn s3_keys(s3: &S3Config, command: &Command) -> Result<u8, Error> {
+    let Command::Status(args) = command else {
+        return Err(Error::Config(
+            "an S3 remote's keys are not kept by `backup auth`: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or credentials_file (mode 0600) under [remote]".into(),
+        ));
+    };
+    let remote = S3Remote::new(s3.clone());
+    remote.answer_quickly();
+    let source = remote.credential_source()?;
+    let reachable = remote.check_reachable();
+    let status = S3Status {
+        source_text: source.to_string(),
+        source,
+        bucket: s3.bucket.clone(),
+        reachable: reachable.is_ok(),
+    };
+    if args.json {
+        super::print_json(&status);
+    } else {
+        outln!("keys: from {}", status.source_text);
+        match &reachable {
+            Ok(()) => outln!("bucket {} is reachable", status.bucket),
+            Err(e) => outln!("bucket {}: {e}", status.bucket),
+        }
+    }
+    Ok(if status.reachable {
+        crate::exit::OK
+    } else {
+        crate::exit::REMOTE
+    })
 }

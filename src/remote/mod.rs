@@ -30,9 +30,11 @@ mod dir;
 pub mod github;
 mod marker;
 mod net;
+pub mod s3;
 
 pub use dir::{DirConfig, DirRemote};
 pub use github::{GithubConfig, GithubRemote};
+pub use s3::{S3Config, S3Remote};
 
 pub use crate::error::{RemoteError, RemoteErrorKind};
 
@@ -54,6 +56,8 @@ pub enum RemoteConfig {
     Dir(DirConfig),
     /// GitHub Releases in a private repository: one release per snapshot.
     Github(GithubConfig),
+    /// A bucket of an S3-compatible object store.
+    S3(S3Config),
 }
 
 /// Why a `[remote]` table was refused.
@@ -74,10 +78,11 @@ impl From<toml::de::Error> for SettingsError {
 
 /// Every remote type: the name `type = "…"` gives it, and the keys its table takes besides
 /// `type` (read from its settings struct, so no list is kept by hand).
-fn remote_types() -> [(&'static str, &'static [&'static str]); 2] {
+fn remote_types() -> [(&'static str, &'static [&'static str]); 3] {
     [
         ("dir", keys_of::<dir::DirSettings>()),
         ("github", keys_of::<github::config::GithubSettings>()),
+        ("s3", keys_of::<s3::config::S3Settings>()),
     ]
 }
 
@@ -134,6 +139,10 @@ impl RemoteConfig {
                 GithubConfig::from_settings(Deserialize::deserialize(settings)?, resolve)
                     .map_err(invalid)?,
             ),
+            "s3" => RemoteConfig::S3(
+                S3Config::from_settings(Deserialize::deserialize(settings)?, resolve)
+                    .map_err(invalid)?,
+            ),
             other => {
                 let supported: Vec<String> = types
                     .iter()
@@ -151,7 +160,7 @@ impl RemoteConfig {
     pub fn folder(&self) -> Option<&Path> {
         match self {
             RemoteConfig::Dir(dir) => Some(&dir.path),
-            RemoteConfig::Github(_) => None,
+            RemoteConfig::Github(_) | RemoteConfig::S3(_) => None,
         }
     }
 }
@@ -268,6 +277,52 @@ impl RemoteSnapshot {
     }
 }
 
+/// What a remote keeps beside a snapshot so that `list` needs no download (a GitHub release
+/// body, an S3 record object): the archive's size and sha256, and what its manifest says in
+/// short.
+pub(crate) fn snapshot_record(upload: &Upload<'_>) -> serde_json::Value {
+    use serde_json::json;
+    let manifest = upload.manifest;
+    json!({
+        "tag": upload.tag.as_str(),
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "host": manifest.map(|m| m.host.clone()),
+        "kind": upload.tag.kind().as_str(),
+        "created_at": upload.tag.time().to_rfc3339(),
+        "manifest_version": manifest.map(|m| m.manifest_version),
+        "databases": manifest.map(|m| m.databases.iter().map(|d| json!({
+            "name": d.name, "user_version": d.user_version, "size": d.size,
+            "rows": d.tables.values().sum::<u64>(),
+        })).collect::<Vec<_>>()),
+        "files": manifest.map(|m| m.files.len()),
+        "findings": manifest.and_then(|m| m.findings_count()),
+        "note": manifest.and_then(|m| m.note.as_deref()),
+    })
+}
+
+/// The snapshot a remote's record (see [`snapshot_record`]) describes, stored as `size` bytes:
+/// its sha256 only when the record is of that size, and a note only as `now --note` would take
+/// it (a record can be edited by hand).
+pub(crate) fn snapshot_from_record(
+    tag: Tag,
+    size: u64,
+    record: Option<&serde_json::Value>,
+) -> RemoteSnapshot {
+    let sha256 = record
+        .filter(|r| r["size"].as_u64().is_none_or(|s| s == size))
+        .and_then(|r| r["sha256"].as_str().map(str::to_string));
+    RemoteSnapshot {
+        size,
+        sha256,
+        findings: record.and_then(|r| r["findings"].as_u64()),
+        note: record
+            .and_then(|r| r["note"].as_str())
+            .and_then(|n| crate::archive::manifest::clean_note(n).ok()),
+        tag,
+    }
+}
+
 /// What `init` found or made.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Readiness {
@@ -296,6 +351,7 @@ pub struct Upload<'a> {
 pub enum Remote {
     Dir(DirRemote),
     Github(Box<GithubRemote>),
+    S3(Box<S3Remote>),
 }
 
 impl Remote {
@@ -306,6 +362,7 @@ impl Remote {
             RemoteConfig::Github(github) => {
                 Remote::Github(Box::new(GithubRemote::new(github.clone())))
             }
+            RemoteConfig::S3(s3) => Remote::S3(Box::new(S3Remote::new(s3.clone()))),
         }
     }
 
@@ -316,6 +373,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.diagnose(),
             Remote::Github(g) => g.diagnose(),
+            Remote::S3(s) => s.diagnose(),
         }
     }
 
@@ -324,6 +382,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.describe(),
             Remote::Github(g) => g.describe(),
+            Remote::S3(s) => s.describe(),
         }
     }
 
@@ -335,6 +394,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.list(),
             Remote::Github(g) => g.list(),
+            Remote::S3(s) => s.list(),
         }
     }
 
@@ -350,6 +410,7 @@ impl Remote {
                 .filter(|s| tags.contains(&s.tag))
                 .collect()),
             Remote::Github(g) => g.holding(tags),
+            Remote::S3(s) => s.holding(tags),
         }
     }
 
@@ -363,6 +424,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.init(create),
             Remote::Github(g) => g.init(create),
+            Remote::S3(s) => s.init(create),
         }
     }
 
@@ -376,6 +438,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.ready_for_push(),
             Remote::Github(_) => Ok(()),
+            Remote::S3(s) => s.ready_for_push(),
         }
     }
 
@@ -386,6 +449,7 @@ impl Remote {
         match self {
             Remote::Dir(_) => {}
             Remote::Github(g) => g.start_run_deadline(),
+            Remote::S3(s) => s.start_run_deadline(),
         }
     }
 
@@ -395,6 +459,7 @@ impl Remote {
         match self {
             Remote::Dir(_) => {}
             Remote::Github(g) => g.answer_quickly(),
+            Remote::S3(s) => s.answer_quickly(),
         }
     }
 
@@ -414,6 +479,7 @@ impl Remote {
             // A folder remote's leftovers are temp files, which its own writes clean up.
             Remote::Dir(_) => Ok(0),
             Remote::Github(g) => g.delete_abandoned_drafts(host, keep, now),
+            Remote::S3(s) => s.delete_abandoned(host, keep, now),
         }
     }
 
@@ -427,6 +493,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.delete(tag).map(|()| None),
             Remote::Github(g) => g.delete(tag),
+            Remote::S3(s) => s.delete(tag),
         }
     }
 
@@ -444,6 +511,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.put(upload),
             Remote::Github(g) => g.put(upload),
+            Remote::S3(s) => s.put(upload),
         }
     }
 
@@ -452,7 +520,7 @@ impl Remote {
     pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::archive::Manifest> {
         match self {
             Remote::Dir(d) => d.peek_manifest(tag),
-            Remote::Github(_) => None,
+            Remote::Github(_) | Remote::S3(_) => None,
         }
     }
 
@@ -466,6 +534,7 @@ impl Remote {
         match self {
             Remote::Dir(d) => d.fetch(tag, dest, progress),
             Remote::Github(g) => g.fetch(tag, dest, progress),
+            Remote::S3(s) => s.fetch(tag, dest, progress),
         }
     }
 }

@@ -168,23 +168,8 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
             .map(|p| json!({"name": p.name, "size": p.len, "sha256": p.sha256}))
             .collect()
     });
-    let record = json!({
-        "parts": parts,
-        "tag": upload.tag.as_str(),
-        "size": upload.size,
-        "sha256": upload.sha256,
-        "host": manifest.map(|m| m.host.clone()),
-        "kind": upload.tag.kind().as_str(),
-        "created_at": upload.tag.time().to_rfc3339(),
-        "manifest_version": manifest.map(|m| m.manifest_version),
-        "databases": manifest.map(|m| m.databases.iter().map(|d| json!({
-            "name": d.name, "user_version": d.user_version, "size": d.size,
-            "rows": d.tables.values().sum::<u64>(),
-        })).collect::<Vec<_>>()),
-        "files": manifest.map(|m| m.files.len()),
-        "findings": manifest.and_then(|m| m.findings_count()),
-        "note": manifest.and_then(|m| m.note.as_deref()),
-    });
+    let mut record = crate::remote::snapshot_record(upload);
+    record["parts"] = json!(parts);
     // The record sits in an HTML comment: a note holding `-->` or the marker must neither end
     // it nor start another. `<` and `>` only occur inside JSON strings, where escapes are valid.
     let record = record
