@@ -50,6 +50,9 @@ mod remote_github_net;
 /// The fake against GitHub's recorded answers (`fixtures/octokit/`): same status, same shape.
 mod octokit_fixtures;
 
+/// The S3 test infrastructure itself: a real Garage server, and the fault proxy before it.
+mod s3_server;
+
 /// One remote contract run against both remotes: the folder and the fake GitHub.
 mod conformance;
 

@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::fake_github::{FakeGitHub, TOKEN};
 
+pub mod fault_proxy;
+pub mod garage;
 mod inspect;
 pub use inspect::{row_counts, sha256_hex, table_names};
 
@@ -375,7 +377,8 @@ pub fn read_archive(path: &Path) -> Vec<(String, Vec<u8>, u32)> {
 
 /// Environment variable naming, comma-separated, what the tests may not skip for lack of:
 /// `cron`, `script`, `groff` (reads the manual page), `userns` (a private mount namespace for a
-/// small tmpfs), `no-systemd` (a machine without a systemd user manager). `.ci/run` names what it installs.
+/// small tmpfs), `no-systemd` (a machine without a systemd user manager), `garage` (the S3
+/// server, see [`garage`]). `.ci/run` names what it installs.
 pub const REQUIRE_ENV: &str = "BACKUP_TEST_REQUIRE";
 
 /// A test that cannot run here for lack of `what`: says so on the real stderr (past the test
