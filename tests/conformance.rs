@@ -1,6 +1,6 @@
 //! One remote contract, every remote: each test here runs against every remote in [`REMOTES`]
-//! (the directory remote, and the GitHub remote on the project's fake), through the library's
-//! `Remote`. A new remote is one more entry there.
+//! (the directory remote, the GitHub remote on the project's fake, and the S3 remote on a real
+//! Garage server), through the library's `Remote`. A new remote is one more entry there.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,8 +9,10 @@ use backup_agent::RemoteErrorKind;
 use backup_agent::auth::Token;
 use backup_agent::progress::Silent;
 use backup_agent::remote::github::{DEFAULT_RETRY_MAX_DELAY_MS, GITHUB_MAX_ASSET_BYTES};
+use backup_agent::remote::s3::Credentials;
 use backup_agent::remote::{
-    DirConfig, GithubConfig, GithubRemote, Remote, RemoteConfig, RemoteSetup, Upload,
+    DirConfig, GithubConfig, GithubRemote, Remote, RemoteConfig, RemoteSetup, S3Config, S3Remote,
+    Upload,
 };
 use backup_agent::tag::Tag;
 use tempfile::TempDir;
@@ -20,8 +22,9 @@ use crate::support::sha256_hex;
 
 const REPO: &str = "octo-user/app-backups";
 
-/// Every remote under test, each made missing (its folder or repository not there yet).
-const REMOTES: [fn() -> Subject; 2] = [Subject::dir, Subject::github];
+/// Every remote under test, each made missing (its folder, repository or bucket not there yet);
+/// `None` when its server cannot run here (the test says so, see `support::skip`).
+const REMOTES: [fn() -> Option<Subject>; 3] = [Subject::dir, Subject::github, Subject::s3];
 
 /// A remote under test, with what it needs kept alive.
 struct Subject {
@@ -33,7 +36,7 @@ struct Subject {
 
 impl Subject {
     /// A folder remote whose folder does not exist yet.
-    fn dir() -> Subject {
+    fn dir() -> Option<Subject> {
         let dir = TempDir::new().unwrap();
         let remote = Remote::from_config(
             &RemoteConfig::Dir(DirConfig {
@@ -44,16 +47,16 @@ impl Subject {
                 earlier_good_push: false,
             },
         );
-        Subject {
+        Some(Subject {
             remote,
             name: "dir",
             fake: None,
             dir,
-        }
+        })
     }
 
     /// A GitHub remote whose repository does not exist yet.
-    fn github() -> Subject {
+    fn github() -> Option<Subject> {
         let fake = FakeGitHub::start();
         let config = GithubConfig {
             repo: REPO.into(),
@@ -69,17 +72,38 @@ impl Subject {
         };
         let token = Token::given(TOKEN).unwrap().unwrap();
         let remote = Remote::Github(Box::new(GithubRemote::with_token(config, token).unwrap()));
-        Subject {
+        Some(Subject {
             remote,
             name: "github",
             fake: Some(fake),
             dir: TempDir::new().unwrap(),
-        }
+        })
+    }
+
+    /// An S3 remote on the tests' Garage server, its bucket not made yet.
+    fn s3() -> Option<Subject> {
+        let garage = crate::support::garage::garage()?;
+        let mut config = S3Config::new(
+            &garage.endpoint,
+            &garage.region,
+            &garage.unique_bucket("conformance"),
+            true,
+        );
+        config.prefix = "host-a".into();
+        config.retry_budget_secs = 5;
+        config.retry_max_delay_ms = 20;
+        let keys = Credentials::given(&garage.key_id, &garage.secret, None);
+        Some(Subject {
+            remote: Remote::S3(Box::new(S3Remote::with_credentials(config, keys))),
+            name: "s3",
+            fake: None,
+            dir: TempDir::new().unwrap(),
+        })
     }
 
     /// Every remote, missing.
     fn all_missing() -> Vec<Subject> {
-        REMOTES.iter().map(|make| make()).collect()
+        REMOTES.iter().filter_map(|make| make()).collect()
     }
 
     /// Every remote, ready (created by `init`).
