@@ -150,6 +150,8 @@ impl S3Remote {
                     md5,
                 };
                 etags.push(self.upload_part(client, key, &upload_id, upload.path, &piece)?);
+                // A run killed here leaves an unfinished upload for the next run to abort.
+                crate::failpoint::hit("s3-part-uploaded");
                 offset += len;
                 number += 1;
             }
