@@ -17,6 +17,8 @@ enum Setup {
     Folder,
     /// A fresh app whose remote is a private repository on the fake GitHub.
     Github,
+    /// A fresh app whose remote is a bucket on the tests' Garage server (skipped without one).
+    S3,
 }
 
 /// One documented output: the heading of its section in docs/json.md, the arguments that print
@@ -141,6 +143,12 @@ const CASES: &[Case] = &[
         exit: 0,
         setup: Setup::Github,
     },
+    Case {
+        section: "`backup auth status --json` (S3 remote)",
+        args: &["auth", "status", "--json"],
+        exit: 0,
+        setup: Setup::S3,
+    },
 ];
 
 #[test]
@@ -153,6 +161,18 @@ fn every_json_output_matches_its_example_in_docs_json_md() {
     let fake = fake_with_private_repo(GITHUB_REPO);
     let github_app = App::new(5);
     github_app.write_config(&github_config(&fake.api_url, GITHUB_REPO, ""));
+    let s3 = crate::support::garage::garage().map(|garage| {
+        let app = App::new(5);
+        let bucket = garage.unique_bucket("json-docs");
+        garage.create_bucket(&bucket);
+        app.write_config(&format!(
+            "{}[remote]\ntype = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{}\"\nregion = \"{}\"\npath_style = true\n",
+            crate::support::TASKS_CONFIG,
+            garage.endpoint,
+            garage.region
+        ));
+        (app, garage)
+    });
     let mut problems = Vec::new();
     for case in CASES {
         let name = format!("backup {}", case.args.join(" "));
@@ -166,6 +186,14 @@ fn every_json_output_matches_its_example_in_docs_json_md() {
                 .output()
                 .unwrap(),
             Setup::Github => github_app.run_github(case.args),
+            Setup::S3 => {
+                let Some((app, garage)) = &s3 else { continue };
+                app.command(case.args)
+                    .env("AWS_ACCESS_KEY_ID", &garage.key_id)
+                    .env("AWS_SECRET_ACCESS_KEY", &garage.secret)
+                    .output()
+                    .unwrap()
+            }
         };
         assert_eq!(
             out.status.code(),

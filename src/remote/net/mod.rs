@@ -34,7 +34,7 @@ mod watchdog;
 
 pub(crate) use client::{ClientSettings, Reply, build_client, exchange};
 pub(crate) use fault::{Fault, network_fault, retry_after, status_fault};
-pub(crate) use retry::{Retrier, RetrySettings, race};
+pub(crate) use retry::{Retrier, RetrySettings, join_all, race};
 pub(crate) use url::{location, redact, same_origin};
 pub(crate) use watchdog::Watchdog;
 

@@ -148,6 +148,31 @@ pub(crate) async fn race<T>(a: impl Future<Output = T>, b: impl Future<Output = 
     .await
 }
 
+/// Every future of `futures`, polled together on this task, their outputs in order: a few
+/// small requests at once (records of a listing) without spawning.
+pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 /// A remote's retry settings, from its config.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RetrySettings {

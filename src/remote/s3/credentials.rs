@@ -52,7 +52,7 @@ impl Credentials {
 
 /// Where the keys came from, for `doctor`, `auth status` and messages.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+#[serde(rename_all = "snake_case")]
 pub enum CredentialSource {
     Environment,
     /// A profile in a shared AWS file: the profile's name and the file.

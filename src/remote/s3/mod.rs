@@ -48,6 +48,8 @@ use client::{Call, Client, S3};
 pub use config::S3Config;
 pub use credentials::{CredentialSource, Credentials};
 
+/// Snapshot records read at once by a listing.
+const RECORDS_AT_ONCE: usize = 16;
 /// Where replacements are written and checked before they replace anything.
 const INCOMING: &str = ".incoming/";
 /// An upload of another host older than this was abandoned (no run takes a day).
@@ -295,34 +297,72 @@ impl S3Remote {
 
     /// Snapshots in the bucket, oldest first: every archive with its record's sha256 and note.
     pub fn list(&self) -> Result<Vec<RemoteSnapshot>> {
+        self.snapshots(None)
+    }
+
+    /// The snapshots among `tags` the bucket holds: one listing, and only their records read.
+    pub fn holding(&self, tags: &[Tag]) -> Result<Vec<RemoteSnapshot>> {
+        self.snapshots(Some(tags))
+    }
+
+    /// The archives in the bucket (those of `wanted`, when given) with their records, read
+    /// [`RECORDS_AT_ONCE`] at a time: a bucket many machines share holds hundreds.
+    fn snapshots(&self, wanted: Option<&[Tag]>) -> Result<Vec<RemoteSnapshot>> {
         let keys = self.list_keys()?;
-        let records: HashSet<&str> = keys
+        let recorded: HashSet<&str> = keys
             .iter()
             .filter_map(|(name, _)| name.strip_suffix(".json"))
             .collect();
-        let mut found = Vec::new();
-        for (name, size) in &keys {
-            let Some(tag) = Tag::from_archive_name(name) else {
-                continue;
-            };
-            let record = if records.contains(tag.as_str()) {
-                self.record(&tag)?
-            } else {
-                None
-            };
-            found.push(super::snapshot_from_record(tag, *size, record.as_ref()));
+        let archives: Vec<(Tag, u64)> = keys
+            .iter()
+            .filter_map(|(name, size)| Some((Tag::from_archive_name(name)?, *size)))
+            .filter(|(tag, _)| wanted.is_none_or(|w| w.contains(tag)))
+            .collect();
+        let with_record: Vec<&Tag> = archives
+            .iter()
+            .map(|(tag, _)| tag)
+            .filter(|tag| recorded.contains(tag.as_str()))
+            .collect();
+        let client = self.client()?;
+        let mut records = std::collections::HashMap::new();
+        for batch in with_record.chunks(RECORDS_AT_ONCE) {
+            let keys: Vec<String> = batch.iter().map(|tag| self.record_key(tag)).collect();
+            let read = self.retrying(|| {
+                let calls = keys
+                    .iter()
+                    .map(|key| async move {
+                        let call = Call::new(reqwest::Method::GET, Some(key));
+                        let reply = client
+                            .call(&call, None, "reading a snapshot record")
+                            .await?;
+                        Ok::<_, Fault>(match reply.status {
+                            200 => serde_json::from_slice::<Value>(&reply.body).ok(),
+                            _ => None,
+                        })
+                    })
+                    .collect();
+                async move {
+                    net::join_all(calls)
+                        .await
+                        .into_iter()
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                }
+            })?;
+            for (tag, record) in batch.iter().zip(read) {
+                if let Some(record) = record {
+                    records.insert((*tag).clone(), record);
+                }
+            }
         }
+        let mut found: Vec<RemoteSnapshot> = archives
+            .into_iter()
+            .map(|(tag, size)| {
+                let record = records.get(&tag);
+                super::snapshot_from_record(tag, size, record)
+            })
+            .collect();
         found.sort_by(|a, b| a.tag.cmp(&b.tag));
         Ok(found)
-    }
-
-    /// The snapshots among `tags` the bucket holds.
-    pub fn holding(&self, tags: &[Tag]) -> Result<Vec<RemoteSnapshot>> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|s| tags.contains(&s.tag))
-            .collect())
     }
 
     /// Checks the bucket is reachable and writable, and marks it; with `create`, makes a bucket
@@ -339,10 +379,23 @@ impl S3Remote {
             Err(e) => return Err(e),
         }
         let marked = self.ensure_marker()?;
+        // The probe writes and deletes a small object: the bucket takes writes (a marker that
+        // was there already proves nothing about that).
+        let conditional = if self.conditional_writes()? {
+            "it refuses writes under a taken name"
+        } else {
+            "it ignores If-None-Match, so each push looks before it writes"
+        };
         let detail = match (created, marked) {
-            (true, _) => format!("created {} and marked it", self.describe()),
-            (false, true) => format!("{} is reachable and writable; marked it", self.describe()),
-            (false, false) => format!("{} is reachable, writable and marked", self.describe()),
+            (true, _) => format!("created {} and marked it; {conditional}", self.describe()),
+            (false, true) => format!(
+                "{} is reachable and writable; marked it; {conditional}",
+                self.describe()
+            ),
+            (false, false) => format!(
+                "{} is reachable, writable and marked; {conditional}",
+                self.describe()
+            ),
         };
         Ok(Readiness { created, detail })
     }
