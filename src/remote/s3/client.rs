@@ -111,9 +111,9 @@ impl Client {
         let mut headers: Vec<(&str, &str)> =
             call.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         headers.sort_unstable();
-        let now = jiff::Timestamp::now()
-            .checked_add(jiff::SignedDuration::from_secs(self.clock_offset.get()))
-            .unwrap_or_else(|_| jiff::Timestamp::now());
+        // The tool's one clock (settable in tests), corrected by what a server said of it.
+        let seconds = crate::clock::now().timestamp() + self.clock_offset.get();
+        let now = jiff::Timestamp::from_second(seconds).unwrap_or_else(|_| jiff::Timestamp::now());
         rusty_s3::signing::sign(
             &now,
             method,
@@ -175,6 +175,11 @@ impl Client {
     ) -> Option<Fault> {
         if status < 400 || status == 412 {
             return None;
+        }
+        // A signature dated far from the server's clock is refused, with a code only a body
+        // carries (a HEAD has none): the server's `Date` tells.
+        if matches!(status, 400 | 403) && self.clock_is_off(headers) {
+            return Some(self.clock_fault(headers, &format!("{status}")));
         }
         let code = xml::text(body, "Code").unwrap_or_default();
         let message = xml::text(body, "Message").unwrap_or_default();
@@ -245,22 +250,28 @@ impl Client {
         )))
     }
 
+    /// The server's `Date` is more than five minutes off the time requests are signed with (S3
+    /// refuses signatures over fifteen minutes off).
+    fn clock_is_off(&self, headers: &reqwest::header::HeaderMap) -> bool {
+        server_date(headers).is_some_and(|server| {
+            let signing = crate::clock::now().timestamp() + self.clock_offset.get();
+            (server.timestamp() - signing).abs() > 5 * 60
+        })
+    }
+
     /// The server says this machine's clock is off: learn by how much from its `Date` and try
     /// again at once, or, when that was learnt already (or it gave no date), say so.
     fn clock_fault(&self, headers: &reqwest::header::HeaderMap, said: &str) -> Fault {
-        let server_time = headers
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok());
-        if let Some(server_time) = server_time {
-            let offset = server_time.timestamp() - chrono::Utc::now().timestamp();
+        if let Some(server_time) = server_date(headers) {
+            let offset = server_time.timestamp() - crate::clock::now().timestamp();
             if (offset - self.clock_offset.get()).abs() > 60 {
+                let off = clock_difference(offset);
                 tracing::warn!(
-                    "this machine's clock is {offset} s off the server's; signing with the server's time"
+                    "this machine's clock is {off} the server's; signing with the server's time (set the clock right: timedatectl set-ntp true)"
                 );
                 self.clock_offset.set(offset);
                 return Fault::Transient {
-                    message: format!("the clock is {offset} s off the server's ({said})"),
+                    message: format!("this machine's clock is {off} the server's ({said})"),
                     wait: Some(Duration::ZERO),
                 };
             }
@@ -268,5 +279,42 @@ impl Client {
         Fault::Fatal(RemoteError::denied(format!(
             "the server refused the request's time ({said}); set this machine's clock right (timedatectl set-ntp true)"
         )))
+    }
+}
+
+/// The server's clock, from its `Date` header.
+fn server_date(
+    headers: &reqwest::header::HeaderMap,
+) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+}
+
+/// How far this machine's clock is from a server's that is `offset` seconds ahead, in words:
+/// "3 h 20 min behind".
+fn clock_difference(offset: i64) -> String {
+    let secs = offset.unsigned_abs();
+    let amount = match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} days", secs / 86_400),
+    };
+    let side = if offset > 0 { "behind" } else { "ahead of" };
+    format!("{amount} {side}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_clock_difference_is_said_in_words() {
+        assert_eq!(super::clock_difference(90), "90 s behind");
+        assert_eq!(
+            super::clock_difference(-3 * 3600 - 1200),
+            "3 h 20 min ahead of"
+        );
+        assert_eq!(super::clock_difference(24_019_170), "277 days behind");
     }
 }
