@@ -173,13 +173,23 @@ impl Client {
         body: &[u8],
         doing: &str,
     ) -> Option<Fault> {
-        if status < 400 || status == 412 {
+        if status < 300 || status == 304 || status == 412 {
             return None;
         }
         // A signature dated far from the server's clock is refused, with a code only a body
         // carries (a HEAD has none): the server's `Date` tells.
         if matches!(status, 400 | 403) && self.clock_is_off(headers) {
             return Some(self.clock_fault(headers, &format!("{status}")));
+        }
+        if matches!(status, 301 | 302 | 307 | 308) {
+            let region = headers
+                .get("x-amz-bucket-region")
+                .and_then(|v| v.to_str().ok())
+                .map(|r| format!(" (the server says region `{r}`)"))
+                .unwrap_or_default();
+            return Some(Fault::Fatal(RemoteError::failed(format!(
+                "{doing}: the server sends this bucket's requests elsewhere ({status}){region}; set [remote] region and endpoint to the bucket's own"
+            ))));
         }
         let code = xml::text(body, "Code").unwrap_or_default();
         let message = xml::text(body, "Message").unwrap_or_default();
@@ -221,6 +231,12 @@ impl Client {
                     "{doing}: the key {} from {} may not do this in bucket {bucket} ({said}); the README lists the permissions the key needs",
                     self.credentials.key_hint(),
                     self.credentials.source
+                ))));
+            }
+            // Retrying cannot make the server implement it.
+            "NotImplemented" => {
+                return Some(Fault::Fatal(RemoteError::failed(format!(
+                    "{doing}: this server does not implement it ({said})"
                 ))));
             }
             "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" => {

@@ -230,7 +230,12 @@ fn from_profile(
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        // A heading may carry a comment after it: `[default]   # note`.
+        if let Some(header) = line
+            .strip_prefix('[')
+            .and_then(|l| l.split_once(']'))
+            .map(|(h, _)| h)
+        {
             section = header.split_whitespace().collect::<Vec<_>>().join(" ");
             continue;
         }
@@ -297,7 +302,7 @@ mod tests {
         let home = tempfile::TempDir::new().unwrap();
         write(
             &home.path().join(".aws/credentials"),
-            "[default]\naws_access_key_id = AKIDSHARED\naws_secret_access_key = s1\n[work]\naws_access_key_id=AKIDWORK\naws_secret_access_key=s2\naws_session_token=t2\n",
+            "[default]\naws_access_key_id = AKIDSHARED\naws_secret_access_key = s1\n[work]  # the office\r\naws_access_key_id=AKIDWORK\naws_secret_access_key=s2\naws_session_token=t2\n",
             0o644,
         );
         let own = home.path().join("keys");

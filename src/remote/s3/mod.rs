@@ -52,6 +52,8 @@ pub use credentials::{CredentialSource, Credentials};
 const RECORDS_AT_ONCE: usize = 16;
 /// Where replacements are written and checked before they replace anything.
 const INCOMING: &str = ".incoming/";
+/// Start of the conditional-write probe's name in `.incoming/`.
+const PROBE: &str = "probe-";
 /// An upload of another host older than this was abandoned (no run takes a day).
 const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
@@ -65,6 +67,29 @@ pub struct S3Remote {
     /// Whether the server refuses a write under a taken name (`If-None-Match: *`), once probed.
     conditional: Cell<Option<bool>>,
     marker_checked: Cell<bool>,
+}
+
+/// How the server took one conditional write of the probe.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    Written,
+    Refused,
+    Unsupported,
+}
+
+impl Stored {
+    /// Whether this is the local archive as its record describes it.
+    fn holds(&self, upload: &Upload<'_>) -> bool {
+        self.size == upload.size && self.sha256.as_deref() == Some(upload.sha256)
+    }
+}
+
+/// An object as a listing shows it, named relative to the prefix.
+#[derive(Debug, Clone)]
+struct Listed {
+    name: String,
+    size: u64,
+    modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a HEAD of an archive found.
@@ -222,8 +247,19 @@ impl S3Remote {
     /// Every key under the prefix (not in deeper folders) with its size, following
     /// continuation tokens to the end.
     fn list_keys(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .list_objects("")?
+            .into_iter()
+            .map(|o| (o.name, o.size))
+            .collect())
+    }
+
+    /// Every object whose name under the prefix starts with `start` (`""`, or a folder such as
+    /// `.incoming/`), not in deeper folders, following continuation tokens to the end.
+    fn list_objects(&self, start: &str) -> Result<Vec<Listed>> {
         let client = self.client()?;
-        let prefix = self.key("");
+        let base = self.key("");
+        let prefix = self.key(start);
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -252,15 +288,31 @@ impl S3Remote {
                 let (Some(key), Some(size)) = (record.get("Key"), record.get("Size")) else {
                     continue;
                 };
-                if let Some(name) = key.strip_prefix(&prefix) {
-                    found.push((name.to_string(), size.parse().unwrap_or(0)));
+                if let Some(name) = key.strip_prefix(&base) {
+                    found.push(Listed {
+                        name: name.to_string(),
+                        size: size.parse().unwrap_or(0),
+                        modified: record
+                            .get("LastModified")
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                            .map(|t| t.with_timezone(&chrono::Utc)),
+                    });
                 }
             }
             let truncated = xml::text(&page, "IsTruncated").is_some_and(|t| t == "true");
-            token = xml::text(&page, "NextContinuationToken").filter(|t| !t.is_empty());
-            if !truncated || token.is_none() {
+            if !truncated {
                 return Ok(found);
             }
+            // A listing cut short without the way on would look complete: say so instead.
+            token = Some(
+                xml::text(&page, "NextContinuationToken")
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        RemoteError::failed(
+                            "the server cut the bucket listing short without a continuation token",
+                        )
+                    })?,
+            );
         }
     }
 
@@ -411,9 +463,13 @@ impl S3Remote {
     fn list_page_of_one(&self) -> Result<()> {
         let client = self.client()?;
         self.retrying(|| {
-            let call = Call::new(reqwest::Method::GET, None)
+            // Under the prefix: a key whose policy allows listing only there is still let in.
+            let mut call = Call::new(reqwest::Method::GET, None)
                 .query("list-type", "2")
                 .query("max-keys", "1");
+            if !self.config.prefix.is_empty() {
+                call = call.query("prefix", self.key(""));
+            }
             async move {
                 let reply = client.call(&call, None, "reading the bucket").await?;
                 match reply.status {
@@ -518,28 +574,7 @@ impl S3Remote {
     /// HEAD of an archive: its size and the sha256 its metadata carries, or `None` when absent.
     fn stored(&self, key: &str) -> Result<Option<Stored>> {
         let client = self.client()?;
-        self.retrying(|| {
-            let call = Call::new(reqwest::Method::HEAD, Some(key));
-            async move {
-                let reply = client.call(&call, None, "looking for the archive").await?;
-                Ok(match reply.status {
-                    200 => Some(Stored {
-                        size: reply
-                            .headers
-                            .get(reqwest::header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0),
-                        sha256: reply
-                            .headers
-                            .get("x-amz-meta-sha256")
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string),
-                    }),
-                    _ => None,
-                })
-            }
-        })
+        self.retrying(|| head_once(client, key))
     }
 
     /// Deletes `key`; one already gone counts as deleted. `Ok(false)` when the bucket's Object
@@ -580,28 +615,58 @@ impl S3Remote {
         Ok(None)
     }
 
-    /// Aborts the multipart uploads that no push will finish: this host's (its run holds the run
-    /// lock, so none of its uploads is in progress) and other hosts' older than a day. Also
-    /// removes what a killed replacement left in `.incoming/`. Returns how many went.
+    /// Removes what interrupted pushes left that no push will finish: multipart uploads of this
+    /// host's snapshots (its run holds the run lock, so none is in progress) and other hosts'
+    /// older than a day; copies written aside in `.incoming/` (this host's, or older than a
+    /// day); and records of this host's snapshots whose archive is gone (a delete cut between
+    /// the two). Returns how many went.
     pub fn delete_abandoned(
         &self,
         host: &str,
         _keep: &HashSet<Tag>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<usize> {
+        let abandoned = |tag: Option<&Tag>, at: Option<chrono::DateTime<chrono::Utc>>| {
+            tag.is_some_and(|t| t.host() == host)
+                || at.is_some_and(|at| now.signed_duration_since(at) > ABANDONED_AFTER)
+        };
         let mut gone = 0;
+        let incoming = self.key(INCOMING);
         for upload in self.multipart_uploads()? {
-            let name = upload.key.rsplit('/').next().unwrap_or(&upload.key);
-            let name = name.split(".tar.gz").next().unwrap_or(name);
-            let Some(tag) = Tag::parse(name) else {
+            // Only this remote's own names: another config's prefix in the same bucket is not
+            // ours to touch.
+            let name = upload
+                .key
+                .strip_prefix(&incoming)
+                .or_else(|| upload.key.strip_prefix(&self.key("")))
+                .filter(|name| !name.contains('/'))
+                .unwrap_or("");
+            let tag = aside_tag(name).or_else(|| Tag::from_archive_name(name));
+            if (tag.is_some() || name.starts_with(PROBE))
+                && abandoned(tag.as_ref(), upload.initiated)
+            {
+                self.abort_upload(&upload.key, &upload.upload_id)?;
+                gone += 1;
+            }
+        }
+        for object in self.list_objects(INCOMING)? {
+            let name = object.name.strip_prefix(INCOMING).unwrap_or(&object.name);
+            if abandoned(aside_tag(name).as_ref(), object.modified) {
+                self.delete_key(&self.key(&object.name))?;
+                gone += 1;
+            }
+        }
+        let keys = self.list_keys()?;
+        let archives: HashSet<&str> = keys
+            .iter()
+            .filter_map(|(name, _)| Tag::from_archive_name(name).map(|_| name.as_str()))
+            .collect();
+        for (name, _) in &keys {
+            let Some(tag) = name.strip_suffix(".json").and_then(Tag::parse) else {
                 continue;
             };
-            let ours = crate::tag::names_host(tag.as_str(), host);
-            let old = upload
-                .initiated
-                .is_some_and(|at| now.signed_duration_since(at) > ABANDONED_AFTER);
-            if ours || old {
-                self.abort_upload(&upload.key, &upload.upload_id)?;
+            if tag.host() == host && !archives.contains(tag.archive_name().as_str()) {
+                self.delete_key(&self.record_key(&tag))?;
                 gone += 1;
             }
         }
@@ -681,15 +746,30 @@ impl S3Remote {
             })
     }
 
-    /// Stores `upload` (see `Remote::put`).
+    /// Stores `upload` (see `Remote::put`): the archive, checked, then its record, so a record
+    /// never vouches for an archive that is not there as recorded.
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
         let key = self.archive_key(upload.tag);
         match self.stored(&key)? {
-            Some(stored)
-                if stored.size == upload.size
-                    && stored.sha256.as_deref() == Some(upload.sha256) => {}
+            Some(stored) if stored.holds(upload) => {}
             Some(stored) => self.replace_if_damaged(&key, upload, &stored)?,
             None => self.upload_new(&key, upload)?,
+        }
+        match self.stored(&key)? {
+            Some(stored) if stored.holds(upload) => {}
+            other => {
+                return Err(RemoteError::corrupt(format!(
+                    "after the upload, {key} holds {} instead of {} bytes with sha256 {}",
+                    other.map_or("nothing".to_string(), |s| format!(
+                        "{} bytes with sha256 {}",
+                        s.size,
+                        s.sha256.unwrap_or_else(|| "unrecorded".into())
+                    )),
+                    upload.size,
+                    upload.sha256
+                ))
+                .into());
+            }
         }
         let record = super::snapshot_record(upload).to_string().into_bytes();
         self.put_small(
@@ -697,39 +777,31 @@ impl S3Remote {
             &record,
             "application/json",
             "writing the snapshot record",
-        )?;
-        match self.stored(&key)? {
-            Some(stored)
-                if stored.size == upload.size
-                    && stored.sha256.as_deref() == Some(upload.sha256) =>
-            {
-                Ok(())
-            }
-            other => Err(RemoteError::corrupt(format!(
-                "after the upload, {key} holds {} instead of {} bytes with sha256 {}",
-                other.map_or("nothing".to_string(), |s| format!(
-                    "{} bytes with sha256 {}",
-                    s.size,
-                    s.sha256.unwrap_or_else(|| "unrecorded".into())
-                )),
-                upload.size,
-                upload.sha256
-            ))
-            .into()),
-        }
+        )
     }
 
-    /// A different copy is stored under the tag: replaced only when it fails its own record
-    /// and the local one is proven good, by a copy written aside and checked first.
+    /// A copy that does not carry the local sha256 is stored under the tag. It is kept when it
+    /// is the same archive after all (written without metadata), or when it passes its own
+    /// record; it is replaced only when it fails that record and the local one is proven good,
+    /// by a copy written aside, read back and checked first.
     fn replace_if_damaged(&self, key: &str, upload: &Upload<'_>, stored: &Stored) -> Result<()> {
-        let recorded = stored.sha256.clone().or_else(|| {
-            self.record(upload.tag)
-                .ok()
-                .flatten()
+        let record = self.record(upload.tag)?;
+        let recorded_sha = stored.sha256.clone().or_else(|| {
+            record
+                .as_ref()
                 .and_then(|r| r["sha256"].as_str().map(str::to_string))
         });
-        let (size, actual) = self.download(key, None, &crate::progress::Silent)?;
-        let damaged = recorded.as_deref() != Some(actual.as_str()) || size != stored.size;
+        let recorded_size = record.as_ref().and_then(|r| r["size"].as_u64());
+        let damaged = if recorded_size.is_some_and(|size| size != stored.size) {
+            // Damaged by its own record's size: no download needed to say so.
+            true
+        } else {
+            let (size, actual) = self.download(key, None, &crate::progress::Silent)?;
+            if size == upload.size && actual == upload.sha256 {
+                return Ok(());
+            }
+            recorded_sha.as_deref() != Some(actual.as_str()) || size != stored.size
+        };
         if !damaged {
             return Err(RemoteError::refused(format!(
                 "{key} in the bucket differs from the local archive and passes its own record; nothing was replaced"
@@ -750,7 +822,7 @@ impl S3Remote {
         self.upload_parts(&aside, upload, false)?;
         let (size, sha256) = self.download(&aside, None, &crate::progress::Silent)?;
         if size != upload.size || sha256 != upload.sha256 {
-            let _ = self.delete_key(&aside);
+            self.delete_key(&aside)?;
             return Err(RemoteError::corrupt(format!(
                 "the replacement written aside read back as {size} bytes with sha256 {sha256}; nothing was replaced"
             ))
@@ -774,32 +846,48 @@ impl S3Remote {
             return Ok(known);
         }
         let client = self.client()?;
-        let key = self.key(&format!("{INCOMING}probe-{}", std::process::id()));
+        let key = self.key(&format!("{INCOMING}{PROBE}{}", std::process::id()));
         let mut answers = Vec::new();
         for body in [&b"first"[..], &b"second"[..]] {
-            let status = self.retrying(|| {
+            let answer = self.retrying(|| {
                 let call = Call::new(reqwest::Method::PUT, Some(&key))
                     .header("if-none-match", "*")
                     .header("content-md5", transfer::content_md5(body));
                 async move {
+                    let request = client.request(&call).body(body.to_vec());
                     let reply = client
-                        .call(&call, Some(body.to_vec()), "probing conditional writes")
+                        .retrier
+                        .answered_in_time(net::exchange(&S3, request, "probing conditional writes"))
                         .await?;
-                    Ok(reply.status)
+                    match reply.status {
+                        200 | 204 => Ok(Probe::Written),
+                        412 => Ok(Probe::Refused),
+                        // The header itself refused or not implemented: not honoured.
+                        400 | 501 => Ok(Probe::Unsupported),
+                        status => Err(client
+                            .sort(
+                                status,
+                                &reply.headers,
+                                &reply.body,
+                                "probing conditional writes",
+                            )
+                            .unwrap_or_else(|| {
+                                Fault::Fatal(RemoteError::failed(format!(
+                                    "probing conditional writes answered {status}"
+                                )))
+                            })),
+                    }
                 }
-            });
-            answers.push(status);
+            })?;
+            answers.push(answer);
         }
-        let _ = self.delete_key(&key);
-        let honoured = matches!(answers.as_slice(), [Ok(200), Ok(412)]);
-        if let Some(Err(e)) = answers.into_iter().find(Result::is_err) {
-            // 501 NotImplemented and the like: not honoured; anything else is the caller's.
-            if e.to_string().contains("501") {
-                self.conditional.set(Some(false));
-                return Ok(false);
-            }
-            return Err(e);
-        }
+        self.delete_key(&key)?;
+        // The first write may meet its own earlier attempt (an answer lost): the key is this
+        // process's, so a refusal there is no sign either way.
+        let honoured = matches!(
+            answers.as_slice(),
+            [Probe::Written | Probe::Refused, Probe::Refused]
+        );
         self.conditional.set(Some(honoured));
         Ok(honoured)
     }
@@ -833,4 +921,37 @@ impl S3Remote {
             .unwrap_or(false);
         Ok((versioning, lock))
     }
+}
+
+/// One HEAD of `key`: its size and the sha256 its metadata carries, or `None` when absent.
+async fn head_once(client: &Client, key: &str) -> std::result::Result<Option<Stored>, Fault> {
+    let call = Call::new(reqwest::Method::HEAD, Some(key));
+    let reply = client.call(&call, None, "looking for the archive").await?;
+    match reply.status {
+        200 => Ok(Some(Stored {
+            size: reply
+                .headers
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            sha256: reply
+                .headers
+                .get("x-amz-meta-sha256")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        })),
+        404 => Ok(None),
+        // Anything else is no answer about the object: never taken for "absent", which would
+        // start a write.
+        status => Err(Fault::Fatal(RemoteError::failed(format!(
+            "looking for {key} answered {status}"
+        )))),
+    }
+}
+
+/// The snapshot a copy written aside is of: `<tag>.tar.gz.<pid>`.
+fn aside_tag(name: &str) -> Option<Tag> {
+    let (archive, _) = name.rsplit_once('.')?;
+    Tag::from_archive_name(archive)
 }

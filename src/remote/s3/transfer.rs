@@ -127,7 +127,7 @@ impl S3Remote {
                 let reply = send_piece(client, call, upload.path, &piece, "uploading").await?;
                 match reply {
                     200 | 204 => Ok(()),
-                    412 => Err(taken(key)),
+                    412 => ours_or_taken(client, key, upload).await,
                     status => Err(Fault::Fatal(RemoteError::failed(format!(
                         "uploading {key} answered {status}"
                     )))),
@@ -254,19 +254,20 @@ impl S3Remote {
                 let reply = client
                     .call(&call, Some(body), "completing the upload")
                     .await?;
-                // S3 may answer 200 and still fail, with an error in the body.
-                if let Some(code) = xml::text(&reply.body, "Code") {
-                    return Err(client
-                        .sort(500, &reply.headers, &reply.body, "completing the upload")
-                        .unwrap_or_else(|| {
-                            Fault::Fatal(RemoteError::failed(format!(
-                                "completing the upload of {key} failed: {code}"
-                            )))
-                        }));
-                }
                 match reply.status {
-                    200 => Ok(()),
-                    412 => Err(taken(key)),
+                    // S3 may answer 200 and still fail, with the error in the body (sorted as
+                    // the server error it is: InternalError and SlowDown are worth a retry).
+                    200 => match xml::text(&reply.body, "Code") {
+                        None => Ok(()),
+                        Some(code) => Err(client
+                            .sort(500, &reply.headers, &reply.body, "completing the upload")
+                            .unwrap_or_else(|| {
+                                Fault::Fatal(RemoteError::failed(format!(
+                                    "completing the upload of {key} failed: {code}"
+                                )))
+                            })),
+                    },
+                    412 => ours_or_taken(client, key, upload).await,
                     // An earlier attempt completed it and its answer was lost: the caller's
                     // final check looks at what is there.
                     404 if retried => Ok(()),
@@ -295,18 +296,18 @@ impl S3Remote {
         })
     }
 
-    /// A server-side copy of `from` over `to` (a checked replacement); an archive too big for
-    /// one copy request is uploaded again from the local file instead.
+    /// A server-side copy of `from` over `to` (a checked replacement): one request, or for an
+    /// archive over S3's 5 GiB copy limit a multipart upload whose parts are copied ranges.
     pub(super) fn copy(&self, from: &str, to: &str, upload: &Upload<'_>) -> Result<()> {
-        if upload.size > MAX_SINGLE_COPY {
-            return self.upload_parts(to, upload, false);
-        }
         let client = self.client()?;
         let source = format!(
             "/{}/{}",
             client.bucket.name(),
             percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
         );
+        if upload.size > MAX_SINGLE_COPY {
+            return self.copy_in_parts(client, &source, to, upload);
+        }
         self.retrying(|| async {
             let call = Call::new(reqwest::Method::PUT, Some(to))
                 .header("x-amz-copy-source", source.clone())
@@ -326,6 +327,52 @@ impl S3Remote {
                 )))),
             }
         })
+    }
+
+    fn copy_in_parts(
+        &self,
+        client: &Client,
+        source: &str,
+        to: &str,
+        upload: &Upload<'_>,
+    ) -> Result<()> {
+        let upload_id = self.create_upload(client, to, upload)?;
+        // Copied parts may be up to 5 GiB: few requests.
+        let part = part_size(upload.size).max(1 << 30);
+        let copied = (|| {
+            let mut etags = Vec::new();
+            let mut offset = 0;
+            let mut number = 1u32;
+            while offset < upload.size {
+                let last = (offset + part).min(upload.size) - 1;
+                let etag = self.retrying(|| async {
+                    let call = Call::new(reqwest::Method::PUT, Some(to))
+                        .query("partNumber", number.to_string())
+                        .query("uploadId", upload_id.clone())
+                        .header("x-amz-copy-source", source.to_string())
+                        .header("x-amz-copy-source-range", format!("bytes={offset}-{last}"));
+                    let reply = client.call(&call, None, "copying a part").await?;
+                    match (reply.status, xml::text(&reply.body, "ETag")) {
+                        (200, Some(etag)) if xml::text(&reply.body, "Code").is_none() => Ok(etag),
+                        (status, _) => Err(client
+                            .sort(500, &reply.headers, &reply.body, "copying a part")
+                            .unwrap_or_else(|| {
+                                Fault::Fatal(RemoteError::failed(format!(
+                                    "copying part {number} to {to} answered {status}"
+                                )))
+                            })),
+                    }
+                })?;
+                etags.push(etag);
+                offset = last + 1;
+                number += 1;
+            }
+            self.complete_upload(client, to, &upload_id, &etags, upload, false)
+        })();
+        if copied.is_err() {
+            let _ = self.abort_upload(to, &upload_id);
+        }
+        copied
     }
 
     /// Streams the object `key` into the new file `dest` (or only through the hash, without
@@ -356,11 +403,19 @@ const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
     .remove(b'.')
     .remove(b'~');
 
-/// The name was taken while this write was on its way: the next attempt looks at what is there.
-fn taken(key: &str) -> Fault {
-    Fault::Fatal(RemoteError::transient(format!(
-        "{key} was written by someone else while this upload ran; the next run looks at what is there"
-    )))
+/// A conditional write was refused: the name is taken, by this very archive (an earlier attempt
+/// whose answer was lost) or by something else, which the next run looks at.
+async fn ours_or_taken(
+    client: &Client,
+    key: &str,
+    upload: &Upload<'_>,
+) -> std::result::Result<(), Fault> {
+    match super::head_once(client, key).await? {
+        Some(stored) if stored.holds(upload) => Ok(()),
+        _ => Err(Fault::Fatal(RemoteError::transient(format!(
+            "{key} was written by someone else while this upload ran; the next run looks at what is there"
+        )))),
+    }
 }
 
 /// Sends one piece of the file as the body of `call`; returns the status.
