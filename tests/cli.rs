@@ -53,6 +53,11 @@ mod octokit_fixtures;
 /// The S3 test infrastructure itself: a real Garage server, and the fault proxy before it.
 mod s3_server;
 
+/// The S3 remote from the command line against a real server, through the faults a real link
+/// meets: slow-downs, resets and stalls mid-upload, expired or wrong keys, killed uploads,
+/// a damaged copy in the bucket.
+mod remote_s3;
+
 /// One remote contract run against both remotes: the folder and the fake GitHub.
 mod conformance;
 

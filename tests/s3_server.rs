@@ -7,8 +7,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use crate::support::fault_proxy::{Fault, FaultProxy};
 use crate::support::garage::{Garage, garage};
 use crate::support::sha256_hex;
@@ -41,57 +39,10 @@ fn unsigned_list(address: &str) -> (u16, String) {
     )
 }
 
-/// HMAC-SHA256 (RFC 2104), for request signatures.
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    if key.len() > block.len() {
-        block[..32].copy_from_slice(&Sha256::digest(key)[..]);
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let inner: Vec<u8> = block
-        .iter()
-        .map(|b| b ^ 0x36)
-        .chain(data.to_vec())
-        .collect();
-    let inner = Sha256::digest(&inner);
-    let outer: Vec<u8> = block
-        .iter()
-        .map(|b| b ^ 0x5c)
-        .chain(inner.to_vec())
-        .collect();
-    Sha256::digest(&outer).to_vec()
-}
-
-/// `method path` with an empty body, signed with the test key (AWS Signature Version 4,
-/// path-style, as an S3 client sends it).
+/// `method path` with an empty body, signed with the test key; the status and the body.
 fn signed(garage: &Garage, method: &str, path: &str) -> (u16, String) {
-    let host = garage.endpoint.trim_start_matches("http://");
-    let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let day = &amz_date[..8];
-    let payload = sha256_hex(b"");
-    let headers = "host;x-amz-content-sha256;x-amz-date";
-    let canonical = format!(
-        "{method}\n{path}\n\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\n{headers}\n{payload}"
-    );
-    let scope = format!("{day}/{}/s3/aws4_request", garage.region);
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical.as_bytes())
-    );
-    let mut key = hmac(format!("AWS4{}", garage.secret).as_bytes(), day.as_bytes());
-    for part in [garage.region.as_str(), "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let signature: String = hmac(&key, to_sign.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nx-amz-date: {amz_date}\r\nx-amz-content-sha256: {payload}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={headers}, Signature={signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        garage.key_id
-    );
-    exchange(&garage.endpoint, request.as_bytes())
+    let (status, body) = garage.request(method, path, b"");
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// A server on loopback that sends back every byte it receives, and ends when the client does:

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::fake_github::{FakeGitHub, TOKEN};
+use garage::{GARAGE_REGION, Garage};
 
 pub mod fault_proxy;
 pub mod garage;
@@ -79,6 +80,33 @@ retry_max_delay_ms = 20
 {extra}
 "#
     )
+}
+
+/// A config like [`DIR_REMOTE_CONFIG`] whose remote is `bucket` on the S3 server at `endpoint`
+/// (Garage's region, path-style), with retry waits cut to milliseconds and a stall called after
+/// 2 s, then `extra` lines in `[remote]`.
+pub fn s3_config(endpoint: &str, bucket: &str, extra: &str) -> String {
+    format!(
+        r#"{TASKS_CONFIG}[remote]
+type = "s3"
+bucket = "{bucket}"
+endpoint = "{endpoint}"
+region = "{GARAGE_REGION}"
+path_style = true
+retry_budget_secs = 10
+retry_max_delay_ms = 50
+stall_secs = 2
+{extra}
+"#
+    )
+}
+
+/// Fails the test when the test Garage's secret shows in what a command printed.
+pub fn no_secret_leak(garage: &Garage, out: Output) -> Output {
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(!text.contains(&garage.secret), "the secret leaked: {text}");
+    }
+    out
 }
 
 /// Fails the test when the fake's token shows in what a command printed.
@@ -176,6 +204,21 @@ impl App {
         )
     }
 
+    /// `backup --config <app>/backup.toml ARGS` with the test Garage's keys in
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, for the caller to add to.
+    pub fn s3_command(&self, garage: &Garage, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.env("AWS_ACCESS_KEY_ID", &garage.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &garage.secret);
+        cmd
+    }
+
+    /// Runs `backup --config <app>/backup.toml ARGS` with the test Garage's keys (see
+    /// [`App::s3_command`]); the secret must not show.
+    pub fn run_s3(&self, garage: &Garage, args: &[&str]) -> Output {
+        no_secret_leak(garage, self.s3_command(garage, args).output().unwrap())
+    }
+
     /// Runs `backup --config <app>/backup.toml ARGS` with its clock set to `clock` (RFC 3339).
     pub fn run_at(&self, clock: &str, args: &[&str]) -> Output {
         self.command(args)
@@ -256,6 +299,13 @@ impl App {
             .env_remove("GH_TOKEN")
             .env_remove("GH_ENTERPRISE_TOKEN")
             .env_remove("GITHUB_ENTERPRISE_TOKEN")
+            // Nor a developer's own S3 keys: tests name the keys, profile or file they mean.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+            .env_remove("AWS_CONFIG_FILE")
             .current_dir(self.dir.path());
         cmd
     }

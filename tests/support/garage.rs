@@ -13,7 +13,7 @@
 //! pid), then stops it and removes its folder.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::support::sha256_hex;
 
 /// The Garage version the tests are written against (CLI output, config keys).
 pub const GARAGE_VERSION: &str = "2.5.0";
@@ -315,6 +319,106 @@ rm -rf "$DIR"
         }
     }
 
+    /// A raw S3 request signed with the test key, as an outside observer of the bucket sends
+    /// it: `method` on `path` (`/bucket`, `/bucket/key`, with a query: `/bucket?uploads`,
+    /// `/bucket?list-type=2`), with `body`; the status and the answer's body.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        self.request_with(method, path, &[], body)
+    }
+
+    /// [`Garage::request`] with `headers` (lowercase names, e.g. `x-amz-meta-sha256`) signed
+    /// along.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        let host = self.endpoint.trim_start_matches("http://");
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let uri = path
+            .split('/')
+            .map(uri_encode)
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut pairs: Vec<(String, String)> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (uri_encode(name), uri_encode(value))
+            })
+            .collect();
+        pairs.sort();
+        let query = pairs
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let day = &amz_date[..8];
+        let payload = sha256_hex(body);
+        let mut signed: Vec<(String, String)> = vec![
+            ("host".into(), host.into()),
+            ("x-amz-content-sha256".into(), payload.clone()),
+            ("x-amz-date".into(), amz_date.clone()),
+        ];
+        signed.extend(
+            headers
+                .iter()
+                .map(|(name, value)| (name.to_lowercase(), value.trim().to_string())),
+        );
+        signed.sort();
+        let canonical_headers: String = signed
+            .iter()
+            .map(|(name, value)| format!("{name}:{value}\n"))
+            .collect();
+        let names = signed
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(";");
+        let canonical =
+            format!("{method}\n{uri}\n{query}\n{canonical_headers}\n{names}\n{payload}");
+        let scope = format!("{day}/{}/s3/aws4_request", self.region);
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            sha256_hex(canonical.as_bytes())
+        );
+        let mut key = hmac(format!("AWS4{}", self.secret).as_bytes(), day.as_bytes());
+        for part in [self.region.as_str(), "s3", "aws4_request"] {
+            key = hmac(&key, part.as_bytes());
+        }
+        let signature: String = hmac(&key, to_sign.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let target = if query.is_empty() {
+            uri
+        } else {
+            format!("{uri}?{query}")
+        };
+        let mut head = format!("{method} {target} HTTP/1.1\r\n");
+        for (name, value) in signed.iter().filter(|(name, _)| name != "host") {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!(
+            "Host: {host}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={names}, Signature={signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.key_id,
+            body.len()
+        ));
+        let mut stream = TcpStream::connect(host).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        parse_answer(&answer, method == "HEAD")
+    }
+
     /// The last lines the server and its wrapper wrote, for a failure message.
     pub fn log_tail(&self) -> String {
         let mut text = String::new();
@@ -365,4 +469,73 @@ fn version_of(binary: &Path) -> String {
             text.lines().next().unwrap_or_default().to_owned()
         })
         .unwrap_or_else(|e| format!("--version failed: {e}"))
+}
+
+/// S3's URI encoding: every byte but the unreserved ones as `%XX`.
+fn uri_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// HMAC-SHA256 (RFC 2104), for request signatures.
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key)[..]);
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner: Vec<u8> = block
+        .iter()
+        .map(|b| b ^ 0x36)
+        .chain(data.to_vec())
+        .collect();
+    let inner = Sha256::digest(&inner);
+    let outer: Vec<u8> = block
+        .iter()
+        .map(|b| b ^ 0x5c)
+        .chain(inner.to_vec())
+        .collect();
+    Sha256::digest(&outer).to_vec()
+}
+
+/// The status and body of a whole HTTP/1.1 answer (`Content-Length`, chunked, or to the end);
+/// the answer to a HEAD has no body.
+fn parse_answer(answer: &[u8], head_only: bool) -> (u16, Vec<u8>) {
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP answer: {}", String::from_utf8_lossy(answer)));
+    let head = String::from_utf8_lossy(&answer[..split]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in: {head}"));
+    let mut rest = &answer[split + 4..];
+    if head_only {
+        return (status, Vec::new());
+    }
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, rest.to_vec());
+    }
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = String::from_utf8_lossy(&rest[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return (status, body);
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
 }

@@ -154,14 +154,49 @@ impl Client {
         } else if matches!(call.method.as_str(), "PUT" | "POST") {
             request = request.header(reqwest::header::CONTENT_LENGTH, 0);
         }
-        let reply = self
+        let mut reply = self
             .retrier
             .answered_in_time(exchange(&S3, request, doing))
             .await?;
+        if call.method == reqwest::Method::HEAD && matches!(reply.status, 400 | 403) {
+            reply = self.why_refused(call, reply, doing).await?;
+        }
         match self.sort(reply.status, &reply.headers, &reply.body, doing) {
             Some(fault) => Err(fault),
             None => Ok(reply),
         }
+    }
+
+    /// The answer to a HEAD has no body, so its 400 or 403 does not say why (an expired session
+    /// token, a wrong secret, a clock that is off, a permission): the same request as a GET of
+    /// the first byte says it in its error body, which then stands for the HEAD's answer. A GET
+    /// that is not refused leaves the HEAD's answer as it was.
+    async fn why_refused(
+        &self,
+        call: &Call<'_>,
+        head: Reply,
+        doing: &str,
+    ) -> std::result::Result<Reply, Fault> {
+        let get = Call {
+            method: reqwest::Method::GET,
+            key: call.key,
+            query: call.query.clone(),
+            headers: call.headers.clone(),
+        };
+        let request = self
+            .request(&get)
+            .header(reqwest::header::RANGE, "bytes=0-0");
+        let again = self
+            .retrier
+            .answered_in_time(exchange(&S3, request, doing))
+            .await?;
+        Ok(
+            if again.status >= 400 && xml::text(&again.body, "Code").is_some() {
+                again
+            } else {
+                head
+            },
+        )
     }
 
     /// What an answer means when it is not the caller's: `None` for 2xx, 3xx, 404 and 412
