@@ -50,8 +50,9 @@ pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 60 * 1000;
 pub const DEFAULT_STALL_SECS: u64 = 60;
 /// A request's connect and answer time.
 pub const DEFAULT_REPLY_TIMEOUT_SECS: u64 = 30;
-/// The answer after an upload's last byte.
-pub const DEFAULT_ANSWER_TIMEOUT_SECS: u64 = 5 * 60;
+/// The answer after a part's last byte: S3 stores a part in moments, and a link that went
+/// silent once the part sat in the socket buffers must not wait long to be found out.
+pub const DEFAULT_ANSWER_TIMEOUT_SECS: u64 = 60;
 /// A run's time with the bucket: within the hourly cadence.
 pub const DEFAULT_PUSH_DEADLINE_SECS: u64 = 45 * 60;
 
