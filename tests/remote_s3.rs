@@ -453,3 +453,52 @@ fn a_bucket_that_is_not_there_is_said_with_how_to_make_it() {
     assert!(stderr(&out).contains(&bucket), "{}", stderr(&out));
     assert_eq!(app.archives("backups").len(), 1, "safe locally");
 }
+
+/// A machine whose clock is months off still pushes: the server's refusal of the request's time
+/// teaches the tool the difference, it signs on the server's time, warns, and the snapshot keeps
+/// the machine's own time in its tag.
+#[test]
+fn a_machine_whose_clock_is_months_off_still_pushes_and_is_told() {
+    let Some(garage) = garage() else { return };
+    let (app, bucket) = app_on(garage, "clock", &garage.endpoint, "");
+    let out = app
+        .s3_command(garage, &["-v", "now"])
+        .env(backup_agent::clock::CLOCK_ENV, "2026-03-01T10:00:00Z")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("clock is") && err.contains("behind the server's"),
+        "{err}"
+    );
+    let keys = keys_in(garage, &bucket);
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("bk-20260301T100000Z") && k.ends_with(".tar.gz")),
+        "{keys:?}"
+    );
+}
+
+/// A bucket holding more than one listing page (1,000 keys) lists whole: the listing follows
+/// continuation tokens to the end.
+#[test]
+fn a_bucket_of_more_than_a_thousand_snapshots_lists_whole() {
+    let Some(garage) = garage() else { return };
+    let bucket = garage.unique_bucket("paging");
+    garage.create_bucket(&bucket);
+    // Written as an outside observer would: 1,003 small archives, no records.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    for i in 0..1003i64 {
+        let at = (start + chrono::Duration::hours(i)).format("%Y%m%dT%H%M%SZ");
+        let key = format!("bk-{at}-scheduled-laptop-{i:06x}.tar.gz");
+        let (status, body) = garage.request("PUT", &format!("/{bucket}/{key}"), b"x");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let app = App::new(5);
+    app.write_config(&s3_config(&garage.endpoint, &bucket, ""));
+    let out = app.run_s3(garage, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 1003);
+}
