@@ -81,6 +81,33 @@ fn hash_piece(
     Ok(base64::engine::general_purpose::STANDARD.encode(md5.finalize()))
 }
 
+/// The part of the archive that starts at `offset` (numbered `number`, `part` bytes at most),
+/// read from where `file` is and hashed: its MD5, and the whole archive's sha256 carried on; no
+/// piece past the end. Hands the file, the hash and the buffer back for the next part.
+#[allow(clippy::type_complexity)]
+fn read_ahead(
+    mut file: std::fs::File,
+    mut whole: sha2::Sha256,
+    mut buffer: Vec<u8>,
+    offset: u64,
+    number: u32,
+    part: u64,
+    size: u64,
+) -> std::io::Result<(Option<Piece>, std::fs::File, sha2::Sha256, Vec<u8>)> {
+    if offset >= size {
+        return Ok((None, file, whole, buffer));
+    }
+    let len = part.min(size - offset);
+    let md5 = hash_piece(&mut file, len, &mut whole, &mut buffer)?;
+    let piece = Piece {
+        number,
+        offset,
+        len,
+        md5,
+    };
+    Ok((Some(piece), file, whole, buffer))
+}
+
 impl S3Remote {
     /// Uploads the archive to `key`: one request when it fits a part, else a multipart upload
     /// that is aborted when it fails. With `conditional`, the write is refused by the server if
@@ -137,25 +164,38 @@ impl S3Remote {
         let upload_id = self.create_upload(client, key, upload)?;
         let parts = (|| {
             let mut etags = Vec::new();
-            let mut offset = 0;
-            let mut number = 1;
-            while offset < upload.size {
-                let len = part.min(upload.size - offset);
-                let md5 =
-                    hash_piece(&mut file, len, &mut whole, &mut buffer).map_err(unreadable)?;
-                let piece = Piece {
-                    number,
-                    offset,
-                    len,
-                    md5,
+            // Each part is read and hashed on a second thread while the one before it goes up,
+            // so hashing costs no time on a link that is slower than the disk.
+            let mut ahead = Some(read_ahead(file, whole, buffer, 0, 1, part, upload.size));
+            while let Some(next) = ahead.take() {
+                let (piece, file, whole, buffer) = next.map_err(unreadable)?;
+                let Some(piece) = piece else {
+                    check_whole(whole)?;
+                    break;
                 };
-                etags.push(self.upload_part(client, key, &upload_id, upload.path, &piece)?);
+                let following = (piece.offset + piece.len, piece.number + 1);
+                let (uploaded, hashed) = std::thread::scope(|scope| {
+                    let hashing = scope.spawn(move || {
+                        read_ahead(
+                            file,
+                            whole,
+                            buffer,
+                            following.0,
+                            following.1,
+                            part,
+                            upload.size,
+                        )
+                    });
+                    let uploaded = self.upload_part(client, key, &upload_id, upload.path, &piece);
+                    (uploaded, hashing.join())
+                });
+                etags.push(uploaded?);
                 // A run killed here leaves an unfinished upload for the next run to abort.
                 crate::failpoint::hit("s3-part-uploaded");
-                offset += len;
-                number += 1;
+                ahead = Some(hashed.map_err(|_| {
+                    Error::from(RemoteError::failed("hashing the archive's parts failed"))
+                })?);
             }
-            check_whole(whole.clone())?;
             self.complete_upload(client, key, &upload_id, &etags, upload, conditional)
         })();
         if parts.is_err() {
