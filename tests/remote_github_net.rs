@@ -235,11 +235,12 @@ fn a_slow_link_that_keeps_moving_pushes_and_restores_on_the_first_try() {
 fn a_stalled_upload_or_download_is_caught_by_the_watchdog_and_retried() {
     let fake = fake_with_private_repo(REPO);
     fake.inject(Route::Upload, Fault::StallMidUpload);
-    // Large enough that the half left unread does not fit in the sockets' buffers: the client
-    // sees the bytes stop rather than all of them sent.
+    // Large enough that the half left unread does not fit in the sockets' buffers, which
+    // loopback's autotuning grows to over 10 MiB on a busy machine: the client sees the bytes
+    // stop rather than all of them sent.
     let app = app(
         &fake.api_url,
-        24 << 20,
+        48 << 20,
         "stall_secs = 1\nanswer_timeout_secs = 30\nretry_budget_secs = 20\nretry_max_delay_ms = 20",
     );
     let out = exits_within(&app, &["now", "-v"], 0, 30);
