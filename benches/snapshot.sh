@@ -10,10 +10,12 @@
 #
 # For every size it makes a WAL database with make-db.py, then times, interleaved:
 #   backup   `backup now` (release build, no remote: the snapshot alone, like the baselines)
+#   zstd     the same with `[snapshot] compression = "zstd"` (level 3, multithreaded)
 #   shell    baselines.sh shell: sqlite3 .backup + tar czf
 #   gzip6    baselines.sh gzip6: gzip -6 of the database file (the size yardstick)
 # and prints medians (min-max) of wall time and peak RSS, output sizes, and the targets:
-#   wall(backup) <= 0.3 x wall(shell); size(backup) <= 1.05 x size(gzip6); peak RSS <= 64 MiB.
+#   wall(backup) <= 0.3 x wall(shell); size(backup) <= 1.05 x size(gzip6); peak RSS <= 64 MiB;
+#   wall(zstd) <= 0.15 x wall(shell); size(zstd) <= size(gzip6); peak RSS <= 64 MiB.
 set -euo pipefail
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100 1024)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -36,13 +38,17 @@ path = "db.db"
 [local]
 dir = "snapshots"
 TOML
+    sed 's/^dir = "snapshots"$/dir = "snapshots-zstd"/' "$work/backup.toml" > "$work/zstd.toml"
+    printf '[snapshot]\ncompression = "zstd"\n' >> "$work/zstd.toml"
     rm -f "$work"/times.*
     for i in $(seq 0 "$RUNS"); do
-        for mode in ${BASE_BIN:+base} backup shell gzip6; do
+        for mode in ${BASE_BIN:+base} backup zstd shell gzip6; do
             target=$work/times.$mode; [ "$i" -eq 0 ] && target=$work/warmup.$mode
             case $mode in
                 backup) rm -rf "$work/snapshots"
                         measure "$target" "$BIN" --config "$work/backup.toml" --no-progress now ;;
+                zstd)   rm -rf "$work/snapshots-zstd"
+                        measure "$target" "$BIN" --config "$work/zstd.toml" --no-progress now ;;
                 base)   rm -rf "$work/snapshots"
                         measure "$target" "$BASE_BIN" --config "$work/backup.toml" --no-progress now ;;
                 *)      measure "$target" bash "$SHARED/baselines.sh" "$mode" "$db" "$work/scratch" ;;
@@ -53,13 +59,14 @@ TOML
     out_backup=$(stat -c %s "$work"/snapshots/*.tar.gz)
     out_shell=$(stat -c %s "$work/scratch/shell.tar.gz")
     out_gzip6=$(stat -c %s "$work/scratch/gzip6.gz")
-    python3 - "$work" "$size" "$out_backup" "$out_shell" "$out_gzip6" >> "$report" <<'PY'
+    out_zstd=$(stat -c %s "$work"/snapshots-zstd/*.tar.zst)
+    python3 - "$work" "$size" "$out_backup" "$out_shell" "$out_gzip6" "$out_zstd" >> "$report" <<'PY'
 import statistics, sys
 work, size = sys.argv[1], sys.argv[2]
-outs = dict(zip(("backup", "shell", "gzip6"), map(int, sys.argv[3:6])))
+outs = dict(zip(("backup", "shell", "gzip6", "zstd"), map(int, sys.argv[3:7])))
 med = {}
 import os
-modes = ["backup", "shell", "gzip6"] + (["base"] if os.path.exists(f"{work}/times.base") else [])
+modes = ["backup", "zstd", "shell", "gzip6"] + (["base"] if os.path.exists(f"{work}/times.base") else [])
 outs["base"] = outs["backup"]
 for mode in modes:
     rows = [tuple(map(float, l.split())) for l in open(f"{work}/times.{mode}")]
@@ -74,6 +81,12 @@ with open(f"{work}/verdict", "w") as f:
     f.write(f"{size} MiB: wall {wr:.3f}x shell (target <= 0.3) {'PASS' if wr <= 0.3 else 'FAIL'}; "
             f"size {sr:.4f}x gzip -6 (target <= 1.05) {'PASS' if sr <= 1.05 else 'FAIL'}; "
             f"peak RSS {rss:.0f} MiB (target <= 64) {'PASS' if rss <= 64 else 'FAIL'}\n")
+    zr = med["zstd"][0] / med["shell"][0]
+    zs = outs["zstd"] / outs["gzip6"]
+    zrss = med["zstd"][1]
+    f.write(f"{size} MiB zstd: wall {zr:.3f}x shell (target <= 0.15) {'PASS' if zr <= 0.15 else 'FAIL'}; "
+            f"size {zs:.4f}x gzip -6 (target <= 1) {'PASS' if zs <= 1 else 'FAIL'}; "
+            f"peak RSS {zrss:.0f} MiB (target <= 64) {'PASS' if zrss <= 64 else 'FAIL'}\n")
     if "base" in med:
         f.write(f"{size} MiB: wall {med['backup'][0] / med['base'][0]:.3f}x the BASE_BIN build "
                 f"({med['backup'][0]:.2f} s against {med['base'][0]:.2f} s)\n")

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::Packing;
 use crate::error::{Error, Result};
 use crate::fsutil::{clean_path, comparable_path};
 use crate::remote::{RemoteConfig, SettingsError};
@@ -34,6 +35,8 @@ struct RawConfig {
     retention: Policy,
     #[serde(default)]
     schedule: Cadence,
+    #[serde(default)]
+    snapshot: Packing,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +78,8 @@ pub struct Config {
     pub retention: Policy,
     /// `[schedule]`: how often `backup run` is expected, and the grace before it is stale.
     pub schedule: Cadence,
+    /// `[snapshot]`: how archives are compressed.
+    pub snapshot: Packing,
 }
 
 /// One `[[database]]`.
@@ -173,6 +178,7 @@ impl Config {
                 migrations: db.migrations.as_deref().map(resolve),
             });
         }
+        raw.snapshot.check().map_err(bad)?;
         crate::schedule::check_period(raw.schedule.every).map_err(|msg| {
             bad(format!(
                 "[schedule] every = \"{}\" {msg}",
@@ -203,6 +209,7 @@ impl Config {
             remote,
             retention: raw.retention,
             schedule: raw.schedule,
+            snapshot: raw.snapshot,
         };
         config.check_folders()?;
         Ok(config)

@@ -439,6 +439,33 @@ pub fn ensure_space(dir: &Path, needed: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The text of a secret's file named by the config key `key` (`token_file`, `credentials_file`),
+/// refused unless only its owner can read it; `missing_hint` follows the message when it cannot
+/// be read at all.
+///
+/// # Errors
+/// [`Error::Config`] naming the key and the file: unreadable, or readable by other users (with
+/// the `chmod` that fixes it).
+pub fn read_private_file(path: &Path, key: &str, missing_hint: &str) -> Result<String> {
+    let unreadable = |e: io::Error, hint: &str| {
+        Error::Config(format!(
+            "{key} {}: cannot read it ({e}){hint}",
+            path.display()
+        ))
+    };
+    let meta = fs::metadata(path).map_err(|e| unreadable(e, missing_hint))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "{key} {} can be read by other users (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    fs::read_to_string(path).map_err(|e| unreadable(e, ""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

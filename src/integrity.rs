@@ -105,7 +105,7 @@ impl State {
     /// Writes the state, dropping the entries of archives that no longer exist.
     pub(crate) fn write(mut self, local_dir: &Path) -> Result<()> {
         self.archives
-            .retain(|tag, _| local_dir.join(tag.archive_name()).is_file());
+            .retain(|tag, _| crate::layout::archive_in(local_dir, tag).is_file());
         let json = serde_json::to_vec_pretty(&self).expect("state serializes");
         fsutil::write_atomic(&local_dir.join(CHECKED_FILE), &json)
     }
@@ -116,7 +116,7 @@ impl State {
             .iter()
             .filter(|(tag, entry)| {
                 entry.finding == Finding::Damaged
-                    && entry.describes(&local_dir.join(tag.archive_name()))
+                    && entry.describes(&crate::layout::archive_in(local_dir, tag))
             })
             .map(|(tag, entry)| DamagedCopy {
                 tag: tag.clone(),
@@ -138,7 +138,7 @@ pub struct DamagedCopy {
 impl DamagedCopy {
     /// One sentence for people: what is wrong and what happens next.
     pub fn describe(&self, local_dir: &Path) -> String {
-        let path = local_dir.join(self.tag.archive_name());
+        let path = crate::layout::archive_in(local_dir, &self.tag);
         let next = match self.remote_good {
             Some(true) => {
                 "the remote holds a good copy: restore uses it, and the next `backup run` repairs the local copy from it".to_string()
@@ -189,7 +189,7 @@ pub fn is_damaged(archive: &Path) -> Result<bool> {
 pub fn mark_damaged(local_dir: &Path, tag: &Tag, remote_good: Option<bool>) -> Result<()> {
     let mut state = State::read(local_dir);
     let mut entry = Entry::new(
-        &local_dir.join(tag.archive_name()),
+        &crate::layout::archive_in(local_dir, tag),
         Finding::Damaged,
         crate::clock::now(),
     );

@@ -62,6 +62,17 @@ pub const MARKER_FILE: &str = ".backup-agent-remote.json";
 /// Name of the lock file inside the local snapshot folder.
 pub const LOCK_FILE: &str = ".lock";
 
+/// The archive of `tag` in `dir`: whichever of its names exists (`<tag>.tar.gz`,
+/// `<tag>.tar.zst`), else the first, for a caller that finds nothing there.
+pub fn archive_in(dir: &Path, tag: &Tag) -> PathBuf {
+    let names = tag.archive_names();
+    names
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| fs::symlink_metadata(path).is_ok())
+        .unwrap_or_else(|| dir.join(&names[0]))
+}
+
 /// Archives (`<tag>.tar.gz` with a tag this tool makes) in a folder, oldest first, as (tag, path,
 /// size). Shared by the local folder and the directory remote.
 pub fn scan_archives(dir: &Path) -> io::Result<Vec<(Tag, PathBuf, u64)>> {

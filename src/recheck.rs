@@ -149,7 +149,7 @@ pub fn after_push(
         }
         state.archives.insert(
             tag.clone(),
-            Entry::new(&local_dir.join(tag.archive_name()), *finding, now),
+            Entry::new(&crate::layout::archive_in(local_dir, tag), *finding, now),
         );
     }
 
@@ -222,7 +222,7 @@ pub fn after_push(
 
     // Every damaged copy now known, with whether the remote can stand in for it.
     for (tag, entry) in state.archives.iter_mut() {
-        let path = local_dir.join(tag.archive_name());
+        let path = crate::layout::archive_in(local_dir, tag);
         if entry.finding != Finding::Damaged || !entry.describes(&path) {
             continue;
         }

@@ -27,8 +27,12 @@ const MILLIS_LEN: usize = 3;
 const HOST_MAX: usize = 32;
 /// Hex digits of the name's sha256 that follow a host name which had to be shortened or cleaned.
 const HOST_HASH_LEN: usize = 6;
-/// Extension of a snapshot archive.
+/// Extension of a gzip snapshot archive, the format every version reads.
 pub const ARCHIVE_EXT: &str = ".tar.gz";
+/// Extension of a zstd snapshot archive (`[snapshot] compression = "zstd"`).
+pub const ZSTD_ARCHIVE_EXT: &str = ".tar.zst";
+/// Every archive extension, the default format's first.
+pub const ARCHIVE_EXTS: [&str; 2] = [ARCHIVE_EXT, ZSTD_ARCHIVE_EXT];
 
 /// How a snapshot was made; decides which retention bucket it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,9 +118,11 @@ impl Tag {
         })
     }
 
-    /// Parses the file name of a snapshot archive (`<tag>.tar.gz`).
+    /// Parses the file name of a snapshot archive (`<tag>.tar.gz` or `<tag>.tar.zst`).
     pub fn from_archive_name(name: &str) -> Option<Tag> {
-        Tag::parse(name.strip_suffix(ARCHIVE_EXT)?)
+        ARCHIVE_EXTS
+            .iter()
+            .find_map(|ext| Tag::parse(name.strip_suffix(ext)?))
     }
 
     pub fn as_str(&self) -> &str {
@@ -150,6 +156,11 @@ impl Tag {
     /// `<tag>.tar.gz`
     pub fn archive_name(&self) -> String {
         format!("{}{ARCHIVE_EXT}", self.text)
+    }
+
+    /// Every name an archive of this snapshot may have: `<tag>.tar.gz`, `<tag>.tar.zst`.
+    pub fn archive_names(&self) -> [String; 2] {
+        ARCHIVE_EXTS.map(|ext| format!("{}{ext}", self.text))
     }
 }
 
@@ -289,6 +300,10 @@ mod tests {
         assert_eq!(parsed.suffix().len(), NONCE_LEN);
         assert!(tag.as_str().ends_with(parsed.suffix()));
         assert_eq!(Tag::from_archive_name(&tag.archive_name()).unwrap(), tag);
+        for name in tag.archive_names() {
+            assert_eq!(Tag::from_archive_name(&name).unwrap(), tag);
+        }
+        assert!(Tag::from_archive_name(&format!("{tag}.tar.xz")).is_none());
     }
 
     #[test]

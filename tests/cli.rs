@@ -96,3 +96,6 @@ mod architecture;
 
 /// Properties over generated input: tags for any host and time, manifest round-trips.
 mod properties;
+
+// `[snapshot] compression`: zstd archives.
+mod compression;

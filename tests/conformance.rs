@@ -325,3 +325,43 @@ fn fetching_a_snapshot_the_remote_never_had_is_not_found() {
         );
     }
 }
+
+/// A zstd archive (`<tag>.tar.zst`) goes up under its own name, lists under its tag, comes back
+/// identical, and goes with its snapshot; the gzip name of the same tag is never made up for it.
+#[test]
+fn a_zstd_archive_keeps_its_name_and_comes_back_identical() {
+    for s in Subject::all() {
+        let t = tag(NEW);
+        let (made, sha) = s.archive(&t, 9_000, 21);
+        let named = s.dir.path().join("zstd").join(format!("{t}.tar.zst"));
+        fs::create_dir_all(named.parent().unwrap()).unwrap();
+        fs::rename(&made, &named).unwrap();
+        s.push(&t, &named, &sha, true).unwrap();
+        let listed = s.remote.list().unwrap();
+        assert_eq!(s.tags(), [NEW], "{}", s.name);
+        assert_eq!(
+            listed[0].sha256.as_deref(),
+            Some(sha.as_str()),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            s.fetch(&t).unwrap(),
+            fs::read(&named).unwrap(),
+            "{}",
+            s.name
+        );
+        if let Some(fake) = &s.fake {
+            let assets = &fake.releases(REPO)[0].assets;
+            assert_eq!(assets[0].name, format!("{t}.tar.zst"));
+        }
+        s.remote.delete(&t).unwrap();
+        assert!(s.tags().is_empty(), "{}", s.name);
+        assert_eq!(
+            s.fetch(&t).unwrap_err().remote_kind(),
+            Some(RemoteErrorKind::NotFound),
+            "{}",
+            s.name
+        );
+    }
+}

@@ -40,6 +40,41 @@ pub struct Extracted {
 }
 
 /// A plain relative path: `/`-separated, non-empty components, none of them `.` or `..`.
+/// An archive's decompressor, chosen by its first bytes rather than its name: zstd's magic
+/// number (`28 b5 2f fd`), else gzip.
+enum Decoder<R: io::BufRead> {
+    Gzip(Box<MultiGzDecoder<R>>),
+    Zstd(zstd::stream::read::Decoder<'static, R>),
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+impl<R: io::BufRead> Decoder<R> {
+    fn new(mut inner: R) -> io::Result<Decoder<R>> {
+        Ok(if inner.fill_buf()?.starts_with(&ZSTD_MAGIC) {
+            Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(inner)?)
+        } else {
+            Decoder::Gzip(Box::new(MultiGzDecoder::new(inner)))
+        })
+    }
+
+    fn into_inner(self) -> R {
+        match self {
+            Decoder::Gzip(gz) => gz.into_inner(),
+            Decoder::Zstd(zstd) => zstd.finish(),
+        }
+    }
+}
+
+impl<R: io::BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Gzip(gz) => gz.read(buf),
+            Decoder::Zstd(zstd) => zstd.read(buf),
+        }
+    }
+}
+
 pub fn is_plain_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
@@ -130,7 +165,9 @@ pub struct ReadManifest {
 /// As [`read_manifest`].
 pub fn read_manifest_as_read(archive: &Path) -> Result<ReadManifest> {
     let file = fs::File::open(archive).at("cannot open archive", archive)?;
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(io::BufReader::new(file)));
+    let decoder =
+        Decoder::new(io::BufReader::new(file)).map_err(|e| bad(archive, unreadable(&e)))?;
+    let mut tar = tar::Archive::new(decoder);
     let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
     first_manifest(archive, &mut entries, None)
 }
@@ -275,10 +312,9 @@ pub fn extract_with(
         ArchiveSha::Check(_) => HashingReader::new(file),
         ArchiveSha::Known(_) => HashingReader::counting(file),
     };
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(io::BufReader::with_capacity(
-        1 << 20,
-        hashing,
-    )));
+    let decoder = Decoder::new(io::BufReader::with_capacity(1 << 20, hashing))
+        .map_err(|e| bad(archive, unreadable(&e)))?;
+    let mut tar = tar::Archive::new(decoder);
     let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
     let manifest = first_manifest(archive, &mut entries, known)?.manifest;
 

@@ -9,14 +9,66 @@ use flate2::Compression;
 
 use super::manifest::{MANIFEST_NAME, Manifest};
 use super::pgzip::ParallelGzEncoder;
+use super::{Compression as ArchiveCompression, Packing};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, HashingWriter};
 use crate::progress::{CountingReader, Progress};
 
-/// zlib level 5. Measured on a 1 GiB app database (benches/snapshot.sh, zlib-rs): 22% less CPU
-/// than level 6 for an archive 0.4% larger, about 1.01x the size of `gzip -6`. Compression is
-/// nearly the whole cost of a snapshot, and the hourly job runs on the user's laptop.
-const LEVEL: u32 = 5;
+// gzip's default level 5 was measured on a 1 GiB app database (benches/snapshot.sh, zlib-rs):
+// 22% less CPU than level 6 for an archive 0.4% larger, about 1.01x the size of `gzip -6`.
+// Compression is nearly the whole cost of a snapshot, and the hourly job runs on the user's
+// laptop.
+
+/// The archive's compressor over `W`.
+enum Encoder<W: Write> {
+    Gzip(ParallelGzEncoder<W>),
+    /// zstd's own worker threads, one per core.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write + Send + 'static> Encoder<W> {
+    fn new(inner: W, packing: &Packing) -> io::Result<Encoder<W>> {
+        let level = packing.level();
+        Ok(match packing.compression {
+            ArchiveCompression::Gzip => Encoder::Gzip(ParallelGzEncoder::new(
+                inner,
+                Compression::new(level.unsigned_abs()),
+                0,
+            )?),
+            ArchiveCompression::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                encoder.multithread(u32::try_from(threads).unwrap_or(1))?;
+                // A damaged frame is found by zstd itself, before the archive's own sha256.
+                encoder.include_checksum(true)?;
+                Encoder::Zstd(encoder)
+            }
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Gzip(gz) => gz.finish(),
+            Encoder::Zstd(zstd) => zstd.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(gz) => gz.write(buf),
+            Encoder::Zstd(zstd) => zstd.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(gz) => gz.flush(),
+            Encoder::Zstd(zstd) => zstd.flush(),
+        }
+    }
+}
 
 /// A staged file and where it goes in the archive: `size` bytes of `source` from `offset` (the
 /// included files share one staging file).
@@ -33,14 +85,14 @@ pub(crate) fn write_archive(
     path: &Path,
     manifest: &Manifest,
     members: &[Member],
+    packing: &Packing,
     progress: &dyn Progress,
 ) -> Result<(u64, String)> {
     let file = fsutil::create_private(path)?;
     let fail = |e: io::Error| Error::io("cannot write archive", path, e);
-    let encoder = ParallelGzEncoder::new(
+    let encoder = Encoder::new(
         HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
-        Compression::new(LEVEL),
-        0,
+        packing,
     )
     .map_err(fail)?;
     let mut tar = tar::Builder::new(encoder);

@@ -9,7 +9,6 @@
 
 use crate::error::{Error, Result};
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 
 /// A token. `Debug` prints `***`; only [`Token::expose`] gives the value, for the Authorization
 /// header.
@@ -154,26 +153,11 @@ pub fn find(api_url: &str, token_file: Option<&std::path::Path>) -> Result<Token
         }
     }
     if let Some(path) = token_file {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Error::Config(format!(
-                "token_file {}: cannot read it ({e}); put the token in it and run `chmod 600` on it",
-                path.display()
-            ))
-        })?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::Config(format!(
-                "token_file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                meta.permissions().mode() & 0o777,
-                path.display()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!(
-                "token_file {}: cannot read it ({e})",
-                path.display()
-            ))
-        })?;
+        let text = crate::fsutil::read_private_file(
+            path,
+            "token_file",
+            "; put the token in it and run `chmod 600` on it",
+        )?;
         if let Some(token) = Token::new(&text, TokenSource::File(path.display().to_string()))? {
             return Ok(token);
         }

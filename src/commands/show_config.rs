@@ -29,6 +29,14 @@ struct Shown<'a> {
     remote: Option<&'a RemoteConfig>,
     retention: &'a Policy,
     schedule: &'a Cadence,
+    snapshot: ShownSnapshot,
+}
+
+/// `[snapshot]`, its level filled in.
+#[derive(Serialize)]
+struct ShownSnapshot {
+    compression: backup_agent::archive::Compression,
+    level: i32,
 }
 
 #[derive(Serialize)]
@@ -72,6 +80,10 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
         remote: config.remote.as_ref(),
         retention: &config.retention,
         schedule: &config.schedule,
+        snapshot: ShownSnapshot {
+            compression: config.snapshot.compression,
+            level: config.snapshot.level(),
+        },
     };
     if args.json {
         super::print_json(&shown);

@@ -314,7 +314,7 @@ impl DirRemote {
 
     pub fn delete(&self, tag: &Tag) -> Result<()> {
         self.check_marked()?;
-        let archive = self.root.join(tag.archive_name());
+        let archive = crate::layout::archive_in(&self.root, tag);
         // The archive first: a record left alone lists as nothing, and the next delete
         // removes it.
         for path in [archive.clone(), layout::checksum_path(&archive)] {
@@ -360,14 +360,14 @@ impl DirRemote {
 
     fn store(&self, upload: &Upload<'_>) -> Result<()> {
         let Upload {
-            tag,
+            tag: _,
             path: archive,
             size,
             sha256,
             verified,
             manifest: _,
         } = *upload;
-        let target = self.root.join(tag.archive_name());
+        let target = self.root.join(upload.archive_name());
         match fsutil::hash_file(&target) {
             Ok((have_size, have_sha)) if have_size == size && have_sha == sha256 => {
                 // An earlier attempt got it there whole; make sure its record is there too.
@@ -379,7 +379,7 @@ impl DirRemote {
         }
         let temp = TempPath::new(
             self.root
-                .join(format!("{TEMP_PREFIX}{}", tag.archive_name())),
+                .join(format!("{TEMP_PREFIX}{}", upload.archive_name())),
         );
         let _ = fs::remove_file(temp.path()); // A leftover of a killed push: its room counts too.
         fsutil::ensure_space(&self.root, size, "the archive")?;
@@ -416,12 +416,12 @@ impl DirRemote {
     /// The manifest of a stored archive, read in place (only its first entry is decompressed).
     pub fn peek_manifest(&self, tag: &Tag) -> Option<crate::archive::Manifest> {
         self.check_root().ok()?;
-        crate::archive::read::read_manifest(&self.root.join(tag.archive_name())).ok()
+        crate::archive::read::read_manifest(&crate::layout::archive_in(&self.root, tag)).ok()
     }
 
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
         self.check_marked()?;
-        let source = self.root.join(tag.archive_name());
+        let source = crate::layout::archive_in(&self.root, tag);
         let mut input = fs::File::open(&source).map_err(|e| {
             RemoteError::new(
                 io_kind(&e),

@@ -165,6 +165,21 @@ impl RemoteConfig {
     }
 }
 
+/// A number of seconds from a `[remote]` key: `default` when absent, refused when 0 (it would
+/// fail every request at once).
+pub(crate) fn seconds_at_least_one(
+    value: Option<u64>,
+    default: u64,
+    key: &str,
+) -> std::result::Result<u64, String> {
+    match value {
+        Some(0) => Err(format!(
+            "[remote] {key} = 0 would fail every request at once; give a number of seconds, at least 1"
+        )),
+        other => Ok(other.unwrap_or(default)),
+    }
+}
+
 /// The field names a settings struct's derived `Deserialize` asks for: its keys.
 fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
     struct FieldNames<'a>(&'a mut &'static [&'static str]);
@@ -344,6 +359,26 @@ pub struct Upload<'a> {
     /// The sha256 was checked against the record written when the archive was made (or the
     /// archive was made by this run).
     pub verified: bool,
+}
+
+impl Upload<'_> {
+    /// The archive's name on the remote: the local file's (`<tag>.tar.gz` or `<tag>.tar.zst`).
+    pub fn archive_name(&self) -> String {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| Tag::from_archive_name(n).as_ref() == Some(self.tag))
+            .map_or_else(|| self.tag.archive_name(), str::to_string)
+    }
+
+    /// The archive's media type, for remotes that store one.
+    pub fn content_type(&self) -> &'static str {
+        if self.archive_name().ends_with(crate::tag::ZSTD_ARCHIVE_EXT) {
+            "application/zstd"
+        } else {
+            "application/gzip"
+        }
+    }
 }
 
 /// The configured remote.

@@ -73,7 +73,11 @@ pub fn take(
     let local = &config.local_dir;
     // Never the name of an archive already here (a clock set back, or frozen by a test).
     let tag = std::iter::repeat_with(|| Tag::new(taken, kind, &host))
-        .find(|t| fs::symlink_metadata(local.join(t.archive_name())).is_err())
+        .find(|t| {
+            t.archive_names()
+                .iter()
+                .all(|name| fs::symlink_metadata(local.join(name)).is_err())
+        })
         .expect("a fresh random suffix is eventually free");
     let created_at = taken.trunc_subsecs(0);
 
@@ -195,9 +199,11 @@ pub fn take(
         note: note.map(str::to_string),
     };
     let pack_started = Instant::now();
-    let archive_path = local.join(tag.archive_name());
-    let temp = TempPath::new(local.join(format!("{TEMP_PREFIX}{}", tag.archive_name())));
-    let (size, sha256) = archive::write::write_archive(temp.path(), &manifest, &staged, progress)?;
+    let name = format!("{tag}{}", config.snapshot.compression.extension());
+    let archive_path = local.join(&name);
+    let temp = TempPath::new(local.join(format!("{TEMP_PREFIX}{name}")));
+    let (size, sha256) =
+        archive::write::write_archive(temp.path(), &manifest, &staged, &config.snapshot, progress)?;
     crate::failpoint::hit("archive-written");
     // The record first: an archive never exists without it (a record alone is harmless).
     fsutil::write_checksum(&archive_path, &sha256)?;

@@ -73,13 +73,7 @@ impl GithubConfig {
         settings: GithubSettings,
         resolve: &dyn Fn(&Path) -> PathBuf,
     ) -> Result<GithubConfig, String> {
-        // A zero timeout would fail every transfer at once.
-        let at_least_one = |value: Option<u64>, default: u64, key: &str| match value {
-            Some(0) => Err(format!(
-                "[remote] {key} = 0 would fail every request at once; give a number of seconds, at least 1"
-            )),
-            other => Ok(other.unwrap_or(default)),
-        };
+        let at_least_one = crate::remote::seconds_at_least_one;
         let repo = settings.repo.ok_or_else(|| {
             "[remote] type = \"github\" needs `repo = \"owner/name\"`, a private repository"
                 .to_string()

@@ -59,7 +59,7 @@ pub(super) struct Piece {
 
 /// The assets `upload` becomes: one, or numbered parts each within `max` bytes.
 pub(super) fn pieces(upload: &Upload<'_>, max: u64) -> Result<Vec<Piece>> {
-    let name = upload.tag.archive_name();
+    let name = upload.archive_name();
     if upload.size <= max {
         return Ok(vec![Piece {
             name,
@@ -108,7 +108,7 @@ pub(super) fn stored_pieces(
             .find(|a| a.name == name && a.state == "uploaded")
             .cloned()
     };
-    if let Some(single) = complete(&tag.archive_name()) {
+    if let Some(single) = tag.archive_names().iter().find_map(|name| complete(name)) {
         // Sized as recorded: a listing that cannot tell an asset's state (GraphQL) would
         // otherwise take a partial one an older version left for the archive.
         let recorded_size = recorded.and_then(|r| r["size"].as_u64());

@@ -130,7 +130,7 @@ impl Client {
             .query(&[("name", name), ("label", "")])
             .bearer_auth(self.token.expose())
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
-            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .header(reqwest::header::CONTENT_TYPE, upload.content_type())
             .header(reqwest::header::CONTENT_LENGTH, piece.len)
             .body(body)
             .send();

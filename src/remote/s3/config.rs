@@ -85,12 +85,7 @@ impl S3Config {
         settings: S3Settings,
         resolve: &dyn Fn(&Path) -> PathBuf,
     ) -> Result<S3Config, String> {
-        let at_least_one = |value: Option<u64>, default: u64, key: &str| match value {
-            Some(0) => Err(format!(
-                "[remote] {key} = 0 would fail every request at once; give a number of seconds, at least 1"
-            )),
-            other => Ok(other.unwrap_or(default)),
-        };
+        let at_least_one = crate::remote::seconds_at_least_one;
         let bucket = settings.bucket.ok_or_else(|| {
             "[remote] type = \"s3\" needs `bucket = \"name\"`, a bucket that is not public"
                 .to_string()

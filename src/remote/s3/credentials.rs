@@ -12,7 +12,6 @@
 //! said to be unsupported rather than silently skipped: their keys would come from elsewhere.
 
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -163,26 +162,7 @@ pub(super) fn find(
         }
     }
     if let Some(path) = credentials_file {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Error::Config(format!(
-                "credentials_file {}: cannot read it ({e})",
-                path.display()
-            ))
-        })?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::Config(format!(
-                "credentials_file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                meta.permissions().mode() & 0o777,
-                path.display()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!(
-                "credentials_file {}: cannot read it ({e})",
-                path.display()
-            ))
-        })?;
+        let text = crate::fsutil::read_private_file(path, "credentials_file", "")?;
         let source = CredentialSource::File(path.display().to_string());
         // A file of its own may hold its keys without any section.
         for section in [profile_name.as_str(), ""] {
@@ -280,6 +260,7 @@ fn from_profile(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt;
 
     fn lookup<'a>(vars: &'a HashMap<&str, &str>, home: &Path) -> Lookup<'a> {
         let var: &'a dyn Fn(&str) -> Option<String> = Box::leak(Box::new(move |name: &str| {

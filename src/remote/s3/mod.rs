@@ -221,8 +221,9 @@ impl S3Remote {
         }
     }
 
-    fn archive_key(&self, tag: &Tag) -> String {
-        self.key(&tag.archive_name())
+    /// The keys an archive of `tag` may have (`<tag>.tar.gz`, `<tag>.tar.zst`).
+    fn archive_keys(&self, tag: &Tag) -> [String; 2] {
+        tag.archive_names().map(|name| self.key(&name))
     }
 
     fn record_key(&self, tag: &Tag) -> String {
@@ -605,7 +606,10 @@ impl S3Remote {
     /// Deletes the snapshot of `tag`: its archive, then its record. A note when the bucket's
     /// Object Lock keeps it.
     pub fn delete(&self, tag: &Tag) -> Result<Option<String>> {
-        let archive = self.delete_key(&self.archive_key(tag))?;
+        let mut archive = true;
+        for key in self.archive_keys(tag) {
+            archive &= self.delete_key(&key)?;
+        }
         if !archive {
             return Ok(Some(format!(
                 "{tag} stays in the bucket until its Object Lock retention ends; it is deleted by a later prune"
@@ -665,7 +669,12 @@ impl S3Remote {
             let Some(tag) = name.strip_suffix(".json").and_then(Tag::parse) else {
                 continue;
             };
-            if tag.host() == host && !archives.contains(tag.archive_name().as_str()) {
+            if tag.host() == host
+                && !tag
+                    .archive_names()
+                    .iter()
+                    .any(|name| archives.contains(name.as_str()))
+            {
                 self.delete_key(&self.record_key(&tag))?;
                 gone += 1;
             }
@@ -735,21 +744,20 @@ impl S3Remote {
 
     /// Downloads the archive of `tag` into `dest`; returns its size and sha256.
     pub fn fetch(&self, tag: &Tag, dest: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
-        let key = self.archive_key(tag);
-        self.download(&key, Some(dest), progress)
-            .map_err(|e| match e {
-                Error::Remote(e) if e.kind == RemoteErrorKind::NotFound => {
-                    RemoteError::not_found(format!("{} holds no snapshot {tag}", self.describe()))
-                        .into()
-                }
-                other => other,
-            })
+        for key in self.archive_keys(tag) {
+            match self.download(&key, Some(dest), progress) {
+                Err(Error::Remote(e)) if e.kind == RemoteErrorKind::NotFound => {}
+                other => return other,
+            }
+        }
+        let _ = std::fs::remove_file(dest);
+        Err(RemoteError::not_found(format!("{} holds no snapshot {tag}", self.describe())).into())
     }
 
     /// Stores `upload` (see `Remote::put`): the archive, checked, then its record, so a record
     /// never vouches for an archive that is not there as recorded.
     pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
-        let key = self.archive_key(upload.tag);
+        let key = self.key(&upload.archive_name());
         match self.stored(&key)? {
             Some(stored) if stored.holds(upload) => {}
             Some(stored) => self.replace_if_damaged(&key, upload, &stored)?,
@@ -816,7 +824,7 @@ impl S3Remote {
         }
         let aside = self.key(&format!(
             "{INCOMING}{}.{}",
-            upload.tag.archive_name(),
+            upload.archive_name(),
             std::process::id()
         ));
         self.upload_parts(&aside, upload, false)?;

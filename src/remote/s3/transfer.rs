@@ -213,7 +213,7 @@ impl S3Remote {
         upload: &Upload<'_>,
     ) -> Call<'a> {
         Call::new(method, Some(key))
-            .header("content-type", "application/gzip")
+            .header("content-type", upload.content_type())
             .header("x-amz-meta-sha256", upload.sha256.to_string())
             .header("x-amz-meta-tag", upload.tag.to_string())
     }

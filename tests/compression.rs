@@ -1,0 +1,96 @@
+//! `[snapshot] compression`: zstd archives (`<tag>.tar.zst`) made, pushed, listed, verified and
+//! restored like gzip ones, read by GNU tar for someone restoring by hand, side by side with the
+//! gzip snapshots taken before the switch; a level the compressor lacks is refused.
+
+use std::fs;
+use std::process::Command;
+
+use crate::support::{App, DIR_REMOTE_CONFIG, assert_exit_saying, row_counts, stderr};
+
+/// An app whose config asks for `compression` (and `level`, when given).
+fn app_compressing(compression: &str, level: Option<i32>) -> App {
+    let app = App::new(200);
+    let level = level.map(|l| format!("level = {l}\n")).unwrap_or_default();
+    app.write_config(&format!(
+        "{DIR_REMOTE_CONFIG}[snapshot]\ncompression = \"{compression}\"\n{level}"
+    ));
+    app
+}
+
+#[test]
+fn a_zstd_snapshot_is_a_tar_zst_everywhere_and_restores_from_the_remote() {
+    let app = app_compressing("zstd", None);
+    let out = app.run(&["now"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let local: Vec<String> = fs::read_dir(app.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bk-"))
+        .collect();
+    assert!(
+        local.iter().any(|n| n.ends_with(".tar.zst"))
+            && !local.iter().any(|n| n.ends_with(".tar.gz")),
+        "{local:?}"
+    );
+    let archive = local.iter().find(|n| n.ends_with(".tar.zst")).unwrap();
+    assert!(app.path("remote").join(archive).is_file());
+    // Someone restoring by hand: GNU tar 1.31 or newer with the zstd program.
+    if let Ok(listed) = Command::new("tar")
+        .args(["--zstd", "-tf"])
+        .arg(app.path("backups").join(archive))
+        .output()
+        && listed.status.success()
+    {
+        let names = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            names.contains("MANIFEST.json") && names.contains("databases/tasks.db"),
+            "{names}"
+        );
+    }
+    let before = row_counts(&app.path("data/tasks.db"));
+    assert_eq!(app.run(&["verify", "latest"]).status.code(), Some(0));
+    fs::remove_dir_all(app.path("backups")).unwrap();
+    fs::remove_file(app.path("data/tasks.db")).unwrap();
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(row_counts(&app.path("data/tasks.db")), before);
+}
+
+#[test]
+fn gzip_snapshots_taken_before_a_switch_to_zstd_stay_listed_and_restorable() {
+    let app = App::new(50);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    app.write_config(&format!(
+        "{DIR_REMOTE_CONFIG}[snapshot]\ncompression = \"zstd\"\nlevel = 9\n"
+    ));
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let listed = app.list_json();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let mut names = app.archives("backups");
+    names.extend(
+        fs::read_dir(app.path("backups"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tar.zst")),
+    );
+    assert_eq!(names.len(), 2, "{names:?}");
+    for item in &listed {
+        let tag = item["tag"].as_str().unwrap();
+        let out = app.run(&["verify", tag]);
+        assert_eq!(out.status.code(), Some(0), "{tag}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_level_the_compressor_lacks_is_refused_with_the_range() {
+    let app = app_compressing("zstd", Some(22));
+    assert_exit_saying(
+        &app.run(&["now"]),
+        2,
+        "[snapshot] level = 22 is not a zstd level: use 1 to 19",
+    );
+    let app = app_compressing("gzip", Some(0));
+    assert_exit_saying(&app.run(&["now"]), 2, "use 1 to 9");
+    let app = app_compressing("lz4", None);
+    assert_exit_saying(&app.run(&["now"]), 2, "lz4");
+}
