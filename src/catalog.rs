@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::last_run::LastRun;
 use crate::layout;
 use crate::remote::{Remote, RemoteSetup};
-use crate::tag::{ARCHIVE_EXT, Kind, SUFFIX_LEN, Tag};
+use crate::tag::{Kind, SUFFIX_LEN, Tag};
 
 /// How many snapshots an ambiguous short form lists.
 const CANDIDATES_SHOWN: usize = 10;
@@ -420,7 +420,7 @@ impl Selector {
                 ))
             });
         }
-        if let Some(tag) = Tag::parse(text.strip_suffix(ARCHIVE_EXT).unwrap_or(text)) {
+        if let Some(tag) = Tag::from_archive_name(text).or_else(|| Tag::parse(text)) {
             return Ok(Selector::Tag(tag));
         }
         let lower = text.to_ascii_lowercase();
@@ -617,10 +617,12 @@ mod tests {
             Selector::SuffixPrefix("3f9a".into())
         );
         let whole = "bk-20261101T000000Z-scheduled-box-3f9a1c";
-        assert_eq!(
-            Selector::parse(&format!("{whole}.tar.gz")).unwrap(),
-            Selector::Tag(tag(whole))
-        );
+        for ext in [".tar.gz", ".tar.zst"] {
+            assert_eq!(
+                Selector::parse(&format!("{whole}{ext}")).unwrap(),
+                Selector::Tag(tag(whole))
+            );
+        }
         assert_eq!(Selector::parse("latest~0").unwrap(), Selector::Latest(0));
         assert_eq!(Selector::parse("latest~012").unwrap(), Selector::Latest(12));
         for bad in [

@@ -94,3 +94,33 @@ fn a_level_the_compressor_lacks_is_refused_with_the_range() {
     let app = app_compressing("lz4", None);
     assert_exit_saying(&app.run(&["now"]), 2, "lz4");
 }
+
+#[test]
+fn a_damaged_zstd_archive_is_said_to_be_damaged_not_a_disk_fault() {
+    let app = app_compressing("zstd", None);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let archive = fs::read_dir(app.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
+    // Without its record, only the archive's own bytes can tell.
+    fs::remove_file(format!("{}.sha256", archive.display())).unwrap();
+    let mut bytes = fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0x5a;
+    }
+    fs::write(&archive, bytes).unwrap();
+    fs::remove_dir_all(app.path("remote")).unwrap();
+    let out = app.run(&["verify", "latest"]);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    // Caught by zstd itself or by the member's sha256 against the manifest: either way the
+    // archive is blamed, never the disk.
+    assert!(
+        (err.contains("damaged") || err.contains("does not match its manifest"))
+            && !err.contains("cannot write"),
+        "{err}"
+    );
+}

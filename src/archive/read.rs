@@ -39,7 +39,6 @@ pub struct Extracted {
     pub archive_sha256: String,
 }
 
-/// A plain relative path: `/`-separated, non-empty components, none of them `.` or `..`.
 /// An archive's decompressor, chosen by its first bytes rather than its name: zstd's magic
 /// number (`28 b5 2f fd`), else gzip.
 enum Decoder<R: io::BufRead> {
@@ -75,6 +74,7 @@ impl<R: io::BufRead> Read for Decoder<R> {
     }
 }
 
+/// A plain relative path: `/`-separated, non-empty components, none of them `.` or `..`.
 pub fn is_plain_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
@@ -241,7 +241,7 @@ pub fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, String> {
 fn unreadable(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => "it is truncated".to_string(),
-        _ => format!("it is damaged or not a tar.gz ({e})"),
+        _ => format!("it is damaged or not a snapshot archive ({e})"),
     }
 }
 
@@ -449,7 +449,11 @@ pub fn extract_with(
         ));
         let mut counted = CountingReader::new(&mut entry, progress);
         fsutil::copy_large(&mut counted, &mut writer).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::InvalidData {
+            // zstd says a damaged frame as `Other`; a full or failing disk has kinds of its own.
+            if matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::Other
+            ) {
                 bad(archive, unreadable(&e))
             } else {
                 Error::io("cannot write", &target, e)

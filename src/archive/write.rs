@@ -37,7 +37,9 @@ impl<W: Write + Send + 'static> Encoder<W> {
             )?),
             ArchiveCompression::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // At most 4 workers: each holds its own window (tens of MB at high levels), and
+                // the hourly run shares the laptop.
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
                 encoder.multithread(u32::try_from(threads).unwrap_or(1))?;
                 // A damaged frame is found by zstd itself, before the archive's own sha256.
                 encoder.include_checksum(true)?;

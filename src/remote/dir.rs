@@ -314,10 +314,14 @@ impl DirRemote {
 
     pub fn delete(&self, tag: &Tag) -> Result<()> {
         self.check_marked()?;
-        let archive = crate::layout::archive_in(&self.root, tag);
-        // The archive first: a record left alone lists as nothing, and the next delete
-        // removes it.
-        for path in [archive.clone(), layout::checksum_path(&archive)] {
+        // Each archive name the tag may have (a copy made by hand may sit beside the other),
+        // the archive first: a record left alone lists as nothing, and the next delete removes
+        // it.
+        let archives = tag.archive_names().map(|name| self.root.join(name));
+        for path in archives
+            .iter()
+            .flat_map(|archive| [archive.clone(), layout::checksum_path(archive)])
+        {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

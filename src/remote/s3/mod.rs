@@ -606,9 +606,13 @@ impl S3Remote {
     /// Deletes the snapshot of `tag`: its archive, then its record. A note when the bucket's
     /// Object Lock keeps it.
     pub fn delete(&self, tag: &Tag) -> Result<Option<String>> {
+        // Only the names that are there: on a versioned bucket, deleting a missing key still
+        // leaves a delete marker behind.
         let mut archive = true;
         for key in self.archive_keys(tag) {
-            archive &= self.delete_key(&key)?;
+            if self.stored(&key)?.is_some() {
+                archive &= self.delete_key(&key)?;
+            }
         }
         if !archive {
             return Ok(Some(format!(
