@@ -4,7 +4,8 @@
 //! renders results. One module per concept:
 //!
 //! - [`config`]: `backup.toml`, resolved once and passed in;
-//! - [`archive`]: the `<tag>.tar.gz` format: `MANIFEST.json`, writer, reader, parallel gzip;
+//! - [`archive`]: the `<tag>.tar.gz`/`.tar.zst` format: `MANIFEST.json`, writer, reader,
+//!   parallel gzip, zstd;
 //! - [`snapshot`]: consistent copies of the databases and files, written as one archive;
 //! - [`checks`]: the database checks a snapshot and a restore both run, and their findings;
 //! - [`remote`]: where snapshots go off the machine: a folder, or GitHub Releases;

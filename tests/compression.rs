@@ -124,3 +124,22 @@ fn a_damaged_zstd_archive_is_said_to_be_damaged_not_a_disk_fault() {
         "{err}"
     );
 }
+
+#[test]
+fn a_zstd_archive_that_starts_with_a_skippable_frame_still_reads() {
+    let app = app_compressing("zstd", None);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let archive = fs::read_dir(app.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
+    // As pzstd writes it: a skippable frame (magic 0x184D2A50, 4-byte length) first.
+    let mut bytes = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+    bytes.extend(fs::read(&archive).unwrap());
+    fs::write(&archive, bytes).unwrap();
+    fs::remove_file(format!("{}.sha256", archive.display())).unwrap();
+    fs::remove_dir_all(app.path("remote")).unwrap();
+    let out = app.run(&["verify", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

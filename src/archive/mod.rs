@@ -1,5 +1,6 @@
-//! The snapshot archive format, `<tag>.tar.gz`: its `MANIFEST.json`, the writer, the reader that
-//! trusts nothing, and the parallel gzip encoder. It sits below snapshot, restore and every
+//! The snapshot archive format, `<tag>.tar.gz` or `<tag>.tar.zst`: its `MANIFEST.json`, the
+//! writer, the reader that trusts nothing, the parallel gzip encoder, and how archives are
+//! compressed (`Packing`, the `[snapshot]` table). It sits below snapshot, restore and every
 //! remote, so each of them reads and writes archives here rather than through one another.
 
 pub mod manifest;

@@ -50,7 +50,11 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 impl<R: io::BufRead> Decoder<R> {
     fn new(mut inner: R) -> io::Result<Decoder<R>> {
-        Ok(if inner.fill_buf()?.starts_with(&ZSTD_MAGIC) {
+        let start = inner.fill_buf()?;
+        // A zstd frame, or a skippable frame (`0x184D2A50` to `0x184D2A5F`, little-endian)
+        // that tools such as pzstd put first.
+        let skippable = start.len() >= 4 && start[1..4] == [0x2a, 0x4d, 0x18] && start[0] >> 4 == 5;
+        Ok(if start.starts_with(&ZSTD_MAGIC) || skippable {
             Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(inner)?)
         } else {
             Decoder::Gzip(Box::new(MultiGzDecoder::new(inner)))

@@ -1,5 +1,6 @@
-//! Writing `<tag>.tar.gz`: the manifest first, then every staged file, streamed through the
-//! parallel gzip encoder into a 0600 temp file that is fsynced before the caller renames it.
+//! Writing `<tag>.tar.gz` or `<tag>.tar.zst`: the manifest first, then every staged file,
+//! streamed through the parallel gzip encoder or multithreaded zstd into a 0600 temp file that is
+//! fsynced before the caller renames it.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};

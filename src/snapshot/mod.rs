@@ -1,6 +1,6 @@
 //! Taking a snapshot: consistent copies of every database and included file into a staging
 //! folder, checks on the copies, `MANIFEST.json` computed from the copies, and one
-//! `<tag>.tar.gz` written durably into the local snapshot folder.
+//! `<tag>.tar.gz` (or `.tar.zst`) written durably into the local snapshot folder.
 
 mod hot_copy;
 pub(crate) use hot_copy::{probe_database, read_live_counts};
