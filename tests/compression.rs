@@ -17,6 +17,15 @@ fn app_compressing(compression: &str, level: Option<i32>) -> App {
     app
 }
 
+/// The app's only local zstd archive.
+fn zstd_archive(app: &App) -> std::path::PathBuf {
+    fs::read_dir(app.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap()
+}
+
 #[test]
 fn a_zstd_snapshot_is_a_tar_zst_everywhere_and_restores_from_the_remote() {
     let app = app_compressing("zstd", None);
@@ -99,11 +108,7 @@ fn a_level_the_compressor_lacks_is_refused_with_the_range() {
 fn a_damaged_zstd_archive_is_said_to_be_damaged_not_a_disk_fault() {
     let app = app_compressing("zstd", None);
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
-    let archive = fs::read_dir(app.path("backups"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
-        .unwrap();
+    let archive = zstd_archive(&app);
     // Without its record, only the archive's own bytes can tell.
     fs::remove_file(format!("{}.sha256", archive.display())).unwrap();
     let mut bytes = fs::read(&archive).unwrap();
@@ -129,11 +134,7 @@ fn a_damaged_zstd_archive_is_said_to_be_damaged_not_a_disk_fault() {
 fn a_zstd_archive_that_starts_with_a_skippable_frame_still_reads() {
     let app = app_compressing("zstd", None);
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
-    let archive = fs::read_dir(app.path("backups"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
-        .unwrap();
+    let archive = zstd_archive(&app);
     // As pzstd writes it: a skippable frame (magic 0x184D2A50, 4-byte length) first.
     let mut bytes = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
     bytes.extend(fs::read(&archive).unwrap());

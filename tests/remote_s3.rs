@@ -96,13 +96,7 @@ fn now_ok(app: &App, garage: &Garage) -> Output {
 
 /// `backup list --json` with the test keys, which must succeed.
 fn list_json(app: &App, garage: &Garage) -> Vec<Value> {
-    let out = app.run_s3(garage, &["list", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    crate::support::json_array(&app.run_s3(garage, &["list", "--json"]))
 }
 
 /// `verify TAG --remote`, which must pass: the bucket's copy restores.

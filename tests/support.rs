@@ -348,13 +348,7 @@ impl App {
     }
 
     pub fn list_json(&self) -> Vec<Value> {
-        let out = self.run(&["list", "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        json_array(&self.run(&["list", "--json"]))
     }
 }
 
@@ -398,6 +392,16 @@ pub fn make_db(path: &Path, rows: usize) {
         .unwrap();
     }
     tx.commit().unwrap();
+}
+
+/// The JSON array a command that succeeded printed (`list --json`).
+pub fn json_array(out: &Output) -> Vec<Value> {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 pub fn stderr(out: &Output) -> String {

@@ -21,13 +21,16 @@
 //! stall watchdog.
 //!
 //! `config` is the `[remote]` table; `credentials` finds the keys; `client` signs requests and
-//! sorts S3's answers; `xml` reads them; `transfer` moves archives; `doctor` is what
-//! `backup doctor` says.
+//! sorts S3's answers; `xml` reads them; `put` decides what a push writes; `transfer` moves
+//! archives; `cleanup` removes what interrupted pushes left; `doctor` is what `backup doctor`
+//! says.
 
+mod cleanup;
 mod client;
 pub mod config;
 pub mod credentials;
 mod doctor;
+mod put;
 mod transfer;
 mod xml;
 
@@ -54,9 +57,6 @@ const RECORDS_AT_ONCE: usize = 16;
 const INCOMING: &str = ".incoming/";
 /// Start of the conditional-write probe's name in `.incoming/`.
 const PROBE: &str = "probe-";
-/// An upload of another host older than this was abandoned (no run takes a day).
-const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
-
 #[derive(Debug)]
 pub struct S3Remote {
     config: S3Config,
@@ -67,14 +67,6 @@ pub struct S3Remote {
     /// Whether the server refuses a write under a taken name (`If-None-Match: *`), once probed.
     conditional: Cell<Option<bool>>,
     marker_checked: Cell<bool>,
-}
-
-/// How the server took one conditional write of the probe.
-#[derive(Debug, Clone, Copy)]
-enum Probe {
-    Written,
-    Refused,
-    Unsupported,
 }
 
 impl Stored {
@@ -623,124 +615,6 @@ impl S3Remote {
         Ok(None)
     }
 
-    /// Removes what interrupted pushes left that no push will finish: multipart uploads of this
-    /// host's snapshots (its run holds the run lock, so none is in progress) and other hosts'
-    /// older than a day; copies written aside in `.incoming/` (this host's, or older than a
-    /// day); and records of this host's snapshots whose archive is gone (a delete cut between
-    /// the two). Returns how many went.
-    pub fn delete_abandoned(
-        &self,
-        host: &str,
-        _keep: &HashSet<Tag>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<usize> {
-        let abandoned = |tag: Option<&Tag>, at: Option<chrono::DateTime<chrono::Utc>>| {
-            tag.is_some_and(|t| t.host() == host)
-                || at.is_some_and(|at| now.signed_duration_since(at) > ABANDONED_AFTER)
-        };
-        let mut gone = 0;
-        let incoming = self.key(INCOMING);
-        for upload in self.multipart_uploads()? {
-            // Only this remote's own names: another config's prefix in the same bucket is not
-            // ours to touch.
-            let name = upload
-                .key
-                .strip_prefix(&incoming)
-                .or_else(|| upload.key.strip_prefix(&self.key("")))
-                .filter(|name| !name.contains('/'))
-                .unwrap_or("");
-            let tag = aside_tag(name).or_else(|| Tag::from_archive_name(name));
-            if (tag.is_some() || name.starts_with(PROBE))
-                && abandoned(tag.as_ref(), upload.initiated)
-            {
-                self.abort_upload(&upload.key, &upload.upload_id)?;
-                gone += 1;
-            }
-        }
-        for object in self.list_objects(INCOMING)? {
-            let name = object.name.strip_prefix(INCOMING).unwrap_or(&object.name);
-            if abandoned(aside_tag(name).as_ref(), object.modified) {
-                self.delete_key(&self.key(&object.name))?;
-                gone += 1;
-            }
-        }
-        let keys = self.list_keys()?;
-        let archives: HashSet<&str> = keys
-            .iter()
-            .filter_map(|(name, _)| Tag::from_archive_name(name).map(|_| name.as_str()))
-            .collect();
-        for (name, _) in &keys {
-            let Some(tag) = name.strip_suffix(".json").and_then(Tag::parse) else {
-                continue;
-            };
-            if tag.host() == host
-                && !tag
-                    .archive_names()
-                    .iter()
-                    .any(|name| archives.contains(name.as_str()))
-            {
-                self.delete_key(&self.record_key(&tag))?;
-                gone += 1;
-            }
-        }
-        Ok(gone)
-    }
-
-    /// Every multipart upload in progress under the prefix.
-    fn multipart_uploads(&self) -> Result<Vec<transfer::PendingUpload>> {
-        let client = self.client()?;
-        let prefix = self.key("");
-        let mut found = Vec::new();
-        let mut markers: Option<(String, String)> = None;
-        loop {
-            let page = self.retrying(|| {
-                let mut call = Call::new(reqwest::Method::GET, None).query("uploads", "");
-                if !prefix.is_empty() {
-                    call = call.query("prefix", prefix.clone());
-                }
-                if let Some((key, id)) = &markers {
-                    call = call
-                        .query("key-marker", key.clone())
-                        .query("upload-id-marker", id.clone());
-                }
-                async move {
-                    let reply = client
-                        .call(&call, None, "listing unfinished uploads")
-                        .await?;
-                    match reply.status {
-                        200 => Ok(reply.body),
-                        status => Err(Fault::Fatal(
-                            self.not_found_or_failed(status, "listing unfinished uploads"),
-                        )),
-                    }
-                }
-            })?;
-            for record in xml::records(&page, "Upload") {
-                let (Some(key), Some(upload_id)) = (record.get("Key"), record.get("UploadId"))
-                else {
-                    continue;
-                };
-                found.push(transfer::PendingUpload {
-                    key: key.clone(),
-                    upload_id: upload_id.clone(),
-                    initiated: record
-                        .get("Initiated")
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                        .map(|t| t.with_timezone(&chrono::Utc)),
-                });
-            }
-            let truncated = xml::text(&page, "IsTruncated").is_some_and(|t| t == "true");
-            let next = (
-                xml::text(&page, "NextKeyMarker").unwrap_or_default(),
-                xml::text(&page, "NextUploadIdMarker").unwrap_or_default(),
-            );
-            if !truncated || next.0.is_empty() || markers.as_ref() == Some(&next) {
-                return Ok(found);
-            }
-            markers = Some(next);
-        }
-    }
-
     /// The manifest of `tag` without a download: S3 keeps none apart from the archive.
     pub fn peek_manifest(&self, _tag: &Tag) -> Option<crate::archive::Manifest> {
         None
@@ -756,152 +630,6 @@ impl S3Remote {
         }
         let _ = std::fs::remove_file(dest);
         Err(RemoteError::not_found(format!("{} holds no snapshot {tag}", self.describe())).into())
-    }
-
-    /// Stores `upload` (see `Remote::put`): the archive, checked, then its record, so a record
-    /// never vouches for an archive that is not there as recorded.
-    pub fn put(&self, upload: &Upload<'_>) -> Result<()> {
-        let key = self.key(&upload.archive_name());
-        match self.stored(&key)? {
-            Some(stored) if stored.holds(upload) => {}
-            Some(stored) => self.replace_if_damaged(&key, upload, &stored)?,
-            None => self.upload_new(&key, upload)?,
-        }
-        match self.stored(&key)? {
-            Some(stored) if stored.holds(upload) => {}
-            other => {
-                return Err(RemoteError::corrupt(format!(
-                    "after the upload, {key} holds {} instead of {} bytes with sha256 {}",
-                    other.map_or("nothing".to_string(), |s| format!(
-                        "{} bytes with sha256 {}",
-                        s.size,
-                        s.sha256.unwrap_or_else(|| "unrecorded".into())
-                    )),
-                    upload.size,
-                    upload.sha256
-                ))
-                .into());
-            }
-        }
-        let record = super::snapshot_record(upload).to_string().into_bytes();
-        self.put_small(
-            &self.record_key(upload.tag),
-            &record,
-            "application/json",
-            "writing the snapshot record",
-        )
-    }
-
-    /// A copy that does not carry the local sha256 is stored under the tag. It is kept when it
-    /// is the same archive after all (written without metadata), or when it passes its own
-    /// record; it is replaced only when it fails that record and the local one is proven good,
-    /// by a copy written aside, read back and checked first.
-    fn replace_if_damaged(&self, key: &str, upload: &Upload<'_>, stored: &Stored) -> Result<()> {
-        let record = self.record(upload.tag)?;
-        let recorded_sha = stored.sha256.clone().or_else(|| {
-            record
-                .as_ref()
-                .and_then(|r| r["sha256"].as_str().map(str::to_string))
-        });
-        let recorded_size = record.as_ref().and_then(|r| r["size"].as_u64());
-        let damaged = if recorded_size.is_some_and(|size| size != stored.size) {
-            // Damaged by its own record's size: no download needed to say so.
-            true
-        } else {
-            let (size, actual) = self.download(key, None, &crate::progress::Silent)?;
-            if size == upload.size && actual == upload.sha256 {
-                return Ok(());
-            }
-            recorded_sha.as_deref() != Some(actual.as_str()) || size != stored.size
-        };
-        if !damaged {
-            return Err(RemoteError::refused(format!(
-                "{key} in the bucket differs from the local archive and passes its own record; nothing was replaced"
-            ))
-            .into());
-        }
-        if !upload.verified {
-            return Err(RemoteError::refused(format!(
-                "{key} in the bucket is damaged, and the local archive has no .sha256 record to prove it is good; nothing was replaced"
-            ))
-            .into());
-        }
-        let aside = self.key(&format!(
-            "{INCOMING}{}.{}",
-            upload.archive_name(),
-            std::process::id()
-        ));
-        self.upload_parts(&aside, upload, false)?;
-        let (size, sha256) = self.download(&aside, None, &crate::progress::Silent)?;
-        if size != upload.size || sha256 != upload.sha256 {
-            self.delete_key(&aside)?;
-            return Err(RemoteError::corrupt(format!(
-                "the replacement written aside read back as {size} bytes with sha256 {sha256}; nothing was replaced"
-            ))
-            .into());
-        }
-        self.copy(&aside, key, upload)?;
-        self.delete_key(&aside)?;
-        Ok(())
-    }
-
-    /// Writes a new archive under its final name, only where nothing is.
-    fn upload_new(&self, key: &str, upload: &Upload<'_>) -> Result<()> {
-        let conditional = self.conditional_writes()?;
-        self.upload_parts(key, upload, conditional)
-    }
-
-    /// Whether the server refuses a write under a name that is taken (`If-None-Match: *`):
-    /// probed once with a small object written twice, never assumed.
-    pub fn conditional_writes(&self) -> Result<bool> {
-        if let Some(known) = self.conditional.get() {
-            return Ok(known);
-        }
-        let client = self.client()?;
-        let key = self.key(&format!("{INCOMING}{PROBE}{}", std::process::id()));
-        let mut answers = Vec::new();
-        for body in [&b"first"[..], &b"second"[..]] {
-            let answer = self.retrying(|| {
-                let call = Call::new(reqwest::Method::PUT, Some(&key))
-                    .header("if-none-match", "*")
-                    .header("content-md5", transfer::content_md5(body));
-                async move {
-                    let request = client.request(&call).body(body.to_vec());
-                    let reply = client
-                        .retrier
-                        .answered_in_time(net::exchange(&S3, request, "probing conditional writes"))
-                        .await?;
-                    match reply.status {
-                        200 | 204 => Ok(Probe::Written),
-                        412 => Ok(Probe::Refused),
-                        // The header itself refused or not implemented: not honoured.
-                        400 | 501 => Ok(Probe::Unsupported),
-                        status => Err(client
-                            .sort(
-                                status,
-                                &reply.headers,
-                                &reply.body,
-                                "probing conditional writes",
-                            )
-                            .unwrap_or_else(|| {
-                                Fault::Fatal(RemoteError::failed(format!(
-                                    "probing conditional writes answered {status}"
-                                )))
-                            })),
-                    }
-                }
-            })?;
-            answers.push(answer);
-        }
-        self.delete_key(&key)?;
-        // The first write may meet its own earlier attempt (an answer lost): the key is this
-        // process's, so a refusal there is no sign either way.
-        let honoured = matches!(
-            answers.as_slice(),
-            [Probe::Written | Probe::Refused, Probe::Refused]
-        );
-        self.conditional.set(Some(honoured));
-        Ok(honoured)
     }
 
     /// Versioning and Object Lock as the bucket reports them: (versioning status, lock on).
@@ -960,10 +688,4 @@ async fn head_once(client: &Client, key: &str) -> std::result::Result<Option<Sto
             "looking for {key} answered {status}"
         )))),
     }
-}
-
-/// The snapshot a copy written aside is of: `<tag>.tar.gz.<pid>`.
-fn aside_tag(name: &str) -> Option<Tag> {
-    let (archive, _) = name.rsplit_once('.')?;
-    Tag::from_archive_name(archive)
 }
