@@ -131,6 +131,7 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
             // Written as manifests were before these fields: restore falls back for both.
             copied_at: None,
             mode: None,
+            pages: None,
         }],
         files: vec![FileEntry {
             path: "data/queue/job-1.json".into(),
@@ -138,9 +139,11 @@ fn manifest_for(tag: &str, db: &[u8], db_path: &Path, queue: &[u8]) -> Manifest 
             size: queue.len() as u64,
             mode: 0o644,
             sha256: sha256_hex(queue),
+            in_base: false,
         }],
         // Written as manifests were before notes: none.
         note: None,
+        base: None,
         tag,
     }
 }
@@ -215,12 +218,12 @@ fn main() {
     write_archive(&archive("newer-schema"), &standard(v9, &m));
 
     // A manifest from a future format.
-    let m = manifest_for(tag("manifest-v2"), v3, v3_path, &queue);
+    let m = manifest_for(tag("manifest-v3"), v3, v3_path, &queue);
     let mut value = serde_json::to_value(&m).unwrap();
-    value["manifest_version"] = 2.into();
+    value["manifest_version"] = 3.into();
     let mut members = standard(v3, &m);
     members[0].data = serde_json::to_vec_pretty(&value).unwrap();
-    write_archive(&archive("manifest-v2"), &members);
+    write_archive(&archive("manifest-v3"), &members);
 
     // Right bytes and checksums, wrong row count: the manifest disagrees with its files.
     let mut m = manifest_for(tag("wrong-counts"), v3, v3_path, &queue);

@@ -119,6 +119,13 @@ pub struct ListEntry {
     pub future: bool,
     /// The local copy was found damaged by a run's check or a restore (`checked.json`).
     pub local_damaged: bool,
+    /// The full snapshot this one is a differential of (a restore needs both); `None` for a
+    /// full.
+    pub base: Option<Tag>,
+    /// A differential whose base is neither here nor on the remote: it cannot be restored. Only
+    /// present when true, and never said when the remote could not be read.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub base_missing: bool,
 }
 
 /// What the listing knows of one snapshot while it is merged.
@@ -127,6 +134,7 @@ struct Row {
     location: Location,
     findings: Option<u64>,
     note: Option<String>,
+    base: Option<Tag>,
 }
 
 /// The merged listing, newest first, plus the remote's error if it could not be read (the local
@@ -145,6 +153,10 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
                 size: snapshot.size,
                 location: Location::Local,
                 findings: manifest.as_ref().and_then(|m| m.findings_count()),
+                base: manifest
+                    .as_ref()
+                    .and_then(|m| m.base.as_ref())
+                    .map(|b| b.tag.clone()),
                 note: manifest.and_then(|m| m.note),
             },
         );
@@ -165,6 +177,12 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
                             .then(|| remote.peek_manifest(&snapshot.tag))
                             .flatten();
                         Row {
+                            base: snapshot.base.clone().or_else(|| {
+                                peeked
+                                    .as_ref()
+                                    .and_then(|m| m.base.as_ref())
+                                    .map(|b| b.tag.clone())
+                            }),
                             size: snapshot.size,
                             location: Location::Remote,
                             findings: snapshot
@@ -192,10 +210,14 @@ pub fn list(local_dir: &Path, remote: Option<&Remote>) -> Result<(Vec<ListEntry>
         }
     }
     let now = crate::clock::now();
+    let held: std::collections::BTreeSet<Tag> = rows.keys().cloned().collect();
     let entries = rows
         .into_iter()
         .rev()
         .map(|(tag, row)| ListEntry {
+            base_missing: remote_error.is_none()
+                && row.base.as_ref().is_some_and(|b| !held.contains(b)),
+            base: row.base,
             future: crate::retention::dated_in_future(&tag, now),
             time: tag.time(),
             kind: tag.kind(),

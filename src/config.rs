@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::Packing;
+use crate::archive::{Compression, Packing};
 use crate::error::{Error, Result};
 use crate::fsutil::{clean_path, comparable_path};
 use crate::remote::{RemoteConfig, SettingsError};
 use crate::retention::Policy;
 use crate::schedule::Cadence;
+use crate::schedule::Interval;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "BACKUP_CONFIG";
@@ -36,7 +37,7 @@ struct RawConfig {
     #[serde(default)]
     schedule: Cadence,
     #[serde(default)]
-    snapshot: Packing,
+    snapshot: SnapshotSettings,
 }
 
 #[derive(Deserialize)]
@@ -78,8 +79,46 @@ pub struct Config {
     pub retention: Policy,
     /// `[schedule]`: how often `backup run` is expected, and the grace before it is stale.
     pub schedule: Cadence,
-    /// `[snapshot]`: how archives are compressed.
-    pub snapshot: Packing,
+    /// `[snapshot]`: how archives are compressed, and how often a scheduled run takes a full.
+    pub snapshot: SnapshotSettings,
+}
+
+/// `[snapshot]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSettings {
+    pub compression: Compression,
+    /// The compressor's level; `None` for its default here.
+    pub level: Option<i32>,
+    /// A scheduled run stores only the pages that changed since the last full snapshot when that
+    /// full is younger than this; `0s` makes every snapshot a full.
+    pub full_every: Interval,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> SnapshotSettings {
+        let packing = Packing::default();
+        SnapshotSettings {
+            compression: packing.compression,
+            level: packing.level,
+            full_every: Interval::from_secs(86_400),
+        }
+    }
+}
+
+impl SnapshotSettings {
+    /// How archives are compressed.
+    pub fn packing(&self) -> Packing {
+        Packing {
+            compression: self.compression,
+            level: self.level,
+        }
+    }
+
+    /// The compressor's level in use.
+    pub fn level(&self) -> i32 {
+        self.packing().level()
+    }
 }
 
 /// One `[[database]]`.
@@ -178,7 +217,7 @@ impl Config {
                 migrations: db.migrations.as_deref().map(resolve),
             });
         }
-        raw.snapshot.check().map_err(bad)?;
+        raw.snapshot.packing().check().map_err(bad)?;
         crate::schedule::check_period(raw.schedule.every).map_err(|msg| {
             bad(format!(
                 "[schedule] every = \"{}\" {msg}",

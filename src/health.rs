@@ -75,6 +75,25 @@ pub struct Status {
 
 /// The verdict at time `now`.
 ///
+/// The local differentials whose base the local folder does not hold, each as a warning. Only
+/// the local folder is read (`status` asks no remote): `backup list` says whether the remote
+/// holds the base.
+fn missing_bases(local: &[catalog::LocalSnapshot]) -> Vec<String> {
+    let held: std::collections::HashSet<&tag::Tag> = local.iter().map(|s| &s.tag).collect();
+    local
+        .iter()
+        .filter_map(|s| {
+            let base = crate::archive::read::read_manifest(&s.path).ok()?.base?;
+            (!held.contains(&base.tag)).then(|| {
+                format!(
+                    "snapshot {} is a differential of {}, which the local folder does not hold; `backup list` says whether the remote does (if not, it cannot be restored, and the next run takes a full)",
+                    s.tag, base.tag
+                )
+            })
+        })
+        .collect()
+}
+
 /// # Errors
 /// When the local snapshot folder exists but cannot be read.
 pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
@@ -165,6 +184,7 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> Result<Status> {
     if let Some(r) = &record {
         warnings.extend(r.refused.iter().cloned());
     }
+    warnings.extend(missing_bases(&local));
     if let Some(r) = &record
         && !r.findings.is_empty()
     {

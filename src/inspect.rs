@@ -210,6 +210,9 @@ pub struct ShowReport {
     pub note: Option<String>,
     pub tool: ToolInfo,
     pub manifest_version: u32,
+    /// The full snapshot this one is a differential of (a restore reads both); `None` for a
+    /// full.
+    pub base: Option<Tag>,
     #[serde(rename = "where")]
     pub location: Location,
     /// The local copy was found damaged by a run's check or a restore (`checked.json`).
@@ -250,6 +253,9 @@ pub struct ShownDatabase {
     pub rows: u64,
     /// What the checks found when it was copied (empty: they passed); `None` before checks ran.
     pub findings: Option<Findings>,
+    /// In a differential, how many pages it stores (changed since the base); `None` when the
+    /// archive holds the whole database.
+    pub changed_pages: Option<u64>,
 }
 
 /// The included files of a snapshot.
@@ -299,6 +305,7 @@ pub fn show(
             rows: d.tables.values().sum(),
             tables: d.tables.clone(),
             findings: d.findings.clone(),
+            changed_pages: d.pages.as_ref().map(|p| p.changed),
         })
         .collect();
     let files = ShownFiles {
@@ -318,6 +325,7 @@ pub fn show(
         note: manifest.note,
         tool: manifest.tool,
         manifest_version: manifest.manifest_version,
+        base: manifest.base.as_ref().map(|b| b.tag.clone()),
         location,
         local_damaged: known.damaged.contains(&tag),
         local_size: known.local(&tag).map(|s| s.size),

@@ -50,6 +50,10 @@ pub const ASIDE_PREFIX: &str = "pre_restore_";
 /// restore that set nothing aside (nothing to put back) from an older one that did.
 pub const LAST_SWAP_FILE: &str = "last-swap.json";
 
+/// Folder in the local snapshot folder holding the page hashes of the newest full snapshot, one
+/// file per database, for the next differential (see [`crate::archive::pages`]).
+pub const PAGE_HASHES_DIR: &str = "page-hashes";
+
 /// The last run's outcome, in the local snapshot folder.
 pub const LAST_RUN_FILE: &str = "last_run.json";
 /// The local copies' check record, in the local snapshot folder. Not a temp name and not an

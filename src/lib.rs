@@ -28,7 +28,7 @@
 //! use backup_agent::{config::Config, progress::Silent, run, tag::Kind};
 //!
 //! let config = Config::load("backup.toml".as_ref())?;
-//! let report = run::snapshot_and_push(&config, Kind::Manual, None, &Silent)?;
+//! let report = run::snapshot_and_push(&config, Kind::Manual, None, false, &Silent)?;
 //! println!("took {} ({} bytes)", report.snapshot.tag, report.snapshot.size);
 //! for entry in backup_agent::catalog::list(&config.local_dir, None)?.0 {
 //!     println!("{} {}", entry.tag, entry.location.as_str());

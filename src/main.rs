@@ -85,7 +85,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Take a manual snapshot now (before a risky change) and push it
-    Now(commands::snapshot::Args),
+    Now(commands::snapshot::NowArgs),
     /// Take a scheduled snapshot and push every snapshot the remote lacks (for cron)
     Run(commands::snapshot::Args),
     /// List snapshots, local and remote, newest first
@@ -149,8 +149,10 @@ fn main() -> ExitCode {
     let progress = term::progress(cli.no_progress || logging::enabled(cli.verbose));
     let config_path = cli.config.as_deref();
     let result = match cli.command {
-        Command::Now(args) => commands::snapshot::run(config_path, &args, true, &*progress),
-        Command::Run(args) => commands::snapshot::run(config_path, &args, false, &*progress),
+        Command::Now(args) => {
+            commands::snapshot::run(config_path, &args.common, true, args.diff, &*progress)
+        }
+        Command::Run(args) => commands::snapshot::run(config_path, &args, false, false, &*progress),
         Command::List(args) => commands::list::run(config_path, &args),
         Command::Show(args) => commands::show::run(config_path, &args, &*progress),
         Command::Diff(args) => commands::diff::run(config_path, &args, &*progress),

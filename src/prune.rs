@@ -84,11 +84,26 @@ pub fn prune(
                     .get(tag)
                     .is_none_or(|r| r.size != l.size || r.sha256.is_none())
             });
+        // What the local manifest says, else the remote's record: a differential keeps its base.
+        let base = match on_local.get(tag) {
+            Some(local) => crate::archive::read::read_manifest(&local.path)
+                .ok()
+                .and_then(|m| m.base)
+                .map(|b| b.tag),
+            None => None,
+        }
+        .or_else(|| on_remote.get(tag).and_then(|r| r.base.clone()));
         candidates.push(Candidate {
             tag: (*tag).clone(),
             unpushed,
+            base,
         });
     }
+    let is_differential: HashSet<Tag> = candidates
+        .iter()
+        .filter(|c| c.base.is_some())
+        .map(|c| c.tag.clone())
+        .collect();
     let policy = config.retention;
     let mut report = PruneReport {
         snapshots: Vec::new(),
@@ -98,17 +113,25 @@ pub fn prune(
         error: None,
     };
     let mut remote_failed = false;
-    for decision in plan_scoped(candidates, &policy, scope) {
-        let local_copy = on_local.get(&decision.tag);
-        let mut entry = Pruned {
-            local: local_copy.is_some(),
+    report.snapshots = plan_scoped(candidates, &policy, scope)
+        .into_iter()
+        .map(|decision| Pruned {
+            local: on_local.contains_key(&decision.tag),
             remote: on_remote.contains_key(&decision.tag),
             tag: decision.tag,
             keep: decision.keep,
             reasons: decision.reasons,
             deleted: false,
             note: None,
-        };
+        })
+        .collect();
+    // Differentials go first, each newest first: a prune killed half way never leaves one
+    // without its base.
+    let mut order: Vec<usize> = (0..report.snapshots.len()).collect();
+    order.sort_by_key(|&i| !is_differential.contains(&report.snapshots[i].tag));
+    for i in order {
+        let entry = &mut report.snapshots[i];
+        let local_copy = on_local.get(&entry.tag);
         if !entry.keep && !dry_run {
             let mut ok = true;
             if let Some(local) = local_copy
@@ -133,8 +156,10 @@ pub fn prune(
                 }
             }
             entry.deleted = ok;
+            if ok {
+                crate::failpoint::hit("prune-deleted");
+            }
         }
-        report.snapshots.push(entry);
     }
     if !dry_run
         && !remote_failed

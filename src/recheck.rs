@@ -70,8 +70,9 @@ impl LazyListing<'_> {
 }
 
 /// After a run's push: repairs the damaged local copies found by earlier runs from the remote,
-/// then re-hashes the least recently checked archives within the budget (the size of `fresh`),
-/// and records everything in `checked.json`. The caller holds the run lock.
+/// then re-hashes the least recently checked archives within the budget (the size of `fresh`, or
+/// for a differential, of its base: what a full would have cost), and records everything in
+/// `checked.json`. The caller holds the run lock.
 ///
 /// `hashed_by_push` are the archives the push already hashed against their records this run.
 pub fn after_push(
@@ -95,6 +96,12 @@ pub fn after_push(
             return report;
         }
     };
+    // A differential is small: the check still moves at the pace of the fulls.
+    if let Some(base) = &fresh.manifest.base
+        && let Some(full) = local.iter().find(|s| s.tag == base.tag)
+    {
+        report.budget_bytes = report.budget_bytes.max(full.size);
+    }
     let mut state = State::read(local_dir);
     let mut listing = LazyListing {
         remote,

@@ -165,6 +165,8 @@ pub struct Candidate {
     pub tag: Tag,
     /// Held locally but not (or not whole) on the remote: never deleted.
     pub unpushed: bool,
+    /// The full snapshot this one is a differential of: kept as long as this one is.
+    pub base: Option<Tag>,
 }
 
 /// The decision for one snapshot.
@@ -246,6 +248,10 @@ pub fn plan(snapshots: &[Candidate], policy: &Policy) -> Vec<Decision> {
 /// planned without (a 2099 snapshot would be "newest" for ever and fill a period of its own in
 /// every tier), and the snapshot the calling run took is kept. Newest first.
 pub fn plan_scoped(candidates: Vec<Candidate>, policy: &Policy, scope: &Scope) -> Vec<Decision> {
+    let bases: Vec<(Tag, Tag)> = candidates
+        .iter()
+        .filter_map(|c| Some((c.tag.clone(), c.base.clone()?)))
+        .collect();
     let (future, candidates): (Vec<Candidate>, Vec<Candidate>) = candidates
         .into_iter()
         .partition(|c| dated_in_future(&c.tag, scope.now));
@@ -262,7 +268,30 @@ pub fn plan_scoped(candidates: Vec<Candidate>, policy: &Policy, scope: &Scope) -
             decision.reasons.push("taken by this run".into());
         }
     }
+    keep_bases(&mut decisions, &bases);
     decisions
+}
+
+/// Keeps the base of every kept differential (`bases`: differential, base), saying so: a
+/// differential without its base cannot be restored. Bases are fulls, so one pass is enough.
+fn keep_bases(decisions: &mut [Decision], bases: &[(Tag, Tag)]) {
+    let mut needed: std::collections::BTreeMap<&Tag, Vec<&Tag>> = Default::default();
+    for (differential, base) in bases {
+        if decisions.iter().any(|d| d.keep && &d.tag == differential) {
+            needed.entry(base).or_default().push(differential);
+        }
+    }
+    for decision in decisions.iter_mut() {
+        let Some(differentials) = needed.get_mut(&decision.tag) else {
+            continue;
+        };
+        differentials.sort_unstable_by(|a, b| b.cmp(a));
+        decision.keep = true;
+        decision.reasons.push(match differentials.len() {
+            1 => format!("base of {}", differentials[0]),
+            n => format!("base of {} and {} more", differentials[0], n - 1),
+        });
+    }
 }
 
 /// Whose snapshots a prune plans for, and what it must keep whatever the plan says.
@@ -314,6 +343,7 @@ mod tests {
             .map(|(i, t)| Candidate {
                 tag: tag(t, "scheduled", i as u32),
                 unpushed: false,
+                base: None,
             })
             .collect()
     }
@@ -415,6 +445,7 @@ mod tests {
             snaps.push(Candidate {
                 tag: tag(t, "manual", 100 + i as u32),
                 unpushed: false,
+                base: None,
             });
         }
         let policy = Policy {

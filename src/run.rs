@@ -44,8 +44,9 @@ pub struct RunReport {
     pub prune_error: Option<Error>,
 }
 
-/// Takes a snapshot of `kind`, with the user's `note` in its manifest, and pushes every local
-/// snapshot the remote does not have yet.
+/// Takes a snapshot of `kind`, with the user's `note` in its manifest (a differential when
+/// `differential` and a base allows, see [`snapshot::take`]), and pushes every local snapshot the
+/// remote does not have yet.
 ///
 /// # Errors
 /// [`Error::Config`] for a note that is not one short line; [`Error::Locked`] when another run
@@ -56,6 +57,7 @@ pub fn snapshot_and_push(
     config: &Config,
     kind: Kind,
     note: Option<&str>,
+    differential: bool,
     progress: &dyn Progress,
 ) -> Result<RunReport> {
     let note = note.map(crate::archive::manifest::clean_note).transpose()?;
@@ -74,7 +76,7 @@ pub fn snapshot_and_push(
     let started_at = crate::clock::now();
     let started = Instant::now();
 
-    let snapshot = match snapshot::take(config, kind, note.as_deref(), progress) {
+    let snapshot = match snapshot::take(config, kind, note.as_deref(), differential, progress) {
         Ok(snapshot) => snapshot,
         Err(e) => {
             let record = LastRun {
@@ -343,6 +345,15 @@ fn push_pending(
                 }
             }
         };
+        // A differential goes up only after its base: the remote never holds one it cannot
+        // restore.
+        if let Some(base) = manifest.and_then(|m| m.base.as_ref())
+            && on_remote.get(&base.tag).is_none_or(|r| r.sha256.is_none())
+            && !outcome.pushed.contains(&base.tag)
+        {
+            outcome.pending.push(snapshot.tag);
+            continue;
+        }
         let upload = Upload {
             tag: &snapshot.tag,
             path: &snapshot.path,

@@ -99,3 +99,6 @@ mod properties;
 
 // `[snapshot] compression`: zstd archives.
 mod compression;
+
+/// Differential snapshots: changed pages against the last full, rebuilt on restore, bases kept.
+mod differential;

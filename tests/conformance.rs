@@ -365,3 +365,62 @@ fn a_zstd_archive_keeps_its_name_and_comes_back_identical() {
         );
     }
 }
+
+/// A differential and its base, real archives of a real app: each remote lists the
+/// differential with its base without a download (a record, or a folder's archive read in
+/// place), and gives both archives back identical.
+#[test]
+fn a_differential_lists_with_its_base_and_both_archives_come_back_identical() {
+    let app = crate::support::App::new(300);
+    app.write_config(crate::support::TASKS_CONFIG);
+    let mut made = Vec::new();
+    for title in ["a", "b"] {
+        crate::support::execute_on(
+            app.path("data/tasks.db"),
+            &format!("UPDATE tasks SET title = '{title}' WHERE id = 9"),
+        );
+        let out = app.run(&["run", "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            crate::support::stderr(&out)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        made.push(report["tag"].as_str().unwrap().to_string());
+    }
+    let archives: Vec<(Tag, PathBuf)> = made
+        .iter()
+        .map(|t| (tag(t), app.path(&format!("backups/{t}.tar.gz"))))
+        .collect();
+    for s in Subject::all() {
+        for (t, path) in &archives {
+            let manifest = backup_agent::archive::read::read_manifest(path).unwrap();
+            let bytes = fs::read(path).unwrap();
+            s.remote
+                .put(&Upload {
+                    tag: t,
+                    path,
+                    size: bytes.len() as u64,
+                    sha256: &sha256_hex(&bytes),
+                    manifest: Some(&manifest),
+                    verified: true,
+                })
+                .unwrap();
+        }
+        let listed = s.remote.list().unwrap();
+        let base_of = |t: &Tag| listed.iter().find(|l| &l.tag == t).unwrap().base.clone();
+        assert_eq!(base_of(&archives[0].0), None, "{}", s.name);
+        assert_eq!(
+            base_of(&archives[1].0),
+            Some(archives[0].0.clone()),
+            "{}",
+            s.name
+        );
+        let held = s.remote.holding(&[archives[1].0.clone()]).unwrap();
+        assert_eq!(held[0].base, Some(archives[0].0.clone()), "{}", s.name);
+        for (t, path) in &archives {
+            assert_eq!(s.fetch(t).unwrap(), fs::read(path).unwrap(), "{}", s.name);
+        }
+    }
+}

@@ -19,7 +19,7 @@ pub fn tag(name: &str) -> &'static str {
         "absolute" => "bk-20260102T030000Z-manual-fixture-00000d",
         "symlink" => "bk-20260102T040000Z-manual-fixture-00000e",
         "newer-schema" => "bk-20260102T050000Z-manual-fixture-00000f",
-        "manifest-v2" => "bk-20260102T060000Z-manual-fixture-000010",
+        "manifest-v3" => "bk-20260102T060000Z-manual-fixture-000010",
         "wrong-counts" => "bk-20260102T070000Z-manual-fixture-000011",
         other => panic!("no fixture {other}"),
     }
@@ -33,6 +33,6 @@ pub const BAD: [(&str, &str); 8] = [
     ("absolute", "unsafe path"),
     ("symlink", "symbolic link"),
     ("newer-schema", "newer than the newest migration known (3)"),
-    ("manifest-v2", "manifest_version is 2"),
+    ("manifest-v3", "manifest_version is 3"),
     ("wrong-counts", "the manifest disagrees with its files"),
 ];

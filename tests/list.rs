@@ -26,6 +26,7 @@ fn list_json_has_a_stable_shape_newest_first() {
         assert_eq!(
             keys,
             [
+                "base",
                 "findings",
                 "host",
                 "kind",

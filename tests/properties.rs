@@ -96,6 +96,7 @@ fn database(i: usize) -> impl Strategy<Value = DatabaseEntry> {
                     findings,
                     copied_at,
                     mode,
+                    pages: None,
                 }
             },
         )
@@ -115,6 +116,7 @@ fn file(i: usize) -> impl Strategy<Value = FileEntry> {
             size,
             mode,
             sha256,
+            in_base: false,
         })
 }
 
@@ -143,6 +145,7 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 databases,
                 files,
                 note,
+                base: None,
             },
         )
 }

@@ -1091,3 +1091,19 @@ fn prune_deletes_this_hosts_abandoned_drafts_once_they_are_old() {
     );
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+/// A differential goes up after its base, its release body names the base, and a machine with
+/// only GitHub rebuilds it.
+#[test]
+fn a_differential_restores_from_github_alone() {
+    let fake = fake_with_private_repo(REPO);
+    let app = github_app(&fake, REPO, 800);
+    crate::differential::round_trip_through(&app, &|app, args| run(app, args));
+    let releases = fake.releases(REPO);
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    assert!(
+        releases.iter().any(|r| r.body.contains("\"base\":\"bk-")),
+        "{releases:?}"
+    );
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

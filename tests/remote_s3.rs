@@ -496,3 +496,20 @@ fn a_bucket_of_more_than_a_thousand_snapshots_lists_whole() {
     let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed.len(), 1003);
 }
+
+/// A differential goes up after its base, its record names the base, and a fresh machine
+/// rebuilds it from the bucket alone.
+#[test]
+fn a_differential_restores_from_the_bucket_alone() {
+    let Some(garage) = garage() else { return };
+    let (app, bucket) = app_on(garage, "differential", &garage.endpoint, "");
+    crate::differential::round_trip_through(&app, &|app, args| app.run_s3(garage, args));
+    let keys = keys_in(garage, &bucket);
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.ends_with(".json") && k.starts_with("bk-"))
+            .count(),
+        2,
+        "{keys:?}"
+    );
+}

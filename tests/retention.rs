@@ -293,6 +293,7 @@ fn two_years_of_hourly_runs_converge_on_the_tiers() {
             .map(|t| Candidate {
                 tag: t.clone(),
                 unpushed: local.contains(t) && !remote.contains(t),
+                base: None,
             })
             .collect();
         let plan = retention::plan(&candidates, &policy);
@@ -309,6 +310,7 @@ fn two_years_of_hourly_runs_converge_on_the_tiers() {
             .map(|t| Candidate {
                 tag: t.clone(),
                 unpushed: false,
+                base: None,
             })
             .collect::<Vec<_>>(),
         &policy,
@@ -403,6 +405,7 @@ proptest! {
             .map(|(i, (time, manual, unpushed))| Candidate {
                 tag: tag("laptop", *time, if *manual { "manual" } else { "scheduled" }, i as u32),
                 unpushed: *unpushed,
+                base: None,
             })
             .collect();
         let plan = retention::plan(&candidates, &policy);

@@ -10,8 +10,13 @@ use crate::checks::Findings;
 use crate::error::{Error, Result};
 use crate::tag::{Kind, Tag};
 
-/// The manifest format this build writes; restore refuses versions it does not know.
+/// The manifest format of a full snapshot; restore refuses versions it does not know. Fulls
+/// keep version 1, so every earlier build still restores them.
 pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest format of a differential snapshot: it names its base, and its databases may be
+/// stored as changed pages. A new version, so that builds that know no differentials refuse
+/// one rather than restore half of it.
+pub const DIFFERENTIAL_MANIFEST_VERSION: u32 = 2;
 /// Name of the manifest inside the archive (always the first entry).
 pub const MANIFEST_NAME: &str = "MANIFEST.json";
 
@@ -32,6 +37,33 @@ pub struct Manifest {
     /// no new `manifest_version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The full snapshot a differential needs (version 2 only): a restore rebuilds what this
+    /// archive does not hold from that one archive, never a chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+}
+
+/// The full snapshot a differential was taken against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRef {
+    pub tag: Tag,
+    /// sha256 of the base's archive: a rebuild uses only that very archive.
+    pub sha256: String,
+}
+
+/// How a differential stores a database: the pages that differ from the base's copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPages {
+    /// The member that holds the changed pages (see [`crate::archive::pages`]).
+    pub archive_path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Pages of the database as copied.
+    pub page_count: u64,
+    /// Pages the member holds.
+    pub changed: u64,
+    /// sha256 of the base's copy of this database, which the pages are laid over.
+    pub base_sha256: String,
 }
 
 /// The longest note a snapshot keeps, in characters: a line for `backup list`, well inside a
@@ -119,6 +151,10 @@ pub struct DatabaseEntry {
     /// older manifests.
     #[serde(default)]
     pub mode: Option<u32>,
+    /// In a differential, the pages that changed since the base; then `archive_path`, `size`
+    /// and `sha256` describe the database rebuilt from the base's copy and these pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<StoredPages>,
 }
 
 /// One included plain file.
@@ -131,6 +167,19 @@ pub struct FileEntry {
     /// Unix permission bits.
     pub mode: u32,
     pub sha256: String,
+    /// In a differential: unchanged since the base, so the base's archive holds it, under the
+    /// same path; this archive does not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_base: bool,
+}
+
+/// A file an archive holds, with what it must be.
+pub struct Member<'a> {
+    pub archive_path: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+    /// Permission bits to give the extracted file.
+    pub mode: u32,
 }
 
 impl Manifest {
@@ -152,7 +201,46 @@ impl Manifest {
             .sum()
     }
 
-    /// Total bytes of the files the archive carries.
+    /// Whether this is a differential (it needs its base to restore).
+    pub fn is_differential(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// The files this archive itself holds, after the manifest: each database (or its changed
+    /// pages) and each included file not left in the base.
+    pub fn members(&self) -> impl Iterator<Item = Member<'_>> {
+        let databases = self.databases.iter().map(|d| match &d.pages {
+            Some(pages) => Member {
+                archive_path: &pages.archive_path,
+                size: pages.size,
+                sha256: &pages.sha256,
+                mode: 0o600,
+            },
+            None => Member {
+                archive_path: &d.archive_path,
+                size: d.size,
+                sha256: &d.sha256,
+                mode: 0o600,
+            },
+        });
+        let files = self.files.iter().filter(|f| !f.in_base).map(|f| Member {
+            archive_path: &f.archive_path,
+            size: f.size,
+            sha256: &f.sha256,
+            // Never setuid, setgid or sticky bits from an archive.
+            mode: f.mode & 0o777,
+        });
+        databases.chain(files)
+    }
+
+    /// Total bytes of the members this archive holds (see [`Manifest::members`]).
+    pub fn stored_bytes(&self) -> u64 {
+        self.members()
+            .map(|m| m.size)
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// Total bytes of the files the snapshot restores (a differential's as rebuilt).
     pub fn payload_bytes(&self) -> u64 {
         // Saturating: the sizes come from an archive that may be hostile (found by fuzzing).
         self.databases

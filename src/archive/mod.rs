@@ -8,7 +8,12 @@ pub mod pgzip;
 pub mod read;
 pub(crate) mod write;
 
-pub use manifest::{DatabaseEntry, FileEntry, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
+pub mod pages;
+
+pub use manifest::{
+    BaseRef, DIFFERENTIAL_MANIFEST_VERSION, DatabaseEntry, FileEntry, MANIFEST_NAME,
+    MANIFEST_VERSION, Manifest, StoredPages,
+};
 
 /// How archives are compressed: `[snapshot] compression` and `level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

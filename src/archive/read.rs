@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use super::manifest::{MANIFEST_NAME, MANIFEST_VERSION, Manifest};
+use super::manifest::{DIFFERENTIAL_MANIFEST_VERSION, MANIFEST_NAME, MANIFEST_VERSION, Manifest};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::HashingReader;
 use crate::fsutil::{self, HashingWriter};
@@ -89,17 +89,44 @@ pub fn is_plain_relative(path: &str) -> bool {
 
 /// Checks a manifest on its own: known version, unique plain archive paths, sane names.
 pub fn validate_manifest(manifest: &Manifest) -> std::result::Result<(), String> {
-    if manifest.manifest_version != MANIFEST_VERSION {
+    let differential = manifest.manifest_version == DIFFERENTIAL_MANIFEST_VERSION;
+    if manifest.manifest_version != MANIFEST_VERSION && !differential {
         return Err(format!(
-            "its manifest_version is {}, this build knows {MANIFEST_VERSION}; restore it with the backup-agent version that wrote it ({}) or newer",
+            "its manifest_version is {}, this build knows {MANIFEST_VERSION} and {DIFFERENTIAL_MANIFEST_VERSION}; restore it with the backup-agent version that wrote it ({}) or newer",
             manifest.manifest_version, manifest.tool.version
         ));
+    }
+    // Only a version 2 manifest may leave anything to a base: an older build reads a version 1
+    // manifest as complete.
+    let leaves_to_base = manifest.databases.iter().any(|d| d.pages.is_some())
+        || manifest.files.iter().any(|f| f.in_base);
+    match (&manifest.base, differential) {
+        (None, true) => return Err("it is a differential that names no base".into()),
+        (Some(_), false) => {
+            return Err(format!(
+                "it names a base but its manifest_version is {MANIFEST_VERSION}"
+            ));
+        }
+        (None, false) if leaves_to_base => {
+            return Err("it leaves files to a base it does not name".into());
+        }
+        (Some(base), true) if base.tag == manifest.tag => {
+            return Err("it names itself as its base".into());
+        }
+        (Some(base), true)
+            if base.sha256.len() != 64 || !base.sha256.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            return Err("its base's sha256 is not a sha256".into());
+        }
+        _ => {}
     }
     let mut seen = BTreeSet::new();
     let paths = manifest
         .databases
         .iter()
-        .map(|d| &d.archive_path)
+        .flat_map(|d| {
+            std::iter::once(&d.archive_path).chain(d.pages.as_ref().map(|p| &p.archive_path))
+        })
         .chain(manifest.files.iter().map(|f| &f.archive_path));
     for path in paths {
         if !is_plain_relative(path) || path == MANIFEST_NAME {
@@ -114,7 +141,11 @@ pub fn validate_manifest(manifest: &Manifest) -> std::result::Result<(), String>
         if !names.insert(db.name.as_str()) {
             return Err(format!("the manifest lists database `{}` twice", db.name));
         }
-        if !db.archive_path.starts_with("databases/") {
+        let pages = db.pages.as_ref().map(|p| &p.archive_path);
+        if std::iter::once(&db.archive_path)
+            .chain(pages)
+            .any(|path| !path.starts_with("databases/"))
+        {
             return Err(format!(
                 "database `{}` is stored outside databases/",
                 db.name
@@ -228,9 +259,12 @@ pub fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, String> {
         .and_then(|v| v.manifest_version?.as_u64());
     match version {
         None => return Err("its manifest is not valid JSON with a manifest_version".into()),
-        Some(v) if v != u64::from(MANIFEST_VERSION) => {
+        Some(v)
+            if v != u64::from(MANIFEST_VERSION)
+                && v != u64::from(DIFFERENTIAL_MANIFEST_VERSION) =>
+        {
             return Err(format!(
-                "its manifest_version is {v}, this build knows only {MANIFEST_VERSION}; upgrade backup-agent to restore it"
+                "its manifest_version is {v}, this build knows only {MANIFEST_VERSION} and {DIFFERENTIAL_MANIFEST_VERSION}; upgrade backup-agent to restore it"
             ));
         }
         Some(_) => {}
@@ -239,6 +273,36 @@ pub fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, String> {
         serde_json::from_slice(json).map_err(|e| format!("its manifest does not parse ({e})"))?;
     validate_manifest(&manifest)?;
     Ok(manifest)
+}
+
+/// Streams the member `path` of `archive` to `visit`, after the archive's manifest has been
+/// read and checked; `None` when the archive does not hold it. Nothing is written anywhere: the
+/// caller checks what it reads (against the manifest's sha256).
+///
+/// # Errors
+/// An archive that cannot be read or is refused, or what `visit` returns.
+pub fn read_member<T>(
+    archive: &Path,
+    path: &str,
+    visit: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+) -> Result<Option<T>> {
+    let file = fs::File::open(archive).at("cannot open archive", archive)?;
+    let decoder = Decoder::new(io::BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| bad(archive, unreadable(&e)))?;
+    let mut tar = tar::Archive::new(decoder);
+    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
+    first_manifest(archive, &mut entries, None)?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(archive, unreadable(&e)))?;
+        if entry.path_bytes().as_ref() == path.as_bytes()
+            && entry.header().entry_type() == tar::EntryType::Regular
+        {
+            return visit(&mut entry)
+                .map(Some)
+                .map_err(|e| bad(archive, unreadable(&e)));
+        }
+    }
+    Ok(None)
 }
 
 /// Describes a read failure of the compressed stream.
@@ -322,28 +386,20 @@ pub fn extract_with(
     let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
     let manifest = first_manifest(archive, &mut entries, known)?.manifest;
 
-    let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
-    for db in &manifest.databases {
-        expected.insert(
-            db.archive_path.clone(),
-            Expected {
-                size: db.size,
-                sha256: db.sha256.clone(),
-                mode: 0o600,
-            },
-        );
-    }
-    for f in &manifest.files {
-        expected.insert(
-            f.archive_path.clone(),
-            Expected {
-                size: f.size,
-                sha256: f.sha256.clone(),
-                // Never setuid, setgid or sticky bits from an archive.
-                mode: f.mode & 0o777,
-            },
-        );
-    }
+    // What this archive holds itself: a differential leaves the rest to its base.
+    let expected: BTreeMap<String, Expected> = manifest
+        .members()
+        .map(|m| {
+            (
+                m.archive_path.to_string(),
+                Expected {
+                    size: m.size,
+                    sha256: m.sha256.to_string(),
+                    mode: m.mode,
+                },
+            )
+        })
+        .collect();
     // Folders an entry may legitimately name: every proper prefix of a listed path.
     let folders: BTreeSet<String> = expected
         .keys()
@@ -354,7 +410,7 @@ pub fn extract_with(
         })
         .collect();
 
-    progress.phase("extracting", manifest.payload_bytes());
+    progress.phase("extracting", manifest.stored_bytes());
     let mut done = BTreeSet::new();
     let mut writer = BackgroundWriter::start();
     // Files of one folder come one after another: its folder is made once.

@@ -33,6 +33,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
             false,
             Kind::Manual,
             None,
+            false,
             true,
             progress,
         )?;
@@ -46,7 +47,7 @@ pub fn run(args: &Args, progress: &dyn Progress) -> Result<u8, Error> {
     }
     let config = crate::load_config_and_recover_restore(Some(&config_path))?;
     crate::interrupt::clean_up_on_signal(&config.local_dir, "now")?;
-    let report = run::snapshot_and_push(&config, Kind::Manual, None, progress)?;
+    let report = run::snapshot_and_push(&config, Kind::Manual, None, false, progress)?;
     let remote = catalog::open_remote(&config);
     let (snapshots, _) = catalog::list(&config.local_dir, remote.as_ref())?;
     let out = serde_json::json!({

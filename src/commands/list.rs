@@ -120,6 +120,7 @@ fn explain(
             tag: e.tag.clone(),
             unpushed: remote_known && matches!(e.location, Location::Local | Location::Differ)
                 || !remote_known && e.location != Location::Remote,
+            base: e.base.clone(),
         })
         .collect();
     retention::plan_scoped(candidates, policy, scope)
@@ -233,6 +234,10 @@ fn table(entries: &[ListEntry], explained: &[String], wide: bool) -> String {
         "SIZE",
         "WHERE",
     ];
+    let forms = wide || entries.iter().any(|e| e.base.is_some());
+    if forms {
+        header.push("FORM");
+    }
     if checks {
         header.push("CHECKS");
     }
@@ -270,6 +275,22 @@ fn table(entries: &[ListEntry], explained: &[String], wide: bool) -> String {
                     e.location.as_str().to_string()
                 },
             ];
+            if forms {
+                let short = |tag: &Tag| {
+                    if wide {
+                        tag.to_string()
+                    } else {
+                        tag.suffix().to_string()
+                    }
+                };
+                row.push(match &e.base {
+                    None => "full".to_string(),
+                    Some(base) if e.base_missing => {
+                        format!("diff of {} (base missing!)", short(base))
+                    }
+                    Some(base) => format!("diff of {}", short(base)),
+                });
+            }
             if checks {
                 row.push(match e.findings {
                     Some(0) => "ok".to_string(),

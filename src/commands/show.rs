@@ -73,6 +73,13 @@ fn render(report: &ShowReport) {
     if let Some(note) = &report.note {
         lines.push(("note", note.clone()));
     }
+    lines.push((
+        "form",
+        match &report.base {
+            None => "full".to_string(),
+            Some(base) => format!("differential of {base} (a restore reads that full too)"),
+        },
+    ));
     lines.push(("where", where_line(report)));
     lines.push((
         "checks",
@@ -106,6 +113,12 @@ fn render(report: &ShowReport) {
             db.journal_mode,
             count(db.rows, "row", "rows")
         );
+        if let Some(changed) = db.changed_pages {
+            outln!(
+                "  stored as {} changed since the base",
+                count(changed, "page", "pages")
+            );
+        }
         match &db.findings {
             Some(f) if !f.is_empty() => {
                 for line in &f.integrity {

@@ -37,6 +37,7 @@ struct Shown<'a> {
 struct ShownSnapshot {
     compression: backup_agent::archive::Compression,
     level: i32,
+    full_every: backup_agent::schedule::Interval,
 }
 
 #[derive(Serialize)]
@@ -83,6 +84,7 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
         snapshot: ShownSnapshot {
             compression: config.snapshot.compression,
             level: config.snapshot.level(),
+            full_every: config.snapshot.full_every,
         },
     };
     if args.json {

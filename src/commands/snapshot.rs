@@ -26,11 +26,24 @@ pub struct Args {
     pub note: Option<String>,
 }
 
+/// `backup now`: [`Args`], and whether it may store only what changed.
+#[derive(Debug, clap::Args)]
+pub struct NowArgs {
+    #[command(flatten)]
+    pub common: Args,
+
+    /// Store only what changed since the last full snapshot (taken within [snapshot] full_every), as `run` does; without it a manual snapshot is a full that stands alone
+    #[arg(long)]
+    pub diff: bool,
+}
+
 #[derive(Serialize)]
 struct JsonReport<'a> {
     ok: bool,
     tag: &'a Tag,
     kind: Kind,
+    /// The full snapshot this one is a differential of; `null` for a full.
+    base: Option<&'a Tag>,
     /// The note given with `--note`.
     note: Option<&'a str>,
     archive: &'a Path,
@@ -57,6 +70,7 @@ pub fn run(
     config: Option<&Path>,
     args: &Args,
     manual: bool,
+    diff: bool,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
     let kind = if manual {
@@ -71,6 +85,8 @@ pub fn run(
         args.json,
         kind,
         args.note.as_deref(),
+        // A scheduled run stores what changed when it can; a manual snapshot only when asked.
+        !manual || diff,
         show,
         progress,
     )
@@ -82,6 +98,7 @@ pub fn execute(
     json: bool,
     kind: Kind,
     note: Option<&str>,
+    differential: bool,
     show: bool,
     progress: &dyn Progress,
 ) -> Result<u8, Error> {
@@ -91,7 +108,7 @@ pub fn execute(
         Kind::Scheduled => "run",
     };
     crate::interrupt::clean_up_on_signal(&config.local_dir, command)?;
-    let report = run::snapshot_and_push(&config, kind, note, progress)?;
+    let report = run::snapshot_and_push(&config, kind, note, differential, progress)?;
     if json || show {
         render(&config, &report, json);
     }
@@ -154,6 +171,7 @@ fn render(config: &Config, report: &RunReport, json: bool) {
             ok: report.push_error.is_none() && report.damaged.is_empty(),
             tag: &snapshot.tag,
             kind: snapshot.tag.kind(),
+            base: manifest.base.as_ref().map(|b| &b.tag),
             note: manifest.note.as_deref(),
             archive: &snapshot.archive,
             size: snapshot.size,
@@ -183,6 +201,13 @@ fn render(config: &Config, report: &RunReport, json: bool) {
         human_bytes(snapshot.size),
         (snapshot.copy_time + snapshot.pack_time).as_secs_f64()
     );
+    if let Some(base) = &manifest.base {
+        outln!(
+            "  differential of {}: {} changed, the rest stays in that full",
+            base.tag,
+            human_bytes(manifest.stored_bytes())
+        );
+    }
     outln!("  saved as {}", config.display_path(&snapshot.archive));
     match &report.remote {
         None => outln!(

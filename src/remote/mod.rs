@@ -281,6 +281,9 @@ pub struct RemoteSnapshot {
     /// The snapshot's note (`backup now --note`), when the remote's own record carries it (a
     /// GitHub release body) without reading the archive.
     pub note: Option<String>,
+    /// The full snapshot this one is a differential of, as the remote's record (or, for a
+    /// folder, the archive's manifest) says; `None` for a full, or when nothing says.
+    pub base: Option<Tag>,
 }
 
 impl RemoteSnapshot {
@@ -313,6 +316,7 @@ pub(crate) fn snapshot_record(upload: &Upload<'_>) -> serde_json::Value {
         "files": manifest.map(|m| m.files.len()),
         "findings": manifest.and_then(|m| m.findings_count()),
         "note": manifest.and_then(|m| m.note.as_deref()),
+        "base": manifest.and_then(|m| m.base.as_ref()).map(|b| b.tag.as_str()),
     })
 }
 
@@ -334,8 +338,14 @@ pub(crate) fn snapshot_from_record(
         note: record
             .and_then(|r| r["note"].as_str())
             .and_then(|n| crate::archive::manifest::clean_note(n).ok()),
+        base: record.and_then(base_of_record),
         tag,
     }
+}
+
+/// The base a remote's record names (see [`snapshot_record`]).
+pub(crate) fn base_of_record(record: &serde_json::Value) -> Option<Tag> {
+    record["base"].as_str().and_then(Tag::parse)
 }
 
 /// What `init` found or made.
@@ -586,6 +596,7 @@ mod tests {
             sha256: Some("ab".into()),
             findings: None,
             note: None,
+            base: None,
         };
         assert!(found.matches_record(Some("ab")));
         assert!(!found.matches_record(Some("cd")));

@@ -19,6 +19,7 @@ pub mod live;
 mod only;
 mod places;
 mod prepare;
+mod rebuild;
 mod rollback;
 pub mod stage;
 pub mod swap;

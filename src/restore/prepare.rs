@@ -32,6 +32,8 @@ pub(super) struct Located {
     notes: Vec<String>,
     /// The local copy is known to be damaged (`checked.json`): the remote copy is used instead.
     local_damaged: bool,
+    /// Only remote copies may be used (`verify --remote`), a differential's base too.
+    remote_only: bool,
 }
 
 /// Which copies of a snapshot may be used.
@@ -124,6 +126,7 @@ pub(super) fn locate(
         tag,
         remote_error,
         notes,
+        remote_only,
     };
     Ok(located)
 }
@@ -157,6 +160,7 @@ pub(super) fn locate_all(
         remote_error: None,
         notes: Vec::new(),
         local_damaged: false,
+        remote_only,
     };
     if !remote_only {
         let damaged = integrity::known_damaged(&config.local_dir);
@@ -351,9 +355,12 @@ pub(super) fn prepare(
     let payload = staging.path().join("payload");
     let into = Destination {
         payload: &payload,
+        staging: staging.path(),
         parent: &parent,
         files,
         only,
+        remote,
+        remote_only: located.remote_only,
     };
     let local_record = located.local.as_deref().and_then(fsutil::read_checksum);
     let mut local_damaged = located.local_damaged;
@@ -480,10 +487,16 @@ pub(super) fn prepare(
 #[derive(Clone, Copy)]
 struct Destination<'a> {
     payload: &'a Path,
+    /// The staging folder that holds `payload`; a differential's base is downloaded here.
+    staging: &'a Path,
     /// The folder that holds the staging folder, for the free-space check.
     parent: &'a Path,
     files: Files<'a>,
     only: Option<&'a Only>,
+    /// Where a differential's base is found when the local folder has no good copy.
+    remote: Option<&'a Remote>,
+    /// A differential's base is taken from the remote even when a local copy exists.
+    remote_only: bool,
 }
 
 /// A snapshot's archive extracted into the staging payload, with where its contents belong.
@@ -513,9 +526,12 @@ fn unpack(
 ) -> Result<Unpacked> {
     let Destination {
         payload,
+        staging,
         parent,
         files,
         only,
+        remote,
+        remote_only,
     } = *into;
     let read = read_manifest_as_read(archive)?;
     let manifest = &read.manifest;
@@ -534,7 +550,7 @@ fn unpack(
     let Targets {
         dbs: db_lives,
         files: file_lives,
-        notes,
+        mut notes,
     } = targets(config, manifest, only)?;
     // A restore leaves a live file that is already the snapshot's copy where it is: nothing
     // to stage, set aside or move (most of a queue folder, after one bad DELETE).
@@ -569,12 +585,25 @@ fn unpack(
                     .map(|(entry, _)| entry.archive_path.clone()),
             ),
     );
+    let check_only_files = matches!(files, Files::CheckOnly);
     let files = match files {
         Files::Write => Files::WriteExcept(&skip),
         other => other,
     };
     fsutil::create_private_dir(payload).at("cannot create staging folder", payload)?;
     let extracted = extract_with(archive, payload, archive_sha, files, Some(read), progress)?;
+    if extracted.manifest.is_differential() {
+        let rebuild = super::rebuild::Rebuild {
+            config,
+            remote,
+            staging,
+            payload,
+            check_only_files,
+            skip: &skip,
+            remote_only,
+        };
+        notes.push(rebuild.complete(&extracted.manifest, progress)?);
+    }
     Ok(Unpacked {
         extracted,
         db_lives,

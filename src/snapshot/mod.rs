@@ -2,6 +2,7 @@
 //! folder, checks on the copies, `MANIFEST.json` computed from the copies, and one
 //! `<tag>.tar.gz` (or `.tar.zst`) written durably into the local snapshot folder.
 
+mod differential;
 mod hot_copy;
 pub(crate) use hot_copy::{probe_database, read_live_counts};
 
@@ -14,7 +15,11 @@ use std::time::{Duration, Instant};
 
 use chrono::SubsecRound;
 
-use crate::archive::{self, DatabaseEntry, FileEntry, MANIFEST_VERSION, Manifest, manifest};
+use crate::archive::pages;
+use crate::archive::{
+    self, BaseRef, DIFFERENTIAL_MANIFEST_VERSION, DatabaseEntry, FileEntry, MANIFEST_VERSION,
+    Manifest, StoredPages, manifest,
+};
 use crate::config::{Config, DatabaseConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TempPath};
@@ -51,7 +56,9 @@ struct IncludedFile {
 }
 
 /// Takes a snapshot of everything `config` names into `config.local_dir`, with the user's
-/// `note` (already cleaned by [`crate::archive::manifest::clean_note`]) in its manifest.
+/// `note` (already cleaned by [`crate::archive::manifest::clean_note`]) in its manifest. With
+/// `differential`, it stores only what changed since the last full when one may serve as its
+/// base (see [`differential::choose_base`]), unless that is more than half of the full.
 ///
 /// The caller holds the run lock. Nothing is left behind on failure: the staging folder and the
 /// temporary archive are removed.
@@ -64,6 +71,7 @@ pub fn take(
     config: &Config,
     kind: Kind,
     note: Option<&str>,
+    differential: bool,
     progress: &dyn Progress,
 ) -> Result<Snapshot> {
     let started = Instant::now();
@@ -100,8 +108,19 @@ pub fn take(
     let db_dir = staging.path().join("databases");
     fsutil::create_private_dir(&db_dir).at("cannot create staging folder", &db_dir)?;
 
+    let mut base = if differential {
+        differential::choose_base(config, taken)
+            .map_err(|why| tracing::info!("a full snapshot: {why}"))
+            .ok()
+    } else {
+        None
+    };
+    // The page hashes of every copy: kept if this snapshot ends up a full.
+    let hashes_dir = staging.path().join("page-hashes");
+    fsutil::create_private_dir(&hashes_dir).at("cannot create staging folder", &hashes_dir)?;
+
     let mut databases = Vec::new();
-    let mut staged = Vec::new();
+    let mut copies = Vec::new();
     // The estimate is the live files' size; a copy can differ by what the WAL holds.
     let estimate = config
         .databases
@@ -118,14 +137,36 @@ pub fn take(
             .ok()
             .map(|m| m.permissions().mode() & 0o7777);
         let (journal_mode, copied_at) = hot_copy::copy_database(db, &copy_path)?;
+        let pages_path = fsutil::with_suffix(&copy_path, ".pages");
+        let base_hashes = |page_size| base.as_ref()?.hashes(&db.name, page_size);
         // The check and the hash each read the whole copy: run them side by side.
-        let (facts, hashed) = std::thread::scope(|s| {
-            let hashing = s.spawn(|| fsutil::hash_file(&copy_path));
+        let (facts, scanned) = std::thread::scope(|s| {
+            let hashing = s.spawn(|| {
+                scan_copy(
+                    &copy_path,
+                    &hashes_dir.join(&db.name),
+                    &pages_path,
+                    base_hashes,
+                )
+            });
             let facts = hot_copy::inspect_copy(db, &copy_path);
             (facts, hashing.join().expect("hash thread panicked"))
         });
         let facts = facts?;
-        let (size, sha256) = hashed?;
+        let (size, sha256, stored_pages) = scanned?;
+        let stored_pages = stored_pages.map(|(page_count, written)| StoredPages {
+            archive_path: format!("{archive_path}.pages"),
+            size: written.size,
+            sha256: written.sha256,
+            page_count,
+            changed: written.changed,
+            base_sha256: base
+                .as_ref()
+                .and_then(|b| b.database(&db.name))
+                .map(|d| d.sha256.clone())
+                .unwrap_or_default(),
+        });
+        copies.push((copy_path.clone(), pages_path));
         databases.push(DatabaseEntry {
             name: db.name.clone(),
             path: config.display_path(&db.path),
@@ -139,13 +180,7 @@ pub fn take(
             findings: Some(facts.findings),
             copied_at: Some(copied_at),
             mode,
-        });
-        staged.push(archive::write::Member {
-            archive_path,
-            source: copy_path,
-            offset: 0,
-            size,
-            mode: 0o600,
+            pages: stored_pages,
         });
         progress.advance(size);
     }
@@ -156,6 +191,7 @@ pub fn take(
     // 50,000 small files is then one file made and removed, not 50,000 (whose freed inodes a
     // file system such as ext4 makes the next 50,000 creations step around for minutes).
     let mut file_entries = Vec::new();
+    let mut file_offsets = Vec::new();
     let blob_path = staging.path().join("files.blob");
     let mut blob = Blob {
         writer: std::io::BufWriter::with_capacity(1 << 20, fsutil::create_private(&blob_path)?),
@@ -172,14 +208,9 @@ pub fn take(
             size,
             mode,
             sha256,
+            in_base: false,
         });
-        staged.push(archive::write::Member {
-            archive_path: file.archive_path.clone(),
-            source: blob_path.clone(),
-            offset,
-            size,
-            mode,
-        });
+        file_offsets.push(offset);
     }
     blob.writer
         .flush()
@@ -187,8 +218,82 @@ pub fn take(
     drop(blob);
     let copy_time = started.elapsed();
 
+    if let Some(full) = &base {
+        let unchanged: HashSet<(&str, u64, &str, u32)> = full
+            .manifest
+            .files
+            .iter()
+            .map(|f| (f.archive_path.as_str(), f.size, f.sha256.as_str(), f.mode))
+            .collect();
+        for file in &mut file_entries {
+            file.in_base = unchanged.contains(&(
+                file.archive_path.as_str(),
+                file.size,
+                file.sha256.as_str(),
+                file.mode,
+            ));
+        }
+    }
+    let changed_bytes: u64 = databases
+        .iter()
+        .map(|d| d.pages.as_ref().map_or(d.size, |p| p.size))
+        .chain(file_entries.iter().filter(|f| !f.in_base).map(|f| f.size))
+        .sum();
+    if let Some(full) = &base
+        && changed_bytes > full.manifest.payload_bytes() / 2
+    {
+        tracing::info!(
+            "a full snapshot: {} changed since {}, more than half of it",
+            crate::units::human_bytes(changed_bytes),
+            full.tag
+        );
+        base = None;
+    }
+    if base.is_none() {
+        for db in &mut databases {
+            db.pages = None;
+        }
+        for file in &mut file_entries {
+            file.in_base = false;
+        }
+    }
+    let mut staged = Vec::new();
+    for (db, (copy, pages)) in databases.iter().zip(&copies) {
+        staged.push(match &db.pages {
+            Some(stored) => archive::write::Member {
+                archive_path: stored.archive_path.clone(),
+                source: pages.clone(),
+                offset: 0,
+                size: stored.size,
+                mode: 0o600,
+            },
+            None => archive::write::Member {
+                archive_path: db.archive_path.clone(),
+                source: copy.clone(),
+                offset: 0,
+                size: db.size,
+                mode: 0o600,
+            },
+        });
+    }
+    for (file, offset) in file_entries.iter().zip(file_offsets) {
+        if !file.in_base {
+            staged.push(archive::write::Member {
+                archive_path: file.archive_path.clone(),
+                source: blob_path.clone(),
+                offset,
+                size: file.size,
+                mode: file.mode,
+            });
+        }
+    }
+
     let manifest = Manifest {
-        manifest_version: MANIFEST_VERSION,
+        manifest_version: if base.is_some() {
+            DIFFERENTIAL_MANIFEST_VERSION
+        } else {
+            MANIFEST_VERSION
+        },
         tag: tag.clone(),
         created_at,
         kind,
@@ -197,13 +302,22 @@ pub fn take(
         databases,
         files: file_entries,
         note: note.map(str::to_string),
+        base: base.as_ref().map(|b| BaseRef {
+            tag: b.tag.clone(),
+            sha256: b.sha256.clone(),
+        }),
     };
     let pack_started = Instant::now();
     let name = format!("{tag}{}", config.snapshot.compression.extension());
     let archive_path = local.join(&name);
     let temp = TempPath::new(local.join(format!("{TEMP_PREFIX}{name}")));
-    let (size, sha256) =
-        archive::write::write_archive(temp.path(), &manifest, &staged, &config.snapshot, progress)?;
+    let (size, sha256) = archive::write::write_archive(
+        temp.path(),
+        &manifest,
+        &staged,
+        &config.snapshot.packing(),
+        progress,
+    )?;
     crate::failpoint::hit("archive-written");
     // The record first: an archive never exists without it (a record alone is harmless).
     fsutil::write_checksum(&archive_path, &sha256)?;
@@ -213,6 +327,10 @@ pub fn take(
     }
     crate::failpoint::hit("archive-renamed");
     fsutil::sync_dir(local)?;
+    match &base {
+        Some(full) => differential::keep_hashes(local, &full.tag, None),
+        None => differential::keep_hashes(local, &tag, Some(&hashes_dir)),
+    }
     drop(staging);
     Ok(Snapshot {
         tag,
@@ -223,6 +341,48 @@ pub fn take(
         copy_time,
         pack_time: pack_started.elapsed(),
     })
+}
+
+/// What a pass over a database copy gives: its size and sha256, and with a base, the page count
+/// and the pages member written.
+type ScannedCopy = (u64, String, Option<(u64, pages::PagesWritten)>);
+
+/// Reads the copy at `copy` once: its sha256, its page hashes into `hashes`, and, when
+/// `base_hashes` gives the base's hashes for the copy's page size, the changed pages into `pages`.
+/// A copy whose page size cannot be read is only hashed (it is then stored whole).
+fn scan_copy(
+    copy: &Path,
+    hashes: &Path,
+    pages_path: &Path,
+    base_hashes: impl Fn(u32) -> Option<pages::PageHashes>,
+) -> Result<ScannedCopy> {
+    let Ok(page_size) = pages::page_size_of_file(copy) else {
+        let (size, sha256) = fsutil::hash_file(copy)?;
+        return Ok((size, sha256, None));
+    };
+    let mut input = std::io::BufReader::with_capacity(
+        1 << 20,
+        fs::File::open(copy).at("cannot read staged copy", copy)?,
+    );
+    let mut base = base_hashes(page_size);
+    let mut out = match &base {
+        Some(_) => Some(fsutil::create_private(pages_path)?),
+        None => None,
+    };
+    let scanned = pages::scan(
+        &mut input,
+        page_size,
+        hashes,
+        base.as_mut()
+            .zip(out.as_mut())
+            .map(|(h, o)| (h, o as &mut dyn Write)),
+    )
+    .at("cannot hash staged copy", copy)?;
+    Ok((
+        scanned.size,
+        scanned.sha256,
+        scanned.pages.map(|p| (scanned.page_count, p)),
+    ))
 }
 
 /// Size of a database with its WAL: the most its copy can take.

@@ -61,6 +61,7 @@ pub(super) fn snapshot_of(release: &Release) -> Option<RemoteSnapshot> {
             .as_ref()
             .and_then(|r| r["note"].as_str())
             .and_then(|n| crate::archive::manifest::clean_note(n).ok()),
+        base: recorded.as_ref().and_then(super::super::base_of_record),
         tag,
     })
 }

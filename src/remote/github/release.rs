@@ -209,8 +209,17 @@ pub(super) fn release_body(upload: &Upload<'_>, pieces: &[Piece]) -> String {
             upload.sha256
         ),
     };
+    let base = manifest
+        .and_then(|m| m.base.as_ref())
+        .map(|b| {
+            format!(
+                "\n\nA differential of {}: restoring it needs that release too.",
+                b.tag
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{words}{note}\n\nRestore with `backup restore {}`.\n\n{BODY_MARKER}{record} -->\n",
+        "{words}{base}{note}\n\nRestore with `backup restore {}`.\n\n{BODY_MARKER}{record} -->\n",
         upload.tag
     )
 }
@@ -405,6 +414,7 @@ mod tests {
             databases: Vec::new(),
             files: Vec::new(),
             note: Some(note.into()),
+            base: None,
         };
         let upload = Upload {
             tag: &tag,
