@@ -95,6 +95,8 @@ enum Plan {
 // The steps a kill lands at, by failpoint (src/failpoint.rs), one list per phase.
 const SNAPSHOT_STEPS: &[&str] = &["snapshot-copied", "archive-written", "archive-renamed"];
 const PUSH_STEPS: &[&str] = &["push-started"];
+/// Retention after the push, between the deletions of two snapshots (differentials go first).
+const PRUNE_STEPS: &[&str] = &["prune-deleted"];
 /// The end of a run: the write of `last_run.json`.
 const RECORD_STEPS: &[&str] = &["temp-written-last_run.json"];
 const RESTORE_CHECK_STEPS: &[&str] = &["restore-extracted", "restore-checked"];
@@ -107,11 +109,12 @@ const SWAP_STEPS: &[&str] = &[
     "swap-committed",
 ];
 
-/// A quarter of the runs die (with 12 finishing): one in each phase, and one at a random
-/// moment, every 16 cycles.
+/// Close to a third of the runs die (with 12 finishing): one in each phase, and one at a random
+/// moment, every 17 cycles.
 const RUN_KILLS: &[Plan] = &[
     Plan::KillAt(SNAPSHOT_STEPS),
     Plan::KillAt(PUSH_STEPS),
+    Plan::KillAt(PRUNE_STEPS),
     Plan::KillAt(RECORD_STEPS),
     Plan::KillAnywhere(250),
 ];
@@ -229,6 +232,8 @@ struct Summary {
     /// Kills meant that did not land in a command (it had ended, or ended before the step).
     kills_missed: BTreeMap<String, u64>,
     restores_verified: u64,
+    /// Drills of a differential: rebuilt from its base on a machine without local copies.
+    differentials_verified: u64,
     restores_swapped: u64,
     writer_commits: u64,
     violations: Vec<String>,
@@ -268,6 +273,8 @@ name = "notes"
 path = "data/notes.db"
 [local]
 dir = "backups"
+[retention]
+hourly = 6
 [remote]
 type = "github"
 repo = "{REPO}"
@@ -464,6 +471,36 @@ impl Soak {
         v.as_array().cloned().unwrap_or_default()
     }
 
+    /// Invariant 13: every differential has its base beside it, locally and on the remote, after
+    /// every command (a killed prune included).
+    fn check_bases(&mut self, after: &str) {
+        let entries = self.list();
+        let place = |tag: &Value| {
+            entries
+                .iter()
+                .find(|e| &e["tag"] == tag)
+                .map(|e| e["where"].as_str().unwrap_or("").to_string())
+        };
+        let mut broken = Vec::new();
+        for entry in entries.iter().filter(|e| !e["base"].is_null()) {
+            let here = entry["where"].as_str().unwrap_or("");
+            let base = place(&entry["base"]).unwrap_or_default();
+            let on_remote = |w: &str| matches!(w, "both" | "remote" | "differ");
+            let local = |w: &str| matches!(w, "both" | "local" | "differ");
+            if (on_remote(here) && !on_remote(&base)) || (local(here) && !local(&base)) {
+                broken.push(format!(
+                    "{} ({here}) base {} ({base})",
+                    entry["tag"], entry["base"]
+                ));
+            }
+        }
+        if !broken.is_empty() {
+            self.violate(format!(
+                "13: a differential without its base after {after}: {broken:?}"
+            ));
+        }
+    }
+
     /// Invariant 4: after a clean run, local and remote hold the same snapshots.
     fn check_converged(&mut self) {
         let entries = self.list();
@@ -490,10 +527,24 @@ impl Soak {
         if on_remote.is_empty() {
             return;
         }
-        let tag = on_remote[self.rng.below(on_remote.len() as u64) as usize].clone();
+        let differentials: Vec<String> = entries
+            .iter()
+            .filter(|e| !e["base"].is_null() && on_remote.iter().any(|t| e["tag"] == t.as_str()))
+            .filter_map(|e| e["tag"].as_str().map(str::to_string))
+            .collect();
+        // Every other drill takes a differential when there is one: the rebuild from a base
+        // downloaded from the remote.
+        let tag = if !differentials.is_empty() && self.rng.chance(50) {
+            differentials[self.rng.below(differentials.len() as u64) as usize].clone()
+        } else {
+            on_remote[self.rng.below(on_remote.len() as u64) as usize].clone()
+        };
         let out = self.run(true, &["verify", &tag]);
         if out.status.success() {
             self.summary.restores_verified += 1;
+            if differentials.contains(&tag) {
+                self.summary.differentials_verified += 1;
+            }
         } else {
             self.violate(format!(
                 "1: {tag} is listed on the remote but does not verify: {}",
@@ -611,6 +662,7 @@ impl Soak {
             // The next command cleans up after the killed one, and the live data is whole.
             let _ = self.list();
             self.check_no_leftovers("a killed run and the next command");
+            self.check_bases("a killed run");
             let _open = writer.gate.lock().unwrap();
             self.check_integrity("a killed run");
         } else {
@@ -618,6 +670,7 @@ impl Soak {
             match out.status.code() {
                 Some(0) => {
                     self.check_no_leftovers("run");
+                    self.check_bases("a run");
                     let unused = self.fake.clear_faults() as u64;
                     self.summary.faults_unused += unused;
                     if unused == 0 {
@@ -636,7 +689,7 @@ impl Soak {
         if self.summary.cycles.is_multiple_of(5) {
             self.drill();
         }
-        if self.summary.cycles.is_multiple_of(12) {
+        if self.summary.cycles.is_multiple_of(9) {
             self.restore(writer);
         }
     }
@@ -650,6 +703,7 @@ impl Soak {
             self.violate(format!("final run failed: {}", stderr(&out)));
         }
         self.check_converged();
+        self.check_bases("the final run");
         self.check_no_leftovers("the final run");
         self.check_token_at_rest();
         for v in self.fake.violations() {
@@ -705,12 +759,13 @@ fn soak(cycles: u64, seed: u64) -> Summary {
     let mut s = std::mem::take(&mut soak.summary);
     s.writer_commits = rows;
     println!(
-        "soak (seed {seed}): {} cycles, {} faults injected ({} met by a request), {} kills, {} restores verified, {} restore swaps, {rows} writer commits, {} violations",
+        "soak (seed {seed}): {} cycles, {} faults injected ({} met by a request), {} kills, {} restores verified ({} differentials), {} restore swaps, {rows} writer commits, {} violations",
         s.cycles,
         s.faults_injected,
         s.faults_injected - s.faults_unused,
         s.kills(),
         s.restores_verified,
+        s.differentials_verified,
         s.restores_swapped,
         s.violations.len()
     );
@@ -747,6 +802,7 @@ fn soak_short() {
     for (phase, steps) in [
         ("snapshot", SNAPSHOT_STEPS),
         ("push", PUSH_STEPS),
+        ("prune", PRUNE_STEPS),
         ("record", RECORD_STEPS),
         ("swap", SWAP_STEPS),
     ] {
@@ -756,6 +812,7 @@ fn soak_short() {
         );
     }
     assert!(summary.restores_swapped > 0, "{summary:?}");
+    assert!(summary.differentials_verified > 0, "{summary:?}");
     assert!(
         summary.faults_injected > summary.faults_unused,
         "{summary:?}"
