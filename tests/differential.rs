@@ -90,10 +90,25 @@ fn change_a_little(app: &App) {
     fs::write(app.path("data/queue/job-4.json"), "{\"job\":4}").unwrap();
 }
 
+/// The archive of `tag` in the app's folder `rel`, whichever compression made it.
+fn archive_of(app: &App, rel: &str, tag: &str) -> std::path::PathBuf {
+    ["tar.gz", "tar.zst"]
+        .iter()
+        .map(|ext| app.path(&format!("{rel}/{tag}.{ext}")))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no archive of {tag} in {rel}"))
+}
+
+/// The tags of the archives in the app's folder `rel`, oldest first.
+fn tags_in(app: &App, rel: &str) -> Vec<String> {
+    app.archives(rel)
+        .iter()
+        .map(|name| name.split(".tar.").next().unwrap().to_string())
+        .collect()
+}
+
 fn archive_size(app: &App, tag: &str) -> u64 {
-    fs::metadata(app.path(&format!("backups/{tag}.tar.gz")))
-        .unwrap()
-        .len()
+    fs::metadata(archive_of(app, "backups", tag)).unwrap().len()
 }
 
 #[test]
@@ -266,9 +281,9 @@ fn a_differential_whose_base_is_gone_is_refused_by_name_and_the_next_run_takes_a
     let full_tag = full["tag"].as_str().unwrap();
     assert_eq!(diff["base"], full_tag);
     for place in ["backups", "remote"] {
-        for suffix in ["", ".sha256"] {
-            fs::remove_file(app.path(&format!("{place}/{full_tag}.tar.gz{suffix}"))).unwrap();
-        }
+        let archive = archive_of(&app, place, full_tag);
+        fs::remove_file(format!("{}.sha256", archive.display())).unwrap();
+        fs::remove_file(archive).unwrap();
     }
 
     let listed = app.list_json();
@@ -333,12 +348,9 @@ fn retention_keeps_the_base_of_a_kept_differential_and_says_so() {
         tags.push(out["tag"].as_str().unwrap().to_string());
     }
     // Only the newest hour is kept, and with it its base; the middle differential goes.
-    let held = app.archives("remote");
-    assert_eq!(
-        held,
-        [format!("{}.tar.gz", tags[0]), format!("{}.tar.gz", tags[2])]
-    );
-    assert_eq!(app.archives("backups"), held);
+    let held = tags_in(&app, "remote");
+    assert_eq!(held, [tags[0].clone(), tags[2].clone()]);
+    assert_eq!(tags_in(&app, "backups"), held);
     let out = app.run_at("2026-03-01T12:30:00Z", &["prune", "--dry-run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
@@ -381,15 +393,14 @@ fn a_prune_killed_half_way_leaves_no_differential_without_its_base() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0), "killed at its first deletion");
     for place in ["backups", "remote"] {
-        let listed = app.archives(place);
-        for name in &listed {
-            let manifest =
-                backup_agent::archive::read::read_manifest(&app.path(&format!("{place}/{name}")))
-                    .unwrap();
+        let listed = tags_in(&app, place);
+        for tag in &listed {
+            let archive = archive_of(&app, place, tag);
+            let manifest = backup_agent::archive::read::read_manifest(&archive).unwrap();
             if let Some(base) = manifest.base {
                 assert!(
-                    listed.contains(&format!("{}.tar.gz", base.tag)),
-                    "{place}: {name} without its base {}: {listed:?}",
+                    listed.contains(&base.tag.to_string()),
+                    "{place}: {tag} without its base {}: {listed:?}",
                     base.tag
                 );
             }

@@ -717,7 +717,10 @@ fn newest_local_archive(dir: &Path) -> Option<PathBuf> {
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.ends_with(".tar.gz") || name.ends_with(".tar.zst")
+        })
         .collect();
     archives.sort();
     archives.pop()

@@ -95,6 +95,12 @@ pub(super) fn choose_base(config: &Config, now: DateTime<Utc>) -> Result<Base, S
         return Err(format!("the last full, {tag}, has no checksum record"));
     };
     let folder = hashes_folder(&config.local_dir, &tag);
+    // What a run killed while making them again left (the caller holds the run lock).
+    for entry in fs::read_dir(&folder).into_iter().flatten().flatten() {
+        if crate::layout::is_our_temp(&entry.file_name().to_string_lossy()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
     let mut hashes = BTreeMap::new();
     for entry in &manifest.databases {
         match hashes_of(&folder, &snapshot.path, entry) {
