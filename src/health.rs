@@ -83,7 +83,7 @@ fn missing_bases(local: &[catalog::LocalSnapshot]) -> Vec<String> {
     local
         .iter()
         .filter_map(|s| {
-            let base = crate::archive::read::read_manifest(&s.path).ok()?.base?;
+            let base = crate::archive::read::read_base(&s.path).ok()??;
             (!held.contains(&base.tag)).then(|| {
                 format!(
                     "snapshot {} is a differential of {}, which the local folder does not hold; `backup list` says whether the remote does (if not, it cannot be restored, and the next run takes a full)",

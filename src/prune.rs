@@ -86,9 +86,9 @@ pub fn prune(
             });
         // What the local manifest says, else the remote's record: a differential keeps its base.
         let base = match on_local.get(tag) {
-            Some(local) => crate::archive::read::read_manifest(&local.path)
+            Some(local) => crate::archive::read::read_base(&local.path)
                 .ok()
-                .and_then(|m| m.base)
+                .flatten()
                 .map(|b| b.tag),
             None => None,
         }
@@ -99,10 +99,9 @@ pub fn prune(
             base,
         });
     }
-    let is_differential: HashSet<Tag> = candidates
+    let base_of: HashMap<Tag, Tag> = candidates
         .iter()
-        .filter(|c| c.base.is_some())
-        .map(|c| c.tag.clone())
+        .filter_map(|c| Some((c.tag.clone(), c.base.clone()?)))
         .collect();
     let policy = config.retention;
     let mut report = PruneReport {
@@ -128,11 +127,23 @@ pub fn prune(
     // Differentials go first, each newest first: a prune killed half way never leaves one
     // without its base.
     let mut order: Vec<usize> = (0..report.snapshots.len()).collect();
-    order.sort_by_key(|&i| !is_differential.contains(&report.snapshots[i].tag));
+    order.sort_by_key(|&i| !base_of.contains_key(&report.snapshots[i].tag));
     for i in order {
+        // A differential that is still there (its deletion failed) keeps its base.
+        let needed = report
+            .snapshots
+            .iter()
+            .find(|s| !s.deleted && base_of.get(&s.tag) == Some(&report.snapshots[i].tag))
+            .map(|s| s.tag.clone());
         let entry = &mut report.snapshots[i];
         let local_copy = on_local.get(&entry.tag);
         if !entry.keep && !dry_run {
+            if let Some(differential) = needed {
+                entry.note = Some(format!(
+                    "kept: the base of {differential}, which could not be deleted"
+                ));
+                continue;
+            }
             let mut ok = true;
             if let Some(local) = local_copy
                 && let Err(e) = delete_local(&local.path)

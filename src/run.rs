@@ -264,7 +264,25 @@ fn push_pending(
     };
     // A folder remote that is not this machine's (an empty mount point) is refused before
     // anything is written, and a new one is marked.
-    let local_tags: Vec<Tag> = local.iter().map(|s| s.tag.clone()).collect();
+    // The base each local differential names: asked of the remote too, since a differential
+    // goes up only beside the very base it was taken against.
+    let bases: HashMap<Tag, crate::archive::BaseRef> = local
+        .iter()
+        .filter_map(|s| {
+            let base = if s.tag == fresh.tag {
+                fresh.manifest.base.clone()
+            } else {
+                crate::archive::read::read_base(&s.path).ok()?
+            };
+            Some((s.tag.clone(), base?))
+        })
+        .collect();
+    let mut local_tags: Vec<Tag> = local.iter().map(|s| s.tag.clone()).collect();
+    for base in bases.values() {
+        if !local_tags.contains(&base.tag) {
+            local_tags.push(base.tag.clone());
+        }
+    }
     let listed = remote
         .ready_for_push()
         .and_then(|()| remote.holding(&local_tags));
@@ -345,12 +363,18 @@ fn push_pending(
                 }
             }
         };
-        // A differential goes up only after its base: the remote never holds one it cannot
-        // restore.
-        if let Some(base) = manifest.and_then(|m| m.base.as_ref())
-            && on_remote.get(&base.tag).is_none_or(|r| r.sha256.is_none())
+        // A differential goes up only after its very base: the remote never holds one it
+        // cannot restore.
+        if let Some(base) = bases.get(&snapshot.tag)
             && !outcome.pushed.contains(&base.tag)
+            && on_remote
+                .get(&base.tag)
+                .is_none_or(|r| r.sha256.as_deref() != Some(base.sha256.as_str()))
         {
+            outcome.refused.push(format!(
+                "snapshot {} waits for its base {} to reach the remote (a differential goes up only after it); if the base cannot go up (`backup list`), the next run takes a full",
+                snapshot.tag, base.tag
+            ));
             outcome.pending.push(snapshot.tag);
             continue;
         }

@@ -463,3 +463,33 @@ pub fn round_trip_through(app: &App, run: &dyn Fn(&App, &[&str]) -> Output) {
     assert_eq!(rows(&app.path("data/tasks.db")), want);
     app.assert_no_leftovers();
 }
+
+#[test]
+fn a_base_damaged_here_since_its_last_check_is_taken_from_the_remote() {
+    let app = App::new(1500);
+    let full = report(&app.run(&["run", "--json"]));
+    execute_on(
+        app.path("data/tasks.db"),
+        "UPDATE tasks SET title = 'd' WHERE id = 1000",
+    );
+    report(&app.run(&["run", "--json"]));
+    let want = rows(&app.path("data/tasks.db"));
+    // Rot in the local full, its record untouched: nothing knows yet.
+    let local_full = archive_of(&app, "backups", full["tag"].as_str().unwrap());
+    let mut bytes = fs::read(&local_full).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    fs::write(&local_full, bytes).unwrap();
+
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks");
+    let out = app.run(&["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(downloaded)"), "{}", stderr(&out));
+    assert_eq!(rows(&app.path("data/tasks.db")), want);
+    let listed = app.list_json();
+    assert_eq!(
+        listed[1]["local_damaged"], true,
+        "found and recorded: {listed:?}"
+    );
+    app.assert_no_leftovers();
+}

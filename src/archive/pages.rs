@@ -129,35 +129,38 @@ pub struct PagesWritten {
 
 /// Reads a database copy once, in pages of `page_size`: its sha256, the sha256 of each page into
 /// a new page-hash file at `hashes`, and, given a base's hashes, every page that differs from the
-/// base's (or that the base lacks) into `pages` as a pages member. The whole-file hash runs on
-/// a thread of its own.
+/// base's (or that the base lacks) into `pages` as a pages member, unless that passes `budget`
+/// bytes (then no member: [`Scanned::pages`] is `None`). The whole-file hash runs on a thread of
+/// its own.
 ///
 /// # Errors
-/// A read or write failure, a copy that is not a whole number of pages, or base hashes of
-/// another page size.
+/// A read or write failure; `InvalidData` for a copy that is not a whole number of pages or base
+/// hashes of another page size.
 pub fn scan(
     copy: &mut dyn Read,
     page_size: u32,
     hashes: &Path,
-    base: Option<(&mut PageHashes, &mut dyn Write)>,
+    base: Option<(&mut PageHashes, &mut dyn Write, u64)>,
 ) -> io::Result<Scanned> {
     let page = page_size as usize;
     if !page_size.is_power_of_two() || page > CHUNK {
         return Err(invalid(format!("{page_size} is not a page size")));
     }
     let mut base = match base {
-        Some((hashes, _)) if hashes.page_size != page_size => {
+        Some((hashes, _, _)) if hashes.page_size != page_size => {
             return Err(invalid("the base's copy has another page size"));
         }
-        Some((hashes, out)) => {
+        Some((hashes, out, budget)) => {
             let mut out = HashingWriter::new(BufWriter::with_capacity(CHUNK, out));
             out.write_all(PAGES_MAGIC)?;
             out.write_all(&page_size.to_le_bytes())?;
             // The page count is only known at the end: it follows the end marker instead.
-            Some((hashes, out, 0u64))
+            Some((hashes, out, 0u64, budget))
         }
         None => None,
     };
+    // Past the budget the member is given up: the copy will be stored whole.
+    let mut over_budget = false;
     let mut hash_file = BufWriter::with_capacity(
         1 << 16,
         fsutil::create_private(hashes).map_err(io::Error::other)?,
@@ -189,12 +192,17 @@ pub fn scan(
                 for bytes in chunk.chunks(page) {
                     let hash: [u8; HASH_LEN] = Sha256::digest(bytes).into();
                     hash_file.write_all(&hash)?;
-                    if let Some((base_hashes, out, changed)) = base.as_mut()
+                    if let Some((base_hashes, out, changed, budget)) = base.as_mut()
+                        && !over_budget
                         && base_hashes.next_hash()? != Some(hash)
                     {
-                        out.write_all(&page_no.to_le_bytes())?;
-                        out.write_all(bytes)?;
-                        *changed += 1;
+                        if (*changed + 1) * (8 + page as u64) > *budget {
+                            over_budget = true;
+                        } else {
+                            out.write_all(&page_no.to_le_bytes())?;
+                            out.write_all(bytes)?;
+                            *changed += 1;
+                        }
                     }
                     page_no += 1;
                 }
@@ -225,7 +233,8 @@ pub fn scan(
     hash_file.sync_all()?;
 
     let pages = match base {
-        Some((_, mut out, changed)) => {
+        Some(_) if over_budget => None,
+        Some((_, mut out, changed, _)) => {
             out.write_all(&END_OF_PAGES.to_le_bytes())?;
             out.write_all(&page_count.to_le_bytes())?;
             out.write_all(&changed.to_le_bytes())?;
@@ -381,7 +390,7 @@ mod tests {
                 &mut &new[..],
                 512,
                 &new_hashes,
-                Some((&mut base, &mut member)),
+                Some((&mut base, &mut member, u64::MAX)),
             )
             .unwrap();
             let written = scanned.pages.unwrap();
@@ -413,7 +422,7 @@ mod tests {
             &mut &new[..],
             512,
             &dir.path().join("new"),
-            Some((&mut base, &mut member)),
+            Some((&mut base, &mut member, u64::MAX)),
         )
         .unwrap();
         let target = dir.path().join("db");
@@ -425,6 +434,31 @@ mod tests {
         longer.push(0);
         assert!(apply(&mut &longer[..], &target, 512, 3, 1).is_err());
         assert_eq!(scanned.page_count, 3);
+    }
+
+    #[test]
+    fn past_its_budget_the_member_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = database(&[1, 2, 3, 4], 512);
+        let new = database(&[1, 5, 6, 7], 512);
+        let mut base = hashes_of(dir.path(), "old", &old);
+        let mut member = Vec::new();
+        let scanned = scan(
+            &mut &new[..],
+            512,
+            &dir.path().join("new"),
+            Some((&mut base, &mut member, 2 * (8 + 512))),
+        )
+        .unwrap();
+        assert!(
+            scanned.pages.is_none(),
+            "three changed pages do not fit two"
+        );
+        assert_eq!(scanned.page_count, 4);
+        assert_eq!(
+            PageHashes::open(&dir.path().join("new")).unwrap().sha256,
+            scanned.sha256
+        );
     }
 
     #[test]

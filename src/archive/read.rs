@@ -141,6 +141,14 @@ pub fn validate_manifest(manifest: &Manifest) -> std::result::Result<(), String>
         if !names.insert(db.name.as_str()) {
             return Err(format!("the manifest lists database `{}` twice", db.name));
         }
+        if db.pages.is_some()
+            && !(db.page_size.is_power_of_two() && (512..=65_536).contains(&db.page_size))
+        {
+            return Err(format!(
+                "database `{}` is stored as pages of {} bytes, not a SQLite page size",
+                db.name, db.page_size
+            ));
+        }
         let pages = db.pages.as_ref().map(|p| &p.archive_path);
         if std::iter::once(&db.archive_path)
             .chain(pages)
@@ -273,6 +281,38 @@ pub fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, String> {
         serde_json::from_slice(json).map_err(|e| format!("its manifest does not parse ({e})"))?;
     validate_manifest(&manifest)?;
     Ok(manifest)
+}
+
+/// The base an archive's manifest names (`None` for a full), without building the rest of the
+/// manifest: retention and listings ask it of every archive, and a manifest may list 50,000
+/// files.
+///
+/// # Errors
+/// An archive that cannot be read or does not start with a manifest.
+pub fn read_base(archive: &Path) -> Result<Option<super::BaseRef>> {
+    #[derive(serde::Deserialize)]
+    struct BaseOnly {
+        base: Option<super::BaseRef>,
+    }
+    let file = fs::File::open(archive).at("cannot open archive", archive)?;
+    let decoder =
+        Decoder::new(io::BufReader::new(file)).map_err(|e| bad(archive, unreadable(&e)))?;
+    let mut tar = tar::Archive::new(decoder);
+    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
+    let mut first = match entries.next() {
+        Some(entry) => entry.map_err(|e| bad(archive, unreadable(&e)))?,
+        None => return Err(bad(archive, "it is empty")),
+    };
+    if first.path_bytes().as_ref() != MANIFEST_NAME.as_bytes() || first.size() > MANIFEST_MAX {
+        return Err(bad(archive, "it does not start with a manifest"));
+    }
+    let mut json = Vec::new();
+    first
+        .read_to_end(&mut json)
+        .map_err(|e| bad(archive, unreadable(&e)))?;
+    serde_json::from_slice::<BaseOnly>(&json)
+        .map(|b| b.base)
+        .map_err(|e| bad(archive, format!("its manifest does not parse ({e})")))
 }
 
 /// Streams the member `path` of `archive` to `visit`, after the archive's manifest has been

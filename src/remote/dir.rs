@@ -347,21 +347,18 @@ impl DirRemote {
         })?;
         Ok(found
             .into_iter()
-            .map(|(tag, path, size)| {
-                // The folder keeps no record of its own: the archive's manifest says what a
-                // record would (only its first entry is decompressed).
-                let manifest = crate::archive::read::read_manifest(&path).ok();
-                RemoteSnapshot {
-                    tag,
-                    size,
-                    sha256: fsutil::read_checksum(&path),
-                    findings: manifest.as_ref().and_then(|m| m.findings_count()),
-                    base: manifest
-                        .as_ref()
-                        .and_then(|m| m.base.as_ref())
-                        .map(|b| b.tag.clone()),
-                    note: manifest.and_then(|m| m.note),
-                }
+            .map(|(tag, path, size)| RemoteSnapshot {
+                tag,
+                size,
+                sha256: fsutil::read_checksum(&path),
+                findings: None,
+                note: None,
+                // The folder keeps no record of its own: the archive's manifest names the base
+                // (only its first entry is decompressed, and only `base` is parsed).
+                base: crate::archive::read::read_base(&path)
+                    .ok()
+                    .flatten()
+                    .map(|b| b.tag),
             })
             .collect())
     }

@@ -43,16 +43,113 @@ impl Rebuild<'_> {
     /// recorded.
     pub fn complete(&self, manifest: &Manifest, progress: &dyn Progress) -> Result<String> {
         let base = manifest.base.as_ref().expect("a differential");
-        let (archive, from) = self.base_archive(manifest, base, progress)?;
+        let (archive, mut from) = self.base_archive(manifest, base, self.remote_only, progress)?;
+        match self.take_from_base(manifest, &archive, from, progress) {
+            Ok(()) => {}
+            // A local base that rotted since its last check: its remote copy will do.
+            Err(e)
+                if from == From::Local
+                    && crate::integrity::is_damaged(&archive).unwrap_or(true) =>
+            {
+                tracing::info!("the local copy of {} is damaged: {e}", base.tag);
+                if let Err(e) =
+                    crate::integrity::mark_damaged(&self.config.local_dir, &base.tag, None)
+                {
+                    tracing::info!(
+                        "the damaged local copy of {} was not recorded: {e}",
+                        base.tag
+                    );
+                }
+                self.clear_taken(manifest)?;
+                let (archive, remote) = self.base_archive(manifest, base, true, progress)?;
+                self.take_from_base(manifest, &archive, remote, progress)?;
+                from = remote;
+            }
+            Err(e) => return Err(e),
+        }
+        self.lay_pages(manifest, base)?;
+        Ok(format!(
+            "snapshot {} is a differential: rebuilt from its base {} ({})",
+            manifest.tag,
+            base.tag,
+            match from {
+                From::Local => "local copy",
+                From::Remote => "downloaded",
+            }
+        ))
+    }
+
+    /// The archive paths this rebuild writes from the base: the base's copy of each database
+    /// stored as pages, and each file left in the base; not what `skip` names.
+    fn taken_paths<'m>(&self, manifest: &'m Manifest) -> impl Iterator<Item = &'m String> {
+        let databases = manifest
+            .databases
+            .iter()
+            .filter(|d| d.pages.is_some())
+            .map(|d| &d.archive_path);
+        let files = manifest
+            .files
+            .iter()
+            .filter(|f| f.in_base && !self.check_only_files)
+            .map(|f| &f.archive_path);
+        databases
+            .chain(files)
+            .filter(|path| !self.skip.contains(*path))
+    }
+
+    /// Removes from the payload what an extraction from a base that failed may have written.
+    fn clear_taken(&self, manifest: &Manifest) -> Result<()> {
+        for path in self.taken_paths(manifest) {
+            let path = self.payload.join(path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot clear staging folder", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Extracts from the base's `archive` what the differential leaves to it, every member
+    /// checked; a downloaded archive is removed after.
+    fn take_from_base(
+        &self,
+        manifest: &Manifest,
+        archive: &Path,
+        from: From,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let base = manifest.base.as_ref().expect("a differential");
         let archive_sha = match from {
             From::Local => ArchiveSha::Check(Some(&base.sha256)),
             From::Remote => ArchiveSha::Known(&base.sha256),
         };
-        let read = read_manifest_as_read(&archive)?;
-        let full = &read.manifest;
+        let extracted = (|| {
+            let read = read_manifest_as_read(archive)?;
+            let leave = self.check_fit(manifest, &read.manifest)?;
+            extract_with(
+                archive,
+                self.payload,
+                archive_sha,
+                Files::WriteExcept(&leave),
+                Some(read),
+                progress,
+            )
+        })();
+        if from == From::Remote {
+            let _ = std::fs::remove_file(archive);
+        }
+        extracted.map(|_| ())
+    }
+
+    /// Checks that `full` is the base `manifest` was taken against, member by member; returns the
+    /// base's members the rebuild does not take (only checked as they stream past).
+    fn check_fit(&self, manifest: &Manifest, full: &Manifest) -> Result<HashSet<String>> {
+        let base = manifest.base.as_ref().expect("a differential");
+        let another = "restore another snapshot (`backup list`)";
         if full.tag != base.tag || full.base.is_some() {
             return Err(db_refused(format!(
-                "snapshot {} names {} as its base, but that archive holds {} {}",
+                "snapshot {} names {} as its base, but that archive holds {} {}; {another}",
                 manifest.tag,
                 base.tag,
                 if full.base.is_some() {
@@ -65,17 +162,12 @@ impl Rebuild<'_> {
         }
         let mismatch = |what: String| {
             db_refused(format!(
-                "snapshot {} does not fit its base {}: {what}",
+                "snapshot {} does not fit its base {}: {what}; {another}",
                 manifest.tag, base.tag
             ))
         };
-        // What this rebuild takes from the base; everything else there is only checked.
-        let mut wanted = HashSet::new();
         for db in &manifest.databases {
             let Some(pages) = &db.pages else { continue };
-            if self.skip.contains(&db.archive_path) {
-                continue;
-            }
             let Some(old) = full.databases.iter().find(|d| d.name == db.name) else {
                 return Err(mismatch(format!("the base has no database `{}`", db.name)));
             };
@@ -85,16 +177,13 @@ impl Rebuild<'_> {
                     db.name
                 )));
             }
-            wanted.insert(old.archive_path.clone());
         }
         for file in manifest.files.iter().filter(|f| f.in_base) {
-            if self.skip.contains(&file.archive_path) || self.check_only_files {
-                continue;
-            }
             let same = full.files.iter().any(|f| {
                 f.archive_path == file.archive_path
                     && f.sha256 == file.sha256
                     && f.size == file.size
+                    && f.mode == file.mode
             });
             if !same {
                 return Err(mismatch(format!(
@@ -102,26 +191,18 @@ impl Rebuild<'_> {
                     file.path
                 )));
             }
-            wanted.insert(file.archive_path.clone());
         }
-        let leave: HashSet<String> = full
+        let wanted: HashSet<&String> = self.taken_paths(manifest).collect();
+        Ok(full
             .members()
             .map(|m| m.archive_path.to_string())
             .filter(|path| !wanted.contains(path))
-            .collect();
-        let extracted = extract_with(
-            &archive,
-            self.payload,
-            archive_sha,
-            Files::WriteExcept(&leave),
-            Some(read),
-            progress,
-        );
-        if from == From::Remote {
-            let _ = std::fs::remove_file(&archive);
-        }
-        extracted?;
+            .collect())
+    }
 
+    /// Lays each database's stored pages over the base's copy in the payload and checks the
+    /// result against the sha256 recorded when the snapshot was taken.
+    fn lay_pages(&self, manifest: &Manifest, base: &BaseRef) -> Result<()> {
         for db in &manifest.databases {
             let Some(stored) = &db.pages else { continue };
             let pages_path = self.payload.join(&stored.archive_path);
@@ -137,29 +218,26 @@ impl Rebuild<'_> {
                     stored.changed,
                 )
                 .map_err(|e| {
+                    let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        "its pages end too soon".to_string()
+                    } else {
+                        e.to_string()
+                    };
                     db_refused(format!(
-                        "database `{}` of snapshot {} cannot be rebuilt from its base {}: {e}",
+                        "database `{}` of snapshot {} cannot be rebuilt from its base {}: {why}; restore another snapshot (`backup list`)",
                         db.name, manifest.tag, base.tag
                     ))
                 })?;
                 if rebuilt != (db.size, db.sha256.clone()) {
                     return Err(db_refused(format!(
-                        "database `{}` rebuilt from {} and the pages of {} has sha256 {} ({} bytes), but {} ({} bytes) was recorded when it was taken",
+                        "database `{}` rebuilt from {} and the pages of {} has sha256 {} ({} bytes), but {} ({} bytes) was recorded when it was taken; restore another snapshot (`backup list`)",
                         db.name, base.tag, manifest.tag, rebuilt.1, rebuilt.0, db.sha256, db.size
                     )));
                 }
             }
             std::fs::remove_file(&pages_path).at("cannot remove staged pages", &pages_path)?;
         }
-        Ok(format!(
-            "snapshot {} is a differential: rebuilt from its base {} ({})",
-            manifest.tag,
-            base.tag,
-            match from {
-                From::Local => "local copy",
-                From::Remote => "downloaded",
-            }
-        ))
+        Ok(())
     }
 
     /// The base's archive: the local copy when its record is the sha256 the differential names
@@ -168,6 +246,7 @@ impl Rebuild<'_> {
         &self,
         manifest: &Manifest,
         base: &BaseRef,
+        remote_only: bool,
         progress: &dyn Progress,
     ) -> Result<(PathBuf, From)> {
         let local_dir = &self.config.local_dir;
@@ -175,7 +254,7 @@ impl Rebuild<'_> {
         let damaged = crate::integrity::known_damaged(local_dir)
             .iter()
             .any(|d| d.tag == base.tag);
-        if !self.remote_only
+        if !remote_only
             && !damaged
             && local.is_file()
             && fsutil::read_checksum(&local).as_deref() == Some(base.sha256.as_str())
@@ -188,22 +267,25 @@ impl Rebuild<'_> {
                 manifest.tag, base.tag
             ))
         };
-        let Some(remote) = self.remote else {
-            return Err(missing(format!(
-                "not in {} and no remote is configured",
+        let here = if remote_only && local.is_file() {
+            format!(
+                "taken from the remote only (--remote), not from {}",
                 local_dir.display()
-            )));
+            )
+        } else if local.is_file() {
+            format!("damaged in {}", local_dir.display())
+        } else {
+            format!("not in {}", local_dir.display())
+        };
+        let Some(remote) = self.remote else {
+            return Err(missing(format!("{here}, and no remote is configured")));
         };
         let found = remote
             .holding(std::slice::from_ref(&base.tag))?
             .into_iter()
             .find(|s| s.tag == base.tag);
         let Some(found) = found else {
-            return Err(missing(format!(
-                "in neither {} nor {}",
-                local_dir.display(),
-                remote.describe()
-            )));
+            return Err(missing(format!("{here}, nor on {}", remote.describe())));
         };
         if found.sha256.as_deref() != Some(base.sha256.as_str()) {
             return Err(missing(format!(
@@ -223,7 +305,7 @@ impl Rebuild<'_> {
         if sha256 != base.sha256 || size != found.size {
             let _ = std::fs::remove_file(&path);
             return Err(Error::Refused(format!(
-                "the download of {} (the base of {}) has sha256 {sha256}, but {} was recorded; the remote copy or the transfer is damaged; the live data was not touched",
+                "the download of {} (the base of {}) has sha256 {sha256}, but {} was recorded; the remote copy or the transfer is damaged: try again, or restore another snapshot (`backup list`); the live data was not touched",
                 base.tag, manifest.tag, base.sha256
             )));
         }

@@ -58,10 +58,11 @@ pub(super) fn choose_base(config: &Config, now: DateTime<Utc>) -> Result<Base, S
         let Some(snapshot) = newest_first.next() else {
             return Err("no full snapshot of this machine in the local folder".into());
         };
-        match crate::archive::read::read_manifest(&snapshot.path) {
-            Ok(manifest) => match &manifest.base {
-                None => break (snapshot, manifest),
-                Some(base) => bases_since.push(base.tag.clone()),
+        match crate::archive::read::read_base(&snapshot.path) {
+            Ok(Some(base)) => bases_since.push(base.tag),
+            Ok(None) => match crate::archive::read::read_manifest(&snapshot.path) {
+                Ok(manifest) => break (snapshot, manifest),
+                Err(e) => tracing::debug!("{}: {e}", snapshot.path.display()),
             },
             Err(e) => tracing::debug!("{}: {e}", snapshot.path.display()),
         }
@@ -129,6 +130,13 @@ fn hashes_folder(local_dir: &Path, tag: &Tag) -> PathBuf {
 /// The page-hash file of the full's copy `entry`: the one kept in `folder` when it describes that
 /// very copy, else made again from the full's `archive` (its sha256 checked on the way).
 fn hashes_of(folder: &Path, archive: &Path, entry: &DatabaseEntry) -> Result<PathBuf, String> {
+    // The name becomes a file name: only a plain one (as the config allows) is trusted.
+    if !crate::archive::read::is_plain_relative(&entry.name)
+        || entry.name.contains('/')
+        || entry.name.starts_with('.')
+    {
+        return Err(format!("`{}` is not a plain name", entry.name));
+    }
     let path = folder.join(&entry.name);
     if PageHashes::open(&path).is_ok_and(|h| h.sha256 == entry.sha256) {
         return Ok(path);

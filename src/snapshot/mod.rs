@@ -95,10 +95,20 @@ pub fn take(
     }
     let files = collect_includes(config)?;
     source_bytes += files.iter().map(|f| f.size).sum::<u64>();
-    // The copies, then an archive at most about as large as the copies.
+    let mut base = if differential {
+        differential::choose_base(config, taken)
+            .map_err(|why| tracing::info!("a full snapshot: {why}"))
+            .ok()
+    } else {
+        None
+    };
+    // A differential's pages stop at half the full's size (then it is a full after all).
+    let pages_budget = base.as_ref().map_or(0, |b| b.manifest.payload_bytes() / 2);
+    // The copies, their page hashes (32 bytes a page of at least 512), the changed pages, then
+    // an archive at most about as large as the copies.
     fsutil::ensure_space(
         local,
-        2 * source_bytes + SPACE_MARGIN,
+        2 * source_bytes + source_bytes / 16 + pages_budget + SPACE_MARGIN,
         "the snapshot in [local] dir (copies of the sources, then the archive)",
     )?;
 
@@ -108,13 +118,6 @@ pub fn take(
     let db_dir = staging.path().join("databases");
     fsutil::create_private_dir(&db_dir).at("cannot create staging folder", &db_dir)?;
 
-    let mut base = if differential {
-        differential::choose_base(config, taken)
-            .map_err(|why| tracing::info!("a full snapshot: {why}"))
-            .ok()
-    } else {
-        None
-    };
     // The page hashes of every copy: kept if this snapshot ends up a full.
     let hashes_dir = staging.path().join("page-hashes");
     fsutil::create_private_dir(&hashes_dir).at("cannot create staging folder", &hashes_dir)?;
@@ -136,21 +139,42 @@ pub fn take(
         let mode = fs::metadata(&db.path)
             .ok()
             .map(|m| m.permissions().mode() & 0o7777);
+        let copy_started = Instant::now();
         let (journal_mode, copied_at) = hot_copy::copy_database(db, &copy_path)?;
+        let copied = copy_started.elapsed();
         let pages_path = fsutil::with_suffix(&copy_path, ".pages");
         let base_hashes = |page_size| base.as_ref()?.hashes(&db.name, page_size);
+        let budget = pages_budget.saturating_sub(
+            databases
+                .iter()
+                .filter_map(|d: &DatabaseEntry| d.pages.as_ref().map(|p| p.size))
+                .sum(),
+        );
         // The check and the hash each read the whole copy: run them side by side.
         let (facts, scanned) = std::thread::scope(|s| {
             let hashing = s.spawn(|| {
-                scan_copy(
+                let started = Instant::now();
+                let scanned = scan_copy(
                     &copy_path,
                     &hashes_dir.join(&db.name),
                     &pages_path,
                     base_hashes,
-                )
+                    budget,
+                );
+                (scanned, started.elapsed())
             });
+            let started = Instant::now();
             let facts = hot_copy::inspect_copy(db, &copy_path);
-            (facts, hashing.join().expect("hash thread panicked"))
+            let checked = started.elapsed();
+            let (scanned, hashed) = hashing.join().expect("hash thread panicked");
+            tracing::debug!(
+                "database `{}`: copied in {:.2}s, checked in {:.2}s, hashed in {:.2}s (side by side)",
+                db.name,
+                copied.as_secs_f64(),
+                checked.as_secs_f64(),
+                hashed.as_secs_f64()
+            );
+            (facts, scanned)
         });
         let facts = facts?;
         let (size, sha256, stored_pages) = scanned?;
@@ -247,6 +271,10 @@ pub fn take(
             crate::units::human_bytes(changed_bytes),
             full.tag
         );
+        base = None;
+    }
+    // Nothing left to the full: a full it is, needing nothing else.
+    if databases.iter().all(|d| d.pages.is_none()) && file_entries.iter().all(|f| !f.in_base) {
         base = None;
     }
     if base.is_none() {
@@ -348,13 +376,15 @@ pub fn take(
 type ScannedCopy = (u64, String, Option<(u64, pages::PagesWritten)>);
 
 /// Reads the copy at `copy` once: its sha256, its page hashes into `hashes`, and, when
-/// `base_hashes` gives the base's hashes for the copy's page size, the changed pages into `pages`.
-/// A copy whose page size cannot be read is only hashed (it is then stored whole).
+/// `base_hashes` gives the base's hashes for the copy's page size, the changed pages into `pages`
+/// (given up past `budget` bytes: the copy is then stored whole). A copy whose pages cannot be
+/// told apart (an unreadable page size, a partial last page) is only hashed, and stored whole.
 fn scan_copy(
     copy: &Path,
     hashes: &Path,
     pages_path: &Path,
     base_hashes: impl Fn(u32) -> Option<pages::PageHashes>,
+    budget: u64,
 ) -> Result<ScannedCopy> {
     let Ok(page_size) = pages::page_size_of_file(copy) else {
         let (size, sha256) = fsutil::hash_file(copy)?;
@@ -375,9 +405,22 @@ fn scan_copy(
         hashes,
         base.as_mut()
             .zip(out.as_mut())
-            .map(|(h, o)| (h, o as &mut dyn Write)),
-    )
-    .at("cannot hash staged copy", copy)?;
+            .map(|(h, o)| (h, o as &mut dyn Write, budget)),
+    );
+    let scanned = match scanned {
+        Ok(scanned) => scanned,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            tracing::info!("{}: stored whole: {e}", copy.display());
+            let _ = fs::remove_file(hashes);
+            let _ = fs::remove_file(pages_path);
+            let (size, sha256) = fsutil::hash_file(copy)?;
+            return Ok((size, sha256, None));
+        }
+        Err(e) => return Err(Error::io("cannot hash staged copy", copy, e)),
+    };
+    if scanned.pages.is_none() {
+        let _ = fs::remove_file(pages_path);
+    }
     Ok((
         scanned.size,
         scanned.sha256,
