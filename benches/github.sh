@@ -55,7 +55,7 @@ if [ "${1:-}" = slow-link ]; then
     python3 - "$s" "$RATE" "$STALL" <<'PY'
 import datetime, glob, os, re, sys
 s, rate, stall = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-archives = sorted(glob.glob(f"{s}/snapshots/*.tar.gz"))
+archives = sorted(glob.glob(f"{s}/snapshots/*.tar.gz") + glob.glob(f"{s}/snapshots/*.tar.zst"))
 size = os.path.getsize(archives[0])
 wall, rss_kib = open(f"{s}/push.time").read().split()
 push_log = open(f"{s}/push.log").read()

@@ -9,8 +9,9 @@
 #                 as "base", to see what a change costs
 #
 # For every size it makes a WAL database with make-db.py, then times, interleaved:
-#   backup   `backup now` (release build, no remote: the snapshot alone, like the baselines)
-#   zstd     the same with `[snapshot] compression = "zstd"` (level 3, multithreaded)
+#   backup   `backup now` with `[snapshot] compression = "gzip"` (release build, no remote: the
+#            snapshot alone, like the baselines)
+#   zstd     the same with `[snapshot] compression = "zstd"`, the default (level 3, multithreaded)
 #   shell    baselines.sh shell: sqlite3 .backup + tar czf
 #   gzip6    baselines.sh gzip6: gzip -6 of the database file (the size yardstick)
 # and prints medians (min-max) of wall time and peak RSS, output sizes, and the targets:
@@ -40,6 +41,7 @@ dir = "snapshots"
 TOML
     sed 's/^dir = "snapshots"$/dir = "snapshots-zstd"/' "$work/backup.toml" > "$work/zstd.toml"
     printf '[snapshot]\ncompression = "zstd"\n' >> "$work/zstd.toml"
+    printf '[snapshot]\ncompression = "gzip"\n' >> "$work/backup.toml"
     rm -f "$work"/times.*
     for i in $(seq 0 "$RUNS"); do
         for mode in ${BASE_BIN:+base} backup zstd shell gzip6; do

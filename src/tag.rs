@@ -29,9 +29,9 @@ const HOST_MAX: usize = 32;
 const HOST_HASH_LEN: usize = 6;
 /// Extension of a gzip snapshot archive, the format every version reads.
 pub const ARCHIVE_EXT: &str = ".tar.gz";
-/// Extension of a zstd snapshot archive (`[snapshot] compression = "zstd"`).
+/// Extension of a zstd snapshot archive (`[snapshot] compression = "zstd"`, the default).
 pub const ZSTD_ARCHIVE_EXT: &str = ".tar.zst";
-/// Every archive extension, the default format's first.
+/// Every archive extension, gzip's (the older format) first.
 pub const ARCHIVE_EXTS: [&str; 2] = [ARCHIVE_EXT, ZSTD_ARCHIVE_EXT];
 
 /// How a snapshot was made; decides which retention bucket it belongs to.

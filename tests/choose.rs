@@ -5,7 +5,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::{App, assert_exit_saying, stderr, stdout};
+use crate::support::{App, archive_path, assert_exit_saying, stderr, stdout};
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
@@ -100,7 +100,7 @@ fn latest_n_counts_back_from_the_latest() {
     assert_exit_saying(&out, 1, "only 2 older");
     assert!(stderr(&out).contains(&tags[2]), "{}", stderr(&out));
     // A snapshot only on the remote counts: it is one of this host's.
-    std::fs::remove_file(app.path("backups").join(format!("{}.tar.gz", tags[0]))).unwrap();
+    std::fs::remove_file(archive_path(&app.path("backups"), &tags[0])).unwrap();
     assert_eq!(verified(&app, "latest~2"), tags[0]);
 
     // The remote gone: short forms are chosen among the local snapshots, with a note.
@@ -224,7 +224,7 @@ fn list_filters_by_kind_time_note_and_host_in_text_and_json() {
 fn a_note_is_kept_in_the_manifest_and_shown_by_list_local_or_only_on_the_folder_remote() {
     let app = App::new(10);
     let tags = a_month_of_snapshots(&app);
-    let archive = app.path("backups").join(format!("{}.tar.gz", tags[0]));
+    let archive = archive_path(&app.path("backups"), &tags[0]);
     let manifest: Value = crate::support::read_archive(&archive)
         .into_iter()
         .find(|(name, _, _)| name == "MANIFEST.json")

@@ -1,6 +1,7 @@
 //! `[snapshot] compression`: zstd archives (`<tag>.tar.zst`) made, pushed, listed, verified and
 //! restored like gzip ones, read by GNU tar for someone restoring by hand, side by side with the
-//! gzip snapshots taken before the switch; a level the compressor lacks is refused.
+//! gzip snapshots taken before the switch; zstd is the default and `compression = "gzip"` keeps
+//! the old archives; a level the compressor lacks is refused.
 
 use std::fs;
 use std::process::Command;
@@ -67,7 +68,7 @@ fn a_zstd_snapshot_is_a_tar_zst_everywhere_and_restores_from_the_remote() {
 
 #[test]
 fn gzip_snapshots_taken_before_a_switch_to_zstd_stay_listed_and_restorable() {
-    let app = App::new(50);
+    let app = app_compressing("gzip", None);
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
     app.write_config(&format!(
         "{DIR_REMOTE_CONFIG}[snapshot]\ncompression = \"zstd\"\nlevel = 9\n"
@@ -75,19 +76,52 @@ fn gzip_snapshots_taken_before_a_switch_to_zstd_stay_listed_and_restorable() {
     assert_eq!(app.run(&["now"]).status.code(), Some(0));
     let listed = app.list_json();
     assert_eq!(listed.len(), 2, "{listed:?}");
-    let mut names = app.archives("backups");
-    names.extend(
-        fs::read_dir(app.path("backups"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".tar.zst")),
-    );
+    let names = app.archives("backups");
     assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names[0].ends_with(".tar.gz") && names[1].ends_with(".tar.zst"),
+        "{names:?}"
+    );
     for item in &listed {
         let tag = item["tag"].as_str().unwrap();
         let out = app.run(&["verify", tag]);
         assert_eq!(out.status.code(), Some(0), "{tag}: {}", stderr(&out));
     }
+}
+
+/// Without a `[snapshot]` table a snapshot is zstd at level 3; `compression = "gzip"` still
+/// makes a `.tar.gz` at level 5, one plain gzip stream.
+#[test]
+fn zstd_is_the_default_and_gzip_is_kept_on_request() {
+    let app = App::with_snapshot(50);
+    let names = app.archives("backups");
+    assert!(
+        names.len() == 1 && names[0].ends_with(".tar.zst"),
+        "{names:?}"
+    );
+    let archive = app.path("backups").join(&names[0]);
+    assert_eq!(fs::read(&archive).unwrap()[..4], crate::support::ZSTD_MAGIC);
+    assert_eq!(crate::support::read_archive(&archive)[0].0, "MANIFEST.json");
+    let config = crate::support::stdout(&app.run(&["config", "--json"]));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["snapshot"]["compression"], "zstd", "{config}");
+    assert_eq!(config["snapshot"]["level"], 3, "{config}");
+
+    let app = app_compressing("gzip", None);
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    let names = app.archives("backups");
+    assert!(
+        names.len() == 1 && names[0].ends_with(".tar.gz"),
+        "{names:?}"
+    );
+    let archive = app.path("backups").join(&names[0]);
+    assert_eq!(fs::read(&archive).unwrap()[..2], [0x1f, 0x8b]);
+    // Read by a single-member gzip decoder: one plain gzip stream.
+    assert_eq!(crate::support::read_archive(&archive)[0].0, "MANIFEST.json");
+    let config = crate::support::stdout(&app.run(&["config", "--json"]));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["snapshot"]["compression"], "gzip", "{config}");
+    assert_eq!(config["snapshot"]["level"], 5, "{config}");
 }
 
 #[test]

@@ -391,7 +391,12 @@ fn a_differential_lists_with_its_base_and_both_archives_come_back_identical() {
     }
     let archives: Vec<(Tag, PathBuf)> = made
         .iter()
-        .map(|t| (tag(t), app.path(&format!("backups/{t}.tar.gz"))))
+        .map(|t| {
+            (
+                tag(t),
+                crate::support::archive_path(&app.path("backups"), t),
+            )
+        })
         .collect();
     for s in Subject::all() {
         for (t, path) in &archives {

@@ -212,6 +212,16 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The media type an archive goes up with, by its name: `application/zstd` for `.tar.zst`,
+/// else `application/gzip` (`.tar.gz`, and any other name a test gives a release's asset).
+pub fn archive_media_type(name: &str) -> &'static str {
+    if name.ends_with(".tar.zst") {
+        "application/zstd"
+    } else {
+        "application/gzip"
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct StoredAsset {
     pub id: u64,
@@ -457,12 +467,14 @@ impl FakeGitHub {
         self.state.lock().unwrap().max_asset = bytes;
     }
 
-    /// A snapshot another host pushed: release `tag` whose one asset, `<tag>.tar.gz`, holds `data`.
+    /// A snapshot another host pushed (one running a version before zstd, or set to gzip):
+    /// release `tag` whose one asset, `<tag>.tar.gz`, holds `data`.
     pub fn add_snapshot_release(&self, repo: &str, tag: &str, data: &[u8]) {
         self.add_release(repo, tag, &format!("{tag}.tar.gz"), data);
     }
 
-    /// A release made by someone else (another host), with one complete asset.
+    /// A release made by someone else (another host), with one complete asset, whose media type
+    /// follows its name.
     pub fn add_release(&self, repo: &str, tag: &str, asset: &str, data: &[u8]) {
         let mut state = self.state.lock().unwrap();
         let id = state.next_id;
@@ -483,7 +495,7 @@ impl FakeGitHub {
                 state: "uploaded",
                 data: Arc::new(data.to_vec()),
                 digest: digest(data),
-                content_type: "application/gzip".into(),
+                content_type: archive_media_type(asset).into(),
             }],
         });
     }

@@ -7,8 +7,8 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::support::{
-    App, GITHUB_REPO, TASKS_CONFIG, assert_exit_saying, execute_on, fake_with_private_repo,
-    github_config, sha256_hex, stderr, stdout,
+    App, GITHUB_REPO, TASKS_CONFIG, archive_path, assert_exit_saying, execute_on,
+    fake_with_private_repo, github_config, sha256_hex, stderr, stdout,
 };
 
 fn json(out: &Output) -> Value {
@@ -163,8 +163,9 @@ fn show_lists_the_check_findings_recorded_when_the_snapshot_was_taken() {
 fn show_reads_a_folder_remotes_manifest_in_place() {
     let app = app_with_files(5);
     let tag = snapshot_at(&app, "2026-11-01T10:00:00.100Z", &["--note", "far away"]);
-    fs::remove_file(app.path("backups").join(format!("{tag}.tar.gz"))).unwrap();
-    fs::remove_file(app.path("backups").join(format!("{tag}.tar.gz.sha256"))).unwrap();
+    let local = archive_path(&app.path("backups"), &tag);
+    fs::remove_file(&local).unwrap();
+    fs::remove_file(format!("{}.sha256", local.display())).unwrap();
     let before = local_names(&app);
     let shown = json(&app.run(&["show", &tag[tag.len() - 6..], "--json"]));
     assert_eq!(shown["where"], "remote");
@@ -313,7 +314,7 @@ fn diff_of_two_snapshots_says_which_rows_and_files_changed() {
     assert_eq!(same["files"]["unchanged"], 2);
 
     // The older one only on the folder remote: its manifest is read there, in place.
-    fs::remove_file(app.path("backups").join(format!("{old}.tar.gz"))).unwrap();
+    fs::remove_file(archive_path(&app.path("backups"), &old)).unwrap();
     let diff = json(&app.run(&["diff", &old, &new, "--json"]));
     assert_eq!(diff["from"]["manifest_from"], "remote");
     assert_eq!(diff["to"]["manifest_from"], "local");
@@ -380,9 +381,9 @@ fn stats_counts_local_and_remote_per_host_and_kind_with_growth() {
     let recent = snapshot_as(&app, "laptop", "2026-11-18T10:00:00Z", "run");
     let other = snapshot_as(&app, "desktop", "2026-11-19T10:00:00Z", "now");
     // The oldest only on the remote now.
-    fs::remove_file(app.path("backups").join(format!("{old}.tar.gz"))).unwrap();
+    fs::remove_file(archive_path(&app.path("backups"), &old)).unwrap();
     let size = |tag: &str| {
-        fs::metadata(app.path("remote").join(format!("{tag}.tar.gz")))
+        fs::metadata(archive_path(&app.path("remote"), tag))
             .unwrap()
             .len()
     };

@@ -92,11 +92,7 @@ fn demo_runs_the_whole_job_on_the_embedded_sample_app() {
     let remote: Vec<_> = fs::read_dir(dir.path().join("sample/remote"))
         .unwrap()
         .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .to_string_lossy()
-                .ends_with(".tar.gz")
+            crate::support::is_archive_name(&e.as_ref().unwrap().file_name().to_string_lossy())
         })
         .collect();
     assert_eq!(remote.len(), 2);

@@ -3,11 +3,12 @@ use std::process::Output;
 
 use serde_json::json;
 
-use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN};
+use crate::fake_github::{FakeGitHub, Fault, Route, TOKEN, archive_media_type};
 use crate::openapi;
 use crate::support::{
-    App, GITHUB_REPO, REFUSING_URL, assert_exit_saying, fake_with_private_repo, github_config,
-    github_config_with_budget, no_token_leak, output_with_stdin, row_counts, stderr, stdout,
+    App, GITHUB_REPO, REFUSING_URL, archive_name, assert_exit_saying, fake_with_private_repo,
+    github_config, github_config_with_budget, no_token_leak, output_with_stdin, row_counts, stderr,
+    stdout, tag_of,
 };
 
 const REPO: &str = GITHUB_REPO;
@@ -51,13 +52,19 @@ fn run_with_stdin(app: &App, args: &[&str], stdin: &str) -> Output {
     no_token_leak(output_with_stdin(&mut app.command(args), stdin))
 }
 
-fn assert_one_complete_release(fake: &FakeGitHub) {
+/// One release, holding one complete asset: the app's local archive, under its own name and
+/// with its compressor's media type.
+fn assert_one_complete_release(fake: &FakeGitHub, app: &App) {
     let releases = fake.releases(REPO);
     assert_eq!(releases.len(), 1, "{releases:?}");
     let assets = &releases[0].assets;
     assert_eq!(assets.len(), 1, "{assets:?}");
     assert_eq!(assets[0].state, "uploaded");
-    assert_eq!(assets[0].name, format!("{}.tar.gz", releases[0].tag));
+    assert_eq!(
+        assets[0].name,
+        archive_name(&app.path("backups"), &releases[0].tag)
+    );
+    assert_eq!(assets[0].content_type, archive_media_type(&assets[0].name));
 }
 
 #[test]
@@ -66,7 +73,7 @@ fn push_list_and_restore_through_the_fake_github() {
     let app = github_app(&fake, REPO, 500);
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_one_complete_release(&fake);
+    assert_one_complete_release(&fake, &app);
     let release = &fake.releases(REPO)[0];
     assert!(
         release.body.contains("<!-- backup-agent "),
@@ -155,7 +162,7 @@ fn transient_faults_are_retried_and_converge_on_one_release() {
     let app = github_app(&fake, REPO, 300);
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_one_complete_release(&fake);
+    assert_one_complete_release(&fake, &app);
     let log = fake.log().join("\n");
     for seen in [
         "POST /repos/alice/app-backups/releases -> 502",
@@ -183,7 +190,7 @@ fn partial_uploads_are_replaced_not_looped_on() {
         let app = github_app(&fake, REPO, 300);
         let out = run(&app, &["now"]);
         assert_eq!(out.status.code(), Some(0), "{fault:?}: {}", stderr(&out));
-        assert_one_complete_release(&fake);
+        assert_one_complete_release(&fake, &app);
         assert_eq!(fake.violations(), Vec::<String>::new());
     }
 }
@@ -247,7 +254,7 @@ fn bad_credentials_and_an_empty_repository_fail_at_once_with_what_to_do() {
 fn a_damaged_remote_copy_is_refused_on_restore() {
     let (fake, app) = github_app_with_snapshot(100);
     let tag = fake.releases(REPO)[0].tag.clone();
-    fake.corrupt_asset(REPO, &format!("{tag}.tar.gz"));
+    fake.corrupt_asset(REPO, &archive_name(&app.path("backups"), &tag));
     fs::remove_dir_all(app.path("backups")).unwrap();
     let out = run(&app, &["verify", "latest"]);
     assert_exit_saying(&out, 1, "damaged");
@@ -651,7 +658,7 @@ fn a_damaged_local_copy_is_found_restored_around_and_repaired_with_github() {
 fn a_damaged_local_copy_found_while_extracting_is_replaced_by_githubs_copy() {
     let (fake, app) = github_app_with_snapshot(50);
     let name = app.archives("backups")[0].clone();
-    let tag = name.strip_suffix(".tar.gz").unwrap();
+    let tag = tag_of(&name);
     let local = app.path("backups").join(&name);
     let good = fs::read(&local).unwrap();
     crate::remote_dir::flip_a_byte(&local);
@@ -694,7 +701,7 @@ fn with_immutable_releases_a_snapshot_is_uploaded_to_a_draft_then_published() {
     let app = github_app(&fake, REPO, 200);
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_one_complete_release(&fake);
+    assert_one_complete_release(&fake, &app);
     let release = &fake.releases(REPO)[0];
     assert!(!release.draft && release.immutable, "{release:?}");
     assert_eq!(release.make_latest.as_deref(), Some("false"));
@@ -776,7 +783,7 @@ fn a_404_by_tag_after_already_exists_is_retried_and_converges() {
     let app = github_app(&fake, REPO, 100);
     let out = run(&app, &["now"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_one_complete_release(&fake);
+    assert_one_complete_release(&fake, &app);
     assert!(!fake.releases(REPO)[0].draft);
     let log = fake.log();
     let conflict = log
@@ -996,9 +1003,7 @@ fn an_immutable_release_without_its_archive_is_refused_with_what_to_do_and_passe
     );
     let app = github_app(&fake, REPO, 10);
     assert_eq!(run(&app, &["now"]).status.code(), Some(4));
-    let tag = app.archives("backups")[0]
-        .trim_end_matches(".tar.gz")
-        .to_string();
+    let tag = tag_of(&app.archives("backups")[0]).to_string();
     fake.set_immutable_releases(REPO, false);
     fake.add_release_without_assets(REPO, &tag);
     // The new snapshot goes up; the one GitHub can never take is a warning, every run, and in
@@ -1022,9 +1027,7 @@ fn an_immutable_release_without_its_archive_is_refused_with_what_to_do_and_passe
     let releases = fake.releases(REPO);
     let stuck = releases.iter().find(|r| r.tag == tag).unwrap();
     assert!(stuck.assets.is_empty());
-    let newer = app.archives("backups")[1]
-        .trim_end_matches(".tar.gz")
-        .to_string();
+    let newer = tag_of(&app.archives("backups")[1]).to_string();
     let pushed = releases.iter().find(|r| r.tag == newer && !r.draft);
     assert!(
         pushed.is_some_and(|r| !r.assets.is_empty()),
@@ -1042,9 +1045,7 @@ fn prune_deletes_this_hosts_abandoned_drafts_once_they_are_old() {
     fake.add_repo(REPO, true);
     let app = github_app(&fake, REPO, 10);
     assert_eq!(run(&app, &["now"]).status.code(), Some(0));
-    let published = app.archives("backups")[0]
-        .trim_end_matches(".tar.gz")
-        .to_string();
+    let published = tag_of(&app.archives("backups")[0]).to_string();
     // bk-<time>-<kind>-<host>-<suffix>: the same host, another time, no local archive.
     let mut parts: Vec<&str> = published.split('-').collect();
     parts[1] = "20260101T000000Z";

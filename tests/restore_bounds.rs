@@ -284,10 +284,13 @@ fn recovery_reads_the_config_whatever_the_swap_moved() {
     let old_tag = json(&out)["tag"].as_str().unwrap().to_string();
     fs::remove_file(template.path("other.toml")).unwrap();
     let names = |tag: &str| -> Vec<String> {
-        read_archive(&template.path(&format!("backups/{tag}.tar.gz")))
-            .into_iter()
-            .map(|(name, _, _)| name)
-            .collect()
+        read_archive(&crate::support::archive_path(
+            &template.path("backups"),
+            tag,
+        ))
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect()
     };
     assert!(names(&old_tag).contains(&"files/backup.toml".to_string()));
 

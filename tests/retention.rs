@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::support::{App, assert_exit_saying, sha256_hex, stderr};
+use crate::support::{App, assert_exit_saying, is_archive_name, sha256_hex, stderr};
 
 /// A tag of this machine (the one the binary under test runs on).
 fn own_tag(time: DateTime<Utc>, kind: &str, nonce: u32) -> String {
@@ -25,7 +25,7 @@ fn tag_of(host: &str, time: DateTime<Utc>, kind: &str, nonce: u32) -> String {
     )
 }
 
-/// A stand-in archive with its checksum record: pruning never reads archives.
+/// A stand-in archive (named as gzip's) with its checksum record: pruning never reads archives.
 fn put_archive(dir: &Path, tag: &str) {
     fs::create_dir_all(dir).unwrap();
     let path = dir.join(format!("{tag}.tar.gz"));
@@ -34,12 +34,13 @@ fn put_archive(dir: &Path, tag: &str) {
     backup_agent::fsutil::write_checksum(&path, &sha256_hex(data.as_bytes())).unwrap();
 }
 
+/// The tags of the archives in `dir`, stand-ins and real ones, whichever their compression.
 fn archives(dir: &Path) -> BTreeSet<String> {
     fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".tar.gz").map(str::to_string)
+            is_archive_name(&name).then(|| crate::support::tag_of(&name).to_string())
         })
         .collect()
 }

@@ -472,7 +472,7 @@ fn run_is_silent_on_success_and_records_the_outcome() {
     assert_eq!(last["push_ok"], true);
     assert_eq!(last["error"], Value::Null);
     let tag = last["tag"].as_str().unwrap();
-    assert_eq!(app.archives("backups"), [format!("{tag}.tar.gz")]);
+    assert_eq!(app.archive_tags("backups"), [tag]);
     assert_eq!(last["pushed"], serde_json::json!([tag]));
     assert_eq!(last["pending"], serde_json::json!([]));
     assert!(last["source_bytes"].as_u64().unwrap() > 0);

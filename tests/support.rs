@@ -310,17 +310,25 @@ impl App {
         cmd
     }
 
-    /// Archive file names in a folder of this app.
+    /// Archive file names (`.tar.gz` or `.tar.zst`) in a folder of this app.
     pub fn archives(&self, rel: &str) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.path(rel))
             .map(|d| {
                 d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".tar.gz") && !n.starts_with('.'))
+                    .filter(|n| is_archive_name(n) && !n.starts_with('.'))
                     .collect()
             })
             .unwrap_or_default();
         names.sort();
         names
+    }
+
+    /// The tags of the archives in a folder of this app (see [`App::archives`]), oldest first.
+    pub fn archive_tags(&self, rel: &str) -> Vec<String> {
+        self.archives(rel)
+            .iter()
+            .map(|name| tag_of(name).to_string())
+            .collect()
     }
 
     /// Names starting with `.backup-tmp-` anywhere under the app: never any after a run.
@@ -412,11 +420,57 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Every entry of a `.tar.gz`, in order, with its bytes and mode.
+/// The extensions a snapshot archive may have: gzip's, zstd's.
+pub const ARCHIVE_EXTS: [&str; 2] = [".tar.gz", ".tar.zst"];
+
+/// zstd's magic number, the first four bytes of a zstd frame.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Whether `name` is an archive's name: `<tag>.tar.gz` or `<tag>.tar.zst`.
+pub fn is_archive_name(name: &str) -> bool {
+    ARCHIVE_EXTS.iter().any(|ext| name.ends_with(ext))
+}
+
+/// The tag of the archive `name` (`<tag>.tar.gz` or `<tag>.tar.zst`); panics on any other name.
+pub fn tag_of(name: &str) -> &str {
+    ARCHIVE_EXTS
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or_else(|| panic!("{name} is not an archive name"))
+}
+
+/// The archive of `tag` in `dir`, whichever compression made it; panics when there is none.
+pub fn archive_path(dir: &Path, tag: &str) -> PathBuf {
+    ARCHIVE_EXTS
+        .iter()
+        .map(|ext| dir.join(format!("{tag}{ext}")))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no archive of {tag} in {}", dir.display()))
+}
+
+/// The archive name of `tag` in `dir` (see [`archive_path`]).
+pub fn archive_name(dir: &Path, tag: &str) -> String {
+    archive_path(dir, tag)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Every entry of a `.tar.gz` or `.tar.zst` (told by its first bytes, as the tool does), in
+/// order, with its bytes and mode.
 pub fn read_archive(path: &Path) -> Vec<(String, Vec<u8>, u32)> {
+    let mut file = fs::File::open(path).unwrap();
+    let mut magic = [0u8; 4];
+    let zstd = file.read_exact(&mut magic).is_ok() && magic == ZSTD_MAGIC;
     let file = fs::File::open(path).unwrap();
-    // A single-member decoder: the archive must be one plain gzip stream.
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let decoder: Box<dyn Read> = if zstd {
+        Box::new(zstd::stream::read::Decoder::new(file).unwrap())
+    } else {
+        // A single-member decoder: a gzip archive must be one plain gzip stream.
+        Box::new(flate2::read::GzDecoder::new(file))
+    };
+    let mut archive = tar::Archive::new(decoder);
     let mut entries = Vec::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
@@ -497,14 +551,30 @@ pub fn assert_refused_for_space(out: &Output) {
     assert!(err.contains("needs") && err.contains("MiB"), "{err}");
 }
 
-/// Writes `entries` (name, bytes, mode) as a `.tar.gz` at `path` and records its sha256 beside
-/// it, as a snapshot's record: an archive repacked by a test to play one made by hand.
+/// Writes `entries` (name, bytes, mode) as an archive at `path`, compressed as its name says
+/// (zstd for `.tar.zst`, else gzip), and records its sha256 beside it, as a snapshot's record:
+/// an archive repacked by a test to play one made by hand.
 pub fn write_archive(path: &Path, entries: &[(String, Vec<u8>, u32)]) {
     let out = fs::File::create(path).unwrap();
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        out,
-        flate2::Compression::fast(),
-    ));
+    if path.to_string_lossy().ends_with(".tar.zst") {
+        let encoder = zstd::stream::write::Encoder::new(out, 3).unwrap();
+        tar_into(encoder, entries).finish().unwrap();
+    } else {
+        let encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        tar_into(encoder, entries).finish().unwrap();
+    }
+    let name = path.file_name().unwrap().to_string_lossy();
+    let sha = sha256_hex(&fs::read(path).unwrap());
+    fs::write(
+        format!("{}.sha256", path.display()),
+        format!("{sha}  {name}\n"),
+    )
+    .unwrap();
+}
+
+/// Writes `entries` (name, bytes, mode) as a tar into `out`; gives `out` back to be finished.
+fn tar_into<W: Write>(out: W, entries: &[(String, Vec<u8>, u32)]) -> W {
+    let mut builder = tar::Builder::new(out);
     for (name, bytes, mode) in entries {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
@@ -514,12 +584,5 @@ pub fn write_archive(path: &Path, entries: &[(String, Vec<u8>, u32)]) {
             .append_data(&mut header, name, bytes.as_slice())
             .unwrap();
     }
-    builder.into_inner().unwrap().finish().unwrap();
-    let name = path.file_name().unwrap().to_string_lossy();
-    let sha = sha256_hex(&fs::read(path).unwrap());
-    fs::write(
-        format!("{}.sha256", path.display()),
-        format!("{sha}  {name}\n"),
-    )
-    .unwrap();
+    builder.into_inner().unwrap()
 }

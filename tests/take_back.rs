@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::restore::{add_fixture, hashes, sample_app};
 use crate::support::{
-    App, assert_exit_saying, execute_on, read_archive, sha256_hex, stderr, stdout, write_archive,
+    App, archive_path, assert_exit_saying, execute_on, read_archive, sha256_hex, stderr, stdout,
+    tag_of, write_archive,
 };
 
 fn user_version(db: &Path) -> i64 {
@@ -42,9 +43,7 @@ fn two_databases_and_an_include() -> App {
 #[test]
 fn to_a_folder_from_the_remote_alone_leaves_the_live_data_byte_identical() {
     let app = two_databases_and_an_include();
-    let tag = app.archives("backups")[0]
-        .trim_end_matches(".tar.gz")
-        .to_string();
+    let tag = tag_of(&app.archives("backups")[0]).to_string();
     // The one bad DELETE, and no local copy left: only the remote holds the snapshot.
     execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id > 20");
     fs::write(app.path("data/queue/b.json"), b"b").unwrap();
@@ -211,11 +210,7 @@ fn three_snapshots() -> (App, Vec<String>) {
         let out = app.run_at(&clock, &["now"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
-    let mut tags: Vec<String> = app
-        .archives("backups")
-        .iter()
-        .map(|a| a.trim_end_matches(".tar.gz").to_string())
-        .collect();
+    let mut tags = app.archive_tags("backups");
     tags.reverse();
     (app, tags)
 }
@@ -225,7 +220,7 @@ const CLOCK: &str = "2026-03-01T12:00:00Z";
 #[test]
 fn verify_remote_checks_the_remote_copy_even_with_a_local_one() {
     let (app, tags) = three_snapshots();
-    let local = app.path(&format!("backups/{}.tar.gz", tags[0]));
+    let local = archive_path(&app.path("backups"), &tags[0]);
     let local_before = fs::read(&local).unwrap();
     let out = app.run_at(CLOCK, &["verify", &tags[0], "--remote", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -248,7 +243,7 @@ fn verify_remote_checks_the_remote_copy_even_with_a_local_one() {
     assert_eq!(report["tag"], tags[0].as_str());
 
     // The remote copy gone (the dead disk's only backup): the local copy is no stand-in.
-    fs::remove_file(app.path(&format!("remote/{}.tar.gz", tags[0]))).unwrap();
+    fs::remove_file(archive_path(&app.path("remote"), &tags[0])).unwrap();
     let out = app.run_at(CLOCK, &["verify", &tags[0]]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = app.run_at(CLOCK, &["verify", &tags[0], "--remote"]);
@@ -274,9 +269,10 @@ fn verify_all_checks_every_snapshot_and_names_the_ones_that_fail() {
 
     // The middle one only on the remote, and damaged there: no good copy of it exists.
     let middle = &tags[1];
-    fs::remove_file(app.path(&format!("backups/{middle}.tar.gz"))).unwrap();
-    fs::remove_file(app.path(&format!("backups/{middle}.tar.gz.sha256"))).unwrap();
-    crate::support::truncate_to_half(&app.path(&format!("remote/{middle}.tar.gz")));
+    let local = archive_path(&app.path("backups"), middle);
+    fs::remove_file(&local).unwrap();
+    fs::remove_file(format!("{}.sha256", local.display())).unwrap();
+    crate::support::truncate_to_half(&archive_path(&app.path("remote"), middle));
     let out = app.run_at(CLOCK, &["verify", "--all"]);
     assert_exit_saying(
         &out,
@@ -338,7 +334,7 @@ fn verify_all_drills_the_local_snapshots_when_the_remote_cannot_be_listed() {
     assert_eq!(report.as_array().unwrap().len(), 3, "{report}");
 
     // A damaged local copy needs the remote's, which cannot be had: that drill fails.
-    crate::support::truncate_to_half(&app.path(&format!("backups/{}.tar.gz", tags[1])));
+    crate::support::truncate_to_half(&archive_path(&app.path("backups"), &tags[1]));
     let out = app.run_at(CLOCK, &["verify", "--all"]);
     assert_exit_saying(
         &out,
