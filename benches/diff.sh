@@ -3,7 +3,7 @@
 #
 # Usage: benches/diff.sh [SIZE_MIB ...]        (default: 1024)
 #   RUNS=N          timed runs per size, after one warm-up (default 3)
-#   COMPRESSION=C   gzip (default) or zstd, for both kinds of snapshot
+#   COMPRESSION=C   zstd (default, as the tool's) or gzip, for both kinds of snapshot
 #   BENCH_DIR=D     scratch folder (default target/bench); generated databases are kept there
 #   SHARED=D        folder with make-db.py (default ../shared/bench)
 #
@@ -26,7 +26,7 @@
 set -euo pipefail
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(1024)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-COMPRESSION=${COMPRESSION:-gzip}
+COMPRESSION=${COMPRESSION:-zstd}
 ext=tar.gz; [ "$COMPRESSION" = zstd ] && ext=tar.zst
 
 report=$BENCH_DIR/diff-report.md
