@@ -9,6 +9,7 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
         &[
             "backup now --note \"before the v2 migration\"   # a manual snapshot, pushed",
             "backup now --json | jq -r .tag                 # the new snapshot's tag",
+            "backup now --diff                              # only what changed since the last full",
         ],
     ),
     (
