@@ -1,9 +1,10 @@
 //! The retention planner on random timelines: one decision per snapshot, and it never deletes
-//! the newest snapshot nor one the remote does not have yet.
+//! the newest snapshot nor one the remote does not have yet; as a prune plans it, it never
+//! deletes the base of a differential it keeps.
 #![no_main]
 
 use arbitrary::Arbitrary;
-use backup_agent::retention::{Candidate, Count, Policy, plan};
+use backup_agent::retention::{Candidate, Count, Policy, Scope, plan, plan_scoped};
 use backup_agent::tag::{Kind, Tag};
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
@@ -52,6 +53,7 @@ fuzz_target!(|input: Input| {
             Candidate {
                 tag: Tag::parse(&text).expect("a well-formed tag"),
                 unpushed,
+                base: None,
             }
         })
         .collect();
@@ -68,5 +70,28 @@ fuzz_target!(|input: Input| {
             assert!(d.keep, "{} deleted: {:?}", d.tag, d.reasons);
         }
         assert_eq!(d.keep, !d.reasons.is_empty(), "{d:?}");
+    }
+
+    // Scheduled snapshots whose offset is odd are differentials of the newest full before them.
+    let mut last_full: Option<Tag> = None;
+    for c in &mut candidates {
+        let odd = c.tag.suffix().bytes().last().is_some_and(|b| b % 2 == 1);
+        match (&last_full, c.tag.kind(), odd) {
+            (Some(full), Kind::Scheduled, true) => c.base = Some(full.clone()),
+            _ => last_full = Some(c.tag.clone()),
+        }
+    }
+    let scope = Scope {
+        host: "fuzz-host".into(),
+        protect: None,
+        now: DateTime::<Utc>::from_timestamp(base + i64::from(u32::MAX), 0).unwrap(),
+    };
+    let decisions = plan_scoped(candidates.clone(), &policy, &scope);
+    for d in decisions.iter().filter(|d| d.keep) {
+        let c = candidates.iter().find(|c| c.tag == d.tag).unwrap();
+        if let Some(full) = &c.base {
+            let kept = decisions.iter().any(|b| &b.tag == full && b.keep);
+            assert!(kept, "{} kept without its base {full}", d.tag);
+        }
     }
 });
