@@ -11,24 +11,12 @@ use serde_json::Value;
 
 use crate::support::{App, DIR_REMOTE_CONFIG, execute_on, json_array, stderr, stdout};
 
-/// The config [`App::new`] writes, with a queue folder included.
-const CONFIG_WITH_QUEUE: &str = r#"
-[[database]]
-name = "tasks"
-path = "data/tasks.db"
-[[include]]
-path = "data/queue"
-[local]
-dir = "backups"
-[remote]
-type = "dir"
-path = "remote"
-"#;
-
-/// An app with `rows` tasks and three queue files.
+/// An app with `rows` tasks and three queue files, the queue folder included.
 fn app_with_queue(rows: usize) -> App {
     let app = App::new(rows);
-    app.write_config(CONFIG_WITH_QUEUE);
+    app.write_config(&format!(
+        "{DIR_REMOTE_CONFIG}[[include]]\npath = \"data/queue\"\n"
+    ));
     fs::create_dir_all(app.path("data/queue")).unwrap();
     for i in 1..=3 {
         fs::write(
