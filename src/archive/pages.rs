@@ -382,17 +382,8 @@ mod tests {
             database(&[1, 8, 3], 512),             // shrunk, one changed
             database(&[1, 2, 3, 4, 5], 512),       // the same
         ] {
-            let mut base = hashes_of(dir.path(), "old", &old);
-            let mut member = Vec::new();
-            let new_hashes = dir.path().join("new");
-            let _ = std::fs::remove_file(&new_hashes);
-            let scanned = scan(
-                &mut &new[..],
-                512,
-                &new_hashes,
-                Some((&mut base, &mut member, u64::MAX)),
-            )
-            .unwrap();
+            let _ = std::fs::remove_file(dir.path().join("new"));
+            let (scanned, member) = scan_against(dir.path(), &old, &new, u64::MAX);
             let written = scanned.pages.unwrap();
             assert_eq!(written.size, member.len() as u64);
             let target = dir.path().join("db");
@@ -411,20 +402,27 @@ mod tests {
         }
     }
 
+    /// `new` scanned against the hashes of `old` within `budget`: what was read, and the
+    /// pages member. The new copy's hashes go to `new` in `dir`.
+    fn scan_against(dir: &Path, old: &[u8], new: &[u8], budget: u64) -> (Scanned, Vec<u8>) {
+        let mut base = hashes_of(dir, "old", old);
+        let mut member = Vec::new();
+        let scanned = scan(
+            &mut &new[..],
+            512,
+            &dir.join("new"),
+            Some((&mut base, &mut member, budget)),
+        )
+        .unwrap();
+        (scanned, member)
+    }
+
     #[test]
     fn a_member_that_says_otherwise_than_the_manifest_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let old = database(&[1, 2, 3], 512);
         let new = database(&[1, 7, 3], 512);
-        let mut base = hashes_of(dir.path(), "old", &old);
-        let mut member = Vec::new();
-        let scanned = scan(
-            &mut &new[..],
-            512,
-            &dir.path().join("new"),
-            Some((&mut base, &mut member, u64::MAX)),
-        )
-        .unwrap();
+        let (scanned, member) = scan_against(dir.path(), &old, &new, u64::MAX);
         let target = dir.path().join("db");
         std::fs::write(&target, &old).unwrap();
         assert!(apply(&mut &member[..], &target, 512, 3, 2).is_err());
@@ -441,15 +439,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = database(&[1, 2, 3, 4], 512);
         let new = database(&[1, 5, 6, 7], 512);
-        let mut base = hashes_of(dir.path(), "old", &old);
-        let mut member = Vec::new();
-        let scanned = scan(
-            &mut &new[..],
-            512,
-            &dir.path().join("new"),
-            Some((&mut base, &mut member, 2 * (8 + 512))),
-        )
-        .unwrap();
+        let (scanned, _) = scan_against(dir.path(), &old, &new, 2 * (8 + 512));
         assert!(
             scanned.pages.is_none(),
             "three changed pages do not fit two"

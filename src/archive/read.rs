@@ -207,19 +207,11 @@ pub struct ReadManifest {
 /// # Errors
 /// As [`read_manifest`].
 pub fn read_manifest_as_read(archive: &Path) -> Result<ReadManifest> {
-    let file = fs::File::open(archive).at("cannot open archive", archive)?;
-    let decoder =
-        Decoder::new(io::BufReader::new(file)).map_err(|e| bad(archive, unreadable(&e)))?;
-    let mut tar = tar::Archive::new(decoder);
-    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
-    first_manifest(archive, &mut entries, None)
+    with_entries(archive, |entries| first_manifest(archive, entries, None))
 }
 
-fn first_manifest<R: Read>(
-    archive: &Path,
-    entries: &mut tar::Entries<'_, R>,
-    known: Option<ReadManifest>,
-) -> Result<ReadManifest> {
+/// The bytes of `MANIFEST.json`, which must be the archive's first entry.
+fn manifest_json<R: Read>(archive: &Path, entries: &mut tar::Entries<'_, R>) -> Result<Vec<u8>> {
     let mut first = match entries.next() {
         Some(entry) => entry.map_err(|e| bad(archive, unreadable(&e)))?,
         None => return Err(bad(archive, "it is empty")),
@@ -243,6 +235,29 @@ fn first_manifest<R: Read>(
         .take(MANIFEST_MAX)
         .read_to_end(&mut json)
         .map_err(|e| bad(archive, unreadable(&e)))?;
+    Ok(json)
+}
+
+/// Opens `archive` and hands its entries, decompressed, to `read`. The read buffer is small: a
+/// listing reads only the first entry of every archive.
+fn with_entries<T>(
+    archive: &Path,
+    read: impl FnOnce(&mut tar::Entries<'_, Decoder<io::BufReader<fs::File>>>) -> Result<T>,
+) -> Result<T> {
+    let file = fs::File::open(archive).at("cannot open archive", archive)?;
+    let decoder = Decoder::new(io::BufReader::with_capacity(64 << 10, file))
+        .map_err(|e| bad(archive, unreadable(&e)))?;
+    let mut tar = tar::Archive::new(decoder);
+    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
+    read(&mut entries)
+}
+
+fn first_manifest<R: Read>(
+    archive: &Path,
+    entries: &mut tar::Entries<'_, R>,
+    known: Option<ReadManifest>,
+) -> Result<ReadManifest> {
+    let json = manifest_json(archive, entries)?;
     if let Some(known) = known.filter(|known| known.json == json) {
         return Ok(known);
     }
@@ -294,22 +309,7 @@ pub fn read_base(archive: &Path) -> Result<Option<super::BaseRef>> {
     struct BaseOnly {
         base: Option<super::BaseRef>,
     }
-    let file = fs::File::open(archive).at("cannot open archive", archive)?;
-    let decoder =
-        Decoder::new(io::BufReader::new(file)).map_err(|e| bad(archive, unreadable(&e)))?;
-    let mut tar = tar::Archive::new(decoder);
-    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
-    let mut first = match entries.next() {
-        Some(entry) => entry.map_err(|e| bad(archive, unreadable(&e)))?,
-        None => return Err(bad(archive, "it is empty")),
-    };
-    if first.path_bytes().as_ref() != MANIFEST_NAME.as_bytes() || first.size() > MANIFEST_MAX {
-        return Err(bad(archive, "it does not start with a manifest"));
-    }
-    let mut json = Vec::new();
-    first
-        .read_to_end(&mut json)
-        .map_err(|e| bad(archive, unreadable(&e)))?;
+    let json = with_entries(archive, |entries| manifest_json(archive, entries))?;
     serde_json::from_slice::<BaseOnly>(&json)
         .map(|b| b.base)
         .map_err(|e| bad(archive, format!("its manifest does not parse ({e})")))
@@ -326,23 +326,20 @@ pub fn read_member<T>(
     path: &str,
     visit: impl FnOnce(&mut dyn Read) -> io::Result<T>,
 ) -> Result<Option<T>> {
-    let file = fs::File::open(archive).at("cannot open archive", archive)?;
-    let decoder = Decoder::new(io::BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| bad(archive, unreadable(&e)))?;
-    let mut tar = tar::Archive::new(decoder);
-    let mut entries = tar.entries().map_err(|e| bad(archive, unreadable(&e)))?;
-    first_manifest(archive, &mut entries, None)?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(archive, unreadable(&e)))?;
-        if entry.path_bytes().as_ref() == path.as_bytes()
-            && entry.header().entry_type() == tar::EntryType::Regular
-        {
-            return visit(&mut entry)
-                .map(Some)
-                .map_err(|e| bad(archive, unreadable(&e)));
+    with_entries(archive, |entries| {
+        first_manifest(archive, entries, None)?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(archive, unreadable(&e)))?;
+            if entry.path_bytes().as_ref() == path.as_bytes()
+                && entry.header().entry_type() == tar::EntryType::Regular
+            {
+                return visit(&mut entry)
+                    .map(Some)
+                    .map_err(|e| bad(archive, unreadable(&e)));
+            }
         }
-    }
-    Ok(None)
+        Ok(None)
+    })
 }
 
 /// Describes a read failure of the compressed stream.
