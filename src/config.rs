@@ -38,6 +38,8 @@ struct RawConfig {
     schedule: Cadence,
     #[serde(default)]
     snapshot: SnapshotSettings,
+    #[serde(default)]
+    agent: AgentSettings,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +83,18 @@ pub struct Config {
     pub schedule: Cadence,
     /// `[snapshot]`: how archives are compressed, and how often a scheduled run takes a full.
     pub snapshot: SnapshotSettings,
+    /// `[agent]`: what an agent may do through `backup mcp`.
+    pub agent: AgentSettings,
+}
+
+/// `[agent]`: what a program calling `backup mcp` may do beyond reading and snapshotting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    /// Whether `backup_restore` and `backup_rollback` may replace live data (each call must also
+    /// say `confirm: true`). Off: an agent can look, dry-run and restore into a folder of its
+    /// own, but the live data changes only by a person's hand.
+    pub allow_restore: bool,
 }
 
 /// `[snapshot]`.
@@ -249,6 +263,7 @@ impl Config {
             retention: raw.retention,
             schedule: raw.schedule,
             snapshot: raw.snapshot,
+            agent: raw.agent,
         };
         config.check_folders()?;
         Ok(config)

@@ -3,7 +3,8 @@
 //! destructors, no clean-up), or pauses there until the test kills it; and a settable host name,
 //! so one machine can play several sharing a remote. (The settable clock is [`crate::clock`].)
 
-/// Environment variable naming the point to die at: `<point>`, or `<point>:pause`.
+/// Environment variable naming the point to die at: `<point>`, `<point>:pause`, or
+/// `<point>:sleep-<ms>`.
 pub const FAILPOINT_ENV: &str = "BACKUP_FAILPOINT";
 
 /// Aborts the process when `BACKUP_FAILPOINT` equals `name` (debug builds only).
@@ -11,7 +12,8 @@ pub const FAILPOINT_ENV: &str = "BACKUP_FAILPOINT";
 /// With `BACKUP_FAILPOINT=<name>:pause` the process prints `FAILPOINT <name> paused` to stderr
 /// and waits there, holding whatever it holds (the run lock), until a line or the end comes on
 /// its stdin; then it goes on. A test can act while a run is known to be at that point, then
-/// let it go on or kill it there.
+/// let it go on or kill it there. With `BACKUP_FAILPOINT=<name>:sleep-<ms>` it waits that long
+/// there instead, for a process whose stdin is not the test's to use (`backup mcp`).
 #[inline]
 pub fn hit(name: &str) {
     if !cfg!(debug_assertions) {
@@ -27,6 +29,14 @@ pub fn hit(name: &str) {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "FAILPOINT {name} paused");
         let _ = std::io::stdin().read_line(&mut String::new());
+    }
+    let sleep = wanted
+        .to_str()
+        .and_then(|w| w.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix(":sleep-"))
+        .and_then(|ms| ms.parse().ok());
+    if let Some(ms) = sleep {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 

@@ -74,7 +74,10 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
     ),
     (
         &["rollback"],
-        &["backup rollback   # put back what the last restore set aside"],
+        &[
+            "backup rollback --dry-run   # what it would put back and set aside",
+            "backup rollback             # put back what the last restore set aside",
+        ],
     ),
     (
         &["demo"],
@@ -144,6 +147,12 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
         &["backup completions bash > ~/.local/share/bash-completion/completions/backup"],
     ),
     (&["man"], &["backup man | man -l -"]),
+    (
+        &["mcp"],
+        &[
+            "backup mcp --config /home/alice/notes/backup.toml   # as an MCP client starts it (README \"Agents (MCP)\")",
+        ],
+    ),
 ];
 
 /// `cmd` with each command's examples at the end of its `--help`.

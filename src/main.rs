@@ -43,6 +43,7 @@ mod help_examples;
 mod interrupt;
 mod json_error;
 mod logging;
+mod mcp;
 mod term;
 
 use std::io::IsTerminal;
@@ -120,6 +121,8 @@ enum Command {
     Schedule(commands::schedule::Command),
     /// Check config, databases, folders, remote, token and schedule; say what to fix
     Doctor(commands::doctor::Args),
+    /// Serve the tools to an AI agent: a Model Context Protocol server on stdin/stdout
+    Mcp,
     /// Print a shell completion script (e.g. `backup completions bash > /etc/bash_completion.d/backup`)
     Completions {
         /// The shell
@@ -175,6 +178,7 @@ fn main() -> ExitCode {
             ok()
         }
         Command::Man => commands::man::run(help_examples::add(Cli::command())),
+        Command::Mcp => mcp::run(config_path),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -102,3 +102,10 @@ mod compression;
 
 /// Differential snapshots: changed pages against the last full, rebuilt on restore, bases kept.
 mod differential;
+
+/// `backup mcp`: the Model Context Protocol server spoken to over a pipe, JSON-RPC line by line:
+/// the handshake, every tool on a real app folder, schemas, refusals, malformed requests.
+mod mcp;
+
+/// `backup mcp` with a standard client: the Python `mcp` package connects and calls a tool.
+mod mcp_python;

@@ -44,16 +44,6 @@ fn snapshot_at(app: &App, clock: &str, args: &[&str]) -> String {
     json(&out)["tag"].as_str().unwrap().to_string()
 }
 
-/// Names in the app's local snapshot folder.
-fn local_names(app: &App) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(app.path("backups"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn show_says_when_where_what_and_the_note_in_text_and_json() {
     let app = app_with_files(10);
@@ -166,7 +156,7 @@ fn show_reads_a_folder_remotes_manifest_in_place() {
     let local = archive_path(&app.path("backups"), &tag);
     fs::remove_file(&local).unwrap();
     fs::remove_file(format!("{}.sha256", local.display())).unwrap();
-    let before = local_names(&app);
+    let before = app.names_in("backups");
     let shown = json(&app.run(&["show", &tag[tag.len() - 6..], "--json"]));
     assert_eq!(shown["where"], "remote");
     assert_eq!(shown["manifest_from"], "remote");
@@ -174,7 +164,7 @@ fn show_reads_a_folder_remotes_manifest_in_place() {
     assert_eq!(shown["local_size"], Value::Null);
     assert_eq!(shown["databases"][0]["tables"]["tasks"], 5);
     // Nothing was downloaded into the local folder, not even for a moment that left a trace.
-    assert_eq!(local_names(&app), before);
+    assert_eq!(app.names_in("backups"), before);
     app.assert_no_leftovers();
 }
 

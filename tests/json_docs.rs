@@ -84,6 +84,11 @@ const CASES: &[Case] = &[
         0,
     ),
     case(
+        "`backup rollback --dry-run --json`",
+        &["rollback", "--dry-run", "--json"],
+        0,
+    ),
+    case(
         "`backup rollback --json`",
         &["rollback", "--yes", "--json"],
         0,

@@ -310,6 +310,16 @@ impl App {
         cmd
     }
 
+    /// Every name in a folder of this app (`""` for the app's own), sorted.
+    pub fn names_in(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Archive file names (`.tar.gz` or `.tar.zst`) in a folder of this app.
     pub fn archives(&self, rel: &str) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.path(rel))
@@ -486,7 +496,8 @@ pub fn read_archive(path: &Path) -> Vec<(String, Vec<u8>, u32)> {
 /// Environment variable naming, comma-separated, what the tests may not skip for lack of:
 /// `cron`, `script`, `groff` (reads the manual page), `userns` (a private mount namespace for a
 /// small tmpfs), `no-systemd` (a machine without a systemd user manager), `garage` (the S3
-/// server, see [`garage`]). `.ci/run` names what it installs.
+/// server, see [`garage`]), `python-mcp` (a Python with the `mcp` package, for
+/// `tests/mcp_python.rs`). `.ci/run` names what it installs.
 pub const REQUIRE_ENV: &str = "BACKUP_TEST_REQUIRE";
 
 /// A test that cannot run here for lack of `what`: says so on the real stderr (past the test

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use backup_agent::catalog::{self, ListEntry, ListFilter, Location, RangeEnd};
+use backup_agent::config::Config;
 use backup_agent::error::Error;
 use backup_agent::retention::{self, Candidate, Decision};
 use backup_agent::tag::{Kind, Tag};
@@ -69,7 +70,7 @@ impl From<KindArg> for Kind {
 }
 
 /// The filters of `args`, their times read against this machine's clock.
-fn filter_of(args: &Args) -> Result<ListFilter, Error> {
+pub fn filter_of(args: &Args) -> Result<ListFilter, Error> {
     let now = backup_agent::clock::now();
     let time = |text: &Option<String>, end| {
         text.as_deref()
@@ -132,21 +133,63 @@ fn explain(
 pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let filter = filter_of(args)?;
     let config = crate::load_config_and_recover_restore(config)?;
-    let remote = backup_agent::catalog::open_remote(&config);
+    let listing = listing(&config, args, &filter)?;
+    let entries = &listing.entries;
+    if args.json {
+        super::print_json(&json_of(&listing));
+    } else if entries.is_empty() && listing.before_filters > 0 {
+        outln!(
+            "none of the {} match the filters; `backup list` shows them all",
+            count(listing.before_filters, "snapshot", "snapshots")
+        );
+    } else if entries.is_empty() {
+        outln!("no snapshots yet; take one with `backup now`");
+    } else {
+        let explained: Vec<String> = if args.explain {
+            entries.iter().map(|e| listing.verdict(e).2).collect()
+        } else {
+            Vec::new()
+        };
+        out!("{}", table(entries, &explained, args.wide));
+    }
+    let (lines, code) = listing.messages();
+    for line in lines {
+        errln!("backup: {line}");
+    }
+    Ok(code)
+}
+
+/// `backup list` without its rendering: the rows the filters keep, each with its retention
+/// verdict when `--explain` asked for it.
+pub struct Listing {
+    pub entries: Vec<ListEntry>,
+    /// The retention plan of the host's snapshots, by tag (`--explain`).
+    plan: Option<HashMap<Tag, Decision>>,
+    /// How many snapshots there were before the filters other than `--host`.
+    pub before_filters: usize,
+    remote_error: Option<Error>,
+    /// Said before the rows (a host with no snapshots).
+    notes: Vec<String>,
+}
+
+/// Lists the snapshots as `args` asks (its `filter`, read by [`filter_of`]).
+pub fn listing(config: &Config, args: &Args, filter: &ListFilter) -> Result<Listing, Error> {
+    let remote = backup_agent::catalog::open_remote(config);
     if let Some(remote) = &remote {
         remote.answer_quickly();
     }
     let (mut entries, remote_error) = catalog::list(&config.local_dir, remote.as_ref())?;
+    let mut notes = Vec::new();
     if let Some(name) = &args.host {
         let host = backup_agent::tag::host_id(name);
         let before: std::collections::BTreeSet<String> =
             entries.iter().map(|e| e.host.clone()).collect();
         entries.retain(|e| e.host == host);
         if entries.is_empty() && !before.is_empty() {
-            errln!(
-                "backup: note: no snapshots of host {host}; the hosts with snapshots are {}",
+            notes.push(format!(
+                "note: no snapshots of host {host}; the hosts with snapshots are {}",
                 before.into_iter().collect::<Vec<_>>().join(", ")
-            );
+            ));
         }
     }
     let remote_known = remote.is_some() && remote_error.is_none();
@@ -160,16 +203,61 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
         .then(|| explain(&entries, &config.retention, remote_known, &scope));
     let before_filters = entries.len();
     entries.retain(|e| filter.keeps(e));
-    let verdict = |e: &ListEntry| match plan.as_ref().and_then(|p| p.get(&e.tag)) {
-        Some(d) if d.keep => (Some(true), d.reasons.clone(), d.reasons.join(", ")),
-        Some(_) => (Some(false), Vec::new(), "deleted by the next prune".into()),
-        None => (None, Vec::new(), "another host's: never pruned here".into()),
-    };
-    if args.json && args.explain {
-        let rows: Vec<Explained> = entries
+    Ok(Listing {
+        entries,
+        plan,
+        before_filters,
+        remote_error,
+        notes,
+    })
+}
+
+impl Listing {
+    /// Whether retention keeps `e` (`None`: another host's), why, and that in words.
+    fn verdict(&self, e: &ListEntry) -> (Option<bool>, Vec<String>, String) {
+        match self.plan.as_ref().and_then(|p| p.get(&e.tag)) {
+            Some(d) if d.keep => (Some(true), d.reasons.clone(), d.reasons.join(", ")),
+            Some(_) => (Some(false), Vec::new(), "deleted by the next prune".into()),
+            None => (None, Vec::new(), "another host's: never pruned here".into()),
+        }
+    }
+
+    /// What the listing says besides its rows (`note: …`, `warning: …`), and its exit code.
+    pub fn messages(&self) -> (Vec<String>, u8) {
+        let mut lines = self.notes.clone();
+        let future: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.future)
+            .map(|e| e.tag.to_string())
+            .collect();
+        if !future.is_empty() {
+            lines.push(format!(
+                "warning: {} dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
+                count(future.len(), "snapshot", "snapshots"),
+                future.join(", ")
+            ));
+        }
+        match &self.remote_error {
+            None => (lines, exit::OK),
+            Some(e) => {
+                lines.push(format!(
+                    "note: cannot list the remote, so only the local snapshots are shown and whether the remote holds them too is unknown: {e}"
+                ));
+                (lines, exit::REMOTE)
+            }
+        }
+    }
+}
+
+/// What `backup list --json` prints (with `--explain`, each row with its verdict).
+pub fn json_of(listing: &Listing) -> serde_json::Value {
+    let value = if listing.plan.is_some() {
+        let rows: Vec<Explained> = listing
+            .entries
             .iter()
             .map(|entry| {
-                let (keep, reasons, _) = verdict(entry);
+                let (keep, reasons, _) = listing.verdict(entry);
                 Explained {
                     entry,
                     keep,
@@ -177,45 +265,11 @@ pub fn run(config: Option<&Path>, args: &Args) -> Result<u8, Error> {
                 }
             })
             .collect();
-        super::print_json(&rows);
-    } else if args.json {
-        super::print_json(&entries);
-    } else if entries.is_empty() && before_filters > 0 {
-        outln!(
-            "none of the {} match the filters; `backup list` shows them all",
-            count(before_filters, "snapshot", "snapshots")
-        );
-    } else if entries.is_empty() {
-        outln!("no snapshots yet; take one with `backup now`");
+        serde_json::to_value(rows)
     } else {
-        let explained: Vec<String> = if args.explain {
-            entries.iter().map(|e| verdict(e).2).collect()
-        } else {
-            Vec::new()
-        };
-        out!("{}", table(&entries, &explained, args.wide));
-    }
-    let future: Vec<String> = entries
-        .iter()
-        .filter(|e| e.future)
-        .map(|e| e.tag.to_string())
-        .collect();
-    if !future.is_empty() {
-        errln!(
-            "backup: warning: {} dated in the future, taken under a wrong clock: {}; `latest` skips them, and retention keeps them apart: delete them by hand once you have what you need",
-            count(future.len(), "snapshot", "snapshots"),
-            future.join(", ")
-        );
-    }
-    match remote_error {
-        None => Ok(exit::OK),
-        Some(e) => {
-            errln!(
-                "backup: note: cannot list the remote, so only the local snapshots are shown and whether the remote holds them too is unknown: {e}"
-            );
-            Ok(exit::REMOTE)
-        }
-    }
+        serde_json::to_value(&listing.entries)
+    };
+    value.expect("serializes")
 }
 
 /// The listing for people. By default it fits [`crate::term::TABLE_WIDTH`] columns: a snapshot

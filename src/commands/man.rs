@@ -117,6 +117,12 @@ fn configuration(page: &mut Vec<u8>) -> std::io::Result<()> {
             "How often `backup run` is expected, and how late it may be before `backup status` \
              calls the backups stale; by default 1h and 30m.",
         ),
+        (
+            "[agent] allow_restore",
+            "Whether an agent using `backup mcp` may restore or roll back in place (each call must \
+             also say confirm); false by default, so an agent can only dry-run or restore into a \
+             folder of its own.",
+        ),
     ] {
         item(page, term, description)?;
     }

@@ -84,6 +84,9 @@ pub struct RollbackArgs {
     /// Roll back without asking (for scripts; without a terminal it is required)
     #[arg(long)]
     pub yes: bool,
+    /// Say what the rollback would put back and set aside, then stop
+    #[arg(long, conflicts_with_all = ["yes", "force"])]
+    pub dry_run: bool,
     /// Swap even while another process has a live database open
     #[arg(long)]
     pub force: bool,
@@ -247,10 +250,7 @@ pub fn verify(
     };
     note_local_damaged(&prepared, "verified the remote copy");
     if args.json {
-        print_json(&Verified {
-            ok: true,
-            checked: Checked::of(&prepared),
-        });
+        print_json(&verified_json(&prepared));
     } else {
         describe(&prepared);
         outln!("verify passed: this snapshot restores");
@@ -266,6 +266,57 @@ struct Verified<'a> {
     checked: Checked<'a>,
 }
 
+/// What `backup verify --json` prints for a snapshot that passed.
+pub fn verified_json(prepared: &Prepared) -> serde_json::Value {
+    serde_json::to_value(Verified {
+        ok: true,
+        checked: Checked::of(prepared),
+    })
+    .expect("serializes")
+}
+
+/// One element of `backup verify --all --json`: the drill of a snapshot that passed, or why it
+/// failed.
+pub fn verify_outcome_json(
+    tag: &backup_agent::tag::Tag,
+    outcome: &Result<Prepared, Error>,
+) -> serde_json::Value {
+    match outcome {
+        Ok(prepared) => verified_json(prepared),
+        Err(e) => {
+            serde_json::json!({ "ok": false, "tag": tag.to_string(), "error": e.to_string() })
+        }
+    }
+}
+
+/// `verify --all`'s verdict: which snapshots were checked (for a message), the failure that
+/// makes it fail, and a note when the remote could not be listed.
+pub fn verify_all_verdict(done: &restore::VerifiedAll) -> (String, Option<Error>, Option<String>) {
+    let which = if done.checked < done.total {
+        format!(
+            "{} of {}, chosen at random,",
+            done.checked,
+            count(done.total, "snapshot", "snapshots")
+        )
+    } else {
+        count(done.checked, "snapshot", "snapshots")
+    };
+    let failed = (!done.failed.is_empty()).then(|| {
+        let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
+        Error::Damaged(format!(
+            "{} of {which} failed verify: {}; the lines above say why",
+            done.failed.len(),
+            names.join(", ")
+        ))
+    });
+    let note = done.remote_error.as_ref().map(|e| {
+        format!(
+            "note: cannot list the remote, so only the local snapshots were verified, not the copies only the remote holds: {e}"
+        )
+    });
+    (which, failed, note)
+}
+
 /// `verify --all [--sample N]`: one line (or one JSON object) per snapshot.
 fn verify_all(
     config: &backup_agent::config::Config,
@@ -278,16 +329,6 @@ fn verify_all(
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let mut outcomes = Vec::new();
     let mut each = |tag: &backup_agent::tag::Tag, outcome: Result<Prepared, Error>| {
-        let value = match &outcome {
-            Ok(prepared) => serde_json::to_value(Verified {
-                ok: true,
-                checked: Checked::of(prepared),
-            })
-            .expect("serializes"),
-            Err(e) => {
-                serde_json::json!({ "ok": false, "tag": tag.to_string(), "error": e.to_string() })
-            }
-        };
         if !args.json {
             match &outcome {
                 Ok(p) => outln!(
@@ -303,34 +344,18 @@ fn verify_all(
                 Err(e) => outln!("FAILED  {tag}: {e}"),
             }
         }
-        outcomes.push(value);
+        outcomes.push(verify_outcome_json(tag, &outcome));
     };
     let result = restore::verify_all(config, sample, copies, progress, &mut each);
     let done = result?;
     if args.json {
         print_json(&outcomes);
     }
-    let which = if done.checked < done.total {
-        format!(
-            "{} of {}, chosen at random,",
-            done.checked,
-            count(done.total, "snapshot", "snapshots")
-        )
-    } else {
-        count(done.checked, "snapshot", "snapshots")
-    };
-    if let Some(e) = &done.remote_error {
-        errln!(
-            "backup: note: cannot list the remote, so only the local snapshots were verified, not the copies only the remote holds: {e}"
-        );
+    let (which, failed, note) = verify_all_verdict(&done);
+    if let Some(note) = note {
+        errln!("backup: {note}");
     }
-    if !done.failed.is_empty() {
-        let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
-        let e = Error::Damaged(format!(
-            "{} of {which} failed verify: {}; the lines above say why",
-            done.failed.len(),
-            names.join(", ")
-        ));
+    if let Some(e) = failed {
         if args.json {
             // The array on stdout is the outcome, each failure in it; one JSON document only.
             errln!("backup: error: {e}");
@@ -345,6 +370,29 @@ fn verify_all(
         return Ok(exit::REMOTE);
     }
     crate::ok()
+}
+
+/// What `backup restore --dry-run --json` prints for `plan`; a restore that went ahead prints
+/// the same with `dry_run` false and its `swap`.
+pub fn planned_json(plan: &restore::RestorePlan) -> serde_json::Value {
+    serde_json::to_value(RestoreOut {
+        ok: true,
+        dry_run: true,
+        only: &plan.only,
+        checked: Checked::of(&plan.prepared),
+        concerns: &plan.concerns,
+        table_differences: &plan.table_differences,
+        in_use: &plan.in_use,
+        swap: None,
+    })
+    .expect("serializes")
+}
+
+/// [`planned_json`] once the swap is done.
+pub fn restored_json(mut planned: serde_json::Value, swap: &SwapReport) -> serde_json::Value {
+    planned["dry_run"] = false.into();
+    planned["swap"] = serde_json::to_value(swap).expect("serializes");
+    planned
 }
 
 #[derive(Serialize)]
@@ -428,16 +476,7 @@ fn restore_inner(
     if args.dry_run {
         note_local_damaged(&plan.prepared, "the dry run checked the remote copy");
         if args.json {
-            print_json(&RestoreOut {
-                ok: true,
-                dry_run: true,
-                only: &plan.only,
-                checked: Checked::of(&plan.prepared),
-                concerns: &plan.concerns,
-                table_differences: &plan.table_differences,
-                in_use: &plan.in_use,
-                swap: None,
-            });
+            print_json(&planned_json(&plan));
         } else {
             let forced = plan
                 .prepared
@@ -457,49 +496,20 @@ fn restore_inner(
     if !plan.concerns.is_empty() && !args.yes && !confirm(&plan.concerns, &plan.notes, args.json)? {
         return Ok(exit::UNCONFIRMED);
     }
-    let only = plan.only.clone();
-    let prepared_summary = (
-        plan.concerns.clone(),
-        plan.in_use.clone(),
-        plan.table_differences.clone(),
-    );
     // Said once the restore is done: the plan is consumed by the swap.
     let damaged_note = plan
         .prepared
         .local_damaged
         .then(|| plan.prepared.tag.clone());
-    let checked_json = args
-        .json
-        .then(|| serde_json::to_value(Checked::of(&plan.prepared)).expect("serializes"));
+    let planned = args.json.then(|| planned_json(&plan));
     let report = plan.commit()?;
     if let Some(tag) = damaged_note {
         errln!(
             "backup: note: the local copy of {tag} is damaged; restored from the remote copy (the next `backup run` repairs the local copy)"
         );
     }
-    if let Some(checked) = checked_json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            ok: bool,
-            dry_run: bool,
-            only: &'a [String],
-            #[serde(flatten)]
-            checked: serde_json::Value,
-            concerns: &'a [String],
-            table_differences: &'a [TableDifference],
-            in_use: &'a [String],
-            swap: &'a SwapReport,
-        }
-        print_json(&Out {
-            ok: true,
-            dry_run: false,
-            only: &only,
-            checked,
-            concerns: &prepared_summary.0,
-            table_differences: &prepared_summary.2,
-            in_use: &prepared_summary.1,
-            swap: &report,
-        });
+    if let Some(planned) = planned {
+        print_json(&restored_json(planned, &report));
     } else if let Some(aside_dir) = &report.aside_dir {
         outln!(
             "restored {}; the previous live data ({}) is in {} (`backup rollback` puts it back)",
@@ -536,30 +546,7 @@ fn restore_to(
     }
     note_local_damaged(&done.prepared, "extracted the remote copy");
     if args.json {
-        #[derive(Serialize)]
-        struct Placed<'a> {
-            databases: &'a [restore::PlacedDatabase],
-            files: usize,
-        }
-        #[derive(Serialize)]
-        struct Out<'a> {
-            ok: bool,
-            to: &'a Path,
-            migrated: bool,
-            #[serde(flatten)]
-            checked: Checked<'a>,
-            placed: Placed<'a>,
-        }
-        print_json(&Out {
-            ok: true,
-            to: &done.dir,
-            migrated: args.migrate,
-            checked: Checked::of(&done.prepared),
-            placed: Placed {
-                databases: &done.databases,
-                files: done.files,
-            },
-        });
+        print_json(&restored_to_json(&done, args.migrate));
         return crate::ok();
     }
     describe(&done.prepared);
@@ -592,6 +579,35 @@ fn restore_to(
         );
     }
     crate::ok()
+}
+
+/// What `backup restore --to DIR --json` prints.
+pub fn restored_to_json(done: &restore::RestoredTo, migrated: bool) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct Placed<'a> {
+        databases: &'a [restore::PlacedDatabase],
+        files: usize,
+    }
+    #[derive(Serialize)]
+    struct Out<'a> {
+        ok: bool,
+        to: &'a Path,
+        migrated: bool,
+        #[serde(flatten)]
+        checked: Checked<'a>,
+        placed: Placed<'a>,
+    }
+    serde_json::to_value(Out {
+        ok: true,
+        to: &done.dir,
+        migrated,
+        checked: Checked::of(&done.prepared),
+        placed: Placed {
+            databases: &done.databases,
+            files: done.files,
+        },
+    })
+    .expect("serializes")
 }
 
 /// Asks on the terminal; without one, refuses with what to do. `notes` (rows the restore brings
@@ -631,6 +647,18 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
 
 pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config)?;
+    if args.dry_run {
+        let preview = restore::preview_rollback(&config)?;
+        if args.json {
+            print_json(&rollback_preview_json(&preview));
+        } else {
+            outln!(
+                "the rollback {}; dry run: nothing was changed",
+                describe_rollback(&config, &preview)
+            );
+        }
+        return crate::ok();
+    }
     if !args.yes && !confirm_rollback(&config)? {
         if args.json {
             print_json(&serde_json::json!({
@@ -642,16 +670,7 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
     }
     let report = restore::rollback(&config, args.force)?;
     if args.json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            ok: bool,
-            #[serde(flatten)]
-            report: &'a SwapReport,
-        }
-        print_json(&Out {
-            ok: true,
-            report: &report,
-        });
+        print_json(&rolled_back_json(&report));
     } else {
         let before = match &report.aside_dir {
             Some(dir) => format!(
@@ -669,10 +688,58 @@ pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error>
     crate::ok()
 }
 
+/// What `backup rollback --json` prints.
+pub fn rolled_back_json(report: &SwapReport) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        ok: bool,
+        #[serde(flatten)]
+        report: &'a SwapReport,
+    }
+    serde_json::to_value(Out { ok: true, report }).expect("serializes")
+}
+
+/// What `backup rollback --dry-run --json` prints.
+pub fn rollback_preview_json(preview: &restore::RollbackPreview) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        ok: bool,
+        dry_run: bool,
+        #[serde(flatten)]
+        preview: &'a restore::RollbackPreview,
+    }
+    serde_json::to_value(Out {
+        ok: true,
+        dry_run: true,
+        preview,
+    })
+    .expect("serializes")
+}
+
 /// Says what a rollback puts back and what it sets aside, and asks; without a terminal, refuses
 /// with what to do (a rollback replaces live data, so a script says `--yes`).
 fn confirm_rollback(config: &backup_agent::config::Config) -> Result<bool, Error> {
     let preview = restore::preview_rollback(config)?;
+    let what = describe_rollback(config, &preview);
+    if !crate::term::can_ask() {
+        errln!(
+            "backup: error: the rollback {what}; nothing was changed: run it again with --yes to go ahead"
+        );
+        return Ok(false);
+    }
+    errln!("backup: the rollback {what}");
+    let yes = crate::term::ask("Roll back?")?;
+    if !yes {
+        errln!("backup: nothing was changed");
+    }
+    Ok(yes)
+}
+
+/// What a rollback puts back and sets aside, in words: "puts back … and sets aside …".
+fn describe_rollback(
+    config: &backup_agent::config::Config,
+    preview: &restore::RollbackPreview,
+) -> String {
     // Up to three paths by name, then how many more.
     let a_few = |paths: &[std::path::PathBuf]| {
         let shown: Vec<String> = paths
@@ -727,23 +794,11 @@ fn confirm_rollback(config: &backup_agent::config::Config) -> Result<bool, Error
             preview.operation
         );
     }
-    let what = format!(
+    format!(
         "puts back {} (what `{}` set aside) and {set_aside}",
         config.display_path(&preview.folder),
         preview.operation
-    );
-    if !crate::term::can_ask() {
-        errln!(
-            "backup: error: the rollback {what}; nothing was changed: run it again with --yes to go ahead"
-        );
-        return Ok(false);
-    }
-    errln!("backup: the rollback {what}");
-    let yes = crate::term::ask("Roll back?")?;
-    if !yes {
-        errln!("backup: nothing was changed");
-    }
-    Ok(yes)
+    )
 }
 
 /// The aside folder as a message names it: with the hidden entry that holds the data (`.data`),

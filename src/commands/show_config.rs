@@ -30,6 +30,7 @@ struct Shown<'a> {
     retention: &'a Policy,
     schedule: &'a Cadence,
     snapshot: ShownSnapshot,
+    agent: backup_agent::config::AgentSettings,
 }
 
 /// `[snapshot]`, its level filled in.
@@ -60,7 +61,23 @@ struct ShownLocal<'a> {
 
 pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config: Config = crate::load_config_and_recover_restore(config_path)?;
-    let shown = Shown {
+    let shown = shown(&config);
+    if args.json {
+        super::print_json(&shown);
+    } else {
+        outln!("# resolved from {}", config.file.display());
+        out!("{}", toml::to_string(&shown).expect("serializes"));
+    }
+    crate::ok()
+}
+
+/// What `backup config --json` prints.
+pub fn json_of(config: &Config) -> serde_json::Value {
+    serde_json::to_value(shown(config)).expect("serializes")
+}
+
+fn shown(config: &Config) -> Shown<'_> {
+    Shown {
         database: config
             .databases
             .iter()
@@ -86,12 +103,6 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
             level: config.snapshot.level(),
             full_every: config.snapshot.full_every,
         },
-    };
-    if args.json {
-        super::print_json(&shown);
-    } else {
-        outln!("# resolved from {}", config.file.display());
-        out!("{}", toml::to_string(&shown).expect("serializes"));
+        agent: config.agent,
     }
-    crate::ok()
 }

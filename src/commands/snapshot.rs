@@ -112,23 +112,34 @@ pub fn execute(
     if json || show {
         render(&config, &report, json);
     }
+    let (lines, code) = messages(&report);
+    for line in lines {
+        errln!("backup: {line}");
+    }
+    Ok(code)
+}
+
+/// What the run says besides its report (`warning: …`, `error: …`, one line each), and its exit
+/// code.
+pub fn messages(report: &RunReport) -> (Vec<String>, u8) {
+    let mut lines = Vec::new();
     if let Some(line) = findings_warning(&report.snapshot) {
-        errln!("backup: warning: {line}");
+        lines.push(format!("warning: {line}"));
     }
     for warning in &report.warnings {
-        errln!("backup: warning: {warning}");
+        lines.push(format!("warning: {warning}"));
     }
     for damaged in &report.damaged {
-        errln!("backup: error: {damaged}");
+        lines.push(format!("error: {damaged}"));
     }
-    match &report.push_error {
+    let code = match &report.push_error {
         Some(e) => {
             let reason = match e {
                 Error::Remote(e) => e.message.clone(),
                 other => other.to_string(),
             };
-            errln!(
-                "backup: error: push to {} failed: {reason}; snapshot {} is safe locally, and {} by the next `backup run`",
+            lines.push(format!(
+                "error: push to {} failed: {reason}; snapshot {} is safe locally, and {} by the next `backup run`",
                 report.remote.as_deref().unwrap_or("the remote"),
                 report.snapshot.tag,
                 units::count(
@@ -136,21 +147,22 @@ pub fn execute(
                     "snapshot waiting is pushed",
                     "snapshots waiting are pushed"
                 )
-            );
-            Ok(exit::REMOTE)
+            ));
+            exit::REMOTE
         }
-        None if !report.damaged.is_empty() => Ok(exit::FAILED),
+        None if !report.damaged.is_empty() => exit::FAILED,
         None => match &report.prune_error {
             Some(e) => {
-                errln!(
-                    "backup: error: snapshot {} is stored and pushed, but retention stopped: {e}; the next run tries again",
+                lines.push(format!(
+                    "error: snapshot {} is stored and pushed, but retention stopped: {e}; the next run tries again",
                     report.snapshot.tag
-                );
-                Ok(exit::of_error(e))
+                ));
+                exit::of_error(e)
             }
-            None => Ok(exit::OK),
+            None => exit::OK,
         },
-    }
+    };
+    (lines, code)
 }
 
 fn deleted_by_prune(report: &RunReport) -> Vec<&Tag> {
@@ -163,35 +175,43 @@ fn deleted_by_prune(report: &RunReport) -> Vec<&Tag> {
         .collect()
 }
 
+/// What `backup now --json` prints.
+pub fn json_report(report: &RunReport) -> serde_json::Value {
+    let snapshot = &report.snapshot;
+    let manifest = &snapshot.manifest;
+    let out = JsonReport {
+        ok: report.push_error.is_none() && report.damaged.is_empty(),
+        tag: &snapshot.tag,
+        kind: snapshot.tag.kind(),
+        base: manifest.base.as_ref().map(|b| &b.tag),
+        note: manifest.note.as_deref(),
+        archive: &snapshot.archive,
+        size: snapshot.size,
+        sha256: &snapshot.sha256,
+        source_bytes: manifest.payload_bytes(),
+        databases: manifest.databases.len(),
+        files: manifest.files.len(),
+        remote: report.remote.as_deref(),
+        pushed: &report.pushed,
+        pending: &report.pending,
+        push_error: report.push_error.as_ref().map(ToString::to_string),
+        damaged: &report.damaged,
+        local_check: &report.local_check,
+        pruned: deleted_by_prune(report),
+        prune_error: report.prune_error.as_ref().map(ToString::to_string),
+        findings: manifest.findings().collect(),
+    };
+    serde_json::to_value(out).expect("serializes")
+}
+
 fn render(config: &Config, report: &RunReport, json: bool) {
     let snapshot = &report.snapshot;
     let manifest = &snapshot.manifest;
     if json {
-        let out = JsonReport {
-            ok: report.push_error.is_none() && report.damaged.is_empty(),
-            tag: &snapshot.tag,
-            kind: snapshot.tag.kind(),
-            base: manifest.base.as_ref().map(|b| &b.tag),
-            note: manifest.note.as_deref(),
-            archive: &snapshot.archive,
-            size: snapshot.size,
-            sha256: &snapshot.sha256,
-            source_bytes: manifest.payload_bytes(),
-            databases: manifest.databases.len(),
-            files: manifest.files.len(),
-            remote: report.remote.as_deref(),
-            pushed: &report.pushed,
-            pending: &report.pending,
-            push_error: report.push_error.as_ref().map(ToString::to_string),
-            damaged: &report.damaged,
-            local_check: &report.local_check,
-            pruned: deleted_by_prune(report),
-            prune_error: report.prune_error.as_ref().map(ToString::to_string),
-            findings: manifest.findings().collect(),
-        };
-        super::print_json(&out);
+        super::print_json(&json_report(report));
         return;
     }
+
     outln!(
         "snapshot {}: {}, {}, {} -> {} in {:.1}s",
         snapshot.tag,

@@ -17,13 +17,18 @@ pub fn run(config_path: Option<&Path>, args: &Args) -> Result<u8, Error> {
     let config = crate::load_config_and_recover_restore(config_path)?;
     let status = health::status(&config, backup_agent::clock::now())?;
     if args.json {
-        let mut value = serde_json::to_value(&status).expect("serializes");
-        value["exit_code"] = crate::exit::of_state(status.state).into();
-        super::print_json(&value);
+        super::print_json(&json_of(&status));
     } else {
         print(&status);
     }
     Ok(crate::exit::of_state(status.state))
+}
+
+/// What `backup status --json` prints: the status with the exit code it ends with.
+pub fn json_of(status: &Status) -> serde_json::Value {
+    let mut value = serde_json::to_value(status).expect("serializes");
+    value["exit_code"] = crate::exit::of_state(status.state).into();
+    value
 }
 
 fn print(status: &Status) {

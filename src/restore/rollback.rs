@@ -179,7 +179,7 @@ fn plan_rollback(config: &Config) -> Result<PlannedRollback> {
 
 /// What `backup rollback` would do, read before it asks: the folder that goes back, and the live
 /// files it sets aside, listed as the rollback itself lists them.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RollbackPreview {
     /// The `pre_restore_<time>` folder that goes back.
     pub folder: PathBuf,
