@@ -43,7 +43,24 @@ struct Session {
 
 impl Session {
     /// Starts `command` (a `backup … mcp`) and runs the handshake.
-    fn start(mut command: Command) -> Session {
+    fn start(command: Command) -> Session {
+        let mut session = Session::spawn(command);
+        let init = session.request(
+            "initialize",
+            json!({
+                "protocolVersion": PROTOCOL,
+                "capabilities": {},
+                "clientInfo": { "name": "backup-agent tests", "version": "1" }
+            }),
+        );
+        assert_eq!(init["result"]["protocolVersion"], PROTOCOL, "{init}");
+        session.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
+        session.load_tools(json!({}));
+        session
+    }
+
+    /// Starts `command` and says nothing yet.
+    fn spawn(mut command: Command) -> Session {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -74,7 +91,7 @@ impl Session {
                 sink.push('\n');
             }
         });
-        let mut session = Session {
+        Session {
             child,
             stdin,
             messages,
@@ -82,25 +99,18 @@ impl Session {
             notifications: Vec::new(),
             output_schemas: HashMap::new(),
             next_id: 1,
-        };
-        let init = session.request(
-            "initialize",
-            json!({
-                "protocolVersion": PROTOCOL,
-                "capabilities": {},
-                "clientInfo": { "name": "backup-agent tests", "version": "1" }
-            }),
-        );
-        assert_eq!(init["result"]["protocolVersion"], PROTOCOL, "{init}");
-        session.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
-        let tools = session.request("tools/list", json!({}));
+        }
+    }
+
+    /// Reads each tool's output schema from `tools/list` (sent with `params`).
+    fn load_tools(&mut self, params: Value) {
+        let tools = self.request("tools/list", params);
         for tool in tools["result"]["tools"].as_array().unwrap() {
-            session.output_schemas.insert(
+            self.output_schemas.insert(
                 tool["name"].as_str().unwrap().to_string(),
                 tool["outputSchema"].clone(),
             );
         }
-        session
     }
 
     /// The app's own server: `backup --config <app>/backup.toml mcp`.
@@ -289,6 +299,32 @@ fn the_handshake_names_the_server_and_lists_every_tool_with_its_schemas() {
     let restore = &tools[6];
     assert_eq!(restore["annotations"]["destructiveHint"], true);
     assert_eq!(tools[1]["annotations"]["readOnlyHint"], true);
+    assert!(session.close().success());
+}
+
+#[test]
+fn the_current_revision_needs_no_handshake_each_request_says_who_asks() {
+    let app = App::with_snapshot(25);
+    let mut session = Session::spawn(app.command(&["mcp"]));
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "backup-agent tests", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let discovered = session.request("server/discover", json!({ "_meta": meta }));
+    let versions = &discovered["result"]["supportedVersions"];
+    assert!(
+        versions.as_array().unwrap().contains(&json!("2026-07-28")),
+        "{discovered}"
+    );
+    session.load_tools(json!({ "_meta": meta }));
+    let answer = session.request(
+        "tools/call",
+        json!({ "name": "backup_list", "arguments": {}, "_meta": meta }),
+    );
+    let listed = &answer["result"]["structuredContent"];
+    session.assert_valid("backup_list", listed);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1, "{answer}");
     assert!(session.close().success());
 }
 
