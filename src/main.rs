@@ -224,23 +224,34 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 fn load_config_and_recover_restore(
     path: Option<&std::path::Path>,
 ) -> Result<backup_agent::config::Config, Error> {
+    let (config, notes) = load_config_recovering(path)?;
+    for note in notes {
+        errln!("backup: {note}");
+    }
+    Ok(config)
+}
+
+/// [`load_config_and_recover_restore`], with what the recovery did as lines (`note: …`) for the
+/// caller to say.
+fn load_config_recovering(
+    path: Option<&std::path::Path>,
+) -> Result<(backup_agent::config::Config, Vec<String>), Error> {
     let path = backup_agent::config::Config::locate(path)?;
     let config = backup_agent::config::Config::load(&path)?;
+    let mut notes = Vec::new();
     if let Some(done) = backup_agent::restore::recover_interrupted(&config)? {
-        errln!(
-            "backup: note: an interrupted {} was {}",
+        notes.push(format!(
+            "note: an interrupted {} was {}",
             done.operation,
             if done.undone {
                 "undone: the live data is as it was before it"
             } else {
                 "completed"
             }
-        );
-        for note in &done.problems {
-            errln!("backup: note: {note}");
-        }
+        ));
+        notes.extend(done.problems.iter().map(|p| format!("note: {p}")));
     }
-    Ok(config)
+    Ok((config, notes))
 }
 
 /// The exit code for a command that finished its own work.

@@ -511,6 +511,19 @@ fn a_restore_or_rollback_an_agent_was_not_allowed_changes_nothing_live() {
     );
     assert!(unknown.contains("unknown field `force`"), "{unknown}");
 
+    // Allowed in the config while the server runs: it counts only once a person restarts it.
+    app.write_config(&format!(
+        "{DIR_REMOTE_CONFIG}[agent]\nallow_restore = true\n"
+    ));
+    let refused = session.call_err(
+        "backup_restore",
+        json!({ "snapshot": "latest", "confirm": true }),
+    );
+    assert!(
+        refused.contains("once the MCP server restarts"),
+        "{refused}"
+    );
+
     assert_eq!(tree(&app.path("data")), live, "live data untouched");
     assert_eq!(app.names_in(""), folders, "no pre_restore_ folder");
     assert_eq!(row_counts(&app.path("data/tasks.db"))["tasks"], 10);
@@ -577,8 +590,38 @@ fn malformed_requests_get_json_rpc_errors_and_the_server_keeps_serving() {
     let answer = session.answer_to(&json!(42));
     assert_eq!(answer["error"]["code"], -32600, "{answer}");
 
+    for (id, line) in [
+        (43, r#"{"jsonrpc":"2.0","id":43,"method":"tools/call"}"#),
+        (
+            44,
+            r#"{"jsonrpc":"2.0","id":44,"method":"tools/call","params":{"name":1}}"#,
+        ),
+        (
+            45,
+            r#"{"jsonrpc":"2.0","id":45,"method":"tools/call","params":{"name":"backup_status","arguments":[]}}"#,
+        ),
+        (
+            46,
+            r#"{"jsonrpc":"2.0","id":46,"method":"resources/read","params":{"uri":5}}"#,
+        ),
+    ] {
+        session.send_line(line);
+        let answer = session.answer_to(&json!(id));
+        assert_eq!(answer["error"]["code"], -32602, "{line}: {answer}");
+    }
+
     let answer = session.request("backup/nothing", json!({}));
     assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tools/call"),
+        "{answer}"
+    );
+    session.send_line(r#"{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}"#);
+    let answer = session.next_message();
+    assert_eq!(answer["error"]["code"], -32600, "a fractional id: {answer}");
 
     let answer = session.request(
         "tools/call",
@@ -775,5 +818,119 @@ fn a_client_that_closes_stdin_mid_call_does_not_cut_the_snapshot_short() {
         Some(0),
         "{}",
         crate::support::stderr(&out)
+    );
+}
+
+#[test]
+fn a_snapshot_with_orphan_rows_answers_every_tool_within_its_schema() {
+    // SQLite leaves foreign keys off, so an app can hold rows whose parent is gone: their
+    // findings ride along in every answer, and a client that checks the schema must take them.
+    let app = App::new(40);
+    let conn = rusqlite::Connection::open(app.path("data/tasks.db")).unwrap();
+    conn.pragma_update(None, "foreign_keys", false).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE task_tags (task_id INTEGER REFERENCES tasks(id), tag TEXT);
+         INSERT INTO task_tags VALUES (9999, 'orphan'), (1, 'kept');",
+    )
+    .unwrap();
+    drop(conn);
+    let mut session = Session::of(&app);
+    let now = session.call_ok("backup_now", json!({}));
+    assert_eq!(
+        now["findings"]["tasks"]["foreign_keys"][0]["table"], "task_tags",
+        "{now}"
+    );
+    let shown = session.call_ok("backup_show", json!({ "snapshot": "latest" }));
+    assert!(!shown["databases"][0]["findings"].is_null(), "{shown}");
+    let verified = session.call_ok("backup_verify", json!({ "snapshot": "latest" }));
+    let findings = &verified["databases"][0]["findings"]["foreign_keys"][0];
+    assert_eq!(findings["examples"], json!([1]), "{verified}");
+    session.call_ok("backup_verify", json!({ "all": true }));
+    let dry = session.call_ok("backup_restore", json!({ "snapshot": "latest" }));
+    assert_eq!(
+        dry["databases"][0]["findings"]["foreign_keys"][0]["rows"],
+        1
+    );
+    let to = app.path("recovered");
+    session.call_ok("backup_restore", json!({ "snapshot": "latest", "to": to }));
+    assert!(session.close().success());
+}
+
+#[test]
+fn a_confirmed_restore_the_client_cancels_before_the_swap_changes_nothing() {
+    let app = App::with_snapshot(30);
+    app.write_config(&format!(
+        "{DIR_REMOTE_CONFIG}[agent]\nallow_restore = true\n"
+    ));
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id > 5");
+    let live = tree(&app.path("data"));
+    let folders = app.names_in("");
+    // The checks take 3 s longer than the client is willing to wait.
+    let mut command = app.command(&["mcp"]);
+    command.env(
+        backup_agent::failpoint::FAILPOINT_ENV,
+        "restore-checked:sleep-3000",
+    );
+    let mut session = Session::start(command);
+    session.send(&json!({
+        "jsonrpc": "2.0",
+        "id": 70,
+        "method": "tools/call",
+        "params": { "name": "backup_restore", "arguments": { "snapshot": "latest", "confirm": true } }
+    }));
+    std::thread::sleep(Duration::from_millis(500));
+    session.send(&json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": { "requestId": 70, "reason": "the user pressed stop" }
+    }));
+    // Past the checks: the call has ended, and (cancelled) is not answered.
+    std::thread::sleep(Duration::from_millis(4000));
+    let status = session.call_ok("backup_status", json!({}));
+    assert_eq!(status["state"], "fresh");
+    assert_eq!(tree(&app.path("data")), live, "live data untouched");
+    assert_eq!(app.names_in(""), folders, "no pre_restore_ folder");
+    assert!(session.close().success());
+}
+
+#[test]
+fn sigterm_mid_call_lets_the_snapshot_finish_then_ends_the_server() {
+    let app = App::new(30);
+    let mut command = app.command(&["mcp"]);
+    command.env(
+        backup_agent::failpoint::FAILPOINT_ENV,
+        "snapshot-copied:sleep-3000",
+    );
+    let mut session = Session::start(command);
+    session.send(&json!({
+        "jsonrpc": "2.0",
+        "id": 80,
+        "method": "tools/call",
+        "params": { "name": "backup_now", "arguments": {} }
+    }));
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &session.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = session.child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{}",
+        session.stderr.lock().unwrap()
+    );
+    assert_eq!(
+        app.archive_tags("backups").len(),
+        1,
+        "the snapshot was finished"
+    );
+    assert_eq!(app.archive_tags("remote"), app.archive_tags("backups"));
+    app.assert_no_leftovers();
+    let said = session.stderr.lock().unwrap().clone();
+    assert!(
+        said.contains("stopped (SIGTERM), after 1 call(s) under way finished"),
+        "{said}"
     );
 }

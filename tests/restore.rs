@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::fixtures::{self, BAD};
 use crate::support::{
     App, assert_exit_saying, assert_refused_for_space, execute_on, in_mount_namespace, make_db,
-    sha256_hex, stderr, stdout, table_names,
+    row_counts, sha256_hex, stderr, stdout, table_names,
 };
 
 /// Every row of every table, in a canonical text form: equal dumps mean equal data.
@@ -442,7 +442,11 @@ fn a_database_open_in_another_process_is_refused_unless_forced() {
 fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_state_whole() {
     let mut points: Vec<String> = vec!["swap-journaled".into()];
     points.extend((0..12).map(|i| format!("swap-move-{i}")));
-    points.extend(["swap-recorded".into(), "swap-committed".into()]);
+    points.extend([
+        "swap-moved".into(),
+        "swap-recorded".into(),
+        "swap-committed".into(),
+    ]);
     let mut crashed = 0;
     for point in &points {
         let app = App::new(40);
@@ -467,7 +471,8 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_state_whole() {
         };
         crashed += 1;
         let (now_db, now_files) = (dump(&db), hashes(&app.path("data/queue")));
-        if point == "swap-committed" {
+        // Every rename done (`swap-moved`, `swap-recorded`): finished, as a committed one is.
+        if ["swap-moved", "swap-recorded", "swap-committed"].contains(&point.as_str()) {
             assert_eq!(now_db, snapshot, "{point}: the new state, whole");
             assert_eq!(now_files, old_files, "{point}");
         } else {
@@ -478,6 +483,39 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_state_whole() {
         app.assert_swap_settled(point);
     }
     assert!(crashed >= 6, "only {crashed} crash points were reached");
+}
+
+/// Killed after its last rename and before the commit, the restore is whole in place, and the
+/// app may write to it before the next command runs: that command finishes the restore, so the
+/// app's writes stay, and a rollback still puts the old data back.
+#[test]
+fn a_restore_killed_after_its_last_rename_is_finished_keeping_what_the_app_wrote_since() {
+    let app = App::with_snapshot(40);
+    let db = app.path("data/tasks.db");
+    execute_on(&db, "DELETE FROM tasks WHERE id < 10");
+    let out = app.run_dying_at("swap-moved", &["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), None, "killed");
+    assert_eq!(
+        row_counts(&db)["tasks"],
+        40,
+        "the restored data is in place"
+    );
+    execute_on(
+        &db,
+        "INSERT INTO tasks (title) VALUES ('written after the crash')",
+    );
+
+    let out = app.run(&["status"]);
+    assert!(stderr(&out).contains("was completed"), "{}", stderr(&out));
+    assert_eq!(row_counts(&db)["tasks"], 41, "the app's write is kept");
+    app.assert_swap_settled("swap-moved");
+    let out = app.run(&["rollback", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        row_counts(&db)["tasks"],
+        31,
+        "the data from before the restore"
+    );
 }
 
 #[test]
@@ -592,7 +630,8 @@ fn a_hot_journal_is_never_rolled_back_by_a_refused_restore() {
 }
 
 /// Any later command finishes what a killed command started: `now` after a killed restore
-/// snapshots the whole old state, and a killed rollback leaves the restored state whole.
+/// snapshots the whole old state, and a killed rollback leaves the restored state whole, or,
+/// killed past its last rename, the rolled-back one.
 #[test]
 fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     let app = App::new(60);
@@ -615,14 +654,16 @@ fn commands_after_a_killed_restore_or_rollback_see_whole_data() {
     let out = app.run(&["restore", &first, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dump(&db), snapshot);
-    for point in ["swap-move-0", "swap-move-2", "swap-recorded"] {
+    for point in ["swap-move-0", "swap-move-2"] {
         let out = app.run_dying_at(point, &["rollback", "--yes"]);
         assert_eq!(out.status.code(), None, "{point}");
         assert_eq!(app.run(&["list"]).status.code(), Some(0));
         assert_eq!(dump(&db), snapshot, "{point}: the restored state, whole");
     }
-    let out = app.run(&["rollback", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Killed past its last rename, the rollback is finished: the state before the restore.
+    let out = app.run_dying_at("swap-recorded", &["rollback", "--yes"]);
+    assert_eq!(out.status.code(), None);
+    assert_exit_saying(&app.run(&["list"]), 0, "completed");
     assert_eq!(dump(&db), changed);
     assert!(app.temp_leftovers().is_empty());
 }

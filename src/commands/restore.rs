@@ -290,8 +290,12 @@ pub fn verify_outcome_json(
 }
 
 /// `verify --all`'s verdict: which snapshots were checked (for a message), the failure that
-/// makes it fail, and a note when the remote could not be listed.
-pub fn verify_all_verdict(done: &restore::VerifiedAll) -> (String, Option<Error>, Option<String>) {
+/// makes it fail (ending with `why`: where the reasons are), and a note when the remote could
+/// not be listed.
+pub fn verify_all_verdict(
+    done: &restore::VerifiedAll,
+    why: &str,
+) -> (String, Option<Error>, Option<String>) {
     let which = if done.checked < done.total {
         format!(
             "{} of {}, chosen at random,",
@@ -304,7 +308,7 @@ pub fn verify_all_verdict(done: &restore::VerifiedAll) -> (String, Option<Error>
     let failed = (!done.failed.is_empty()).then(|| {
         let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
         Error::Damaged(format!(
-            "{} of {which} failed verify: {}; the lines above say why",
+            "{} of {which} failed verify: {}; {why}",
             done.failed.len(),
             names.join(", ")
         ))
@@ -351,7 +355,7 @@ fn verify_all(
     if args.json {
         print_json(&outcomes);
     }
-    let (which, failed, note) = verify_all_verdict(&done);
+    let (which, failed, note) = verify_all_verdict(&done, "the lines above say why");
     if let Some(note) = note {
         errln!("backup: {note}");
     }

@@ -13,6 +13,7 @@ mod tools;
 mod transport;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
@@ -24,8 +25,11 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
 use backup_agent::error::Error;
-use backup_agent::progress::{Progress, Silent};
+use backup_agent::progress::Silent;
 
 /// The resource holding the last run's record.
 const LAST_RUN_URI: &str = "backup://last-run";
@@ -44,31 +48,81 @@ pub fn run(config: Option<&Path>) -> Result<u8, Error> {
     // A config that cannot load is said now, once, rather than on every call.
     let path = backup_agent::config::Config::locate(config)?;
     let path = std::path::absolute(&path).unwrap_or(path);
-    crate::load_config_and_recover_restore(Some(&path))?;
+    let config = crate::load_config_and_recover_restore(Some(&path))?;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        errln!(
+            "backup: note: serving MCP on stdin and stdout: an agent's client starts this (README \"Agents (MCP)\"); Ctrl-D ends it"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::System(format!("cannot start the MCP server: {e}")))?;
-    let server = Server::new(path);
+    let server = Server::new(path, config.agent.allow_restore);
     let calls = Arc::clone(&server.calls);
+    let stopped_by = Arc::new(AtomicI32::new(0));
     let served = runtime.block_on(async {
         let running = server
             .serve(transport::Stdio::new())
             .await
             .map_err(|e| Error::System(format!("the MCP client did not connect: {e}")))?;
+        stop_on_signal(running.cancellation_token(), Arc::clone(&stopped_by))?;
         running
             .waiting()
             .await
             .map_err(|e| Error::System(format!("the MCP server stopped: {e}")))?;
         Ok(crate::exit::OK)
     });
-    // A client that closes stdin mid-call (or quits) does not cut a snapshot or a restore short:
-    // the calls under way finish, whoever reads their answers.
+    // Not waited for: its stdin reader sits in a blocking read that ends only with stdin, which a
+    // signal leaves open.
+    runtime.shutdown_background();
+    // A client that closes stdin mid-call, or stops the server with SIGTERM as the protocol's
+    // shutdown does, does not cut a snapshot or a restore short: the calls under way finish,
+    // whoever reads their answers. A second signal ends the process at once.
     let under_way = std::mem::take(&mut *calls.lock().unwrap_or_else(|p| p.into_inner()));
+    let finishing = under_way.iter().filter(|c| !c.is_finished()).count();
     for call in under_way {
         let _ = call.join();
     }
-    served
+    match stopped_by.load(Ordering::SeqCst) {
+        0 => served,
+        signal => {
+            errln!(
+                "backup: note: the MCP server was stopped ({}){}",
+                if signal == SIGINT {
+                    "Ctrl-C"
+                } else {
+                    "SIGTERM"
+                },
+                if finishing > 0 {
+                    format!(", after {finishing} call(s) under way finished")
+                } else {
+                    String::new()
+                }
+            );
+            Ok(u8::try_from(128 + signal).unwrap_or(u8::MAX))
+        }
+    }
+}
+
+/// On the first SIGINT or SIGTERM, stops serving (the calls under way go on); on a second, exits.
+fn stop_on_signal(
+    serving: rmcp::service::RunningServiceCancellationToken,
+    stopped_by: Arc<AtomicI32>,
+) -> Result<(), Error> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::System(format!("cannot watch for SIGTERM: {e}")))?;
+    std::thread::spawn(move || {
+        let mut signals = signals.forever();
+        if let Some(signal) = signals.next() {
+            stopped_by.store(signal, Ordering::SeqCst);
+            serving.cancel();
+        }
+        if let Some(signal) = signals.next() {
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -77,10 +131,12 @@ struct Server {
     tools: Arc<Vec<Tool>>,
     /// The threads of the calls under way (and some finished ones, dropped at the next call).
     calls: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+    /// `[agent] allow_restore` when the server started (see [`tools::Call`]).
+    allow_restore_at_start: bool,
 }
 
 impl Server {
-    fn new(config: PathBuf) -> Server {
+    fn new(config: PathBuf, allow_restore_at_start: bool) -> Server {
         let tools = tools::specs()
             .into_iter()
             .map(|spec| {
@@ -103,6 +159,7 @@ impl Server {
             config: Arc::new(config),
             tools: Arc::new(tools),
             calls: Arc::default(),
+            allow_restore_at_start,
         }
     }
 }
@@ -163,25 +220,35 @@ impl ServerHandler for Server {
             ));
         }
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        let notifier = context.meta.get_progress_token().map(|token| {
-            progress::Notifier::new(
-                token,
-                context.peer.clone(),
-                tokio::runtime::Handle::current(),
-            )
-        });
+        let (notifier, notifications) = match context.meta.get_progress_token() {
+            Some(token) => {
+                let (notifier, sender) = progress::Notifier::start(token, context.peer.clone());
+                (Some(notifier), Some(sender))
+            }
+            None => (None, None),
+        };
         let config = Arc::clone(&self.config);
+        let allow_restore_at_start = self.allow_restore_at_start;
+        let cancelled = context.ct.clone();
         let (done, answer) = tokio::sync::oneshot::channel();
         // The library blocks (and runs its own runtime for the network), so each call gets a
         // thread of its own; the server keeps answering meanwhile.
         let thread = std::thread::Builder::new()
             .name(format!("mcp {name}"))
             .spawn(move || {
-                let progress: &dyn Progress = match &notifier {
-                    Some(notifier) => notifier,
-                    None => &Silent,
+                let is_cancelled = || cancelled.is_cancelled();
+                let call = tools::Call {
+                    config: &config,
+                    allow_restore_at_start,
+                    cancelled: &is_cancelled,
+                    progress: match &notifier {
+                        Some(notifier) => notifier,
+                        None => &Silent,
+                    },
                 };
-                let outcome = tools::call(&name, arguments, &config, progress);
+                let outcome = tools::call(&name, arguments, &call);
+                // Its last progress goes out before the answer.
+                drop(notifier);
                 let _ = done.send(outcome);
             })
             .map_err(|e| ErrorData::internal_error(format!("cannot start the call: {e}"), None))?;
@@ -193,7 +260,25 @@ impl ServerHandler for Server {
         let outcome = answer.await.map_err(|_| {
             ErrorData::internal_error("the call stopped without an answer".to_string(), None)
         })?;
+        if let Some(sent) = notifications {
+            let _ = sent.await;
+        }
         Ok(tool_result(outcome).into())
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, ErrorData> {
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "there is no method `{}` here: this server answers tools/list, tools/call, resources/list and resources/read",
+                request.method
+            ),
+            None,
+        ))
     }
 
     async fn list_resources(

@@ -3,10 +3,13 @@
 //!
 //! The library reports steps and bytes from the worker thread; each becomes a notification whose
 //! `progress` only grows (bytes done over the whole call, plus one per step, as the protocol
-//! asks), at most every [`EVERY`] within a step, and always when a step starts.
+//! asks), at most every [`EVERY`] within a step, and always when a step starts. They go out in
+//! order through one channel, which the call drains before it answers: no progress after the
+//! answer.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use rmcp::RoleServer;
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
@@ -20,8 +23,7 @@ const EVERY: Duration = Duration::from_millis(250);
 /// Sends a call's progress to the client that made it.
 pub struct Notifier {
     token: ProgressToken,
-    peer: Peer<RoleServer>,
-    runtime: tokio::runtime::Handle,
+    out: UnboundedSender<ProgressNotificationParam>,
     state: Mutex<State>,
 }
 
@@ -38,17 +40,25 @@ struct State {
 }
 
 impl Notifier {
-    pub fn new(
+    /// A notifier for the call with `token`, and the task that sends what it reports to `peer`,
+    /// in order; the task ends once the notifier is dropped and everything is sent.
+    pub fn start(
         token: ProgressToken,
         peer: Peer<RoleServer>,
-        runtime: tokio::runtime::Handle,
-    ) -> Self {
-        Notifier {
+    ) -> (Notifier, tokio::task::JoinHandle<()>) {
+        let (out, mut queued) = unbounded_channel::<ProgressNotificationParam>();
+        let sender = tokio::spawn(async move {
+            while let Some(notification) = queued.recv().await {
+                // A client that went away loses its progress, not the work.
+                let _ = peer.notify_progress(notification).await;
+            }
+        });
+        let notifier = Notifier {
             token,
-            peer,
-            runtime,
+            out,
             state: Mutex::new(State::default()),
-        }
+        };
+        (notifier, sender)
     }
 
     fn send(&self, state: &mut State) {
@@ -63,14 +73,10 @@ impl Notifier {
         } else {
             state.step.clone()
         };
-        let notification =
+        let _ = self.out.send(
             ProgressNotificationParam::new(self.token.clone(), state.progress as f64)
-                .with_message(message);
-        let peer = self.peer.clone();
-        // A client that went away loses its progress, not the work.
-        self.runtime.spawn(async move {
-            let _ = peer.notify_progress(notification).await;
-        });
+                .with_message(message),
+        );
     }
 }
 

@@ -184,7 +184,6 @@ pub fn specs() -> Vec<ToolSpec> {
                 "error": { "type": "string" },
             },
             "required": ["ok", "tag", "error"],
-            "additionalProperties": false,
         });
         let items = json!({ "anyOf": [verify.clone(), failed] });
         let mut all = schema::wrapped(
@@ -197,12 +196,6 @@ pub fn specs() -> Vec<ToolSpec> {
         all["required"] = json!(["ok", "snapshots"]);
         all
     };
-    let rollback_preview = json!({
-        "type": "object",
-        "properties": schema::of_section("`backup rollback --dry-run --json`")["properties"].clone(),
-        "required": schema::of_section("`backup rollback --dry-run --json`")["required"].clone(),
-        "additionalProperties": false,
-    });
     vec![
         ToolSpec {
             name: "backup_now",
@@ -306,7 +299,7 @@ it.",
             input: input_schema::<RollbackInput>(),
             output: schema::one_of(vec![
                 schema::of_section("`backup rollback --json`"),
-                rollback_preview,
+                schema::of_section("`backup rollback --dry-run --json`"),
             ]),
             destructive: true,
             read_only: false,
@@ -314,23 +307,30 @@ it.",
     ]
 }
 
-/// Runs tool `name` with `arguments` against the config at `config`. Blocking: call it off the
-/// server's async threads.
-pub fn call(
-    name: &str,
-    arguments: Value,
-    config: &Path,
-    progress: &dyn Progress,
-) -> Result<Outcome, Error> {
+/// What a call runs with besides its arguments.
+pub struct Call<'a> {
+    /// The config file, read again by every call.
+    pub config: &'a Path,
+    /// `[agent] allow_restore` as the server read it when it started. A restore in place needs
+    /// it then and now, so an edit to the config (by whoever can write it) counts only once a
+    /// person restarts the server.
+    pub allow_restore_at_start: bool,
+    /// Whether the client has cancelled the call: looked at before anything live is replaced.
+    pub cancelled: &'a (dyn Fn() -> bool + Sync),
+    pub progress: &'a dyn Progress,
+}
+
+/// Runs tool `name` with `arguments`. Blocking: call it off the server's async threads.
+pub fn call(name: &str, arguments: Value, call: &Call) -> Result<Outcome, Error> {
     match name {
-        "backup_now" => now(parse(name, arguments)?, config, progress),
-        "backup_list" => list(parse(name, arguments)?, config),
-        "backup_status" => status(parse(name, arguments)?, config),
-        "backup_show" => show(parse(name, arguments)?, config, progress),
-        "backup_diff" => diff(parse(name, arguments)?, config, progress),
-        "backup_verify" => verify(parse(name, arguments)?, config, progress),
-        "backup_restore" => restore(parse(name, arguments)?, config, progress),
-        "backup_rollback" => rollback(parse(name, arguments)?, config),
+        "backup_now" => now(parse(name, arguments)?, call),
+        "backup_list" => list(parse(name, arguments)?, call),
+        "backup_status" => status(parse(name, arguments)?, call),
+        "backup_show" => show(parse(name, arguments)?, call),
+        "backup_diff" => diff(parse(name, arguments)?, call),
+        "backup_verify" => verify(parse(name, arguments)?, call),
+        "backup_restore" => restore(parse(name, arguments)?, call),
+        "backup_rollback" => rollback(parse(name, arguments)?, call),
         _ => Err(Error::Config(format!(
             "there is no tool `{name}`; tools/list names them"
         ))),
@@ -346,24 +346,27 @@ fn parse<T: serde::de::DeserializeOwned>(tool: &str, arguments: Value) -> Result
     })
 }
 
-fn load(config: &Path) -> Result<backup_agent::config::Config, Error> {
-    crate::load_config_and_recover_restore(Some(config))
+/// The config, and what finishing or undoing an interrupted restore did to the live data (a
+/// caller must hear that it changed, even from a call that only reads).
+fn load(call: &Call) -> Result<(backup_agent::config::Config, Vec<String>), Error> {
+    crate::load_config_recovering(Some(call.config))
 }
 
 fn prefixed(prefix: &str, lines: &[String]) -> Vec<String> {
     lines.iter().map(|l| format!("{prefix}: {l}")).collect()
 }
 
-fn now(input: NowInput, config: &Path, progress: &dyn Progress) -> Result<Outcome, Error> {
-    let config = load(config)?;
+fn now(input: NowInput, call: &Call) -> Result<Outcome, Error> {
+    let (config, mut lines) = load(call)?;
     let report = backup_agent::run::snapshot_and_push(
         &config,
         Kind::Manual,
         input.note.as_deref(),
         input.diff,
-        progress,
+        call.progress,
     )?;
-    let (lines, code) = commands::snapshot::messages(&report);
+    let (said, code) = commands::snapshot::messages(&report);
+    lines.extend(said);
     Ok(Outcome {
         value: commands::snapshot::json_report(&report),
         lines,
@@ -371,7 +374,7 @@ fn now(input: NowInput, config: &Path, progress: &dyn Progress) -> Result<Outcom
     })
 }
 
-fn list(input: ListInput, config: &Path) -> Result<Outcome, Error> {
+fn list(input: ListInput, call: &Call) -> Result<Outcome, Error> {
     let args = commands::list::Args {
         json: true,
         explain: input.explain,
@@ -386,9 +389,10 @@ fn list(input: ListInput, config: &Path) -> Result<Outcome, Error> {
         wide: false,
     };
     let filter = commands::list::filter_of(&args)?;
-    let config = load(config)?;
+    let (config, mut lines) = load(call)?;
     let listing = commands::list::listing(&config, &args, &filter)?;
-    let (lines, code) = listing.messages();
+    let (said, code) = listing.messages();
+    lines.extend(said);
     Ok(Outcome {
         value: json!({ "snapshots": commands::list::json_of(&listing) }),
         lines,
@@ -396,19 +400,16 @@ fn list(input: ListInput, config: &Path) -> Result<Outcome, Error> {
     })
 }
 
-fn status(_: StatusInput, config: &Path) -> Result<Outcome, Error> {
-    let config = load(config)?;
+fn status(_: StatusInput, call: &Call) -> Result<Outcome, Error> {
+    let (config, mut lines) = load(call)?;
     let status = backup_agent::health::status(&config, backup_agent::clock::now())?;
-    Ok(Outcome {
-        value: commands::status::json_of(&status),
-        lines: prefixed("warning", &status.warnings),
-        // Stale or failed is what the caller asked about, not a failure of the call.
-        code: exit::OK,
-    })
+    lines.extend(prefixed("warning", &status.warnings));
+    // Stale or failed is what the caller asked about, not a failure of the call.
+    Ok(Outcome::ok(commands::status::json_of(&status), lines))
 }
 
-fn show(input: ShowInput, config: &Path, progress: &dyn Progress) -> Result<Outcome, Error> {
-    let config = load(config)?;
+fn show(input: ShowInput, call: &Call) -> Result<Outcome, Error> {
+    let (config, mut lines) = load(call)?;
     let remote = backup_agent::catalog::open_remote(&config);
     let report = backup_agent::inspect::show(
         &config,
@@ -416,9 +417,9 @@ fn show(input: ShowInput, config: &Path, progress: &dyn Progress) -> Result<Outc
         &input.snapshot,
         input.host.as_deref(),
         input.files,
-        progress,
+        call.progress,
     )?;
-    let mut lines = prefixed("note", &report.notes);
+    lines.extend(prefixed("note", &report.notes));
     if let Some(e) = &report.remote_error {
         lines.push(format!(
             "note: cannot list the remote, so whether it holds this snapshot too is unknown: {e}"
@@ -436,7 +437,7 @@ fn show(input: ShowInput, config: &Path, progress: &dyn Progress) -> Result<Outc
     })
 }
 
-fn diff(input: DiffInput, config: &Path, progress: &dyn Progress) -> Result<Outcome, Error> {
+fn diff(input: DiffInput, call: &Call) -> Result<Outcome, Error> {
     match (&input.to, input.live) {
         (None, false) => {
             return Err(Error::Config(format!(
@@ -451,7 +452,7 @@ fn diff(input: DiffInput, config: &Path, progress: &dyn Progress) -> Result<Outc
         }
         _ => {}
     }
-    let config = load(config)?;
+    let (config, mut lines) = load(call)?;
     let remote = backup_agent::catalog::open_remote(&config);
     let report = backup_agent::inspect::diff(
         &config,
@@ -459,15 +460,16 @@ fn diff(input: DiffInput, config: &Path, progress: &dyn Progress) -> Result<Outc
         &input.from,
         input.to.as_deref(),
         input.host.as_deref(),
-        progress,
+        call.progress,
     )?;
+    lines.extend(prefixed("note", &report.notes));
     Ok(Outcome::ok(
         serde_json::to_value(&report).expect("serializes"),
-        prefixed("note", &report.notes),
+        lines,
     ))
 }
 
-fn verify(input: VerifyInput, config: &Path, progress: &dyn Progress) -> Result<Outcome, Error> {
+fn verify(input: VerifyInput, call: &Call) -> Result<Outcome, Error> {
     let copies = if input.remote {
         Copies::RemoteOnly
     } else {
@@ -496,23 +498,31 @@ fn verify(input: VerifyInput, config: &Path, progress: &dyn Progress) -> Result<
             "backup_verify: `sample` is at least 1".to_string(),
         ));
     }
-    let config = load(config)?;
-    let Some(snapshot) = input.snapshot.filter(|_| !input.all) else {
-        if input.host.is_some() {
-            return Err(Error::Config(
-                "backup_verify: `host` names whose `latest`; `all` verifies every host's"
-                    .to_string(),
-            ));
-        }
+    if input.all && input.host.is_some() {
+        return Err(Error::Config(
+            "backup_verify: `host` names whose `latest`; `all` verifies every host's".to_string(),
+        ));
+    }
+    let (config, mut lines) = load(call)?;
+    let Some(snapshot) = input.snapshot else {
         let sample = input
             .sample
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let mut outcomes = Vec::new();
-        let done = restore::verify_all(&config, sample, copies, progress, &mut |tag, outcome| {
-            outcomes.push(commands::restore::verify_outcome_json(tag, &outcome));
-        })?;
-        let (_, failed, note) = commands::restore::verify_all_verdict(&done);
-        let mut lines: Vec<String> = note.into_iter().collect();
+        let done = restore::verify_all(
+            &config,
+            sample,
+            copies,
+            call.progress,
+            &mut |tag, outcome| {
+                outcomes.push(commands::restore::verify_outcome_json(tag, &outcome));
+            },
+        )?;
+        let (_, failed, note) = commands::restore::verify_all_verdict(
+            &done,
+            "each one's `error` in `snapshots` says why",
+        );
+        lines.extend(note);
         let code = match &failed {
             Some(e) => {
                 lines.push(format!("error: {e}"));
@@ -528,8 +538,14 @@ fn verify(input: VerifyInput, config: &Path, progress: &dyn Progress) -> Result<
         });
     };
     let which = Which::parse(&snapshot)?;
-    let prepared = restore::verify(&config, &which, input.host.as_deref(), copies, progress)?;
-    let mut lines = prefixed("note", &prepared.notes);
+    let prepared = restore::verify(
+        &config,
+        &which,
+        input.host.as_deref(),
+        copies,
+        call.progress,
+    )?;
+    lines.extend(prefixed("note", &prepared.notes));
     if prepared.local_damaged {
         lines.push(format!(
             "note: the local copy of {} is damaged; verified the remote copy (the next `backup run` repairs the local copy)",
@@ -542,20 +558,37 @@ fn verify(input: VerifyInput, config: &Path, progress: &dyn Progress) -> Result<
     ))
 }
 
-/// Why an agent's restore or rollback that would replace live data is refused.
-fn not_allowed(config: &backup_agent::config::Config, what: &str) -> Error {
-    Error::Refused(format!(
-        "{what} that replaces live data is off for agents, and nothing was changed: a person allows it with `[agent] allow_restore = true` in {}; meanwhile call it without `confirm` to see what it would do{}",
-        config.file.display(),
+/// Refuses a restore or rollback that would replace live data unless a person allowed it, both
+/// when the server started and now.
+fn check_allowed(
+    config: &backup_agent::config::Config,
+    call: &Call,
+    what: &str,
+) -> Result<(), Error> {
+    if call.allow_restore_at_start && config.agent.allow_restore {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{what} that replaces live data is not allowed to agents here, and nothing was changed: the user allows it with [agent] allow_restore = true in the config, which counts once the MCP server restarts; meanwhile call it without `confirm` to see what it would do{}",
         if what == "a restore" {
             ", or with `to` to restore into a folder of your own"
         } else {
             ""
         }
-    ))
+    )))
 }
 
-fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Result<Outcome, Error> {
+/// Refuses to go on once the client has cancelled the call: nothing live was touched yet.
+fn check_not_cancelled(call: &Call, what: &str) -> Result<(), Error> {
+    if (call.cancelled)() {
+        return Err(Error::Refused(format!(
+            "{what} was cancelled by the client before it changed anything; nothing was changed"
+        )));
+    }
+    Ok(())
+}
+
+fn restore(input: RestoreInput, call: &Call) -> Result<Outcome, Error> {
     if input.migrate && input.to.is_none() {
         return Err(Error::Config(
             "backup_restore: `migrate` goes with `to`; a restore in place always migrates"
@@ -568,6 +601,12 @@ fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Resul
                 .to_string(),
         ));
     }
+    if input.to.is_some() && input.confirm {
+        return Err(Error::Config(
+            "backup_restore: `to` touches nothing live and needs no `confirm`; leave one out"
+                .to_string(),
+        ));
+    }
     if let Some(dir) = &input.to
         && !dir.is_absolute()
     {
@@ -576,7 +615,7 @@ fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Resul
             dir.display()
         )));
     }
-    let config = load(config)?;
+    let (config, mut lines) = load(call)?;
     let which = Which::parse(&input.snapshot)?;
     if let Some(dir) = &input.to {
         let to = restore::ToFolder {
@@ -584,8 +623,8 @@ fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Resul
             migrate: input.migrate,
             force: false,
         };
-        let done = restore::restore_to(&config, &which, input.host.as_deref(), to, progress)?;
-        let mut lines = prefixed("note", &done.prepared.notes);
+        let done = restore::restore_to(&config, &which, input.host.as_deref(), to, call.progress)?;
+        lines.extend(prefixed("note", &done.prepared.notes));
         if done.prepared.local_damaged {
             lines.push(format!(
                 "note: the local copy of {} is damaged; extracted the remote copy",
@@ -597,8 +636,8 @@ fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Resul
             lines,
         ));
     }
-    if input.confirm && !config.agent.allow_restore {
-        return Err(not_allowed(&config, "a restore"));
+    if input.confirm {
+        check_allowed(&config, call, "a restore")?;
     }
     let plan = restore::plan_restore(
         &config,
@@ -606,9 +645,10 @@ fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Resul
         input.host.as_deref(),
         false,
         &input.only,
-        progress,
+        call.progress,
     )?;
-    let mut lines = prefixed("note", &plan.prepared.notes);
+    lines.extend(prefixed("note", &plan.prepared.notes));
+    lines.extend(prefixed("note", &plan.notes));
     let planned = commands::restore::planned_json(&plan);
     if !input.confirm {
         lines.push(
@@ -623,6 +663,7 @@ fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Resul
             plan.prepared.tag
         ));
     }
+    check_not_cancelled(call, "the restore")?;
     let swap = plan.commit()?;
     Ok(Outcome::ok(
         commands::restore::restored_json(planned, &swap),
@@ -630,25 +671,25 @@ fn restore(input: RestoreInput, config: &Path, progress: &dyn Progress) -> Resul
     ))
 }
 
-fn rollback(input: RollbackInput, config: &Path) -> Result<Outcome, Error> {
-    let config = load(config)?;
+fn rollback(input: RollbackInput, call: &Call) -> Result<Outcome, Error> {
+    let (config, mut lines) = load(call)?;
     if !input.confirm {
         let preview = restore::preview_rollback(&config)?;
+        lines.push(
+            "note: nothing was changed; `confirm: true` rolls back (it needs [agent] allow_restore = true)"
+                .to_string(),
+        );
         return Ok(Outcome::ok(
             commands::restore::rollback_preview_json(&preview),
-            vec![
-                "note: nothing was changed; `confirm: true` rolls back (it needs [agent] allow_restore = true)"
-                    .to_string(),
-            ],
+            lines,
         ));
     }
-    if !config.agent.allow_restore {
-        return Err(not_allowed(&config, "a rollback"));
-    }
+    check_allowed(&config, call, "a rollback")?;
+    check_not_cancelled(call, "the rollback")?;
     let report = restore::rollback(&config, false)?;
     Ok(Outcome::ok(
         commands::restore::rolled_back_json(&report),
-        Vec::new(),
+        lines,
     ))
 }
 

@@ -71,8 +71,14 @@ impl Stdio {
         }
     }
 
-    async fn answer(&self, error: Value) {
-        let _ = write_line(&self.output, &error).await;
+    /// Answers a line that is not a message. The write is a task of its own: the service loop
+    /// drops a `receive` under way when another of its branches is ready first, and an answer
+    /// awaited in it would be lost with it.
+    fn answer(&self, error: Value) {
+        let output = Arc::clone(&self.output);
+        tokio::spawn(async move {
+            let _ = write_line(&output, &error).await;
+        });
     }
 }
 
@@ -92,6 +98,38 @@ async fn write_line(
     let mut output = output.lock().await;
     output.write_all(&bytes).await?;
     output.flush().await
+}
+
+/// What is wrong with the params of a request for a method this server serves, if anything.
+fn params_problem(request: &Value) -> Option<String> {
+    let params = request.get("params");
+    let method = request["method"].as_str().unwrap_or_default();
+    let object = match params {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(object)) => Some(object),
+        Some(_) => return Some(format!("{method}: params must be an object")),
+    };
+    let string = |key: &str| {
+        object
+            .and_then(|o| o.get(key))
+            .is_some_and(Value::is_string)
+    };
+    match method {
+        "tools/call" if !string("name") => {
+            Some("tools/call: params.name (a string) names the tool".into())
+        }
+        "tools/call"
+            if object
+                .and_then(|o| o.get("arguments"))
+                .is_some_and(|a| !a.is_object() && !a.is_null()) =>
+        {
+            Some("tools/call: params.arguments must be an object".into())
+        }
+        "resources/read" if !string("uri") => {
+            Some("resources/read: params.uri (a string) names the resource".into())
+        }
+        _ => None,
+    }
 }
 
 fn error_answer(id: Value, code: i64, message: String) -> Value {
@@ -125,8 +163,7 @@ impl Transport<RoleServer> for Stdio {
                     Value::Null,
                     -32600,
                     format!("Invalid Request: a message longer than {MAX_LINE} bytes"),
-                ))
-                .await;
+                ));
                 continue;
             }
             let text = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&line);
@@ -141,8 +178,7 @@ impl Transport<RoleServer> for Stdio {
                         Value::Null,
                         -32700,
                         format!("Parse error: {e}"),
-                    ))
-                    .await;
+                    ));
                     continue;
                 }
             };
@@ -151,7 +187,17 @@ impl Transport<RoleServer> for Stdio {
             // A request whose envelope is right failed on its params.
             let envelope = value.get("jsonrpc") == Some(&json!("2.0"))
                 && value.get("method").is_some_and(Value::is_string)
-                && (id.is_string() || id.is_number());
+                && (id.is_string() || id.is_i64() || id.is_u64());
+            // The SDK takes a known method with params of the wrong shape for a method of its
+            // own, and answers "Method not found"; they are Invalid params.
+            if envelope && let Some(problem) = params_problem(&value) {
+                self.answer(error_answer(
+                    id,
+                    -32602,
+                    format!("Invalid params: {problem}"),
+                ));
+                continue;
+            }
             match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
                 Ok(message) => return Some(message),
                 // A notification is never answered, even when malformed.
@@ -159,17 +205,15 @@ impl Transport<RoleServer> for Stdio {
                     tracing::debug!("ignored a malformed notification: {e}");
                 }
                 Err(e) if envelope => {
-                    self.answer(error_answer(id, -32602, format!("Invalid params: {e}")))
-                        .await;
+                    self.answer(error_answer(id, -32602, format!("Invalid params: {e}")));
                 }
                 Err(e) => {
-                    let id = if id.is_string() || id.is_number() {
+                    let id = if id.is_string() || id.is_i64() || id.is_u64() {
                         id
                     } else {
                         Value::Null
                     };
-                    self.answer(error_answer(id, -32600, format!("Invalid Request: {e}")))
-                        .await;
+                    self.answer(error_answer(id, -32600, format!("Invalid Request: {e}")));
                 }
             }
         }

@@ -13,7 +13,10 @@
 //! 6. clean-up (staging, a consumed aside folder), `last-swap.json`, then the journal is removed.
 //!
 //! Recovery of `swapping` undoes every rename that happened, newest first, and removes the aside
-//! folder: the old state. Recovery of `committed` finishes the clean-up: the new state.
+//! folder: the old state; but once every rename happened (killed between steps 3 and 5) the new
+//! state is whole in place and the app may have written to it, so recovery finishes the swap
+//! with the record the journal carries. Recovery of `committed` finishes the clean-up: the new
+//! state.
 
 use std::collections::HashSet;
 use std::fs;
@@ -70,6 +73,11 @@ struct Journal {
     /// Removed once the swap is committed (staging, or the aside folder a rollback emptied).
     cleanup: Vec<PathBuf>,
     moves: Vec<Move>,
+    /// The record the swap writes into the aside folder once every rename is done; absent from
+    /// journals of earlier versions. With it, recovery of a swap killed after its last rename
+    /// finishes it (see [`recover`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<Record>,
 }
 
 /// A swap ready to run.
@@ -121,6 +129,26 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     // Incoming data is durable before anything moves (extraction does not sync file by file).
     fsutil::sync_files(plan.incoming.iter().map(|(staged, _)| staged.as_path()))?;
     fsutil::create_private_dir_all(local_dir).at("cannot create snapshot folder", local_dir)?;
+    let data_in = top_level_entries(&plan.set_aside);
+    // Version 1 when nothing in the record needs the newer reader: older builds read it right.
+    let needs_newer_reader = plan.includes.is_some() || !plan.left_in_place.is_empty();
+    let record = Record {
+        record_version: if needs_newer_reader {
+            RECORD_VERSION
+        } else {
+            1
+        },
+        note: data_note(&data_in),
+        data_in,
+        operation: plan.operation.clone(),
+        tag: plan.tag.clone(),
+        swapped_at: crate::clock::now(),
+        databases: plan.databases.clone(),
+        placed: plan.incoming.iter().map(|(_, live)| live.clone()).collect(),
+        set_aside: plan.set_aside.clone(),
+        includes: plan.includes.clone(),
+        left_in_place: plan.left_in_place.clone(),
+    };
     let mut journal = Journal {
         journal_version: 1,
         state: State::Swapping,
@@ -128,6 +156,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         aside_dir: plan.aside_dir.clone(),
         cleanup: plan.cleanup.clone(),
         moves,
+        record: Some(record.clone()),
     };
     // The journal comes before any folder: recovery of a swap killed from here on knows the
     // aside folder and removes it, so no `pre_restore_*` without a record is ever left.
@@ -166,6 +195,9 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         }
         done += 1;
     }
+    if failure.is_none() {
+        failpoint::hit("swap-moved");
+    }
     let synced = failure.map_or_else(
         || {
             sync_parents(&journal.moves, &plan.aside_dir)?;
@@ -175,33 +207,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         },
         Err,
     );
-    let data_in = top_level_entries(&plan.set_aside);
-    // Version 1 when nothing in the record needs the newer reader: older builds read it right.
-    let needs_newer_reader = plan.includes.is_some() || !plan.left_in_place.is_empty();
-    let record = Record {
-        record_version: if needs_newer_reader {
-            RECORD_VERSION
-        } else {
-            1
-        },
-        note: data_note(&data_in),
-        data_in,
-        operation: plan.operation.clone(),
-        tag: plan.tag.clone(),
-        swapped_at: crate::clock::now(),
-        databases: plan.databases.clone(),
-        placed: plan.incoming.iter().map(|(_, live)| live.clone()).collect(),
-        set_aside: plan.set_aside.clone(),
-        includes: plan.includes.clone(),
-        left_in_place: plan.left_in_place.clone(),
-    };
-    let recorded = synced.and_then(|()| {
-        if plan.set_aside.is_empty() {
-            return Ok(()); // no aside folder: nothing for a rollback to put back
-        }
-        let json = serde_json::to_vec_pretty(&record).expect("record serializes");
-        fsutil::write_atomic(&plan.aside_dir.join(SWAP_RECORD_FILE), &json)
-    });
+    let recorded = synced.and_then(|()| write_record(&plan.aside_dir, &record));
     if let Err(e) = recorded {
         // Put everything back as it was; the journal stays if even that fails, for the next run.
         let undone = undo(&journal.moves[..done], &plan.aside_dir);
@@ -355,6 +361,25 @@ fn undo(moves: &[Move], aside_dir: &Path) -> Undone {
     undone
 }
 
+/// Writes `record` into the aside folder, where a rollback finds it; nothing when nothing was
+/// set aside (no aside folder: nothing for a rollback to put back).
+fn write_record(aside_dir: &Path, record: &Record) -> Result<()> {
+    if record.set_aside.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_vec_pretty(record).expect("record serializes");
+    fsutil::write_atomic(&aside_dir.join(SWAP_RECORD_FILE), &json)
+}
+
+/// Whether every rename of `moves` happened. A file set aside is there in the (new) aside folder
+/// only by its rename, whatever is at its live path since (the incoming copy, or a `-wal` the app
+/// made); an incoming file has left staging and is in place.
+fn all_moved(moves: &[Move], aside_dir: &Path) -> bool {
+    moves
+        .iter()
+        .all(|m| exists(&m.to) && (m.to.starts_with(aside_dir) || !exists(&m.from)))
+}
+
 /// Clean-up after the commit point: staging and emptied aside folders, then the journal.
 fn finish(local_dir: &Path, journal: &Journal) {
     for path in &journal.cleanup {
@@ -417,6 +442,30 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
         ))
     })?;
     let outcome = match journal.state {
+        // Killed after its last rename, before the commit: the new state is whole in place, and
+        // the app may have written to it since. Undoing would throw those writes away with the
+        // staging folder, so the swap is finished instead, record and all.
+        State::Swapping
+            if all_moved(&journal.moves, &journal.aside_dir)
+                && journal.record.as_ref().is_some_and(|r| {
+                    // A record half written when the swap was killed.
+                    let stale = journal
+                        .aside_dir
+                        .join(format!("{}{SWAP_RECORD_FILE}", layout::TEMP_PREFIX));
+                    let _ = fs::remove_file(stale);
+                    write_record(&journal.aside_dir, r).is_ok()
+                }) =>
+        {
+            let mut journal = journal;
+            journal.state = State::Committed;
+            write_journal(local_dir, &journal)?;
+            finish(local_dir, &journal);
+            Recovery {
+                operation: journal.operation,
+                undone: false,
+                problems: Vec::new(),
+            }
+        }
         State::Committed => {
             finish(local_dir, &journal);
             Recovery {
@@ -508,6 +557,8 @@ mod tests {
                     to: live.clone(),
                 },
             ],
+            // As a journal of an earlier version: recovery can only undo it.
+            record: None,
         };
         Setup {
             _dir: dir,

@@ -188,7 +188,8 @@ impl Placed {
 
 /// The folder `--to` may fill, absolute: missing, or an empty folder (leftovers of a killed
 /// `--to` aside), neither the config's folder nor inside or around an include, a database's
-/// place, the local snapshot folder or the remote folder, nor inside a `pre_restore_*` folder.
+/// place (its `-wal`, `-shm` and `-journal` included), the local snapshot folder or the remote
+/// folder, nor inside a `pre_restore_*` folder.
 fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
     let absolute = if dir.is_absolute() {
         dir.to_path_buf()
@@ -218,8 +219,25 @@ fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
             (root.as_path(), what)
         })
         .collect();
+    // A database's sidecars too: a folder named like its -wal is a file SQLite can never make
+    // again, and the app stops.
+    let sidecars: Vec<(PathBuf, String)> = config
+        .databases
+        .iter()
+        .flat_map(|db| {
+            ["-wal", "-shm", "-journal"].map(|suffix| {
+                (
+                    fsutil::with_suffix(&db.path, suffix),
+                    format!("the {suffix} of database `{}`", db.name),
+                )
+            })
+        })
+        .collect();
     for db in &config.databases {
         places.push((db.path.as_path(), format!("database `{}`", db.name)));
+    }
+    for (path, what) in &sidecars {
+        places.push((path.as_path(), what.clone()));
     }
     places.push((&config.local_dir, "the local snapshot folder".into()));
     if let Some(folder) = config.remote.as_ref().and_then(|r| r.folder()) {
@@ -243,6 +261,12 @@ fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
         return refuse("lies in a folder where a restore set live data aside".into());
     }
     match fs::metadata(&dir) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && fs::symlink_metadata(&dir).is_ok_and(|m| m.is_symlink()) =>
+        {
+            return refuse("is a link to nothing".into());
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(dir),
         Err(e) => return Err(Error::io("cannot read", &dir, e)),
         Ok(meta) if !meta.is_dir() => return refuse("is a file".into()),
