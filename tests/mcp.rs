@@ -30,7 +30,8 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(120);
 /// A `backup mcp` child and the messages it sent.
 struct Session {
     child: Child,
-    stdin: ChildStdin,
+    /// `None` once the test hung up.
+    stdin: Option<ChildStdin>,
     messages: Receiver<Value>,
     /// Everything it wrote to stderr, for failure messages.
     stderr: Arc<Mutex<String>>,
@@ -93,7 +94,7 @@ impl Session {
         });
         Session {
             child,
-            stdin,
+            stdin: Some(stdin),
             messages,
             stderr,
             notifications: Vec::new(),
@@ -123,8 +124,14 @@ impl Session {
     }
 
     fn send_line(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        let stdin = self.stdin.as_mut().expect("not hung up");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the server's stdin, as a client that quits does.
+    fn hang_up(&mut self) {
+        self.stdin = None;
     }
 
     /// The next message the server sends, within [`ANSWER_WITHIN`].
@@ -220,7 +227,7 @@ impl Session {
 
     /// Closes stdin and waits for the server to end; its exit status.
     fn close(mut self) -> std::process::ExitStatus {
-        drop(self.stdin);
+        self.hang_up();
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
@@ -930,7 +937,34 @@ fn sigterm_mid_call_lets_the_snapshot_finish_then_ends_the_server() {
     app.assert_no_leftovers();
     let said = session.stderr.lock().unwrap().clone();
     assert!(
-        said.contains("stopped (SIGTERM), after 1 call(s) under way finished"),
+        said.contains("stopped (SIGTERM), after the 1 call(s) under way had ended"),
         "{said}"
     );
+}
+
+#[test]
+fn a_call_under_way_when_the_client_hangs_up_still_answers_after_its_progress() {
+    let app = App::new(30);
+    let mut command = app.command(&["mcp"]);
+    command.env(
+        backup_agent::failpoint::FAILPOINT_ENV,
+        "snapshot-copied:sleep-1500",
+    );
+    let mut session = Session::start(command);
+    session.send(&json!({
+        "jsonrpc": "2.0",
+        "id": 90,
+        "method": "tools/call",
+        "params": {
+            "name": "backup_now",
+            "arguments": {},
+            "_meta": { "progressToken": "late" }
+        }
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    session.hang_up();
+    let answer = session.answer_to(&json!(90));
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    assert_eq!(app.archive_tags("backups").len(), 1);
+    assert!(session.close().success());
 }

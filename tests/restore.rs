@@ -518,6 +518,34 @@ fn a_restore_killed_after_its_last_rename_is_finished_keeping_what_the_app_wrote
     );
 }
 
+/// The same, when the app consumed a restored file before the next command (a queue worker):
+/// the swap is finished all the same, and the commands after it work.
+#[test]
+fn a_restore_killed_after_its_last_rename_is_finished_though_the_app_consumed_a_file() {
+    let app = App::new(40);
+    fs::create_dir_all(app.path("data/queue/sub")).unwrap();
+    for name in ["a.json", "b.json", "sub/c.json"] {
+        fs::write(app.path(&format!("data/queue/{name}")), name).unwrap();
+    }
+    app.write_config(
+        "[[database]]\nname = \"tasks\"\npath = \"data/tasks.db\"\n[[include]]\npath = \"data/queue\"\n[local]\ndir = \"backups\"\n",
+    );
+    assert_eq!(app.run(&["now"]).status.code(), Some(0));
+    execute_on(app.path("data/tasks.db"), "DELETE FROM tasks WHERE id < 10");
+    fs::write(app.path("data/queue/a.json"), "changed").unwrap();
+    let out = app.run_dying_at("swap-moved", &["restore", "latest", "--yes"]);
+    assert_eq!(out.status.code(), None, "killed");
+    fs::remove_file(app.path("data/queue/a.json")).unwrap();
+
+    for command in ["status", "list"] {
+        let out = app.run(&[command]);
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr(&out));
+    }
+    assert_eq!(row_counts(&app.path("data/tasks.db"))["tasks"], 40);
+    assert_eq!(fs::read(app.path("data/queue/b.json")).unwrap(), b"b.json");
+    app.assert_swap_settled("swap-moved");
+}
+
 #[test]
 fn a_snapshot_database_the_config_does_not_name_is_refused() {
     let app = App::with_snapshot(10);

@@ -77,8 +77,9 @@ pub fn run(config: Option<&Path>) -> Result<u8, Error> {
     // signal leaves open.
     runtime.shutdown_background();
     // A client that closes stdin mid-call, or stops the server with SIGTERM as the protocol's
-    // shutdown does, does not cut a snapshot or a restore short: the calls under way finish,
-    // whoever reads their answers. A second signal ends the process at once.
+    // shutdown does, does not cut a call short: the calls under way end as they would, whoever
+    // reads their answers, except that a restore or rollback not yet at its swap stops there
+    // (nobody is left to hear it happened). A second signal ends the process at once.
     let under_way = std::mem::take(&mut *calls.lock().unwrap_or_else(|p| p.into_inner()));
     let finishing = under_way.iter().filter(|c| !c.is_finished()).count();
     for call in under_way {
@@ -95,7 +96,7 @@ pub fn run(config: Option<&Path>) -> Result<u8, Error> {
                     "SIGTERM"
                 },
                 if finishing > 0 {
-                    format!(", after {finishing} call(s) under way finished")
+                    format!(", after the {finishing} call(s) under way had ended")
                 } else {
                     String::new()
                 }
@@ -260,8 +261,10 @@ impl ServerHandler for Server {
         let outcome = answer.await.map_err(|_| {
             ErrorData::internal_error("the call stopped without an answer".to_string(), None)
         })?;
+        // Its progress goes out before its answer; but not at any price: once the client has
+        // closed stdin the SDK sends answers and no notifications, and the answer must not wait.
         if let Some(sent) = notifications {
-            let _ = sent.await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sent).await;
         }
         Ok(tool_result(outcome).into())
     }

@@ -578,12 +578,16 @@ fn check_allowed(
     )))
 }
 
-/// Refuses to go on once the client has cancelled the call: nothing live was touched yet.
+/// Refuses to go on once the call is cancelled, by its client or by the server stopping (stdin
+/// closed, SIGTERM): nothing live was touched yet. Said on stderr too, since nobody may be left to
+/// read the answer.
 fn check_not_cancelled(call: &Call, what: &str) -> Result<(), Error> {
     if (call.cancelled)() {
-        return Err(Error::Refused(format!(
-            "{what} was cancelled by the client before it changed anything; nothing was changed"
-        )));
+        let e = Error::Refused(format!(
+            "{what} was stopped before its swap (the client cancelled it, or the MCP server is stopping); nothing was changed"
+        ));
+        errln!("backup: note: {e}");
+        return Err(e);
     }
     Ok(())
 }

@@ -219,7 +219,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
         let mut tail: Vec<String> = undone.notes;
         if !undone.problems.is_empty() {
             tail.push(format!(
-                "not everything could be put back ({}); the journal {} lists every rename and the next backup command tries again",
+                "not everything could be put back ({}); the journal {} lists every rename and the next backup command finishes or undoes the swap",
                 undone.problems.join("; "),
                 journal_path(local_dir).display()
             ));
@@ -237,7 +237,7 @@ pub fn execute(local_dir: &Path, plan: &SwapPlan) -> Result<Record> {
     journal.state = State::Committed;
     write_journal(local_dir, &journal).map_err(|e| {
         Error::Swap(format!(
-            "every file was moved, but the swap could not be marked complete ({e}); the next backup command undoes it, leaving the live data as it was"
+            "every file was moved, but the swap could not be marked complete ({e}); the next backup command finishes it"
         ))
     })?;
     failpoint::hit("swap-committed");
@@ -324,6 +324,12 @@ fn undo(moves: &[Move], aside_dir: &Path) -> Undone {
                 "{} was removed by something else while the swap ran; there is nothing to put back",
                 m.from.display()
             )),
+            // Moved into place, and removed from there since (the app consumed it): the old
+            // state never had it, so there is nothing to move back.
+            (false, false) if !m.to.starts_with(aside_dir) => undone.notes.push(format!(
+                "{} was removed by something else after the swap placed it; there is nothing to move back",
+                m.to.display()
+            )),
             (false, false) => problems.push(format!(
                 "{} is in neither place it could be ({} or {})",
                 m.from
@@ -373,11 +379,17 @@ fn write_record(aside_dir: &Path, record: &Record) -> Result<()> {
 
 /// Whether every rename of `moves` happened. A file set aside is there in the (new) aside folder
 /// only by its rename, whatever is at its live path since (the incoming copy, or a `-wal` the app
-/// made); an incoming file has left staging and is in place.
+/// made); an incoming file has left staging (or the aside folder a rollback empties), which only
+/// the rename does, though the app may have removed it from its place since (a queue worker).
 fn all_moved(moves: &[Move], aside_dir: &Path) -> bool {
-    moves
-        .iter()
-        .all(|m| exists(&m.to) && (m.to.starts_with(aside_dir) || !exists(&m.from)))
+    !moves.is_empty()
+        && moves.iter().all(|m| {
+            if m.to.starts_with(aside_dir) {
+                exists(&m.to)
+            } else {
+                !exists(&m.from)
+            }
+        })
 }
 
 /// Clean-up after the commit point: staging and emptied aside folders, then the journal.
@@ -446,17 +458,21 @@ pub fn recover(local_dir: &Path) -> Result<Option<Recovery>> {
         // the app may have written to it since. Undoing would throw those writes away with the
         // staging folder, so the swap is finished instead, record and all.
         State::Swapping
-            if all_moved(&journal.moves, &journal.aside_dir)
-                && journal.record.as_ref().is_some_and(|r| {
-                    // A record half written when the swap was killed.
-                    let stale = journal
-                        .aside_dir
-                        .join(format!("{}{SWAP_RECORD_FILE}", layout::TEMP_PREFIX));
-                    let _ = fs::remove_file(stale);
-                    write_record(&journal.aside_dir, r).is_ok()
-                }) =>
+            if all_moved(&journal.moves, &journal.aside_dir) && journal.record.is_some() =>
         {
             let mut journal = journal;
+            // Durable before the record says the swap happened, as `execute` does.
+            sync_parents(&journal.moves, &journal.aside_dir)?;
+            // A record half written when the swap was killed.
+            let stale = journal
+                .aside_dir
+                .join(format!("{}{SWAP_RECORD_FILE}", layout::TEMP_PREFIX));
+            let _ = fs::remove_file(stale);
+            // A failure keeps the journal for the next command: undoing now would throw away
+            // what the app wrote since.
+            if let Some(record) = &journal.record {
+                write_record(&journal.aside_dir, record)?;
+            }
             journal.state = State::Committed;
             write_journal(local_dir, &journal)?;
             finish(local_dir, &journal);

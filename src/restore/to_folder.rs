@@ -221,15 +221,19 @@ fn check_folder(config: &Config, dir: &Path) -> Result<PathBuf> {
         .collect();
     // A database's sidecars too: a folder named like its -wal is a file SQLite can never make
     // again, and the app stops.
+    // (Named after the link's target, when the database's path is a link.)
     let sidecars: Vec<(PathBuf, String)> = config
         .databases
         .iter()
         .flat_map(|db| {
-            ["-wal", "-shm", "-journal"].map(|suffix| {
-                (
-                    fsutil::with_suffix(&db.path, suffix),
-                    format!("the {suffix} of database `{}`", db.name),
-                )
+            let named = [db.path.clone(), real_path(&db.path)];
+            named.into_iter().flat_map(move |path| {
+                ["-wal", "-shm", "-journal"].map(|suffix| {
+                    (
+                        fsutil::with_suffix(&path, suffix),
+                        format!("the {suffix} of database `{}`", db.name),
+                    )
+                })
             })
         })
         .collect();
