@@ -105,6 +105,7 @@ const SWAP_STEPS: &[&str] = &[
     "swap-folders-created",
     "swap-move-0",
     "swap-move-1",
+    "swap-moved",
     "swap-recorded",
     "swap-committed",
 ];
