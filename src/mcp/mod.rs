@@ -174,13 +174,30 @@ fn tool_result(outcome: Result<tools::Outcome, Error>) -> CallToolResult {
             let mut content = vec![ContentBlock::text(
                 serde_json::to_string_pretty(&outcome.value).expect("serializes"),
             )];
-            content.extend(outcome.lines.into_iter().map(ContentBlock::text));
+            content.extend(
+                outcome
+                    .lines
+                    .into_iter()
+                    .map(|line| ContentBlock::text(for_agent(line))),
+            );
             let mut result = CallToolResult::success(content);
             result.structured_content = Some(outcome.value);
             result.is_error = Some(outcome.code != crate::exit::OK);
             result
         }
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(for_agent(e.to_string()))]),
+    }
+}
+
+/// A command's message as an agent gets it: where it offers `--force`, which no tool takes (an
+/// agent cannot override a failed check), it says who can.
+fn for_agent(message: String) -> String {
+    if message.contains("--force") {
+        format!(
+            "{message} (`--force` is the command line's alone: ask the user, who can run the command with it)"
+        )
+    } else {
+        message
     }
 }
 
@@ -354,5 +371,21 @@ fn read_resource(uri: &str, config: &Path) -> Result<String, ErrorData> {
             format!("there is no resource `{uri}`; resources/list names them"),
             None,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_offering_force_says_an_agent_has_none() {
+        let said =
+            for_agent("its schema is newer; or pass --force to restore it unmigrated".into());
+        assert!(
+            said.ends_with("ask the user, who can run the command with it)"),
+            "{said}"
+        );
+        assert_eq!(for_agent("no snapshot".into()), "no snapshot");
     }
 }
