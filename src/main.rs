@@ -104,9 +104,9 @@ enum Command {
     /// Restore a snapshot: checked in staging first, live data set aside, never deleted
     Restore(commands::restore::RestoreArgs),
     /// Restore drill: every restore check in a temporary folder; live data untouched
-    Verify(commands::restore::VerifyArgs),
+    Verify(commands::verify::VerifyArgs),
     /// Undo the last restore: put the newest pre_restore_<time> folder back
-    Rollback(commands::restore::RollbackArgs),
+    Rollback(commands::rollback::RollbackArgs),
     /// Try it out: snapshot a sample app database to a local folder remote
     Demo(commands::demo::Args),
     /// Check the remote can take snapshots and mark a folder remote as this machine's; --create makes a missing one
@@ -163,8 +163,8 @@ fn main() -> ExitCode {
         Command::Config(args) => commands::show_config::run(config_path, &args),
         Command::Prune(args) => commands::prune::run(config_path, &args),
         Command::Restore(args) => commands::restore::restore(config_path, &args, &*progress),
-        Command::Verify(args) => commands::restore::verify(config_path, &args, &*progress),
-        Command::Rollback(args) => commands::restore::rollback(config_path, &args),
+        Command::Verify(args) => commands::verify::verify(config_path, &args, &*progress),
+        Command::Rollback(args) => commands::rollback::rollback(config_path, &args),
         Command::Demo(args) => commands::demo::run(&args, &*progress),
         Command::Init(args) => commands::init::run(config_path, &args),
         Command::Auth(command) => commands::auth::run(config_path, &command),

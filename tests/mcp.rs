@@ -201,6 +201,40 @@ impl Session {
         structured
     }
 
+    /// Sends call `id` of `tool` asking for progress, and returns once its first progress
+    /// notification has come: the call is under way, in the server's own thread.
+    fn start_call(&mut self, id: u64, tool: &str, arguments: Value) {
+        let token = format!("call-{id}");
+        self.send(&json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "method": "tools/call",
+            "params": { "name": tool, "arguments": arguments, "_meta": { "progressToken": token } }
+        }));
+        loop {
+            let message = self.next_message();
+            let started = message["method"] == "notifications/progress"
+                && message["params"]["progressToken"] == token.as_str();
+            self.notifications.push(message);
+            if started {
+                return;
+            }
+        }
+    }
+
+    /// Waits until the server has said `text` on stderr, within [`ANSWER_WITHIN`].
+    fn wait_for_stderr(&self, text: &str) {
+        let deadline = std::time::Instant::now() + ANSWER_WITHIN;
+        while !self.stderr.lock().unwrap().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never said `{text}`: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A call that must fail as a tool error: its one line.
     fn call_err(&mut self, tool: &str, arguments: Value) -> String {
         let result = self.call(tool, arguments.clone());
@@ -806,12 +840,7 @@ fn a_client_that_closes_stdin_mid_call_does_not_cut_the_snapshot_short() {
         "snapshot-copied:sleep-7000",
     );
     let mut session = Session::start(command);
-    session.send(&json!({
-        "jsonrpc": "2.0",
-        "id": 99,
-        "method": "tools/call",
-        "params": { "name": "backup_now", "arguments": { "note": "then the client quit" } }
-    }));
+    session.start_call(99, "backup_now", json!({ "note": "then the client quit" }));
     let status = session.close();
     assert!(status.success(), "{status}");
     // The snapshot was finished, pushed and recorded, and nothing of it was left half-written.
@@ -879,20 +908,18 @@ fn a_confirmed_restore_the_client_cancels_before_the_swap_changes_nothing() {
         "restore-checked:sleep-3000",
     );
     let mut session = Session::start(command);
-    session.send(&json!({
-        "jsonrpc": "2.0",
-        "id": 70,
-        "method": "tools/call",
-        "params": { "name": "backup_restore", "arguments": { "snapshot": "latest", "confirm": true } }
-    }));
-    std::thread::sleep(Duration::from_millis(500));
+    session.start_call(
+        70,
+        "backup_restore",
+        json!({ "snapshot": "latest", "confirm": true }),
+    );
     session.send(&json!({
         "jsonrpc": "2.0",
         "method": "notifications/cancelled",
         "params": { "requestId": 70, "reason": "the user pressed stop" }
     }));
-    // Past the checks: the call has ended, and (cancelled) is not answered.
-    std::thread::sleep(Duration::from_millis(4000));
+    // Past the checks the call ends, unanswered (it was cancelled), saying so on stderr.
+    session.wait_for_stderr("the restore was stopped before its swap");
     let status = session.call_ok("backup_status", json!({}));
     assert_eq!(status["state"], "fresh");
     assert_eq!(tree(&app.path("data")), live, "live data untouched");
@@ -909,13 +936,7 @@ fn sigterm_mid_call_lets_the_snapshot_finish_then_ends_the_server() {
         "snapshot-copied:sleep-3000",
     );
     let mut session = Session::start(command);
-    session.send(&json!({
-        "jsonrpc": "2.0",
-        "id": 80,
-        "method": "tools/call",
-        "params": { "name": "backup_now", "arguments": {} }
-    }));
-    std::thread::sleep(Duration::from_millis(500));
+    session.start_call(80, "backup_now", json!({}));
     let killed = Command::new("kill")
         .args(["-TERM", &session.child.id().to_string()])
         .status()
@@ -951,17 +972,7 @@ fn a_call_under_way_when_the_client_hangs_up_still_answers_after_its_progress() 
         "snapshot-copied:sleep-1500",
     );
     let mut session = Session::start(command);
-    session.send(&json!({
-        "jsonrpc": "2.0",
-        "id": 90,
-        "method": "tools/call",
-        "params": {
-            "name": "backup_now",
-            "arguments": {},
-            "_meta": { "progressToken": "late" }
-        }
-    }));
-    std::thread::sleep(Duration::from_millis(300));
+    session.start_call(90, "backup_now", json!({}));
     session.hang_up();
     let answer = session.answer_to(&json!(90));
     assert_eq!(answer["result"]["isError"], false, "{answer}");

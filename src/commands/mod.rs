@@ -9,12 +9,14 @@ pub mod list;
 pub mod man;
 pub mod prune;
 pub mod restore;
+pub mod rollback;
 pub mod schedule;
 pub mod show;
 pub mod show_config;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
+pub mod verify;
 
 /// A command's `--json` report on stdout, as one pretty-printed document.
 pub fn print_json(value: &impl serde::Serialize) {

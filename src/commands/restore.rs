@@ -1,4 +1,5 @@
-//! `backup restore`, `backup verify` and `backup rollback`.
+//! `backup restore` (in place, `--to`, `--only`), and what `verify` shares with it: the checks
+//! in words and as JSON.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use serde::Serialize;
 use backup_agent::error::Error;
 use backup_agent::progress::Progress;
 use backup_agent::restore::{
-    self, Copies, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
+    self, DatabaseReport, Prepared, Source, SwapReport, TableDifference, Which,
 };
 use backup_agent::units::{count, human_bytes};
 
@@ -51,52 +52,8 @@ pub struct RestoreArgs {
     pub json: bool,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
-    /// Snapshot: its tag, the start of the tag's last part (`3f9a`), `latest`, or `latest~N`
-    /// (N before the latest)
-    #[arg(
-        value_name = "SNAPSHOT",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
-    pub which: Option<String>,
-    /// Whose `latest` (and whose tag suffix): a host as `backup list` shows it (default: this
-    /// machine)
-    #[arg(long, value_name = "NAME", conflicts_with = "all")]
-    pub host: Option<String>,
-    /// Download the remote copy and verify that, even when a local copy exists
-    #[arg(long)]
-    pub remote: bool,
-    /// Verify every snapshot, local and remote (one line each); exit 1 if any fails
-    #[arg(long)]
-    pub all: bool,
-    /// With --all: verify only N snapshots chosen at random
-    #[arg(long, value_name = "N", requires = "all", value_parser = clap::value_parser!(u64).range(1..))]
-    pub sample: Option<u64>,
-    /// Print the outcome as JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct RollbackArgs {
-    /// Roll back without asking (for scripts; without a terminal it is required)
-    #[arg(long)]
-    pub yes: bool,
-    /// Say what the rollback would put back and set aside, then stop
-    #[arg(long, conflicts_with_all = ["yes", "force"])]
-    pub dry_run: bool,
-    /// Swap even while another process has a live database open
-    #[arg(long)]
-    pub force: bool,
-    /// Print the outcome as JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
 #[derive(Serialize)]
-struct Checked<'a> {
+pub(super) struct Checked<'a> {
     tag: String,
     source: Source,
     created_at: chrono::DateTime<chrono::Utc>,
@@ -115,7 +72,7 @@ struct Checked<'a> {
 }
 
 impl<'a> Checked<'a> {
-    fn of(p: &'a Prepared) -> Checked<'a> {
+    pub(super) fn of(p: &'a Prepared) -> Checked<'a> {
         Checked {
             tag: p.tag.to_string(),
             source: p.source,
@@ -134,7 +91,7 @@ impl<'a> Checked<'a> {
 }
 
 /// Says on stderr that the remote copy stood in for a damaged local one; `done` ends the sentence.
-fn note_local_damaged(p: &Prepared, done: &str) {
+pub(super) fn note_local_damaged(p: &Prepared, done: &str) {
     if p.local_damaged {
         errln!(
             "backup: note: the local copy of {} is damaged; {done} (the next `backup run` repairs the local copy)",
@@ -144,7 +101,7 @@ fn note_local_damaged(p: &Prepared, done: &str) {
 }
 
 /// What the checks found, for people.
-fn describe(p: &Prepared) {
+pub(super) fn describe(p: &Prepared) {
     outln!(
         "snapshot {} (taken {} on {}, {} from the {} copy)",
         p.tag,
@@ -220,160 +177,6 @@ fn describe(p: &Prepared) {
             );
         }
     }
-}
-
-pub fn verify(
-    config: Option<&Path>,
-    args: &VerifyArgs,
-    progress: &dyn Progress,
-) -> Result<u8, Error> {
-    let config = crate::load_config_and_recover_restore(config)?;
-    let copies = if args.remote {
-        Copies::RemoteOnly
-    } else {
-        Copies::Any
-    };
-    let Some(which_text) = args.which.as_deref().filter(|_| !args.all) else {
-        return verify_all(&config, args, copies, progress);
-    };
-    let which = Which::parse(which_text)?;
-    let outcome = restore::verify(&config, &which, args.host.as_deref(), copies, progress);
-    let prepared = match outcome {
-        Ok(prepared) => {
-            for note in &prepared.notes {
-                errln!("backup: note: {note}");
-            }
-            prepared
-        }
-        // Under --json the binary prints the error object on stdout.
-        Err(e) => return Err(e),
-    };
-    note_local_damaged(&prepared, "verified the remote copy");
-    if args.json {
-        print_json(&verified_json(&prepared));
-    } else {
-        describe(&prepared);
-        outln!("verify passed: this snapshot restores");
-    }
-    crate::ok()
-}
-
-/// One snapshot that passed verify, as `--json` prints it.
-#[derive(Serialize)]
-struct Verified<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    checked: Checked<'a>,
-}
-
-/// What `backup verify --json` prints for a snapshot that passed.
-pub fn verified_json(prepared: &Prepared) -> serde_json::Value {
-    serde_json::to_value(Verified {
-        ok: true,
-        checked: Checked::of(prepared),
-    })
-    .expect("serializes")
-}
-
-/// One element of `backup verify --all --json`: the drill of a snapshot that passed, or why it
-/// failed.
-pub fn verify_outcome_json(
-    tag: &backup_agent::tag::Tag,
-    outcome: &Result<Prepared, Error>,
-) -> serde_json::Value {
-    match outcome {
-        Ok(prepared) => verified_json(prepared),
-        Err(e) => {
-            serde_json::json!({ "ok": false, "tag": tag.to_string(), "error": e.to_string() })
-        }
-    }
-}
-
-/// `verify --all`'s verdict: which snapshots were checked (for a message), the failure that
-/// makes it fail (ending with `why`: where the reasons are), and a note when the remote could
-/// not be listed.
-pub fn verify_all_verdict(
-    done: &restore::VerifiedAll,
-    why: &str,
-) -> (String, Option<Error>, Option<String>) {
-    let which = if done.checked < done.total {
-        format!(
-            "{} of {}, chosen at random,",
-            done.checked,
-            count(done.total, "snapshot", "snapshots")
-        )
-    } else {
-        count(done.checked, "snapshot", "snapshots")
-    };
-    let failed = (!done.failed.is_empty()).then(|| {
-        let names: Vec<String> = done.failed.iter().map(ToString::to_string).collect();
-        Error::Damaged(format!(
-            "{} of {which} failed verify: {}; {why}",
-            done.failed.len(),
-            names.join(", ")
-        ))
-    });
-    let note = done.remote_error.as_ref().map(|e| {
-        format!(
-            "note: cannot list the remote, so only the local snapshots were verified, not the copies only the remote holds: {e}"
-        )
-    });
-    (which, failed, note)
-}
-
-/// `verify --all [--sample N]`: one line (or one JSON object) per snapshot.
-fn verify_all(
-    config: &backup_agent::config::Config,
-    args: &VerifyArgs,
-    copies: Copies,
-    progress: &dyn Progress,
-) -> Result<u8, Error> {
-    let sample = args
-        .sample
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let mut outcomes = Vec::new();
-    let mut each = |tag: &backup_agent::tag::Tag, outcome: Result<Prepared, Error>| {
-        if !args.json {
-            match &outcome {
-                Ok(p) => outln!(
-                    "ok      {tag} ({} copy, {}, {}, {})",
-                    match p.source {
-                        Source::Local => "local",
-                        Source::Remote => "remote",
-                    },
-                    human_bytes(p.archive_size),
-                    count(p.databases.len(), "database", "databases"),
-                    count(p.files.len(), "file", "files")
-                ),
-                Err(e) => outln!("FAILED  {tag}: {e}"),
-            }
-        }
-        outcomes.push(verify_outcome_json(tag, &outcome));
-    };
-    let result = restore::verify_all(config, sample, copies, progress, &mut each);
-    let done = result?;
-    if args.json {
-        print_json(&outcomes);
-    }
-    let (which, failed, note) = verify_all_verdict(&done, "the lines above say why");
-    if let Some(note) = note {
-        errln!("backup: {note}");
-    }
-    if let Some(e) = failed {
-        if args.json {
-            // The array on stdout is the outcome, each failure in it; one JSON document only.
-            errln!("backup: error: {e}");
-            return Ok(exit::of_error(&e));
-        }
-        return Err(e);
-    }
-    if !args.json {
-        outln!("verify passed: all {which} restore");
-    }
-    if done.remote_error.is_some() {
-        return Ok(exit::REMOTE);
-    }
-    crate::ok()
 }
 
 /// What `backup restore --dry-run --json` prints for `plan`; a restore that went ahead prints
@@ -649,165 +452,9 @@ fn confirm(concerns: &[String], notes: &[String], json: bool) -> Result<bool, Er
     Ok(yes)
 }
 
-pub fn rollback(config: Option<&Path>, args: &RollbackArgs) -> Result<u8, Error> {
-    let config = crate::load_config_and_recover_restore(config)?;
-    if args.dry_run {
-        let preview = restore::preview_rollback(&config)?;
-        if args.json {
-            print_json(&rollback_preview_json(&preview));
-        } else {
-            outln!(
-                "the rollback {}; dry run: nothing was changed",
-                describe_rollback(&config, &preview)
-            );
-        }
-        return crate::ok();
-    }
-    if !args.yes && !confirm_rollback(&config)? {
-        if args.json {
-            print_json(&serde_json::json!({
-                "ok": false,
-                "error": "the rollback needs confirmation: run it again with --yes"
-            }));
-        }
-        return Ok(exit::UNCONFIRMED);
-    }
-    let report = restore::rollback(&config, args.force)?;
-    if args.json {
-        print_json(&rolled_back_json(&report));
-    } else {
-        let before = match &report.aside_dir {
-            Some(dir) => format!(
-                "the state before the rollback is in {} (`backup rollback` again swaps back)",
-                where_data_is(&config, dir, &report.data_in)
-            ),
-            None => "there was no live data to set aside".to_string(),
-        };
-        outln!(
-            "rolled back the restore of {}: {} put back; {before}",
-            report.tag.as_deref().unwrap_or("a snapshot"),
-            count(report.placed, "file", "files"),
-        );
-    }
-    crate::ok()
-}
-
-/// What `backup rollback --json` prints.
-pub fn rolled_back_json(report: &SwapReport) -> serde_json::Value {
-    #[derive(Serialize)]
-    struct Out<'a> {
-        ok: bool,
-        #[serde(flatten)]
-        report: &'a SwapReport,
-    }
-    serde_json::to_value(Out { ok: true, report }).expect("serializes")
-}
-
-/// What `backup rollback --dry-run --json` prints.
-pub fn rollback_preview_json(preview: &restore::RollbackPreview) -> serde_json::Value {
-    #[derive(Serialize)]
-    struct Out<'a> {
-        ok: bool,
-        dry_run: bool,
-        #[serde(flatten)]
-        preview: &'a restore::RollbackPreview,
-    }
-    serde_json::to_value(Out {
-        ok: true,
-        dry_run: true,
-        preview,
-    })
-    .expect("serializes")
-}
-
-/// Says what a rollback puts back and what it sets aside, and asks; without a terminal, refuses
-/// with what to do (a rollback replaces live data, so a script says `--yes`).
-fn confirm_rollback(config: &backup_agent::config::Config) -> Result<bool, Error> {
-    let preview = restore::preview_rollback(config)?;
-    let what = describe_rollback(config, &preview);
-    if !crate::term::can_ask() {
-        errln!(
-            "backup: error: the rollback {what}; nothing was changed: run it again with --yes to go ahead"
-        );
-        return Ok(false);
-    }
-    errln!("backup: the rollback {what}");
-    let yes = crate::term::ask("Roll back?")?;
-    if !yes {
-        errln!("backup: nothing was changed");
-    }
-    Ok(yes)
-}
-
-/// What a rollback puts back and sets aside, in words: "puts back … and sets aside …".
-fn describe_rollback(
-    config: &backup_agent::config::Config,
-    preview: &restore::RollbackPreview,
-) -> String {
-    // Up to three paths by name, then how many more.
-    let a_few = |paths: &[std::path::PathBuf]| {
-        let shown: Vec<String> = paths
-            .iter()
-            .take(3)
-            .map(|p| config.display_path(p))
-            .collect();
-        let more = paths.len().saturating_sub(shown.len());
-        format!(
-            "{}{}",
-            shown.join(", "),
-            if more > 0 {
-                format!(", and {more} more")
-            } else {
-                String::new()
-            }
-        )
-    };
-    let mut set_aside = if preview.live.is_empty() {
-        "sets nothing aside (no live file is there now)".to_string()
-    } else {
-        format!(
-            "sets aside the current {} ({}) into a new {}<time> folder",
-            count(preview.live.len(), "live file", "live files"),
-            a_few(&preview.live),
-            backup_agent::layout::ASIDE_PREFIX
-        )
-    };
-    if !preview.not_placed.is_empty() {
-        set_aside += &format!(
-            ", among them {} `{}` did not put there ({})",
-            preview.not_placed.len(),
-            preview.operation,
-            a_few(&preview.not_placed)
-        );
-    }
-    if !preview.changed_since.is_empty() {
-        set_aside += &format!(
-            ", and {} it left in place that changed since ({}), which before it held the snapshot's copy",
-            count(preview.changed_since.len(), "file", "files"),
-            a_few(&preview.changed_since)
-        );
-    }
-    if !preview.left_in_place.is_empty() {
-        set_aside += &format!(
-            "; it leaves {} in place (the same before and after `{}`)",
-            count(
-                preview.left_in_place.len(),
-                "unchanged file",
-                "unchanged files"
-            ),
-            preview.operation
-        );
-    }
-    format!(
-        "puts back {} (what `{}` set aside) and {set_aside}",
-        config.display_path(&preview.folder),
-        preview.operation
-    )
-}
-
 /// The aside folder as a message names it: with the hidden entry that holds the data (`.data`),
 /// since `ls` of the folder shows only its RESTORE.json.
-fn where_data_is(
+pub(super) fn where_data_is(
     config: &backup_agent::config::Config,
     aside_dir: &Path,
     data_in: &[std::path::PathBuf],

@@ -18,8 +18,9 @@ const JSON_DOC: &str = include_str!("../../docs/json.md");
 /// When the section or its example is missing or not JSON: a unit test reads every section the
 /// server uses.
 pub fn of_section(section: &str) -> Value {
-    let mut schema = of_example(&example(section), None);
-    schema["type"] = type_name(&example(section)).into();
+    let example = example(section);
+    let mut schema = of_example(&example, None);
+    schema["type"] = type_name(&example).into();
     schema
 }
 

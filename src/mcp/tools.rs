@@ -515,10 +515,10 @@ fn verify(input: VerifyInput, call: &Call) -> Result<Outcome, Error> {
             copies,
             call.progress,
             &mut |tag, outcome| {
-                outcomes.push(commands::restore::verify_outcome_json(tag, &outcome));
+                outcomes.push(commands::verify::verify_outcome_json(tag, &outcome));
             },
         )?;
-        let (_, failed, note) = commands::restore::verify_all_verdict(
+        let (_, failed, note) = commands::verify::verify_all_verdict(
             &done,
             "each one's `error` in `snapshots` says why",
         );
@@ -553,7 +553,7 @@ fn verify(input: VerifyInput, call: &Call) -> Result<Outcome, Error> {
         ));
     }
     Ok(Outcome::ok(
-        commands::restore::verified_json(&prepared),
+        commands::verify::verified_json(&prepared),
         lines,
     ))
 }
@@ -684,7 +684,7 @@ fn rollback(input: RollbackInput, call: &Call) -> Result<Outcome, Error> {
                 .to_string(),
         );
         return Ok(Outcome::ok(
-            commands::restore::rollback_preview_json(&preview),
+            commands::rollback::rollback_preview_json(&preview),
             lines,
         ));
     }
@@ -692,7 +692,7 @@ fn rollback(input: RollbackInput, call: &Call) -> Result<Outcome, Error> {
     check_not_cancelled(call, "the rollback")?;
     let report = restore::rollback(&config, false)?;
     Ok(Outcome::ok(
-        commands::restore::rolled_back_json(&report),
+        commands::rollback::rolled_back_json(&report),
         lines,
     ))
 }
